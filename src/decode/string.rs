@@ -1,0 +1,260 @@
+//! Length encoding (format §3.1), string encoding with integer and LZF forms (§3.2), and doubles (§3.3).
+
+use super::cursor::Cursor;
+use crate::error::{ErrorKind, Result};
+use crate::model::Elem;
+use std::borrow::Cow;
+
+/// LZF's largest expansion: a 3-byte back-reference expands to at most 264 bytes.
+pub(crate) const LZF_MAX_RATIO: u64 = 88;
+
+/// A length or, for `0b11xxxxxx` first bytes, a special string encoding kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Len {
+    Len(u64),
+    Encoded(u8),
+}
+
+#[inline]
+pub(crate) fn read_len_or_enc(c: &mut Cursor<'_>, what: &'static str) -> Result<Len> {
+    let b = c.read_u8(what)?;
+    match b >> 6 {
+        0 => Ok(Len::Len(u64::from(b & 0x3f))),
+        1 => {
+            let lo = c.read_u8(what)?;
+            Ok(Len::Len((u64::from(b & 0x3f) << 8) | u64::from(lo)))
+        }
+        2 => match b {
+            0x80 => Ok(Len::Len(u64::from(c.read_u32_be(what)?))),
+            0x81 => Ok(Len::Len(c.read_u64_be(what)?)),
+            _ => Err(c.err_at(c.pos() - 1, ErrorKind::BadLength(b))),
+        },
+        _ => Ok(Len::Encoded(b & 0x3f)),
+    }
+}
+
+/// Reads a plain length (the special string-encoding form is an error here).
+#[inline]
+pub(crate) fn read_len(c: &mut Cursor<'_>, what: &'static str) -> Result<u64> {
+    match read_len_or_enc(c, what)? {
+        Len::Len(n) => Ok(n),
+        Len::Encoded(k) => Err(c.err_at(c.pos() - 1, ErrorKind::BadLength(0xc0 | k))),
+    }
+}
+
+/// A count of items each taking at least `min_item_bytes`; checked against the remaining bytes so
+/// that nothing is ever sized by an unchecked count.
+#[inline]
+pub(crate) fn read_count(c: &mut Cursor<'_>, what: &'static str, min_item_bytes: u64) -> Result<u64> {
+    let n = read_len(c, what)?;
+    c.need(n.saturating_mul(min_item_bytes), what)?;
+    Ok(n)
+}
+
+/// An RDB string as stored: raw bytes, an integer, or LZF-compressed bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RdbString<'a> {
+    /// Verbatim bytes.
+    Raw(&'a [u8]),
+    /// An INT8/16/32-encoded string; its value is the decimal text.
+    Int(i64),
+    /// LZF-compressed bytes that decompress to `len` bytes; `offset` is where the string starts.
+    Lzf {
+        /// The compressed bytes.
+        data: &'a [u8],
+        /// The uncompressed length.
+        len: u64,
+        /// The absolute offset of the string in the input.
+        offset: u64,
+    },
+}
+
+impl<'a> RdbString<'a> {
+    /// The logical bytes, decompressing if needed.
+    pub fn to_bytes(self) -> Result<Cow<'a, [u8]>> {
+        match self {
+            RdbString::Raw(b) => Ok(Cow::Borrowed(b)),
+            RdbString::Int(i) => Ok(Cow::Owned(i.to_string().into_bytes())),
+            RdbString::Lzf { data, len, offset } => lzf_decompress(data, len, offset).map(Cow::Owned),
+        }
+    }
+
+    /// The logical value as an element (integers stay integers).
+    pub fn to_elem(self) -> Result<Elem<'a>> {
+        match self {
+            RdbString::Int(i) => Ok(Elem::Int(i)),
+            other => other.to_bytes().map(Elem::Bytes),
+        }
+    }
+
+    /// The length of the logical string.
+    pub fn len(&self) -> u64 {
+        match self {
+            RdbString::Raw(b) => b.len() as u64,
+            RdbString::Int(i) => Elem::Int(*i).len() as u64,
+            RdbString::Lzf { len, .. } => *len,
+        }
+    }
+
+    /// True for the empty string.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Decompresses LZF data that must expand to exactly `len` bytes. The output buffer is sized by
+/// `len` only after checking it against the format's maximum expansion of the input.
+pub(crate) fn lzf_decompress(data: &[u8], len: u64, offset: u64) -> Result<Vec<u8>> {
+    let err = |msg: String| crate::error::DecodeError::new(offset, ErrorKind::Lzf(msg));
+    if len > (data.len() as u64).saturating_mul(LZF_MAX_RATIO) {
+        return Err(err(format!(
+            "uncompressed length {len} is impossible for {} compressed bytes",
+            data.len()
+        )));
+    }
+    if len == 0 {
+        return Err(err("uncompressed length 0".into()));
+    }
+    let len = usize::try_from(len).map_err(|_| err("length overflows usize".into()))?;
+    match lzf::decompress(data, len) {
+        Ok(v) if v.len() == len => Ok(v),
+        Ok(v) => Err(err(format!("decompressed to {} bytes, expected {len}", v.len()))),
+        Err(e) => Err(err(format!("corrupt data ({e:?}), expected {len} bytes"))),
+    }
+}
+
+#[inline]
+pub(crate) fn read_string<'a>(c: &mut Cursor<'a>, what: &'static str) -> Result<RdbString<'a>> {
+    let start = c.offset();
+    match read_len_or_enc(c, what)? {
+        Len::Len(n) => Ok(RdbString::Raw(c.read_len_bytes(n, what)?)),
+        Len::Encoded(0) => Ok(RdbString::Int(i64::from(c.read_u8(what)? as i8))),
+        Len::Encoded(1) => Ok(RdbString::Int(i64::from(c.read_i16_le(what)?))),
+        Len::Encoded(2) => Ok(RdbString::Int(i64::from(c.read_i32_le(what)?))),
+        Len::Encoded(3) => {
+            let clen = read_len(c, "LZF compressed length")?;
+            let ulen = read_len(c, "LZF uncompressed length")?;
+            let data = c.read_len_bytes(clen, "LZF data")?;
+            Ok(RdbString::Lzf {
+                data,
+                len: ulen,
+                offset: start,
+            })
+        }
+        Len::Encoded(k) => Err(c.err_at(c.pos() - 1, ErrorKind::BadStringEncoding(k))),
+    }
+}
+
+/// Moves past a string without decompressing it.
+#[inline]
+pub(crate) fn skip_string(c: &mut Cursor<'_>, what: &'static str) -> Result<()> {
+    read_string(c, what).map(|_| ())
+}
+
+/// Reads a string and returns its logical bytes.
+#[inline]
+pub(crate) fn read_bytes<'a>(c: &mut Cursor<'a>, what: &'static str) -> Result<Cow<'a, [u8]>> {
+    read_string(c, what)?.to_bytes()
+}
+
+/// A text double (ZSET type 3): a length byte with 253/254/255 meaning NaN/+inf/-inf.
+pub(crate) fn read_text_double(c: &mut Cursor<'_>) -> Result<f64> {
+    let n = c.read_u8("text double length")?;
+    match n {
+        253 => Ok(f64::NAN),
+        254 => Ok(f64::INFINITY),
+        255 => Ok(f64::NEG_INFINITY),
+        _ => {
+            let at = c.pos();
+            let b = c.read_bytes(n as usize, "text double")?;
+            parse_double(b).ok_or_else(|| {
+                c.err_at(
+                    at,
+                    ErrorKind::Invalid {
+                        what: "text double",
+                        detail: format!("not a number: {}", crate::model::escape_bytes(b)),
+                    },
+                )
+            })
+        }
+    }
+}
+
+/// Skips a text double.
+pub(crate) fn skip_text_double(c: &mut Cursor<'_>) -> Result<()> {
+    let n = c.read_u8("text double length")?;
+    if n < 253 {
+        c.skip(u64::from(n), "text double")?;
+    }
+    Ok(())
+}
+
+/// Parses a double as `strtod` would for the texts Redis writes (`%.17g`, `inf`, `-inf`).
+pub(crate) fn parse_double(b: &[u8]) -> Option<f64> {
+    let s = std::str::from_utf8(b).ok()?;
+    s.parse::<f64>().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn len_of(bytes: &[u8]) -> Result<u64> {
+        read_len(&mut Cursor::new(bytes, 0), "len")
+    }
+
+    #[test]
+    fn length_forms_and_boundaries() {
+        assert_eq!(len_of(&[0x00]).unwrap(), 0);
+        assert_eq!(len_of(&[0x3f]).unwrap(), 63);
+        assert_eq!(len_of(&[0x40, 0x40]).unwrap(), 64);
+        assert_eq!(len_of(&[0x7f, 0xff]).unwrap(), 16383);
+        assert_eq!(len_of(&[0x80, 0, 0, 0x40, 0]).unwrap(), 16384);
+        assert_eq!(len_of(&[0x80, 0xff, 0xff, 0xff, 0xff]).unwrap(), u32::MAX as u64);
+        assert_eq!(len_of(&[0x81, 0, 0, 0, 1, 0, 0, 0, 0]).unwrap(), 1 << 32);
+        // non-minimal forms are accepted
+        assert_eq!(len_of(&[0x80, 0, 0, 0, 5]).unwrap(), 5);
+        assert!(matches!(len_of(&[0x82]).unwrap_err().kind(), ErrorKind::BadLength(0x82)));
+        assert!(matches!(len_of(&[0xc0]).unwrap_err().kind(), ErrorKind::BadLength(0xc0)));
+        assert!(len_of(&[0x80, 0]).unwrap_err().is_truncation());
+    }
+
+    fn string_of(bytes: &[u8]) -> Result<Vec<u8>> {
+        read_bytes(&mut Cursor::new(bytes, 0), "s").map(|c| c.into_owned())
+    }
+
+    #[test]
+    fn integer_strings_are_decimal() {
+        assert_eq!(string_of(&[0xc0, 0xf9]).unwrap(), b"-7");
+        assert_eq!(string_of(&[0xc1, 0x39, 0x30]).unwrap(), b"12345");
+        assert_eq!(string_of(&[0xc2, 0x00, 0x00, 0x00, 0x80]).unwrap(), b"-2147483648");
+        assert!(matches!(string_of(&[0xc4]).unwrap_err().kind(), ErrorKind::BadStringEncoding(4)));
+    }
+
+    #[test]
+    fn lzf_strings_decompress_and_check_length() {
+        let plain = b"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+        let comp = lzf::compress(plain).unwrap();
+        let mut bytes = vec![0xc3, comp.len() as u8, plain.len() as u8];
+        bytes.extend_from_slice(&comp);
+        assert_eq!(string_of(&bytes).unwrap(), plain);
+        // a wrong uncompressed length is an error, not a silently short string
+        bytes[2] = plain.len() as u8 - 1;
+        assert!(matches!(string_of(&bytes).unwrap_err().kind(), ErrorKind::Lzf(_)));
+        // an impossible expansion is refused before allocating
+        let huge = [0xc3, 0x01, 0x80, 0x7f, 0xff, 0xff, 0xff, 0x00];
+        assert!(matches!(string_of(&huge).unwrap_err().kind(), ErrorKind::Lzf(_)));
+    }
+
+    #[test]
+    fn text_doubles() {
+        let mut c = Cursor::new(&[3, b'1', b'.', b'5', 254, 255, 253, 4, b'1', b'e', b'2', b'0'], 0);
+        assert_eq!(read_text_double(&mut c).unwrap(), 1.5);
+        assert_eq!(read_text_double(&mut c).unwrap(), f64::INFINITY);
+        assert_eq!(read_text_double(&mut c).unwrap(), f64::NEG_INFINITY);
+        assert!(read_text_double(&mut c).unwrap().is_nan());
+        assert_eq!(read_text_double(&mut c).unwrap(), 1e20);
+        assert_eq!(parse_double(b"-inf"), Some(f64::NEG_INFINITY));
+        assert_eq!(parse_double(b"x"), None);
+    }
+}

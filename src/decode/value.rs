@@ -1,0 +1,375 @@
+//! Value layouts by type id (format §4): the cheap "skip" walk that finds where a value ends, and the
+//! typed decode of a value's raw bytes.
+
+use super::cursor::Cursor;
+use super::string::{read_count, read_len, read_string, read_text_double, skip_string, skip_text_double, RdbString};
+use super::{intset, listpack, module, stream, ziplist, zipmap};
+use crate::error::{DecodeError, ErrorKind, Result};
+use crate::model::{Elem, HashField, ModuleId, ModuleValue, Value, ValueType};
+
+/// Largest absolute field expiry Redis accepts (48 bits, `EB_EXPIRE_TIME_MAX`).
+const EB_EXPIRE_TIME_MAX: u64 = 0x0000_FFFF_FFFF_FFFF;
+
+/// How to read the ids whose meaning depends on who wrote the dump (22, 23).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct Dialect {
+    pub valkey: bool,
+}
+
+/// The logical type of a type id, or `None` when the id is unknown.
+pub(crate) fn value_type(t: u8, d: Dialect) -> Option<ValueType> {
+    Some(match t {
+        0 => ValueType::String,
+        1 | 10 | 14 | 18 => ValueType::List,
+        2 | 11 | 20 => ValueType::Set,
+        3 | 5 | 12 | 17 => ValueType::SortedSet,
+        4 | 9 | 13 | 16 | 24 | 25 => ValueType::Hash,
+        22 => ValueType::Hash,
+        23 if !d.valkey => ValueType::Hash,
+        15 | 19 | 21 | 26 => ValueType::Stream,
+        7 => ValueType::Module,
+        _ => return None,
+    })
+}
+
+/// The encoding name of a type id, as `rdbkit info` reports it.
+pub(crate) fn encoding_name(t: u8, d: Dialect) -> &'static str {
+    match t {
+        0 => "string",
+        1 => "linkedlist",
+        2 => "hashtable",
+        3 => "skiplist (text scores)",
+        4 => "hashtable",
+        5 => "skiplist",
+        7 => "module",
+        9 => "zipmap",
+        10 => "ziplist",
+        11 => "intset",
+        12 => "ziplist",
+        13 => "ziplist",
+        14 => "quicklist",
+        15 => "stream v1",
+        16 => "listpack",
+        17 => "listpack",
+        18 => "quicklist2",
+        19 => "stream v2",
+        20 => "listpack",
+        21 => "stream v3",
+        22 if d.valkey => "hashtable with field TTLs (Valkey)",
+        22 => "hashtable with field TTLs (7.4 RC)",
+        23 => "listpack with field TTLs (7.4 RC)",
+        24 => "hashtable with field TTLs",
+        25 => "listpack with field TTLs",
+        26 => "stream v4 (IDMP)",
+        _ => "unknown",
+    }
+}
+
+/// Moves `c` past a value of type `t` without decoding nested blobs. This is what finds the raw
+/// span of every entry, so it only reads headers and lengths.
+pub(crate) fn skip_value(c: &mut Cursor<'_>, t: u8, d: Dialect) -> Result<()> {
+    match t {
+        0 | 9 | 10 | 11 | 12 | 13 | 16 | 17 | 20 => skip_string(c, "value"),
+        23 if !d.valkey => skip_string(c, "value"),
+        1 | 2 => {
+            let n = read_count(c, "element count", 1)?;
+            for _ in 0..n {
+                skip_string(c, "element")?;
+            }
+            Ok(())
+        }
+        3 => {
+            let n = read_count(c, "zset size", 2)?;
+            for _ in 0..n {
+                skip_string(c, "zset member")?;
+                skip_text_double(c)?;
+            }
+            Ok(())
+        }
+        4 => {
+            let n = read_count(c, "hash size", 2)?;
+            for _ in 0..2 * n {
+                skip_string(c, "hash field or value")?;
+            }
+            Ok(())
+        }
+        5 => {
+            let n = read_count(c, "zset size", 9)?;
+            for _ in 0..n {
+                skip_string(c, "zset member")?;
+                c.skip(8, "zset score")?;
+            }
+            Ok(())
+        }
+        7 => {
+            read_len(c, "module type id")?;
+            module::skip_opcodes(c)
+        }
+        14 => {
+            let n = read_count(c, "quicklist node count", 1)?;
+            for _ in 0..n {
+                skip_string(c, "quicklist node")?;
+            }
+            Ok(())
+        }
+        18 => {
+            let n = read_count(c, "quicklist node count", 2)?;
+            for _ in 0..n {
+                read_len(c, "quicklist container")?;
+                skip_string(c, "quicklist node")?;
+            }
+            Ok(())
+        }
+        15 | 19 | 21 | 26 => stream::parse(c, t, false).map(|_| ()),
+        22 if d.valkey => {
+            let n = read_count(c, "hash size", 10)?;
+            for _ in 0..n {
+                skip_string(c, "hash field")?;
+                skip_string(c, "hash value")?;
+                c.skip(8, "field expiry")?;
+            }
+            Ok(())
+        }
+        22 | 24 => {
+            if t == 24 {
+                c.skip(8, "hash min expire")?;
+            }
+            let n = read_count(c, "hash size", 3)?;
+            for _ in 0..n {
+                read_len(c, "field ttl")?;
+                skip_string(c, "hash field")?;
+                skip_string(c, "hash value")?;
+            }
+            Ok(())
+        }
+        25 => {
+            c.skip(8, "hash min expire")?;
+            skip_string(c, "value")
+        }
+        _ => Err(c.err(ErrorKind::UnknownOpcode { byte: t, note: "" })),
+    }
+}
+
+/// Walks the blob stored as the RDB string at `c` with `$walk`, collecting elements. Borrowed
+/// blobs yield borrowed elements; LZF blobs are decompressed and their elements owned.
+macro_rules! blob_elems {
+    ($c:expr, $walk:path, $what:expr) => {{
+        let c: &mut Cursor<'a> = $c;
+        let at = c.offset();
+        let s = read_string(c, $what)?;
+        let mut out: Vec<Elem<'a>> = Vec::new();
+        match s {
+            RdbString::Raw(b) => {
+                let base = c.offset() - b.len() as u64;
+                $walk(&mut Cursor::blob(b, base), &mut |e| {
+                    out.push(e);
+                    Ok(())
+                })?;
+            }
+            RdbString::Lzf { .. } => {
+                let owned = s.to_bytes()?;
+                $walk(&mut Cursor::lzf_blob(&owned, at), &mut |e: Elem<'_>| {
+                    out.push(e.into_owned());
+                    Ok(())
+                })?;
+            }
+            RdbString::Int(_) => return Err(DecodeError::invalid(at, $what, "blob is an integer-encoded string")),
+        }
+        out
+    }};
+}
+
+fn score_of(e: &Elem<'_>, at: u64) -> Result<f64> {
+    let v = match e {
+        Elem::Int(i) => *i as f64,
+        Elem::Bytes(b) => super::string::parse_double(b)
+            .ok_or_else(|| DecodeError::invalid(at, "zset score", format!("not a number: {}", crate::model::escape_bytes(b))))?,
+    };
+    if v.is_nan() {
+        return Err(DecodeError::invalid(at, "zset score", "NaN score"));
+    }
+    Ok(v)
+}
+
+fn pairs<'a>(elems: Vec<Elem<'a>>, at: u64, what: &'static str) -> Result<impl Iterator<Item = (Elem<'a>, Elem<'a>)>> {
+    if elems.len() % 2 != 0 {
+        return Err(DecodeError::invalid(at, what, format!("{} elements, expected pairs", elems.len())));
+    }
+    let mut it = elems.into_iter();
+    Ok(std::iter::from_fn(move || Some((it.next()?, it.next()?))))
+}
+
+fn field_expiry(ttl: u64, at: u64) -> Result<Option<i64>> {
+    if ttl > EB_EXPIRE_TIME_MAX {
+        return Err(DecodeError::invalid(at, "hash field TTL", format!("{ttl} exceeds the 48-bit maximum")));
+    }
+    Ok(Some(ttl as i64))
+}
+
+/// Decodes the value bytes `raw` (of type `t`, found at absolute `offset`) into a typed value.
+pub(crate) fn decode_value<'a>(t: u8, raw: &'a [u8], offset: u64, d: Dialect) -> Result<Value<'a>> {
+    let mut cur = Cursor::blob(raw, offset);
+    let c = &mut cur;
+    let at = offset;
+    let v = match t {
+        0 => Value::String(read_string(c, "string value")?.to_elem()?),
+        1 | 2 => {
+            let n = read_count(c, "element count", 1)?;
+            let mut v = Vec::with_capacity(n as usize);
+            for _ in 0..n {
+                v.push(read_string(c, "element")?.to_elem()?);
+            }
+            if t == 1 {
+                Value::List(v)
+            } else {
+                Value::Set(v)
+            }
+        }
+        3 | 5 => {
+            let n = read_count(c, "zset size", 2)?;
+            let mut v = Vec::with_capacity(n as usize);
+            for _ in 0..n {
+                let m = read_string(c, "zset member")?.to_elem()?;
+                let score_at = c.offset();
+                let s = if t == 3 { read_text_double(c)? } else { c.read_f64_le("zset score")? };
+                if s.is_nan() {
+                    return Err(DecodeError::invalid(score_at, "zset score", "NaN score"));
+                }
+                v.push((m, s));
+            }
+            Value::SortedSet(v)
+        }
+        4 => {
+            let n = read_count(c, "hash size", 2)?;
+            let mut v = Vec::with_capacity(n as usize);
+            for _ in 0..n {
+                let field = read_string(c, "hash field")?.to_elem()?;
+                let value = read_string(c, "hash value")?.to_elem()?;
+                v.push(HashField { field, value, expire_ms: None });
+            }
+            Value::Hash(v)
+        }
+        7 => {
+            let id = ModuleId(read_len(c, "module type id")?);
+            let start = c.pos();
+            module::skip_opcodes(c)?;
+            Value::Module(ModuleValue { id, body: c.since(start) })
+        }
+        9 | 13 | 16 => {
+            let elems = match t {
+                9 => blob_elems!(c, zipmap::walk, "zipmap"),
+                13 => blob_elems!(c, ziplist::walk, "ziplist"),
+                _ => blob_elems!(c, listpack::walk, "listpack"),
+            };
+            let v = pairs(elems, at, "hash")?
+                .map(|(field, value)| HashField { field, value, expire_ms: None })
+                .collect();
+            Value::Hash(v)
+        }
+        10 => Value::List(blob_elems!(c, ziplist::walk, "ziplist")),
+        11 => Value::Set(blob_elems!(c, intset::walk, "intset")),
+        20 => Value::Set(blob_elems!(c, listpack::walk, "listpack")),
+        12 | 17 => {
+            let elems = if t == 12 {
+                blob_elems!(c, ziplist::walk, "ziplist")
+            } else {
+                blob_elems!(c, listpack::walk, "listpack")
+            };
+            let mut v = Vec::with_capacity(elems.len() / 2);
+            for (m, s) in pairs(elems, at, "zset")? {
+                v.push((m, score_of(&s, at)?));
+            }
+            Value::SortedSet(v)
+        }
+        14 => {
+            let n = read_count(c, "quicklist node count", 1)?;
+            let mut v = Vec::new();
+            for _ in 0..n {
+                v.extend(blob_elems!(c, ziplist::walk, "quicklist ziplist node"));
+            }
+            Value::List(v)
+        }
+        18 => {
+            let n = read_count(c, "quicklist node count", 2)?;
+            let mut v = Vec::new();
+            for _ in 0..n {
+                let cat = c.offset();
+                match read_len(c, "quicklist container")? {
+                    1 => {
+                        let s = read_string(c, "quicklist plain node")?;
+                        if s.is_empty() {
+                            return Err(DecodeError::invalid(cat, "quicklist", "empty plain node"));
+                        }
+                        v.push(s.to_elem()?);
+                    }
+                    2 => v.extend(blob_elems!(c, listpack::walk, "quicklist listpack node")),
+                    k => return Err(DecodeError::invalid(cat, "quicklist", format!("container {k} is neither 1 (plain) nor 2 (packed)"))),
+                }
+            }
+            Value::List(v)
+        }
+        15 | 19 | 21 | 26 => Value::Stream(Box::new(stream::parse(c, t, true)?)),
+        22 if d.valkey => {
+            let n = read_count(c, "hash size", 10)?;
+            let mut v = Vec::with_capacity(n as usize);
+            for _ in 0..n {
+                let field = read_string(c, "hash field")?.to_elem()?;
+                let value = read_string(c, "hash value")?.to_elem()?;
+                let e = c.read_i64_le("field expiry")?;
+                v.push(HashField { field, value, expire_ms: (e != -1).then_some(e) });
+            }
+            Value::Hash(v)
+        }
+        22 | 24 => {
+            let min = if t == 24 {
+                let m = c.read_u64_le("hash min expire")?;
+                if m > EB_EXPIRE_TIME_MAX {
+                    return Err(c.invalid("hash min expire", format!("{m} exceeds the 48-bit maximum")));
+                }
+                m
+            } else {
+                0
+            };
+            let n = read_count(c, "hash size", 3)?;
+            let mut v = Vec::with_capacity(n as usize);
+            for _ in 0..n {
+                let tat = c.offset();
+                let ttl = read_len(c, "field ttl")?;
+                let field = read_string(c, "hash field")?.to_elem()?;
+                let value = read_string(c, "hash value")?.to_elem()?;
+                let expire_ms = match ttl {
+                    0 => None,
+                    t24 if t == 24 => field_expiry(t24.saturating_add(min) - 1, tat)?,
+                    abs => field_expiry(abs, tat)?,
+                };
+                v.push(HashField { field, value, expire_ms });
+            }
+            Value::Hash(v)
+        }
+        23 | 25 => {
+            if t == 25 {
+                c.skip(8, "hash min expire")?;
+            }
+            let elems = blob_elems!(c, listpack::walk, "listpack");
+            if elems.len() % 3 != 0 {
+                return Err(DecodeError::invalid(at, "hash listpack", format!("{} elements, expected triples", elems.len())));
+            }
+            let mut v = Vec::with_capacity(elems.len() / 3);
+            let mut it = elems.into_iter();
+            while let (Some(field), Some(value), Some(ttl)) = (it.next(), it.next(), it.next()) {
+                let expire_ms = match ttl {
+                    Elem::Int(0) => None,
+                    Elem::Int(ms) if ms > 0 => field_expiry(ms as u64, at)?,
+                    other => return Err(DecodeError::invalid(at, "hash field TTL", format!("bad TTL element {other:?}"))),
+                };
+                v.push(HashField { field, value, expire_ms });
+            }
+            Value::Hash(v)
+        }
+        _ => return Err(c.err(ErrorKind::UnknownOpcode { byte: t, note: "" })),
+    };
+    if !c.is_empty() {
+        return Err(c.invalid("value", format!("{} unread bytes after the value", c.remaining())));
+    }
+    Ok(v)
+}

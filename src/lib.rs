@@ -1,0 +1,61 @@
+//! # rdbkit
+//!
+//! Decode, inspect, export and replay Redis / Valkey / Redis Enterprise RDB dumps.
+//!
+//! The [`Decoder`] walks a dump held in memory (usually a memory map, see [`source`]) and yields
+//! [`Item`]s one at a time without materialising the dump. Key records come as [`Entry`]s that carry
+//! the exact bytes of the serialized value (for byte-exact `RESTORE` payloads, see [`payload`]) and
+//! decode into a typed [`Value`] on demand.
+//!
+//! ```
+//! use rdbkit::{Decoder, Item, Value};
+//! let dump = rdbkit::testing::tiny_dump();
+//! for item in Decoder::new(&dump) {
+//!     if let Item::Entry(entry) = item? {
+//!         if let Value::String(s) = entry.value()? {
+//!             println!("{} = {}", String::from_utf8_lossy(&entry.key), String::from_utf8_lossy(&s.to_bytes()));
+//!         }
+//!     }
+//! }
+//! # Ok::<(), rdbkit::DecodeError>(())
+//! ```
+#![deny(missing_docs)]
+#![deny(unsafe_code)]
+
+pub mod decode;
+pub mod error;
+pub mod model;
+pub mod payload;
+pub mod source;
+pub mod write;
+
+pub use decode::{crc64, Decoder};
+pub use error::{DecodeError, ErrorKind};
+pub use model::{
+    Checksum, Consumer, ConsumerGroup, Elem, Entry, HashField, Item, Magic, ModuleId, ModuleValue, PendingEntry,
+    Producer, Stream, StreamEntry, StreamId, Value, ValueType,
+};
+
+/// Small fixtures for examples and tests.
+#[doc(hidden)]
+pub mod testing {
+    /// A one-key RDB 12 dump: `greeting` = `hello`.
+    pub fn tiny_dump() -> Vec<u8> {
+        let mut w = crate::write::RdbWriter::new(12);
+        w.aux(b"redis-ver", b"8.2.3").select_db(0).resize_db(1, 0);
+        w.string_key(b"greeting", b"hello", None);
+        w.finish()
+    }
+}
+
+#[cfg(test)]
+mod oibits {
+    fn assert_send_sync<T: Send + Sync>() {}
+    #[test]
+    fn public_types_are_send_and_sync() {
+        assert_send_sync::<crate::Decoder<'static>>();
+        assert_send_sync::<crate::Entry<'static>>();
+        assert_send_sync::<crate::Item<'static>>();
+        assert_send_sync::<crate::DecodeError>();
+    }
+}
