@@ -9,9 +9,9 @@ OUT/NAME, and stop the server by pid. Then load the copy into a fresh server of 
 can read it and check that the digest and keyspace come back unchanged. The results go to
 OUT/MANIFEST.tsv (one row per dump). Standard library only: it speaks RESP itself.
 
-Data is deterministic (random.Random seeded with the dump name; stream IDs are explicit). Only
-TTL timestamps (now + N days), LRU/LFU counters and AUX fields (ctime, used-mem) differ between
-runs, and DEBUG DIGEST covers none of them, so the recorded digests are stable.
+Data is deterministic (random.Random seeded with the dump name; stream IDs are explicit; TTLs are
+fixed dates in 2100). Only LRU/LFU counters, stream consumer times and AUX fields (ctime, used-mem)
+differ between runs, and DEBUG DIGEST covers none of them, so the recorded digests are stable.
 """
 
 import argparse
@@ -28,7 +28,10 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 RDB_VERSION = {"6.2": 9, "7.0": 10, "8.2": 12}
-DAY_MS = 86_400_000
+# Fixed far-future expiry times (2100-01-01 UTC), so the dumps never go stale and the bytes of a
+# key's TTL do not depend on when they were generated.
+EXPIRE_AT_MS = 4_102_444_800_000
+FIELD_EXPIRE_AT_MS = EXPIRE_AT_MS + 86_400_000
 
 
 class RespError(Exception):
@@ -216,7 +219,7 @@ def fill_hashes(c, version, rng):
     c.call("HSET", "hash:big", *fields)
     c.call("HSET", "hash:longval", "k", "V" * 100)  # value > 64 bytes: hashtable
     if version == "8.2":
-        at = int(time.time() * 1000) + 10 * DAY_MS
+        at = FIELD_EXPIRE_AT_MS
         # listpack with field TTLs (type 25): 2 of 4 fields expire
         c.call("HSET", "hash:ttl-small", "a", "1", "b", "2", "c", "3", "d", "4")
         c.call("HPEXPIREAT", "hash:ttl-small", at, "FIELDS", 2, "a", "c")
@@ -255,7 +258,7 @@ def fill_streams(c):
 
 
 def fill_ttls(c):
-    at = int(time.time() * 1000) + 30 * DAY_MS
+    at = EXPIRE_AT_MS
     c.call("SET", "ttl:str", "expires")
     c.call("RPUSH", "ttl:list", "a", "b")
     c.call("HSET", "ttl:hash", "f", "v")
@@ -267,7 +270,7 @@ def fill_ttls(c):
 
 
 def fill_other_dbs(c, dbs=(1, 3)):
-    at = int(time.time() * 1000) + 30 * DAY_MS
+    at = EXPIRE_AT_MS
     for db in dbs:
         c.call("SELECT", db)
         c.call("SET", f"db{db}:str", f"in db {db}")
@@ -343,7 +346,7 @@ def fill_cluster(c, version, rng):
     for k in ("{user1}:name", "{user1}:age", "foo", "bar", "hello"):  # 4 distinct slots
         c.call("SET", k, k.upper())
     c.call("HSET", "{user1}:profile", "city", "Paris")
-    c.call("EXPIRE", "hello", 30 * 86400)
+    c.call("PEXPIREAT", "hello", EXPIRE_AT_MS)
 
 
 # name, producing version, extra server args, fill function, needs FalkorDB to load

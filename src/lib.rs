@@ -24,7 +24,9 @@
 
 pub mod decode;
 pub mod error;
+pub mod filter;
 pub mod model;
+pub mod output;
 pub mod payload;
 pub mod source;
 pub mod write;
@@ -32,8 +34,8 @@ pub mod write;
 pub use decode::{crc64, Decoder};
 pub use error::{DecodeError, ErrorKind};
 pub use model::{
-    Checksum, Consumer, ConsumerGroup, Elem, Entry, HashField, Item, Magic, ModuleId, ModuleValue, PendingEntry,
-    Producer, Stream, StreamEntry, StreamId, Value, ValueType,
+    Checksum, Consumer, ConsumerGroup, Elem, Entry, HashField, IdmpProducer, Item, Magic, ModuleId,
+    ModuleValue, PendingEntry, Producer, Stream, StreamEntry, StreamId, Value, ValueType,
 };
 
 /// Small fixtures for examples and tests.

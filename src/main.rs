@@ -1,1 +1,38 @@
-fn main() {}
+//! The `rdbkit` binary. Exit codes: 0 success, 1 decode or runtime error (message on stderr), 2 usage.
+
+mod cli;
+
+use clap::Parser;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let args = match cli::Cli::try_parse() {
+        Ok(a) => a,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    let res = match &args.command {
+        cli::Command::Info(a) => cli::info::run(a),
+        cli::Command::Export(a) => cli::export::run(a),
+    };
+    match res {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // a closed pipe (`rdbkit export … | head`) is not a failure
+            if e.chain().any(|c| {
+                c.downcast_ref::<std::io::Error>()
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            }) {
+                return ExitCode::SUCCESS;
+            }
+            eprintln!("rdbkit: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}

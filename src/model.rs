@@ -74,7 +74,7 @@ impl<'a> Elem<'a> {
             Elem::Bytes(b) => out.extend_from_slice(b),
             Elem::Int(i) => {
                 let mut buf = itoa_buf(*i);
-                out.extend_from_slice(buf.as_bytes_mut());
+                out.extend_from_slice(buf.as_slice());
             }
         }
     }
@@ -114,7 +114,7 @@ pub(crate) struct ItoaBuf {
 }
 
 impl ItoaBuf {
-    fn as_bytes_mut(&mut self) -> &[u8] {
+    pub(crate) fn as_slice(&mut self) -> &[u8] {
         &self.buf[20 - self.len..]
     }
 }
@@ -221,12 +221,21 @@ pub struct StreamIdmp<'a> {
     pub duration: u64,
     /// IDMP-MAXSIZE.
     pub max_entries: u64,
-    /// Producers: (pid, [(iid, id)]).
-    pub producers: Vec<(Cow<'a, [u8]>, Vec<(Cow<'a, [u8]>, StreamId)>)>,
+    /// Producers in file order.
+    pub producers: Vec<IdmpProducer<'a>>,
     /// All-time count of iids added.
     pub iids_added: u64,
     /// All-time count of duplicate iids.
     pub iids_duplicates: u64,
+}
+
+/// One IDMP producer and its recorded (iid, entry ID) pairs.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct IdmpProducer<'a> {
+    /// Producer id.
+    pub pid: Cow<'a, [u8]>,
+    /// Idempotency ids with the stream entry each produced, in insertion order.
+    pub entries: Vec<(Cow<'a, [u8]>, StreamId)>,
 }
 
 /// A decoded stream.
@@ -314,9 +323,14 @@ impl Value<'_> {
         }
     }
 
-    /// True for an empty collection.
+    /// True for a list, set, sorted set or hash without elements: Redis skips such keys on load and
+    /// no command can create them. Strings, streams (an empty stream is a valid key) and module
+    /// values are never empty in this sense.
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        match self {
+            Value::String(_) | Value::Module(_) | Value::Stream(_) => false,
+            _ => self.len() == 0,
+        }
     }
 }
 

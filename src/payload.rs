@@ -102,10 +102,23 @@ mod tests {
 
     #[test]
     fn format_doc_vectors() {
-        let hex = |s: &str| s.split(' ').map(|b| u8::from_str_radix(b, 16).unwrap()).collect::<Vec<_>>();
-        assert_eq!(build(None, 0, &hex("c0 0a"), 9), hex("00 c0 0a 09 00 be 6d 06 89 5a 28 00 0a"));
-        assert_eq!(build(None, 0, b"\x03bar", 11), hex("00 03 62 61 72 0b 00 8f 61 f4 13 13 f9 14 9e"));
-        assert_eq!(build(None, 0, b"\x03bar", 80), hex("00 03 62 61 72 50 00 29 94 80 f1 70 34 9a e3"));
+        let hex = |s: &str| {
+            s.split(' ')
+                .map(|b| u8::from_str_radix(b, 16).unwrap())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            build(None, 0, &hex("c0 0a"), 9),
+            hex("00 c0 0a 09 00 be 6d 06 89 5a 28 00 0a")
+        );
+        assert_eq!(
+            build(None, 0, b"\x03bar", 11),
+            hex("00 03 62 61 72 0b 00 8f 61 f4 13 13 f9 14 9e")
+        );
+        assert_eq!(
+            build(None, 0, b"\x03bar", 80),
+            hex("00 03 62 61 72 50 00 29 94 80 f1 70 34 9a e3")
+        );
         let h = hex("10 0c 0c 00 00 00 02 00 81 61 02 01 01 ff 0b 00 ed 79 2e 9b 57 88 0d 52");
         assert_eq!(build(None, 0x10, &h[1..h.len() - 10], 11), h);
         match decode(&h).unwrap() {
@@ -119,7 +132,10 @@ mod tests {
         let mut p = build(None, 0, b"\x03bar", 12);
         assert!(verify(&p).is_ok());
         p[2] ^= 1;
-        assert!(matches!(verify(&p).unwrap_err().kind(), ErrorKind::ChecksumMismatch { .. }));
+        assert!(matches!(
+            verify(&p).unwrap_err().kind(),
+            ErrorKind::ChecksumMismatch { .. }
+        ));
         assert!(verify(&p[..5]).is_err());
     }
 

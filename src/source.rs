@@ -164,7 +164,9 @@ impl<R: Read> StreamDecoder<R> {
         if let Item::Eof { checksum, offset } = &mut item {
             let body_end = (*offset - self.base) as usize + 1;
             let (crc, buf) = (self.crc, &self.buf);
-            match check_trailer(*checksum, self.verify, *offset + 1, || crc64(crc, &buf[..body_end])) {
+            match check_trailer(*checksum, self.verify, *offset + 1, || {
+                crc64(crc, &buf[..body_end])
+            }) {
                 Ok(c) => *checksum = c,
                 Err(e) => {
                     self.failed = true;
@@ -224,9 +226,9 @@ impl Input {
             let n = file.read(&mut magic)?;
             if n == 2 && magic == [0x1f, 0x8b] {
                 let file = File::open(path)?;
-                return Ok(Input::Stream(Box::new(flate2::read::MultiGzDecoder::new(io::BufReader::new(
-                    file,
-                )))));
+                return Ok(Input::Stream(Box::new(flate2::read::MultiGzDecoder::new(
+                    io::BufReader::new(file),
+                ))));
             }
             if meta.len() == 0 {
                 return Ok(Input::Bytes(Vec::new()));
@@ -242,7 +244,9 @@ impl Input {
     /// A streamed input that sniffs the gzip magic.
     pub fn from_reader(r: Box<dyn Read + Send>) -> Input {
         let mut r = io::BufReader::with_capacity(READ_CHUNK, r);
-        let is_gz = io::BufRead::fill_buf(&mut r).map(|b| b.starts_with(&[0x1f, 0x8b])).unwrap_or(false);
+        let is_gz = io::BufRead::fill_buf(&mut r)
+            .map(|b| b.starts_with(&[0x1f, 0x8b]))
+            .unwrap_or(false);
         if is_gz {
             Input::Stream(Box::new(flate2::read::MultiGzDecoder::new(r)))
         } else {
@@ -260,12 +264,12 @@ impl Input {
     }
 
     /// Decodes the input, calling `f` with each item and the byte position after it. Stops at the
-    /// first decode error or when `f` fails.
+    /// first decode error or when `f` fails. Returns who wrote the dump.
     pub fn decode<E: From<DecodeError>>(
         self,
         verify_checksum: bool,
         mut f: impl FnMut(Item<'_>, u64) -> Result<(), E>,
-    ) -> Result<(), E> {
+    ) -> Result<Producer, E> {
         match self {
             Input::Mapped(m) => decode_slice(&m, verify_checksum, f),
             Input::Bytes(b) => decode_slice(&b, verify_checksum, f),
@@ -274,7 +278,7 @@ impl Input {
                 while let Some((item, pos)) = d.next_with_position()? {
                     f(item, pos)?;
                 }
-                Ok(())
+                Ok(d.producer())
             }
         }
     }
@@ -284,10 +288,10 @@ fn decode_slice<E: From<DecodeError>>(
     data: &[u8],
     verify: bool,
     mut f: impl FnMut(Item<'_>, u64) -> Result<(), E>,
-) -> Result<(), E> {
+) -> Result<Producer, E> {
     let mut d = Decoder::new(data).verify_checksum(verify);
     while let Some(item) = d.next_item()? {
         f(item, d.position())?;
     }
-    Ok(())
+    Ok(d.producer())
 }

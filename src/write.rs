@@ -106,7 +106,13 @@ impl RdbWriter {
     }
 
     /// A key record with an already serialized value (`raw` as in [`Entry::raw`]).
-    pub fn raw_key(&mut self, key: &[u8], type_id: u8, raw: &[u8], expire_ms: Option<i64>) -> &mut Self {
+    pub fn raw_key(
+        &mut self,
+        key: &[u8],
+        type_id: u8,
+        raw: &[u8],
+        expire_ms: Option<i64>,
+    ) -> &mut Self {
         self.prefixes(expire_ms, None, None);
         self.buf.push(type_id);
         put_string(&mut self.buf, key);

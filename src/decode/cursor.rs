@@ -243,7 +243,9 @@ mod tests {
         let e = c.read_u32_le("thing").unwrap_err();
         assert_eq!(e.offset(), 102);
         assert!(e.is_truncation());
-        assert!(e.to_string().contains("thing: needs 4 bytes but only 1 remain"));
+        assert!(e
+            .to_string()
+            .contains("thing: needs 4 bytes but only 1 remain"));
     }
 
     #[test]
@@ -258,6 +260,13 @@ mod tests {
     fn huge_lengths_are_rejected_before_use() {
         let mut c = Cursor::new(&[0; 4], 0);
         let e = c.read_len_bytes(u64::MAX, "string").unwrap_err();
-        assert!(matches!(e.kind(), ErrorKind::LengthPastEnd { len: u64::MAX, remaining: 4, .. }));
+        assert!(matches!(
+            e.kind(),
+            ErrorKind::LengthPastEnd {
+                len: u64::MAX,
+                remaining: 4,
+                ..
+            }
+        ));
     }
 }

@@ -8,7 +8,10 @@ use crate::model::Elem;
 const WHAT: &str = "intset";
 
 /// Walks every member of the intset in `c`, calling `f`. Returns the number of members.
-pub(crate) fn walk<'b>(c: &mut Cursor<'b>, f: &mut impl FnMut(Elem<'b>) -> Result<()>) -> Result<usize> {
+pub(crate) fn walk<'b>(
+    c: &mut Cursor<'b>,
+    f: &mut impl FnMut(Elem<'b>) -> Result<()>,
+) -> Result<usize> {
     let enc = c.read_u32_le("intset encoding")?;
     let len = c.read_u32_le("intset length")?;
     if !matches!(enc, 2 | 4 | 8) {
@@ -16,7 +19,13 @@ pub(crate) fn walk<'b>(c: &mut Cursor<'b>, f: &mut impl FnMut(Elem<'b>) -> Resul
     }
     let body = u64::from(len) * u64::from(enc);
     if body != c.remaining() as u64 {
-        return Err(c.invalid(WHAT, format!("{len} members of {enc} bytes need {body} bytes, blob has {}", c.remaining())));
+        return Err(c.invalid(
+            WHAT,
+            format!(
+                "{len} members of {enc} bytes need {body} bytes, blob has {}",
+                c.remaining()
+            ),
+        ));
     }
     if len == 0 {
         return Err(c.invalid(WHAT, "empty intset"));
@@ -64,18 +73,33 @@ pub(crate) mod tests {
 
     #[test]
     fn all_widths() {
-        assert_eq!(decode(&build(2, &[-32768, 0, 32767])).unwrap(), vec![-32768, 0, 32767]);
-        assert_eq!(decode(&build(4, &[i32::MIN as i64, 1])).unwrap(), vec![i32::MIN as i64, 1]);
-        assert_eq!(decode(&build(8, &[i64::MIN, i64::MAX])).unwrap(), vec![i64::MIN, i64::MAX]);
+        assert_eq!(
+            decode(&build(2, &[-32768, 0, 32767])).unwrap(),
+            vec![-32768, 0, 32767]
+        );
+        assert_eq!(
+            decode(&build(4, &[i32::MIN as i64, 1])).unwrap(),
+            vec![i32::MIN as i64, 1]
+        );
+        assert_eq!(
+            decode(&build(8, &[i64::MIN, i64::MAX])).unwrap(),
+            vec![i64::MIN, i64::MAX]
+        );
     }
 
     #[test]
     fn rejects_bad_sets() {
         assert!(decode(&build(3, &[1])).is_err());
-        assert!(decode(&build(2, &[2, 1])).unwrap_err().to_string().contains("strictly increasing"));
+        assert!(decode(&build(2, &[2, 1]))
+            .unwrap_err()
+            .to_string()
+            .contains("strictly increasing"));
         assert!(decode(&build(2, &[])).is_err());
         let mut b = build(2, &[1, 2]);
         b[4] = 200; // length far beyond the blob
-        assert!(decode(&b).unwrap_err().to_string().contains("need 400 bytes"));
+        assert!(decode(&b)
+            .unwrap_err()
+            .to_string()
+            .contains("need 400 bytes"));
     }
 }

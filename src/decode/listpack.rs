@@ -12,12 +12,18 @@ const WHAT: &str = "listpack";
 
 /// Walks every element of the listpack in `c` (which must span exactly the blob), calling `f`.
 /// Returns the number of elements.
-pub(crate) fn walk<'b>(c: &mut Cursor<'b>, f: &mut impl FnMut(Elem<'b>) -> Result<()>) -> Result<usize> {
+pub(crate) fn walk<'b>(
+    c: &mut Cursor<'b>,
+    f: &mut impl FnMut(Elem<'b>) -> Result<()>,
+) -> Result<usize> {
     let blob_len = c.remaining();
     let total = c.read_u32_le("listpack total bytes")? as usize;
     let count = c.read_u16_le("listpack element count")?;
     if total != blob_len {
-        return Err(c.invalid(WHAT, format!("header says {total} bytes, blob has {blob_len}")));
+        return Err(c.invalid(
+            WHAT,
+            format!("header says {total} bytes, blob has {blob_len}"),
+        ));
     }
     let mut n = 0usize;
     loop {
@@ -28,18 +34,23 @@ pub(crate) fn walk<'b>(c: &mut Cursor<'b>, f: &mut impl FnMut(Elem<'b>) -> Resul
         }
         let elem = match b {
             0x00..=0x7f => Elem::Int(i64::from(b)),
-            0x80..=0xbf => Elem::Bytes(Cow::Borrowed(c.read_bytes((b & 0x3f) as usize, "listpack string")?)),
+            0x80..=0xbf => Elem::Bytes(Cow::Borrowed(
+                c.read_bytes((b & 0x3f) as usize, "listpack string")?,
+            )),
             0xc0..=0xdf => {
                 let v = (i64::from(b & 0x1f) << 8) | i64::from(c.read_u8("listpack int13")?);
                 Elem::Int(if v >= 4096 { v - 8192 } else { v })
             }
             0xe0..=0xef => {
-                let len = (usize::from(b & 0x0f) << 8) | usize::from(c.read_u8("listpack str12 length")?);
+                let len =
+                    (usize::from(b & 0x0f) << 8) | usize::from(c.read_u8("listpack str12 length")?);
                 Elem::Bytes(Cow::Borrowed(c.read_bytes(len, "listpack string")?))
             }
             0xf0 => {
                 let len = c.read_u32_le("listpack str32 length")?;
-                Elem::Bytes(Cow::Borrowed(c.read_len_bytes(u64::from(len), "listpack string")?))
+                Elem::Bytes(Cow::Borrowed(
+                    c.read_len_bytes(u64::from(len), "listpack string")?,
+                ))
             }
             0xf1 => Elem::Int(i64::from(c.read_i16_le("listpack int16")?)),
             0xf2 => {
@@ -48,19 +59,32 @@ pub(crate) fn walk<'b>(c: &mut Cursor<'b>, f: &mut impl FnMut(Elem<'b>) -> Resul
             }
             0xf3 => Elem::Int(i64::from(c.read_i32_le("listpack int32")?)),
             0xf4 => Elem::Int(c.read_i64_le("listpack int64")?),
-            _ => return Err(c.err_at(start, invalid_kind(format!("invalid encoding byte 0x{b:02x}")))),
+            _ => {
+                return Err(c.err_at(
+                    start,
+                    invalid_kind(format!("invalid encoding byte 0x{b:02x}")),
+                ))
+            }
         };
         let entry_len = (c.pos() - start) as u64;
         let (expect, size) = encode_backlen(entry_len);
         let got = c.read_bytes(size, "listpack backlen")?;
         if got != &expect[..size] {
-            return Err(c.err_at(start, invalid_kind(format!("backlen {got:02x?} does not encode entry size {entry_len}"))));
+            return Err(c.err_at(
+                start,
+                invalid_kind(format!(
+                    "backlen {got:02x?} does not encode entry size {entry_len}"
+                )),
+            ));
         }
         n += 1;
         f(elem)?;
     }
     if !c.is_empty() {
-        return Err(c.invalid(WHAT, format!("{} bytes after the terminator", c.remaining())));
+        return Err(c.invalid(
+            WHAT,
+            format!("{} bytes after the terminator", c.remaining()),
+        ));
     }
     if count != u16::MAX && usize::from(count) != n {
         return Err(c.invalid(WHAT, format!("header count {count} but {n} elements")));
@@ -186,12 +210,22 @@ pub(crate) mod tests {
     fn format_doc_vector() {
         // the hash {a: 1} listpack of rdb-format.md §13
         let blob = [0x0c, 0, 0, 0, 0x02, 0, 0x81, 0x61, 0x02, 0x01, 0x01, 0xff];
-        assert_eq!(decode(&blob).unwrap(), vec![Elem::from(&b"a"[..]), Elem::Int(1)]);
+        assert_eq!(
+            decode(&blob).unwrap(),
+            vec![Elem::from(&b"a"[..]), Elem::Int(1)]
+        );
     }
 
     #[test]
     fn backlen_sizes_at_boundaries() {
-        for (l, n) in [(127, 1), (128, 2), (16382, 2), (16383, 3), (2097150, 3), (2097151, 4)] {
+        for (l, n) in [
+            (127, 1),
+            (128, 2),
+            (16382, 2),
+            (16383, 3),
+            (2097150, 3),
+            (2097151, 4),
+        ] {
             assert_eq!(encode_backlen(l).1, n, "L={l}");
         }
         assert_eq!(&encode_backlen(200).0[..2], &[1, 200 & 127 | 128]);
@@ -203,11 +237,17 @@ pub(crate) mod tests {
         // wrong total size
         let mut b = blob.clone();
         b[0] += 1;
-        assert!(matches!(decode(&b).unwrap_err().kind(), ErrorKind::Invalid { .. }));
+        assert!(matches!(
+            decode(&b).unwrap_err().kind(),
+            ErrorKind::Invalid { .. }
+        ));
         // wrong count
         let mut b = blob.clone();
         b[4] = 3;
-        assert!(decode(&b).unwrap_err().to_string().contains("header count 3 but 2"));
+        assert!(decode(&b)
+            .unwrap_err()
+            .to_string()
+            .contains("header count 3 but 2"));
         // broken backlen
         let mut b = blob.clone();
         b[10] = 9;

@@ -98,13 +98,19 @@ fn parse_header(c: &mut Cursor<'_>) -> Result<(Magic, u32)> {
     } else if head.starts_with(b"VALKEY") {
         (Magic::Valkey, &head[6..9])
     } else {
-        return Err(c.err(ErrorKind::BadMagic(String::from_utf8_lossy(head).into_owned())));
+        return Err(c.err(ErrorKind::BadMagic(
+            String::from_utf8_lossy(head).into_owned(),
+        )));
     };
     let version = std::str::from_utf8(digits)
         .ok()
         .filter(|d| d.bytes().all(|b| b.is_ascii_digit()))
         .and_then(|d| d.parse::<u32>().ok())
-        .ok_or_else(|| c.err(ErrorKind::BadMagic(String::from_utf8_lossy(head).into_owned())))?;
+        .ok_or_else(|| {
+            c.err(ErrorKind::BadMagic(
+                String::from_utf8_lossy(head).into_owned(),
+            ))
+        })?;
     let ok = match magic {
         Magic::Redis => (1..=MAX_REDIS_VERSION).contains(&version),
         Magic::Valkey => VALKEY_VERSIONS.contains(&version),
@@ -142,7 +148,10 @@ fn parse_item_inner<'a>(c: &mut Cursor<'a>, st: &mut State) -> Result<Item<'a>> 
                     Checksum::Absent
                 };
                 st.finished = true;
-                return Ok(Item::Eof { checksum, offset: at });
+                return Ok(Item::Eof {
+                    checksum,
+                    offset: at,
+                });
             }
             0xfe => {
                 st.db = read_len(c, "SELECTDB db number")?;
@@ -175,7 +184,11 @@ fn parse_item_inner<'a>(c: &mut Cursor<'a>, st: &mut State) -> Result<Item<'a>> 
                 let id = ModuleId(read_len(c, "module aux type id")?);
                 let when_op = read_len(c, "module aux when opcode")?;
                 if when_op != 2 {
-                    return Err(DecodeError::invalid(at, "module aux", format!("when opcode {when_op}, expected 2")));
+                    return Err(DecodeError::invalid(
+                        at,
+                        "module aux",
+                        format!("when opcode {when_op}, expected 2"),
+                    ));
                 }
                 let when = read_len(c, "module aux when")?;
                 let start = c.pos();
@@ -211,7 +224,10 @@ fn parse_item_inner<'a>(c: &mut Cursor<'a>, st: &mut State) -> Result<Item<'a>> 
                 let n = read_count(c, "SLOT_IMPORT range count", 2)?;
                 let mut ranges = Vec::with_capacity(n as usize);
                 for _ in 0..n {
-                    ranges.push((read_len(c, "slot range start")?, read_len(c, "slot range end")?));
+                    ranges.push((
+                        read_len(c, "slot range start")?,
+                        read_len(c, "slot range end")?,
+                    ));
                 }
                 return Ok(Item::SlotImport { job, ranges });
             }
@@ -239,11 +255,14 @@ fn parse_item_inner<'a>(c: &mut Cursor<'a>, st: &mut State) -> Result<Item<'a>> 
                     c.pos() - 1,
                     ErrorKind::UnknownOpcode {
                         byte: op,
-                        note: ": Redis Enterprise GCAS/GFLAGS opcode, whose payload is undocumented",
+                        note:
+                            ": Redis Enterprise GCAS/GFLAGS opcode, whose payload is undocumented",
                     },
                 ))
             }
-            t if value::value_type(t, st.dialect()).is_some() => return parse_entry(c, st, t, None),
+            t if value::value_type(t, st.dialect()).is_some() => {
+                return parse_entry(c, st, t, None)
+            }
             6 => {
                 return Err(c.err_at(
                     c.pos() - 1,
@@ -260,7 +279,12 @@ fn parse_item_inner<'a>(c: &mut Cursor<'a>, st: &mut State) -> Result<Item<'a>> 
     }
 }
 
-fn parse_entry<'a>(c: &mut Cursor<'a>, st: &mut State, t: u8, meta: Option<&'a [u8]>) -> Result<Item<'a>> {
+fn parse_entry<'a>(
+    c: &mut Cursor<'a>,
+    st: &mut State,
+    t: u8,
+    meta: Option<&'a [u8]>,
+) -> Result<Item<'a>> {
     let type_at = c.offset() - 1;
     let key = read_bytes(c, "key")?;
     let value_offset = c.offset();
@@ -388,7 +412,10 @@ impl<'a> Decoder<'a> {
         if self.failed || self.state.finished {
             return Ok(None);
         }
-        let mut c = Cursor::new(self.data.get(self.pos..).unwrap_or_default(), self.pos as u64);
+        let mut c = Cursor::new(
+            self.data.get(self.pos..).unwrap_or_default(),
+            self.pos as u64,
+        );
         let res = parse_item(&mut c, &mut self.state);
         match res {
             Ok(mut item) => {
@@ -427,7 +454,10 @@ pub(crate) fn check_trailer(
             if found == v {
                 Ok(Checksum::Verified(v))
             } else {
-                Err(DecodeError::new(trailer_offset, ErrorKind::ChecksumMismatch { expected: v, found }))
+                Err(DecodeError::new(
+                    trailer_offset,
+                    ErrorKind::ChecksumMismatch { expected: v, found },
+                ))
             }
         }
         other => Ok(other),

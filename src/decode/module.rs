@@ -38,7 +38,9 @@ mod tests {
     #[test]
     fn walks_every_opcode() {
         // UINT 5, SINT 1, FLOAT, DOUBLE, STRING "ab", EOF
-        let body = [2, 5, 1, 1, 3, 0, 0, 0, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 5, 2, b'a', b'b', 0, 0xaa];
+        let body = [
+            2, 5, 1, 1, 3, 0, 0, 0, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 5, 2, b'a', b'b', 0, 0xaa,
+        ];
         let mut c = Cursor::new(&body, 0);
         skip_opcodes(&mut c).unwrap();
         assert_eq!(c.remaining(), 1);

@@ -9,7 +9,10 @@ use super::cursor::Cursor;
 use super::listpack;
 use super::string::{read_bytes, read_count, read_len, read_string, RdbString};
 use crate::error::Result;
-use crate::model::{Consumer, ConsumerGroup, Elem, PendingEntry, Stream, StreamEntry, StreamId, StreamIdmp};
+use crate::model::{
+    Consumer, ConsumerGroup, Elem, IdmpProducer, PendingEntry, Stream, StreamEntry, StreamId,
+    StreamIdmp,
+};
 use std::collections::HashMap;
 
 const WHAT: &str = "stream";
@@ -56,7 +59,11 @@ fn read_len_id(c: &mut Cursor<'_>, what: &'static str) -> Result<StreamId> {
 
 /// Parses a stream value. With `decode_entries` false the node listpacks are only skipped (the
 /// cheap path used to find where the value ends); metadata is always read and checked.
-pub(crate) fn parse<'a>(c: &mut Cursor<'a>, type_id: u8, decode_entries: bool) -> Result<Stream<'a>> {
+pub(crate) fn parse<'a>(
+    c: &mut Cursor<'a>,
+    type_id: u8,
+    decode_entries: bool,
+) -> Result<Stream<'a>> {
     let gen = gen_of(type_id);
     let mut s = Stream::default();
     let nodes = read_count(c, "stream listpack count", 2)?;
@@ -65,7 +72,10 @@ pub(crate) fn parse<'a>(c: &mut Cursor<'a>, type_id: u8, decode_entries: bool) -
         let key_at = c.pos();
         let key = read_bytes(c, "stream node key")?;
         if key.len() != 16 {
-            return Err(c.err_at(key_at, invalid(format!("node key is {} bytes, expected 16", key.len()))));
+            return Err(c.err_at(
+                key_at,
+                invalid(format!("node key is {} bytes, expected 16", key.len())),
+            ));
         }
         let master = raw_id(&key);
         if prev_master.is_some_and(|p| p >= master) {
@@ -152,7 +162,12 @@ fn parse_group<'a>(c: &mut Cursor<'a>, gen: Gen) -> Result<ConsumerGroup<'a>> {
             let slot = index
                 .get(&id)
                 .and_then(|&i| pending.get_mut(i))
-                .ok_or_else(|| c.err_at(at, invalid(format!("consumer PEL id {id} is not in the group PEL"))))?;
+                .ok_or_else(|| {
+                    c.err_at(
+                        at,
+                        invalid(format!("consumer PEL id {id} is not in the group PEL")),
+                    )
+                })?;
             if slot.consumer.is_some() {
                 return Err(c.err_at(at, invalid(format!("PEL id {id} owned by two consumers"))));
             }
@@ -194,7 +209,7 @@ fn parse_idmp<'a>(c: &mut Cursor<'a>) -> Result<StreamIdmp<'a>> {
             let id = read_len_id(c, "IDMP stream id")?;
             entries.push((iid, id));
         }
-        idmp.producers.push((pid, entries));
+        idmp.producers.push(IdmpProducer { pid, entries });
     }
     idmp.iids_added = read_len(c, "IDMP iids added")?;
     idmp.iids_duplicates = read_len(c, "IDMP iids duplicates")?;
@@ -227,10 +242,16 @@ fn decode_node<'a>(
             })?;
         }
         RdbString::Int(_) => {
-            return Err(crate::error::DecodeError::invalid(at, WHAT, "node listpack is an integer"))
+            return Err(crate::error::DecodeError::invalid(
+                at,
+                WHAT,
+                "node listpack is an integer",
+            ))
         }
     }
-    let bad = |detail: String| crate::error::DecodeError::invalid(err_at, "stream listpack", detail).nested();
+    let bad = |detail: String| {
+        crate::error::DecodeError::invalid(err_at, "stream listpack", detail).nested()
+    };
     let mut it = elems.into_iter();
     let int = |it: &mut std::vec::IntoIter<Elem<'a>>, what: &str| -> Result<i64> {
         match it.next() {
@@ -243,7 +264,9 @@ fn decode_node<'a>(
     let deleted = int(&mut it, "master deleted count")?;
     let nfields = int(&mut it, "master field count")?;
     if count < 0 || deleted < 0 || nfields < 0 || nfields as usize > it.len() {
-        return Err(bad(format!("bad master entry (count {count}, deleted {deleted}, fields {nfields})")));
+        return Err(bad(format!(
+            "bad master entry (count {count}, deleted {deleted}, fields {nfields})"
+        )));
     }
     let master_fields: Vec<Elem<'a>> = it.by_ref().take(nfields as usize).collect();
     if int(&mut it, "master terminator")? != 0 {
@@ -287,7 +310,9 @@ fn decode_node<'a>(
         let lp_count = int(&mut it, "entry lp-count")?;
         let expect = if same { n as i64 + 3 } else { 2 * n as i64 + 4 };
         if lp_count != expect {
-            return Err(bad(format!("entry {id} lp-count {lp_count}, expected {expect}")));
+            return Err(bad(format!(
+                "entry {id} lp-count {lp_count}, expected {expect}"
+            )));
         }
         if flags & 1 != 0 {
             dead += 1;

@@ -45,7 +45,11 @@ pub(crate) fn read_len(c: &mut Cursor<'_>, what: &'static str) -> Result<u64> {
 /// A count of items each taking at least `min_item_bytes`; checked against the remaining bytes so
 /// that nothing is ever sized by an unchecked count.
 #[inline]
-pub(crate) fn read_count(c: &mut Cursor<'_>, what: &'static str, min_item_bytes: u64) -> Result<u64> {
+pub(crate) fn read_count(
+    c: &mut Cursor<'_>,
+    what: &'static str,
+    min_item_bytes: u64,
+) -> Result<u64> {
     let n = read_len(c, what)?;
     c.need(n.saturating_mul(min_item_bytes), what)?;
     Ok(n)
@@ -75,7 +79,9 @@ impl<'a> RdbString<'a> {
         match self {
             RdbString::Raw(b) => Ok(Cow::Borrowed(b)),
             RdbString::Int(i) => Ok(Cow::Owned(i.to_string().into_bytes())),
-            RdbString::Lzf { data, len, offset } => lzf_decompress(data, len, offset).map(Cow::Owned),
+            RdbString::Lzf { data, len, offset } => {
+                lzf_decompress(data, len, offset).map(Cow::Owned)
+            }
         }
     }
 
@@ -118,7 +124,10 @@ pub(crate) fn lzf_decompress(data: &[u8], len: u64, offset: u64) -> Result<Vec<u
     let len = usize::try_from(len).map_err(|_| err("length overflows usize".into()))?;
     match lzf::decompress(data, len) {
         Ok(v) if v.len() == len => Ok(v),
-        Ok(v) => Err(err(format!("decompressed to {} bytes, expected {len}", v.len()))),
+        Ok(v) => Err(err(format!(
+            "decompressed to {} bytes, expected {len}",
+            v.len()
+        ))),
         Err(e) => Err(err(format!("corrupt data ({e:?}), expected {len} bytes"))),
     }
 }
@@ -210,12 +219,21 @@ mod tests {
         assert_eq!(len_of(&[0x40, 0x40]).unwrap(), 64);
         assert_eq!(len_of(&[0x7f, 0xff]).unwrap(), 16383);
         assert_eq!(len_of(&[0x80, 0, 0, 0x40, 0]).unwrap(), 16384);
-        assert_eq!(len_of(&[0x80, 0xff, 0xff, 0xff, 0xff]).unwrap(), u32::MAX as u64);
+        assert_eq!(
+            len_of(&[0x80, 0xff, 0xff, 0xff, 0xff]).unwrap(),
+            u32::MAX as u64
+        );
         assert_eq!(len_of(&[0x81, 0, 0, 0, 1, 0, 0, 0, 0]).unwrap(), 1 << 32);
         // non-minimal forms are accepted
         assert_eq!(len_of(&[0x80, 0, 0, 0, 5]).unwrap(), 5);
-        assert!(matches!(len_of(&[0x82]).unwrap_err().kind(), ErrorKind::BadLength(0x82)));
-        assert!(matches!(len_of(&[0xc0]).unwrap_err().kind(), ErrorKind::BadLength(0xc0)));
+        assert!(matches!(
+            len_of(&[0x82]).unwrap_err().kind(),
+            ErrorKind::BadLength(0x82)
+        ));
+        assert!(matches!(
+            len_of(&[0xc0]).unwrap_err().kind(),
+            ErrorKind::BadLength(0xc0)
+        ));
         assert!(len_of(&[0x80, 0]).unwrap_err().is_truncation());
     }
 
@@ -227,8 +245,14 @@ mod tests {
     fn integer_strings_are_decimal() {
         assert_eq!(string_of(&[0xc0, 0xf9]).unwrap(), b"-7");
         assert_eq!(string_of(&[0xc1, 0x39, 0x30]).unwrap(), b"12345");
-        assert_eq!(string_of(&[0xc2, 0x00, 0x00, 0x00, 0x80]).unwrap(), b"-2147483648");
-        assert!(matches!(string_of(&[0xc4]).unwrap_err().kind(), ErrorKind::BadStringEncoding(4)));
+        assert_eq!(
+            string_of(&[0xc2, 0x00, 0x00, 0x00, 0x80]).unwrap(),
+            b"-2147483648"
+        );
+        assert!(matches!(
+            string_of(&[0xc4]).unwrap_err().kind(),
+            ErrorKind::BadStringEncoding(4)
+        ));
     }
 
     #[test]
@@ -240,15 +264,26 @@ mod tests {
         assert_eq!(string_of(&bytes).unwrap(), plain);
         // a wrong uncompressed length is an error, not a silently short string
         bytes[2] = plain.len() as u8 - 1;
-        assert!(matches!(string_of(&bytes).unwrap_err().kind(), ErrorKind::Lzf(_)));
+        assert!(matches!(
+            string_of(&bytes).unwrap_err().kind(),
+            ErrorKind::Lzf(_)
+        ));
         // an impossible expansion is refused before allocating
         let huge = [0xc3, 0x01, 0x80, 0x7f, 0xff, 0xff, 0xff, 0x00];
-        assert!(matches!(string_of(&huge).unwrap_err().kind(), ErrorKind::Lzf(_)));
+        assert!(matches!(
+            string_of(&huge).unwrap_err().kind(),
+            ErrorKind::Lzf(_)
+        ));
     }
 
     #[test]
     fn text_doubles() {
-        let mut c = Cursor::new(&[3, b'1', b'.', b'5', 254, 255, 253, 4, b'1', b'e', b'2', b'0'], 0);
+        let mut c = Cursor::new(
+            &[
+                3, b'1', b'.', b'5', 254, 255, 253, 4, b'1', b'e', b'2', b'0',
+            ],
+            0,
+        );
         assert_eq!(read_text_double(&mut c).unwrap(), 1.5);
         assert_eq!(read_text_double(&mut c).unwrap(), f64::INFINITY);
         assert_eq!(read_text_double(&mut c).unwrap(), f64::NEG_INFINITY);

@@ -2,7 +2,9 @@
 //! typed decode of a value's raw bytes.
 
 use super::cursor::Cursor;
-use super::string::{read_count, read_len, read_string, read_text_double, skip_string, skip_text_double, RdbString};
+use super::string::{
+    read_count, read_len, read_string, read_text_double, skip_string, skip_text_double, RdbString,
+};
 use super::{intset, listpack, module, stream, ziplist, zipmap};
 use crate::error::{DecodeError, ErrorKind, Result};
 use crate::model::{Elem, HashField, ModuleId, ModuleValue, Value, ValueType};
@@ -173,7 +175,13 @@ macro_rules! blob_elems {
                     Ok(())
                 })?;
             }
-            RdbString::Int(_) => return Err(DecodeError::invalid(at, $what, "blob is an integer-encoded string")),
+            RdbString::Int(_) => {
+                return Err(DecodeError::invalid(
+                    at,
+                    $what,
+                    "blob is an integer-encoded string",
+                ))
+            }
         }
         out
     }};
@@ -182,8 +190,13 @@ macro_rules! blob_elems {
 fn score_of(e: &Elem<'_>, at: u64) -> Result<f64> {
     let v = match e {
         Elem::Int(i) => *i as f64,
-        Elem::Bytes(b) => super::string::parse_double(b)
-            .ok_or_else(|| DecodeError::invalid(at, "zset score", format!("not a number: {}", crate::model::escape_bytes(b))))?,
+        Elem::Bytes(b) => super::string::parse_double(b).ok_or_else(|| {
+            DecodeError::invalid(
+                at,
+                "zset score",
+                format!("not a number: {}", crate::model::escape_bytes(b)),
+            )
+        })?,
     };
     if v.is_nan() {
         return Err(DecodeError::invalid(at, "zset score", "NaN score"));
@@ -191,9 +204,17 @@ fn score_of(e: &Elem<'_>, at: u64) -> Result<f64> {
     Ok(v)
 }
 
-fn pairs<'a>(elems: Vec<Elem<'a>>, at: u64, what: &'static str) -> Result<impl Iterator<Item = (Elem<'a>, Elem<'a>)>> {
+fn pairs<'a>(
+    elems: Vec<Elem<'a>>,
+    at: u64,
+    what: &'static str,
+) -> Result<impl Iterator<Item = (Elem<'a>, Elem<'a>)>> {
     if elems.len() % 2 != 0 {
-        return Err(DecodeError::invalid(at, what, format!("{} elements, expected pairs", elems.len())));
+        return Err(DecodeError::invalid(
+            at,
+            what,
+            format!("{} elements, expected pairs", elems.len()),
+        ));
     }
     let mut it = elems.into_iter();
     Ok(std::iter::from_fn(move || Some((it.next()?, it.next()?))))
@@ -201,7 +222,11 @@ fn pairs<'a>(elems: Vec<Elem<'a>>, at: u64, what: &'static str) -> Result<impl I
 
 fn field_expiry(ttl: u64, at: u64) -> Result<Option<i64>> {
     if ttl > EB_EXPIRE_TIME_MAX {
-        return Err(DecodeError::invalid(at, "hash field TTL", format!("{ttl} exceeds the 48-bit maximum")));
+        return Err(DecodeError::invalid(
+            at,
+            "hash field TTL",
+            format!("{ttl} exceeds the 48-bit maximum"),
+        ));
     }
     Ok(Some(ttl as i64))
 }
@@ -231,7 +256,11 @@ pub(crate) fn decode_value<'a>(t: u8, raw: &'a [u8], offset: u64, d: Dialect) ->
             for _ in 0..n {
                 let m = read_string(c, "zset member")?.to_elem()?;
                 let score_at = c.offset();
-                let s = if t == 3 { read_text_double(c)? } else { c.read_f64_le("zset score")? };
+                let s = if t == 3 {
+                    read_text_double(c)?
+                } else {
+                    c.read_f64_le("zset score")?
+                };
                 if s.is_nan() {
                     return Err(DecodeError::invalid(score_at, "zset score", "NaN score"));
                 }
@@ -245,7 +274,11 @@ pub(crate) fn decode_value<'a>(t: u8, raw: &'a [u8], offset: u64, d: Dialect) ->
             for _ in 0..n {
                 let field = read_string(c, "hash field")?.to_elem()?;
                 let value = read_string(c, "hash value")?.to_elem()?;
-                v.push(HashField { field, value, expire_ms: None });
+                v.push(HashField {
+                    field,
+                    value,
+                    expire_ms: None,
+                });
             }
             Value::Hash(v)
         }
@@ -253,7 +286,10 @@ pub(crate) fn decode_value<'a>(t: u8, raw: &'a [u8], offset: u64, d: Dialect) ->
             let id = ModuleId(read_len(c, "module type id")?);
             let start = c.pos();
             module::skip_opcodes(c)?;
-            Value::Module(ModuleValue { id, body: c.since(start) })
+            Value::Module(ModuleValue {
+                id,
+                body: c.since(start),
+            })
         }
         9 | 13 | 16 => {
             let elems = match t {
@@ -262,7 +298,11 @@ pub(crate) fn decode_value<'a>(t: u8, raw: &'a [u8], offset: u64, d: Dialect) ->
                 _ => blob_elems!(c, listpack::walk, "listpack"),
             };
             let v = pairs(elems, at, "hash")?
-                .map(|(field, value)| HashField { field, value, expire_ms: None })
+                .map(|(field, value)| HashField {
+                    field,
+                    value,
+                    expire_ms: None,
+                })
                 .collect();
             Value::Hash(v)
         }
@@ -303,7 +343,13 @@ pub(crate) fn decode_value<'a>(t: u8, raw: &'a [u8], offset: u64, d: Dialect) ->
                         v.push(s.to_elem()?);
                     }
                     2 => v.extend(blob_elems!(c, listpack::walk, "quicklist listpack node")),
-                    k => return Err(DecodeError::invalid(cat, "quicklist", format!("container {k} is neither 1 (plain) nor 2 (packed)"))),
+                    k => {
+                        return Err(DecodeError::invalid(
+                            cat,
+                            "quicklist",
+                            format!("container {k} is neither 1 (plain) nor 2 (packed)"),
+                        ))
+                    }
                 }
             }
             Value::List(v)
@@ -316,7 +362,11 @@ pub(crate) fn decode_value<'a>(t: u8, raw: &'a [u8], offset: u64, d: Dialect) ->
                 let field = read_string(c, "hash field")?.to_elem()?;
                 let value = read_string(c, "hash value")?.to_elem()?;
                 let e = c.read_i64_le("field expiry")?;
-                v.push(HashField { field, value, expire_ms: (e != -1).then_some(e) });
+                v.push(HashField {
+                    field,
+                    value,
+                    expire_ms: (e != -1).then_some(e),
+                });
             }
             Value::Hash(v)
         }
@@ -324,7 +374,9 @@ pub(crate) fn decode_value<'a>(t: u8, raw: &'a [u8], offset: u64, d: Dialect) ->
             let min = if t == 24 {
                 let m = c.read_u64_le("hash min expire")?;
                 if m > EB_EXPIRE_TIME_MAX {
-                    return Err(c.invalid("hash min expire", format!("{m} exceeds the 48-bit maximum")));
+                    return Err(
+                        c.invalid("hash min expire", format!("{m} exceeds the 48-bit maximum"))
+                    );
                 }
                 m
             } else {
@@ -342,7 +394,11 @@ pub(crate) fn decode_value<'a>(t: u8, raw: &'a [u8], offset: u64, d: Dialect) ->
                     t24 if t == 24 => field_expiry(t24.saturating_add(min) - 1, tat)?,
                     abs => field_expiry(abs, tat)?,
                 };
-                v.push(HashField { field, value, expire_ms });
+                v.push(HashField {
+                    field,
+                    value,
+                    expire_ms,
+                });
             }
             Value::Hash(v)
         }
@@ -352,7 +408,11 @@ pub(crate) fn decode_value<'a>(t: u8, raw: &'a [u8], offset: u64, d: Dialect) ->
             }
             let elems = blob_elems!(c, listpack::walk, "listpack");
             if elems.len() % 3 != 0 {
-                return Err(DecodeError::invalid(at, "hash listpack", format!("{} elements, expected triples", elems.len())));
+                return Err(DecodeError::invalid(
+                    at,
+                    "hash listpack",
+                    format!("{} elements, expected triples", elems.len()),
+                ));
             }
             let mut v = Vec::with_capacity(elems.len() / 3);
             let mut it = elems.into_iter();
@@ -360,16 +420,29 @@ pub(crate) fn decode_value<'a>(t: u8, raw: &'a [u8], offset: u64, d: Dialect) ->
                 let expire_ms = match ttl {
                     Elem::Int(0) => None,
                     Elem::Int(ms) if ms > 0 => field_expiry(ms as u64, at)?,
-                    other => return Err(DecodeError::invalid(at, "hash field TTL", format!("bad TTL element {other:?}"))),
+                    other => {
+                        return Err(DecodeError::invalid(
+                            at,
+                            "hash field TTL",
+                            format!("bad TTL element {other:?}"),
+                        ))
+                    }
                 };
-                v.push(HashField { field, value, expire_ms });
+                v.push(HashField {
+                    field,
+                    value,
+                    expire_ms,
+                });
             }
             Value::Hash(v)
         }
         _ => return Err(c.err(ErrorKind::UnknownOpcode { byte: t, note: "" })),
     };
     if !c.is_empty() {
-        return Err(c.invalid("value", format!("{} unread bytes after the value", c.remaining())));
+        return Err(c.invalid(
+            "value",
+            format!("{} unread bytes after the value", c.remaining()),
+        ));
     }
     Ok(v)
 }

@@ -12,13 +12,19 @@ const WHAT: &str = "ziplist";
 const HEADER: usize = 10;
 
 /// Walks every entry of the ziplist in `c`, calling `f`. Returns the number of entries.
-pub(crate) fn walk<'b>(c: &mut Cursor<'b>, f: &mut impl FnMut(Elem<'b>) -> Result<()>) -> Result<usize> {
+pub(crate) fn walk<'b>(
+    c: &mut Cursor<'b>,
+    f: &mut impl FnMut(Elem<'b>) -> Result<()>,
+) -> Result<usize> {
     let blob_len = c.remaining();
     let zlbytes = c.read_u32_le("ziplist zlbytes")? as usize;
     let zltail = c.read_u32_le("ziplist zltail")? as usize;
     let zllen = c.read_u16_le("ziplist zllen")?;
     if zlbytes != blob_len {
-        return Err(c.invalid(WHAT, format!("header says {zlbytes} bytes, blob has {blob_len}")));
+        return Err(c.invalid(
+            WHAT,
+            format!("header says {zlbytes} bytes, blob has {blob_len}"),
+        ));
     }
     let mut n = 0usize;
     let mut prev_size = 0usize;
@@ -36,18 +42,25 @@ pub(crate) fn walk<'b>(c: &mut Cursor<'b>, f: &mut impl FnMut(Elem<'b>) -> Resul
             c.read_u32_le("ziplist prevlen")? as usize
         };
         if prevlen != prev_size {
-            return Err(c.invalid(WHAT, format!("entry prevlen {prevlen} but previous entry is {prev_size} bytes")));
+            return Err(c.invalid(
+                WHAT,
+                format!("entry prevlen {prevlen} but previous entry is {prev_size} bytes"),
+            ));
         }
         let e = c.read_u8("ziplist encoding")?;
         let elem = match e >> 6 {
-            0 => Elem::Bytes(Cow::Borrowed(c.read_bytes(usize::from(e & 0x3f), "ziplist string")?)),
+            0 => Elem::Bytes(Cow::Borrowed(
+                c.read_bytes(usize::from(e & 0x3f), "ziplist string")?,
+            )),
             1 => {
                 let len = (usize::from(e & 0x3f) << 8) | usize::from(c.read_u8("ziplist length")?);
                 Elem::Bytes(Cow::Borrowed(c.read_bytes(len, "ziplist string")?))
             }
             2 => {
                 let len = c.read_u32_be("ziplist length")?;
-                Elem::Bytes(Cow::Borrowed(c.read_len_bytes(u64::from(len), "ziplist string")?))
+                Elem::Bytes(Cow::Borrowed(
+                    c.read_len_bytes(u64::from(len), "ziplist string")?,
+                ))
             }
             _ => match e {
                 0xc0 => Elem::Int(i64::from(c.read_i16_le("ziplist int16")?)),
@@ -68,10 +81,16 @@ pub(crate) fn walk<'b>(c: &mut Cursor<'b>, f: &mut impl FnMut(Elem<'b>) -> Resul
         f(elem)?;
     }
     if !c.is_empty() {
-        return Err(c.invalid(WHAT, format!("{} bytes after the end marker", c.remaining())));
+        return Err(c.invalid(
+            WHAT,
+            format!("{} bytes after the end marker", c.remaining()),
+        ));
     }
     if zltail != last_start {
-        return Err(c.invalid(WHAT, format!("zltail {zltail} but last entry starts at {last_start}")));
+        return Err(c.invalid(
+            WHAT,
+            format!("zltail {zltail} but last entry starts at {last_start}"),
+        ));
     }
     if zllen != u16::MAX && usize::from(zllen) != n {
         return Err(c.invalid(WHAT, format!("header count {zllen} but {n} entries")));
@@ -186,7 +205,10 @@ pub(crate) mod tests {
         let blob = build(&[Elem::from(&b"ab"[..]), Elem::Int(3)]);
         let mut b = blob.clone();
         b[8] = 5; // count
-        assert!(decode(&b).unwrap_err().to_string().contains("header count 5"));
+        assert!(decode(&b)
+            .unwrap_err()
+            .to_string()
+            .contains("header count 5"));
         let mut b = blob.clone();
         b[14] = 7; // prevlen of 2nd entry
         assert!(decode(&b).unwrap_err().to_string().contains("prevlen"));

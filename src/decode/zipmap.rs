@@ -17,12 +17,16 @@ fn read_len(c: &mut Cursor<'_>) -> Result<Option<u64>> {
 }
 
 /// Walks the zipmap in `c`, calling `f` with field, value, field, value… Returns the pair count.
-pub(crate) fn walk<'b>(c: &mut Cursor<'b>, f: &mut impl FnMut(Elem<'b>) -> Result<()>) -> Result<usize> {
+pub(crate) fn walk<'b>(
+    c: &mut Cursor<'b>,
+    f: &mut impl FnMut(Elem<'b>) -> Result<()>,
+) -> Result<usize> {
     let zmlen = c.read_u8("zipmap count")?;
     let mut n = 0usize;
     while let Some(flen) = read_len(c)? {
         let field = c.read_len_bytes(flen, "zipmap field")?;
-        let vlen = read_len(c)?.ok_or_else(|| c.invalid(WHAT, "end marker where a value length was expected"))?;
+        let vlen = read_len(c)?
+            .ok_or_else(|| c.invalid(WHAT, "end marker where a value length was expected"))?;
         let free = c.read_u8("zipmap free")?;
         let value = c.read_len_bytes(vlen, "zipmap value")?;
         c.skip(u64::from(free), "zipmap free space")?;
@@ -31,7 +35,10 @@ pub(crate) fn walk<'b>(c: &mut Cursor<'b>, f: &mut impl FnMut(Elem<'b>) -> Resul
         n += 1;
     }
     if !c.is_empty() {
-        return Err(c.invalid(WHAT, format!("{} bytes after the end marker", c.remaining())));
+        return Err(c.invalid(
+            WHAT,
+            format!("{} bytes after the end marker", c.remaining()),
+        ));
     }
     if zmlen < 254 && usize::from(zmlen) != n {
         return Err(c.invalid(WHAT, format!("header count {zmlen} but {n} pairs")));
@@ -62,7 +69,7 @@ pub(crate) mod tests {
             len(&mut out, v.len());
             out.push(free);
             out.extend_from_slice(v);
-            out.extend(std::iter::repeat(0).take(free as usize));
+            out.extend(std::iter::repeat_n(0, free as usize));
         }
         out.push(255);
         out
@@ -81,14 +88,20 @@ pub(crate) mod tests {
     fn pairs_with_free_space_and_long_values() {
         let long = vec![b'v'; 300];
         let blob = build(&[(b"a", b"1"), (b"bb", &long)], 3);
-        assert_eq!(decode(&blob).unwrap(), vec![b"a".to_vec(), b"1".to_vec(), b"bb".to_vec(), long]);
+        assert_eq!(
+            decode(&blob).unwrap(),
+            vec![b"a".to_vec(), b"1".to_vec(), b"bb".to_vec(), long]
+        );
     }
 
     #[test]
     fn rejects_bad_zipmaps() {
         let mut b = build(&[(b"a", b"1")], 0);
         b[0] = 2;
-        assert!(decode(&b).unwrap_err().to_string().contains("header count 2"));
+        assert!(decode(&b)
+            .unwrap_err()
+            .to_string()
+            .contains("header count 2"));
         assert!(decode(&[0, 255]).is_err());
         assert!(decode(&[1, 1, b'a', 255]).is_err());
     }

@@ -1,0 +1,100 @@
+//! Command-line interface: argument parsing and the subcommands. `main.rs` only maps the outcome to
+//! an exit code.
+
+pub mod export;
+pub mod info;
+
+use clap::{Args, Parser, Subcommand};
+use rdbkit::filter::Filter;
+use rdbkit::ValueType;
+use std::path::PathBuf;
+
+/// rdbkit: inspect, export and replay Redis / Valkey / Redis Enterprise RDB dumps.
+#[derive(Debug, Parser)]
+#[command(name = "rdbkit", version, about, propagate_version = true)]
+pub struct Cli {
+    /// The subcommand.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Summarise a dump: producer, version, aux fields, keys per db/type/encoding, checksum.
+    Info(info::InfoArgs),
+    /// Write every key as JSON lines or as RESP commands for `redis-cli --pipe`.
+    Export(export::ExportArgs),
+}
+
+/// Input options shared by the subcommands that read a dump.
+#[derive(Debug, Args)]
+pub struct InputArgs {
+    /// The dump: a file (mapped), a `.gz` file (streamed), or `-` for stdin.
+    pub file: PathBuf,
+    /// Do not verify the CRC64 trailer.
+    #[arg(long)]
+    pub no_checksum: bool,
+}
+
+/// Key selection options shared by export, import and reports.
+#[derive(Debug, Args, Default)]
+pub struct FilterArgs {
+    /// Only these databases (repeatable).
+    #[arg(long = "db", value_name = "N")]
+    pub dbs: Vec<u64>,
+    /// Only keys matching this Redis glob (repeatable; `\xNN` escapes allowed).
+    #[arg(long = "key", value_name = "GLOB")]
+    pub keys: Vec<String>,
+    /// Only values of this type: string, list, set, zset, hash, stream, module (repeatable).
+    #[arg(long = "type", value_name = "TYPE", value_parser = parse_type)]
+    pub types: Vec<ValueType>,
+}
+
+fn parse_type(s: &str) -> Result<ValueType, String> {
+    ValueType::from_name(s).ok_or_else(|| {
+        format!("unknown type {s:?} (string, list, set, zset, hash, stream, module)")
+    })
+}
+
+impl FilterArgs {
+    /// Builds the library filter.
+    pub fn to_filter(&self) -> Filter {
+        Filter {
+            dbs: self.dbs.clone(),
+            keys: self.keys.iter().map(|k| unescape(k)).collect(),
+            types: self.types.clone(),
+        }
+    }
+}
+
+/// Turns `\xNN` escapes into bytes so binary keys can be typed; other text is kept as is.
+pub fn unescape(s: &str) -> Vec<u8> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' && b.get(i + 1) == Some(&b'x') {
+            if let Some(v) = b
+                .get(i + 2..i + 4)
+                .and_then(|h| std::str::from_utf8(h).ok())
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+            {
+                out.push(v);
+                i += 4;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    out
+}
+
+/// Current Unix time in milliseconds.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,353 @@
+//! `rdbkit info`: a summary of a dump built by decoding every item and every value.
+
+use crate::error::DecodeError;
+use crate::model::{Checksum, Item, Magic, Producer};
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+/// Per-database counts.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DbStats {
+    /// Keys in the dump.
+    pub keys: u64,
+    /// Keys with a TTL.
+    pub expires: u64,
+    /// Keys whose TTL had passed when the dump was read (a primary drops them on load).
+    pub expired: u64,
+    /// Empty collections (Redis skips them on load).
+    pub empty: u64,
+    /// Keys that are empty or expired (counted once).
+    pub dropped: u64,
+}
+
+impl DbStats {
+    /// Keys a Redis primary keeps when loading this dump now.
+    pub fn loadable(&self) -> u64 {
+        self.keys - self.dropped
+    }
+}
+
+/// Everything `rdbkit info` reports.
+#[derive(Debug, Clone, Default)]
+pub struct Info {
+    /// `REDIS` or `VALKEY` magic and version.
+    pub header: Option<(Magic, u32)>,
+    /// Aux fields in file order.
+    pub aux: Vec<(Vec<u8>, Vec<u8>)>,
+    /// Per database.
+    pub dbs: BTreeMap<u64, DbStats>,
+    /// Keys per logical type.
+    pub types: BTreeMap<&'static str, u64>,
+    /// Keys per encoding (`type/encoding`).
+    pub encodings: BTreeMap<String, u64>,
+    /// Total elements over all values.
+    pub elements: u64,
+    /// Module values per module type name.
+    pub modules: BTreeMap<String, u64>,
+    /// Module aux records (`name/encver when`).
+    pub module_aux: Vec<String>,
+    /// Function library names.
+    pub functions: Vec<String>,
+    /// SHA1s of cached Lua scripts.
+    pub scripts: Vec<String>,
+    /// Slot-info records seen.
+    pub slot_infos: u64,
+    /// Trailer state, once the end was reached.
+    pub checksum: Option<Checksum>,
+    /// Who wrote the dump.
+    pub producer: Option<Producer>,
+    /// Keys with LRU idle or LFU frequency.
+    pub with_idle: u64,
+    /// Keys with LFU frequency.
+    pub with_freq: u64,
+    now_ms: i64,
+}
+
+/// Library name from a FUNCTION LOAD shebang (`#!lua name=mylib …`).
+pub fn library_name(code: &[u8]) -> Option<String> {
+    let first = code.split(|&b| b == b'\n').next()?;
+    let first = std::str::from_utf8(first).ok()?;
+    first
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("name="))
+        .map(str::to_owned)
+}
+
+impl Info {
+    /// An empty summary; keys expiring before `now_ms` count as expired.
+    pub fn new(now_ms: i64) -> Self {
+        Info {
+            now_ms,
+            ..Default::default()
+        }
+    }
+
+    /// Adds one item, decoding entry values fully (so a corrupt value is an error here).
+    pub fn add(&mut self, item: &Item<'_>) -> Result<(), DecodeError> {
+        match item {
+            Item::Header { magic, version } => self.header = Some((*magic, *version)),
+            Item::Aux { key, value } => self.aux.push((key.to_vec(), value.to_vec())),
+            Item::Entry(e) => {
+                let v = e.value()?;
+                let db = self.dbs.entry(e.db).or_default();
+                db.keys += 1;
+                let empty = v.is_empty();
+                let expired = e.is_expired_at(self.now_ms);
+                if e.expire_ms.is_some() {
+                    db.expires += 1;
+                }
+                if expired {
+                    db.expired += 1;
+                }
+                if empty {
+                    db.empty += 1;
+                }
+                if empty || expired {
+                    db.dropped += 1;
+                }
+                if e.idle.is_some() {
+                    self.with_idle += 1;
+                }
+                if e.freq.is_some() {
+                    self.with_freq += 1;
+                }
+                let t = e.value_type().name();
+                *self.types.entry(t).or_default() += 1;
+                *self
+                    .encodings
+                    .entry(format!("{t}/{}", e.encoding()))
+                    .or_default() += 1;
+                self.elements += v.len() as u64;
+                if let crate::Value::Module(m) = &v {
+                    *self
+                        .modules
+                        .entry(format!("{}/{}", m.id.name(), m.id.encver()))
+                        .or_default() += 1;
+                }
+            }
+            Item::ModuleAux { id, when, .. } => {
+                let w = if *when == 1 { "before" } else { "after" };
+                self.module_aux
+                    .push(format!("{}/{} {w}", id.name(), id.encver()));
+            }
+            Item::Function { code } => self
+                .functions
+                .push(library_name(code).unwrap_or_else(|| "(unnamed)".into())),
+            Item::Script { sha1, .. } => self.scripts.push(sha1.clone()),
+            Item::SlotInfo { .. } => self.slot_infos += 1,
+            Item::Eof { checksum, .. } => self.checksum = Some(*checksum),
+            Item::SelectDb { .. } | Item::ResizeDb { .. } | Item::SlotImport { .. } => {}
+        }
+        Ok(())
+    }
+
+    fn aux_str(&self, key: &str) -> Option<String> {
+        self.aux
+            .iter()
+            .find(|(k, _)| k == key.as_bytes())
+            .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+    }
+
+    fn checksum_text(&self) -> String {
+        match self.checksum {
+            Some(Checksum::Verified(v)) => format!("verified ({v:#018x})"),
+            Some(Checksum::Disabled) => "unchecked (written with rdbchecksum no)".into(),
+            Some(Checksum::Absent) => "none (RDB < 5)".into(),
+            Some(Checksum::NotChecked(v)) => format!("not verified ({v:#018x})"),
+            None => "end not reached".into(),
+        }
+    }
+
+    fn ctime(&self) -> Option<String> {
+        let secs: i64 = self.aux_str("ctime")?.parse().ok()?;
+        Some(format_utc(secs))
+    }
+
+    /// Total keys.
+    pub fn keys(&self) -> u64 {
+        self.dbs.values().map(|d| d.keys).sum()
+    }
+
+    /// Machine-readable form.
+    pub fn to_json(&self) -> serde_json::Value {
+        let aux: serde_json::Map<String, serde_json::Value> = self
+            .aux
+            .iter()
+            .map(|(k, v)| {
+                (
+                    String::from_utf8_lossy(k).into_owned(),
+                    String::from_utf8_lossy(v).into_owned().into(),
+                )
+            })
+            .collect();
+        let dbs: serde_json::Map<String, serde_json::Value> = self
+            .dbs
+            .iter()
+            .map(|(db, s)| {
+                (
+                    db.to_string(),
+                    json!({"keys": s.keys, "expires": s.expires, "expired": s.expired, "empty": s.empty, "loadable": s.loadable()}),
+                )
+            })
+            .collect();
+        json!({
+            "producer": self.producer.map(|p| p.to_string()),
+            "magic": self.header.map(|h| if h.0 == Magic::Valkey { "VALKEY" } else { "REDIS" }),
+            "rdb_version": self.header.map(|h| h.1),
+            "aux": aux,
+            "ctime_utc": self.ctime(),
+            "keys": self.keys(),
+            "dbs": dbs,
+            "types": self.types,
+            "encodings": self.encodings,
+            "elements": self.elements,
+            "modules": self.modules,
+            "module_aux": self.module_aux,
+            "functions": self.functions,
+            "scripts": self.scripts,
+            "slot_infos": self.slot_infos,
+            "keys_with_idle": self.with_idle,
+            "keys_with_freq": self.with_freq,
+            "checksum": self.checksum_text(),
+        })
+    }
+
+    /// Human-readable form.
+    pub fn to_text(&self) -> String {
+        let mut s = String::new();
+        if let Some(p) = self.producer {
+            let _ = writeln!(s, "producer:      {p}");
+        }
+        if let Some((m, v)) = self.header {
+            let magic = if m == Magic::Valkey {
+                "VALKEY"
+            } else {
+                "REDIS"
+            };
+            let _ = writeln!(s, "rdb version:   {v} ({magic} magic)");
+        }
+        for key in [
+            "redis-ver",
+            "valkey-ver",
+            "redis-bits",
+            "used-mem",
+            "aof-base",
+            "repl-id",
+            "repl-offset",
+        ] {
+            if let Some(v) = self.aux_str(key) {
+                let _ = writeln!(s, "{:<15}{v}", format!("{key}:"));
+            }
+        }
+        if let Some(t) = self.ctime() {
+            let _ = writeln!(s, "ctime:         {t}");
+        }
+        let _ = writeln!(s, "checksum:      {}", self.checksum_text());
+        let _ = writeln!(
+            s,
+            "keys:          {} ({} elements)",
+            self.keys(),
+            self.elements
+        );
+        for (db, d) in &self.dbs {
+            let _ = writeln!(
+                s,
+                "  db{db}: keys={} expires={} expired={} empty={} loadable={}",
+                d.keys,
+                d.expires,
+                d.expired,
+                d.empty,
+                d.loadable()
+            );
+        }
+        let _ = writeln!(s, "types:");
+        for (t, n) in &self.types {
+            let _ = writeln!(s, "  {t:<10} {n}");
+        }
+        let _ = writeln!(s, "encodings:");
+        for (t, n) in &self.encodings {
+            let _ = writeln!(s, "  {t:<40} {n}");
+        }
+        if !self.modules.is_empty() {
+            let _ = writeln!(s, "modules:       {:?}", self.modules);
+        }
+        if !self.module_aux.is_empty() {
+            let _ = writeln!(s, "module aux:    {}", self.module_aux.join(", "));
+        }
+        if !self.functions.is_empty() {
+            let _ = writeln!(s, "functions:     {}", self.functions.join(", "));
+        }
+        if !self.scripts.is_empty() {
+            let _ = writeln!(s, "lua scripts:   {}", self.scripts.join(", "));
+        }
+        if self.with_idle + self.with_freq > 0 {
+            let _ = writeln!(
+                s,
+                "lru/lfu:       idle on {} keys, freq on {} keys",
+                self.with_idle, self.with_freq
+            );
+        }
+        if self.slot_infos > 0 {
+            let _ = writeln!(s, "slot infos:    {}", self.slot_infos);
+        }
+        let aux_other: Vec<String> = self
+            .aux
+            .iter()
+            .filter(|(k, _)| !k.starts_with(b"redis-") && !k.starts_with(b"valkey-"))
+            .map(|(k, v)| {
+                format!(
+                    "{}={}",
+                    String::from_utf8_lossy(k),
+                    String::from_utf8_lossy(v)
+                )
+            })
+            .collect();
+        if !aux_other.is_empty() {
+            let _ = writeln!(s, "aux:           {}", aux_other.join(" "));
+        }
+        s
+    }
+}
+
+/// `YYYY-MM-DD HH:MM:SS UTC` for Unix seconds (civil-from-days, Howard Hinnant's algorithm).
+pub fn format_utc(secs: i64) -> String {
+    let days = secs.div_euclid(86400);
+    let rem = secs.rem_euclid(86400);
+    let z = days + 719468;
+    let era = z.div_euclid(146097);
+    let doe = z.rem_euclid(146097);
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_dates() {
+        assert_eq!(format_utc(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(format_utc(1_700_000_000), "2023-11-14 22:13:20 UTC");
+        assert_eq!(format_utc(951_782_400), "2000-02-29 00:00:00 UTC");
+    }
+
+    #[test]
+    fn library_names() {
+        assert_eq!(
+            library_name(b"#!lua name=mylib\nredis.register_function(...)").as_deref(),
+            Some("mylib")
+        );
+        assert_eq!(library_name(b"return 1"), None);
+    }
+}

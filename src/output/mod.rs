@@ -1,0 +1,5 @@
+//! Output formats: JSON lines and RESP commands for export, and the `info` summary.
+
+pub mod info;
+pub mod json;
+pub mod resp;
