@@ -28,6 +28,7 @@ pub mod filter;
 pub mod model;
 pub mod output;
 pub mod payload;
+pub mod replay;
 pub mod source;
 pub mod write;
 

@@ -20,6 +20,7 @@ fn main() -> ExitCode {
     let res = match &args.command {
         cli::Command::Info(a) => cli::info::run(a),
         cli::Command::Export(a) => cli::export::run(a),
+        cli::Command::Import(a) => cli::import::run(a),
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,

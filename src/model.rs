@@ -569,7 +569,8 @@ pub enum Item<'a> {
         /// Absolute offset of the record.
         offset: u64,
     },
-    /// A function library (FUNCTION2), as given to `FUNCTION LOAD`.
+    /// A function library (FUNCTION2, or a 7.0-RC FUNCTION_PRE_GA record translated as Redis 7.0
+    /// does), as given to `FUNCTION LOAD`.
     Function {
         /// Library source code with its shebang line.
         code: Cow<'a, [u8]>,

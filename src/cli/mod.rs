@@ -2,6 +2,7 @@
 //! an exit code.
 
 pub mod export;
+pub mod import;
 pub mod info;
 
 use clap::{Args, Parser, Subcommand};
@@ -25,6 +26,8 @@ pub enum Command {
     Info(info::InfoArgs),
     /// Write every key as JSON lines or as RESP commands for `redis-cli --pipe`.
     Export(export::ExportArgs),
+    /// Replay a dump into a running Redis primary (RESTORE of the raw values, commands as fallback).
+    Import(import::ImportArgs),
 }
 
 /// Input options shared by the subcommands that read a dump.

@@ -6,6 +6,8 @@
 //! gzip input.
 
 pub(crate) mod cursor;
+#[doc(hidden)]
+pub mod fuzzing;
 pub(crate) mod intset;
 pub(crate) mod listpack;
 pub(crate) mod module;
@@ -125,7 +127,12 @@ fn parse_header(c: &mut Cursor<'_>) -> Result<(Magic, u32)> {
 /// Parses the next item at `c`, updating `st`. Returns `Eof` with `NotChecked(stored)` (or `Absent`)
 /// and leaves checksum verification to the caller, who owns the bytes hashed so far.
 pub(crate) fn parse_item<'a>(c: &mut Cursor<'a>, st: &mut State) -> Result<Item<'a>> {
-    parse_item_inner(c, st).map_err(|e| e.with_producer(st.producer_note().as_deref()))
+    parse_item_inner(c, st).map_err(|e| {
+        // Before the header is read nothing says who wrote the input (a VALKEY987 file was
+        // reported as "[dump written by Redis]"), so only name the producer once it is known.
+        let note = st.header.and(st.producer_note());
+        e.with_producer(note.as_deref())
+    })
 }
 
 fn parse_item_inner<'a>(c: &mut Cursor<'a>, st: &mut State) -> Result<Item<'a>> {
@@ -200,13 +207,7 @@ fn parse_item_inner<'a>(c: &mut Cursor<'a>, st: &mut State) -> Result<Item<'a>> 
                     offset: at,
                 });
             }
-            0xf6 => {
-                return Err(DecodeError::invalid(
-                    at,
-                    "FUNCTION_PRE_GA",
-                    "pre-release (7.0 RC) function format is not supported",
-                ))
-            }
+            0xf6 => return parse_function_pre_ga(c),
             0xf5 => {
                 return Ok(Item::Function {
                     code: read_bytes(c, "function library code")?,
@@ -305,6 +306,31 @@ fn parse_entry<'a>(
         value_offset,
         dialect,
     }))
+}
+
+/// FUNCTION_PRE_GA (246), written by Redis 7.0-rc1/rc2 and by redis-rdb-cli: library name, engine
+/// name, a has-description length, the description when that is non-zero, then the code without a
+/// shebang. Redis 7.0 GA still loads it (`rdb.c:rdbFunctionLoad`), dropping the description and
+/// turning the rest into the FUNCTION2 payload `#!<engine> name=<name>\n<code>`; that is what we
+/// yield. (Redis ≥ 7.2 refuses the record; corpus: redis-replicator/function.rdb and the
+/// redis-rdb-cli dumps, which 7.0.15 loads.)
+fn parse_function_pre_ga<'a>(c: &mut Cursor<'a>) -> Result<Item<'a>> {
+    let name = read_bytes(c, "FUNCTION_PRE_GA library name")?;
+    let engine = read_bytes(c, "FUNCTION_PRE_GA engine name")?;
+    if read_len(c, "FUNCTION_PRE_GA has-description flag")? != 0 {
+        read_bytes(c, "FUNCTION_PRE_GA description")?;
+    }
+    let body = read_bytes(c, "FUNCTION_PRE_GA code")?;
+    let mut code = Vec::with_capacity(engine.len() + name.len() + body.len() + 9);
+    code.extend_from_slice(b"#!");
+    code.extend_from_slice(&engine);
+    code.extend_from_slice(b" name=");
+    code.extend_from_slice(&name);
+    code.push(b'\n');
+    code.extend_from_slice(&body);
+    Ok(Item::Function {
+        code: Cow::Owned(code),
+    })
 }
 
 fn parse_aux<'a>(c: &mut Cursor<'a>, st: &mut State) -> Result<Item<'a>> {
@@ -473,3 +499,85 @@ impl<'a> Iterator for Decoder<'a> {
 }
 
 impl std::iter::FusedIterator for Decoder<'_> {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::write::{put_len, put_string, RdbWriter};
+
+    /// A FUNCTION_PRE_GA (246) record as Redis 7.0-rc1/rc2 wrote it.
+    fn pre_ga(name: &[u8], engine: &[u8], desc: Option<&[u8]>, code: &[u8]) -> Vec<u8> {
+        let mut b = vec![0xf6];
+        put_string(&mut b, name);
+        put_string(&mut b, engine);
+        match desc {
+            Some(d) => {
+                put_len(&mut b, 1);
+                put_string(&mut b, d);
+            }
+            None => put_len(&mut b, 0),
+        }
+        put_string(&mut b, code);
+        b
+    }
+
+    #[test]
+    fn function_pre_ga_is_translated_like_redis_7_0() {
+        let code = b"redis.register_function('f', function() return 1 end)";
+        let mut w = RdbWriter::new(10);
+        w.bytes(&pre_ga(b"lib2", b"LUA", None, code))
+            .bytes(&pre_ga(b"lib1", b"LUA", Some(b"a description"), code))
+            .select_db(0)
+            .string_key(b"k", b"v", None);
+        let dump = w.finish();
+        let items: Vec<Item<'_>> = Decoder::new(&dump).collect::<Result<_>>().unwrap();
+        let codes: Vec<&[u8]> = items
+            .iter()
+            .filter_map(|i| match i {
+                Item::Function { code } => Some(code.as_ref()),
+                _ => None,
+            })
+            .collect();
+        let want = |lib: &str| {
+            let mut v = format!("#!LUA name={lib}\n").into_bytes();
+            v.extend_from_slice(code);
+            v
+        };
+        assert_eq!(codes, vec![&want("lib2")[..], &want("lib1")[..]]);
+        assert!(items.iter().any(|i| matches!(i, Item::Entry(e) if e.key.as_ref() == b"k")));
+        assert!(matches!(
+            items.last(),
+            Some(Item::Eof {
+                checksum: Checksum::Verified(_),
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn truncated_function_pre_ga_is_a_truncation_error() {
+        let rec = pre_ga(b"lib", b"LUA", Some(b"d"), b"return 1");
+        for cut in 1..rec.len() {
+            let mut input = b"REDIS0010".to_vec();
+            input.extend_from_slice(&rec[..cut]);
+            let err = Decoder::new(&input)
+                .find_map(|i| i.err())
+                .expect("a cut record must fail");
+            assert!(err.is_truncation(), "cut {cut}: {err}");
+        }
+    }
+
+    #[test]
+    fn header_errors_do_not_guess_the_producer() {
+        for input in [&b"VALKEY987\xff"[..], b"REDIS0099\xff", b"NOTANRDB!", b"REDI"] {
+            let err = Decoder::new(input).next().unwrap().unwrap_err();
+            assert_eq!(err.offset(), 0);
+            assert!(!err.to_string().contains("written by"), "{err}");
+        }
+        // once the header is known the producer is named
+        let err = Decoder::new(b"VALKEY080\x66")
+            .find_map(|i| i.err())
+            .unwrap();
+        assert!(err.to_string().contains("[dump written by Valkey]"), "{err}");
+    }
+}

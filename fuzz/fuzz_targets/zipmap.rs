@@ -1,0 +1,11 @@
+//! A zipmap blob on its own, walked to the end with every element read.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use rdbkit::decode::fuzzing;
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok(n) = fuzzing::zipmap(data) {
+        assert!(n <= data.len());
+    }
+});

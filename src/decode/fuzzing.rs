@@ -1,0 +1,209 @@
+//! Entry points for the cargo-fuzz targets in `fuzz/` and their seed extractor. Not a stable API.
+//!
+//! Each walker of a nested encoding is wrapped in a function that takes the blob as `&[u8]` and
+//! drains it completely, so a target only has to hand over the fuzzer's bytes. [`blobs`] cuts the
+//! nested blobs out of a decoded entry's value bytes, to seed the per-encoding targets from real
+//! dumps.
+
+use super::cursor::Cursor;
+use super::string::{lzf_decompress, read_bytes, read_count, read_len, read_string, RdbString};
+use super::value::Dialect;
+use super::{intset, listpack, module, stream, value, ziplist, zipmap};
+use crate::error::Result;
+use crate::model::{Elem, Entry, Stream, Value};
+
+/// Reads an element's logical bytes, so nothing is left undecoded.
+fn touch(e: Elem<'_>) -> Result<()> {
+    std::hint::black_box(e.to_bytes());
+    Ok(())
+}
+
+/// Walks a whole listpack blob. Returns the element count.
+pub fn listpack(blob: &[u8]) -> Result<usize> {
+    listpack::walk(&mut Cursor::blob(blob, 0), &mut touch)
+}
+
+/// Walks a whole ziplist blob. Returns the entry count.
+pub fn ziplist(blob: &[u8]) -> Result<usize> {
+    ziplist::walk(&mut Cursor::blob(blob, 0), &mut touch)
+}
+
+/// Walks a whole intset blob. Returns the member count.
+pub fn intset(blob: &[u8]) -> Result<usize> {
+    intset::walk(&mut Cursor::blob(blob, 0), &mut touch)
+}
+
+/// Walks a whole zipmap blob. Returns the pair count.
+pub fn zipmap(blob: &[u8]) -> Result<usize> {
+    zipmap::walk(&mut Cursor::blob(blob, 0), &mut touch)
+}
+
+/// The stream value layouts, by type id.
+pub const STREAM_TYPES: [u8; 4] = [15, 19, 21, 26];
+
+/// Parses a stream value of type `type_id` (15, 19, 21 or 26) with every node listpack decoded.
+/// Returns the stream and the bytes it took (trailing bytes are left to the caller).
+pub fn stream(type_id: u8, raw: &[u8]) -> Result<(Stream<'_>, usize)> {
+    let mut c = Cursor::blob(raw, 0);
+    let s = stream::parse(&mut c, type_id, true)?;
+    Ok((s, c.pos()))
+}
+
+/// Skips a stream value the cheap way (node listpacks not decoded). Returns the bytes it took.
+pub fn stream_skip(type_id: u8, raw: &[u8]) -> Result<usize> {
+    let mut c = Cursor::blob(raw, 0);
+    stream::parse(&mut c, type_id, false)?;
+    Ok(c.pos())
+}
+
+/// Decodes one stream node listpack whose master ID is the 16-byte big-endian key `master`, by
+/// wrapping it in a minimal type-15 stream value (one node, length 0, no groups). Returns the
+/// number of live entries.
+pub fn stream_node(master: &[u8; 16], lp: &[u8]) -> Result<usize> {
+    let mut v = Vec::with_capacity(lp.len() + 32);
+    v.push(1); // one node
+    crate::write::put_string(&mut v, master);
+    crate::write::put_string(&mut v, lp);
+    v.extend_from_slice(&[0, 0, 0, 0]); // length, last id, no groups
+    let mut c = Cursor::blob(&v, 0);
+    let s = stream::parse(&mut c, 15, true)?;
+    Ok(s.entries.len())
+}
+
+/// Skips a module opcode stream (a module value after its type id, or a module aux body).
+/// Returns the bytes it took, EOF marker included.
+pub fn module_skip(body: &[u8]) -> Result<usize> {
+    let mut c = Cursor::blob(body, 0);
+    module::skip_opcodes(&mut c)?;
+    Ok(c.pos())
+}
+
+/// Decompresses LZF `data` that must expand to exactly `len` bytes.
+pub fn lzf(data: &[u8], len: u64) -> Result<Vec<u8>> {
+    lzf_decompress(data, len, 0)
+}
+
+/// Reads one RDB string (raw, integer or LZF form) at the start of `data` and returns its logical
+/// bytes and the bytes it took.
+pub fn rdb_string(data: &[u8]) -> Result<(Vec<u8>, usize)> {
+    let mut c = Cursor::blob(data, 0);
+    let s = read_string(&mut c, "string")?;
+    Ok((s.to_bytes()?.into_owned(), c.pos()))
+}
+
+/// Decodes the value bytes `raw` of type `type_id` as [`Entry::value`] does.
+pub fn decode_value(type_id: u8, raw: &[u8], valkey: bool) -> Result<Value<'_>> {
+    value::decode_value(type_id, raw, 0, Dialect { valkey })
+}
+
+/// Skips the value at the start of `raw` as the file decoder does. Returns the bytes it took.
+pub fn skip_value(type_id: u8, raw: &[u8], valkey: bool) -> Result<usize> {
+    let mut c = Cursor::blob(raw, 0);
+    value::skip_value(&mut c, type_id, Dialect { valkey })?;
+    Ok(c.pos())
+}
+
+/// True when the entry was read with the Valkey meaning of the dialect-dependent type ids.
+pub fn entry_is_valkey(e: &Entry<'_>) -> bool {
+    e.dialect.valkey
+}
+
+/// What a blob cut out by [`blobs`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum BlobKind {
+    /// A ziplist.
+    Ziplist,
+    /// A listpack.
+    Listpack,
+    /// An intset.
+    Intset,
+    /// A zipmap.
+    Zipmap,
+    /// A stream node: 16-byte master key, then the node listpack.
+    StreamNode,
+    /// An LZF-encoded RDB string (`0xC3 clen ulen data`).
+    LzfString,
+    /// A module opcode stream (after the module type id).
+    Module,
+}
+
+/// Cuts the nested blobs out of the value bytes `raw` of type `type_id` (decompressed when they
+/// were stored LZF-compressed; the compressed string is returned too). Best effort: stops quietly
+/// at the first malformed part.
+pub fn blobs(type_id: u8, raw: &[u8], valkey: bool) -> Vec<(BlobKind, Vec<u8>)> {
+    let mut out = Vec::new();
+    let _ = cut_blobs(type_id, raw, valkey, &mut out);
+    out
+}
+
+/// Reads one RDB string holding a blob of `kind`; records it (and its LZF form, if any).
+fn blob_string(
+    c: &mut Cursor<'_>,
+    kind: BlobKind,
+    out: &mut Vec<(BlobKind, Vec<u8>)>,
+) -> Result<()> {
+    let start = c.pos();
+    let s = read_string(c, "blob")?;
+    if let RdbString::Lzf { .. } = s {
+        out.push((BlobKind::LzfString, c.since(start).to_vec()));
+    }
+    out.push((kind, s.to_bytes()?.into_owned()));
+    Ok(())
+}
+
+fn cut_blobs(t: u8, raw: &[u8], valkey: bool, out: &mut Vec<(BlobKind, Vec<u8>)>) -> Result<()> {
+    let c = &mut Cursor::blob(raw, 0);
+    match t {
+        0 => {
+            if let RdbString::Lzf { .. } = read_string(c, "string")? {
+                out.push((BlobKind::LzfString, raw.to_vec()));
+            }
+        }
+        9 => blob_string(c, BlobKind::Zipmap, out)?,
+        10 | 12 | 13 => blob_string(c, BlobKind::Ziplist, out)?,
+        11 => blob_string(c, BlobKind::Intset, out)?,
+        16 | 17 | 20 => blob_string(c, BlobKind::Listpack, out)?,
+        23 if !valkey => blob_string(c, BlobKind::Listpack, out)?,
+        25 => {
+            c.skip(8, "hash min expire")?;
+            blob_string(c, BlobKind::Listpack, out)?;
+        }
+        14 => {
+            let n = read_count(c, "quicklist node count", 1)?;
+            for _ in 0..n {
+                blob_string(c, BlobKind::Ziplist, out)?;
+            }
+        }
+        18 => {
+            let n = read_count(c, "quicklist node count", 2)?;
+            for _ in 0..n {
+                match read_len(c, "quicklist container")? {
+                    2 => blob_string(c, BlobKind::Listpack, out)?,
+                    _ => {
+                        read_string(c, "quicklist plain node")?;
+                    }
+                }
+            }
+        }
+        7 => {
+            read_len(c, "module type id")?;
+            out.push((BlobKind::Module, c.rest().to_vec()));
+        }
+        15 | 19 | 21 | 26 => {
+            let n = read_count(c, "stream listpack count", 2)?;
+            for _ in 0..n {
+                let key = read_bytes(c, "stream node key")?;
+                let start = c.pos();
+                let lp = read_string(c, "stream listpack")?;
+                if let RdbString::Lzf { .. } = lp {
+                    out.push((BlobKind::LzfString, c.since(start).to_vec()));
+                }
+                let mut node = key.into_owned();
+                node.extend_from_slice(&lp.to_bytes()?);
+                out.push((BlobKind::StreamNode, node));
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}

@@ -1,0 +1,159 @@
+//! Batches: the unit the data plane writes, acknowledges, checkpoints and re-sends.
+//!
+//! A batch is self-contained RESP for one database: it starts with `SELECT db`, then the commands
+//! of whole keys (a key never spans batches, so one key's commands stay in order on one
+//! connection). It remembers each key's byte range so that after a dropped connection it can be
+//! re-sent idempotently: RESTOREs gain `REPLACE`, command-built keys are preceded by `DEL`.
+
+pub use crate::output::resp::Resp;
+
+/// How a key travels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum KeyMode {
+    /// One RESTORE of the raw value.
+    Restore,
+    /// Plain commands.
+    Commands,
+}
+
+/// One key inside a batch.
+#[derive(Debug, Clone)]
+pub struct KeyRec {
+    /// Key name (for reports and for DEL on re-send).
+    pub key: Vec<u8>,
+    /// How it is written.
+    pub mode: KeyMode,
+    /// Number of commands.
+    pub commands: u32,
+    /// Byte range of its commands in the batch.
+    pub range: std::ops::Range<usize>,
+    /// The RESTORE already carries REPLACE / the commands already start with DEL.
+    pub replacing: bool,
+}
+
+/// Commands for a run of keys of one database.
+#[derive(Debug, Clone)]
+pub struct Batch {
+    /// Sequence number in dump order (for checkpoints).
+    pub id: u64,
+    /// Target database.
+    pub db: u64,
+    /// Encoded commands, starting with SELECT.
+    pub bytes: Vec<u8>,
+    /// Keys in order.
+    pub keys: Vec<KeyRec>,
+    /// Commands in `bytes`, SELECT included.
+    pub commands: usize,
+    /// Dump offset just past the batch's last entry.
+    pub end_offset: u64,
+    /// Dump offset of the batch's first entry (0 until it has one).
+    pub start_offset: u64,
+}
+
+impl Batch {
+    /// A new batch for `db`.
+    pub fn new(id: u64, db: u64) -> Batch {
+        let mut r = Resp::default();
+        r.begin(2);
+        r.arg(b"SELECT");
+        r.arg_int(db as i64);
+        Batch {
+            id,
+            db,
+            bytes: r.buf,
+            keys: Vec::new(),
+            commands: 1,
+            end_offset: 0,
+            start_offset: 0,
+        }
+    }
+
+    /// Appends a key whose commands are in `resp` (moved out of it).
+    pub fn push_key(&mut self, key: &[u8], mode: KeyMode, commands: u32, resp: &mut Resp, replacing: bool) {
+        let start = self.bytes.len();
+        self.bytes.extend_from_slice(&resp.buf);
+        resp.buf.clear();
+        self.keys.push(KeyRec {
+            key: key.to_vec(),
+            mode,
+            commands,
+            range: start..self.bytes.len(),
+            replacing,
+        });
+        self.commands += commands as usize;
+    }
+
+    /// Rewrites the batch so that sending it again cannot duplicate or refuse data written by an
+    /// earlier, interrupted attempt. With `restore_replace` false (`--skip-existing`), RESTOREs
+    /// stay as they are: a key written by the interrupted attempt then answers BUSYKEY.
+    pub fn make_idempotent(&mut self, restore_replace: bool) {
+        if self.keys.iter().all(|k| k.replacing) {
+            return;
+        }
+        let old = std::mem::take(&mut self.bytes);
+        let mut fresh = Batch::new(self.id, self.db);
+        for k in std::mem::take(&mut self.keys) {
+            let cmds = &old[k.range.clone()];
+            let mut r = Resp::default();
+            let mut n = k.commands;
+            match (k.replacing, k.mode) {
+                (true, _) => r.buf.extend_from_slice(cmds),
+                (false, KeyMode::Restore) if restore_replace => r.buf.extend_from_slice(&add_replace(cmds)),
+                (false, KeyMode::Restore) => r.buf.extend_from_slice(cmds),
+                (false, KeyMode::Commands) => {
+                    r.cmd(&[b"DEL", &k.key]);
+                    r.buf.extend_from_slice(cmds);
+                    n += 1;
+                }
+            }
+            fresh.push_key(&k.key, k.mode, n, &mut r, true);
+        }
+        fresh.end_offset = self.end_offset;
+        fresh.start_offset = self.start_offset;
+        *self = fresh;
+    }
+}
+
+/// Adds a `REPLACE` argument to one encoded command (`*N\r\n…` → `*N+1\r\n…$7\r\nREPLACE\r\n`).
+fn add_replace(cmd: &[u8]) -> Vec<u8> {
+    let end = cmd.windows(2).position(|w| w == b"\r\n").unwrap_or(0);
+    let n: usize = std::str::from_utf8(cmd.get(1..end).unwrap_or_default())
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let mut out = format!("*{}\r\n", n + 1).into_bytes();
+    out.extend_from_slice(cmd.get(end + 2..).unwrap_or_default());
+    out.extend_from_slice(b"$7\r\nREPLACE\r\n");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resend_adds_replace_and_del() {
+        let mut b = Batch::new(7, 3);
+        let mut r = Resp::default();
+        r.cmd(&[b"RESTORE", b"k1", b"0", b"payload"]);
+        b.push_key(b"k1", KeyMode::Restore, 1, &mut r, false);
+        r.cmd(&[b"RPUSH", b"k2", b"a"]);
+        r.cmd(&[b"RPUSH", b"k2", b"b"]);
+        b.push_key(b"k2", KeyMode::Commands, 2, &mut r, false);
+        b.end_offset = 99;
+        b.make_idempotent(true);
+        let mut want = Resp::default();
+        want.cmd(&[b"SELECT", b"3"]);
+        want.cmd(&[b"RESTORE", b"k1", b"0", b"payload", b"REPLACE"]);
+        want.cmd(&[b"DEL", b"k2"]);
+        want.cmd(&[b"RPUSH", b"k2", b"a"]);
+        want.cmd(&[b"RPUSH", b"k2", b"b"]);
+        assert_eq!(String::from_utf8_lossy(&b.bytes), String::from_utf8_lossy(&want.buf));
+        assert_eq!(b.commands, 5);
+        assert_eq!(b.end_offset, 99);
+        // a second re-send changes nothing
+        let before = b.bytes.clone();
+        b.make_idempotent(true);
+        assert_eq!(b.bytes, before);
+    }
+}

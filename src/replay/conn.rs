@@ -1,0 +1,257 @@
+//! One data-plane connection: writes batches with a bounded window of commands and bytes in
+//! flight, matches replies to keys as they arrive, and survives dropped connections and stalls by
+//! reconnecting with backoff and re-sending every unacknowledged batch idempotently.
+//!
+//! The data plane is hand-written over a raw socket rather than the `redis` crate's pipeline: the
+//! crate copies every argument into a `Cmd` and builds a `Value` per reply, while here batches are
+//! RESP bytes encoded once by the planner and replies only need to be classified as OK or error.
+
+use super::batch::Batch;
+use super::reply::{self, Reply};
+use super::{ReplayError, Shared};
+use bytes::Bytes;
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+/// Data-plane limits.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnConfig {
+    /// Most commands in flight per connection.
+    pub window_commands: usize,
+    /// Most bytes in flight per connection.
+    pub window_bytes: usize,
+    /// A connection with commands in flight and no reply for this long is considered dead.
+    pub reply_timeout: Duration,
+    /// Reconnect attempts in a row before giving up.
+    pub max_attempts: u32,
+}
+
+impl Default for ConnConfig {
+    fn default() -> Self {
+        ConnConfig {
+            window_commands: 20_000,
+            window_bytes: 64 << 20,
+            reply_timeout: Duration::from_secs(30),
+            max_attempts: 10,
+        }
+    }
+}
+
+/// A batch on the wire and how far its replies have come.
+struct InFlight {
+    batch: Batch,
+    sent: Bytes,
+    replies: usize,
+    key: usize,
+    in_key: u32,
+    errors: Vec<Option<String>>,
+}
+
+impl InFlight {
+    fn new(mut batch: Batch) -> InFlight {
+        let sent = Bytes::from(std::mem::take(&mut batch.bytes));
+        let n = batch.keys.len();
+        InFlight {
+            batch,
+            sent,
+            replies: 0,
+            key: 0,
+            in_key: 0,
+            errors: vec![None; n],
+        }
+    }
+
+    /// Prepares the batch to be written again on a new connection.
+    fn for_resend(self, restore_replace: bool) -> InFlight {
+        let mut b = self.batch;
+        b.bytes = self.sent.to_vec();
+        b.make_idempotent(restore_replace);
+        InFlight::new(b)
+    }
+
+    fn done(&self) -> bool {
+        self.replies == self.batch.commands
+    }
+
+    /// Accounts one reply; returns a fatal error message if the target refuses to go on.
+    fn on_reply(&mut self, r: Reply) -> Result<(), String> {
+        let idx = self.replies;
+        self.replies += 1;
+        if idx == 0 {
+            // SELECT
+            return match r {
+                Reply::Ok => Ok(()),
+                Reply::Error(e) => Err(format!("SELECT {}: {e}", self.batch.db)),
+            };
+        }
+        while self.batch.keys.get(self.key).is_some_and(|k| self.in_key >= k.commands) {
+            self.key += 1;
+            self.in_key = 0;
+        }
+        self.in_key += 1;
+        if let Reply::Error(e) = r {
+            if is_fatal(&e) {
+                return Err(e);
+            }
+            if let Some(slot) = self.errors.get_mut(self.key) {
+                slot.get_or_insert(e);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Replies after which writing more is pointless: the target is out of memory, read-only (a
+/// replica, or a primary that was demoted), still loading, or refuses us.
+fn is_fatal(e: &str) -> bool {
+    ["OOM", "READONLY", "LOADING", "NOAUTH", "NOPERM", "WRONGPASS", "MASTERDOWN", "CLUSTERDOWN", "MOVED", "ASK"]
+        .iter()
+        .any(|p| e.starts_with(p))
+}
+
+/// Why a session ended.
+enum SessionEnd {
+    /// All input written and acknowledged.
+    Finished,
+    /// The connection failed; reconnect and re-send.
+    Lost(String),
+}
+
+/// Runs one connection until its input is exhausted and acknowledged.
+pub async fn run(id: usize, mut rx: mpsc::Receiver<Batch>, shared: Arc<Shared>, cfg: ConnConfig) -> Result<(), ReplayError> {
+    let mut inflight: VecDeque<InFlight> = VecDeque::new();
+    let mut attempts = 0u32;
+    let mut input_done = false;
+    loop {
+        let stream = match shared.target.connect_raw().await {
+            Ok(s) => s,
+            Err(e @ (ReplayError::Auth(_) | ReplayError::Config(_))) => return Err(e),
+            Err(e) => {
+                attempts += 1;
+                if attempts > cfg.max_attempts {
+                    return Err(shared.gave_up(id, attempts - 1, &e.to_string()));
+                }
+                backoff(attempts).await;
+                continue;
+            }
+        };
+        if attempts > 0 || !inflight.is_empty() {
+            shared.stats.reconnects.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let old = std::mem::take(&mut inflight);
+            let replace = !shared.skip_existing;
+            inflight = old.into_iter().map(|f| f.for_resend(replace)).collect();
+        }
+        match session(stream, &mut rx, &mut inflight, &mut input_done, &shared, &cfg, &mut attempts).await? {
+            SessionEnd::Finished => return Ok(()),
+            SessionEnd::Lost(why) => {
+                attempts += 1;
+                if attempts > cfg.max_attempts {
+                    return Err(shared.gave_up(id, attempts - 1, &why));
+                }
+                shared.note(format!("connection {id}: {why}; reconnecting (attempt {attempts})"));
+                backoff(attempts).await;
+            }
+        }
+    }
+}
+
+async fn backoff(attempt: u32) {
+    let ms = (100u64 << attempt.min(6)).min(5_000);
+    tokio::time::sleep(Duration::from_millis(ms)).await;
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn session(
+    stream: Box<dyn super::target::Transport>,
+    rx: &mut mpsc::Receiver<Batch>,
+    inflight: &mut VecDeque<InFlight>,
+    input_done: &mut bool,
+    shared: &Shared,
+    cfg: &ConnConfig,
+    attempts: &mut u32,
+) -> Result<SessionEnd, ReplayError> {
+    let (mut rd, mut wr) = tokio::io::split(stream);
+    let (wtx, mut wrx) = mpsc::unbounded_channel::<Bytes>();
+    let mut writer = tokio::spawn(async move {
+        while let Some(b) = wrx.recv().await {
+            wr.write_all(&b).await?;
+        }
+        wr.shutdown().await
+    });
+    for f in inflight.iter() {
+        let _ = wtx.send(f.sent.clone());
+    }
+    let (mut cmds, mut bytes): (usize, usize) =
+        inflight.iter().fold((0, 0), |(c, b), f| (c + f.batch.commands, b + f.sent.len()));
+    let mut buf: Vec<u8> = Vec::with_capacity(64 << 10);
+    let mut deadline = Instant::now() + cfg.reply_timeout;
+    let end = loop {
+        if *input_done && inflight.is_empty() {
+            break SessionEnd::Finished;
+        }
+        let room = inflight.is_empty() || (cmds < cfg.window_commands && bytes < cfg.window_bytes);
+        tokio::select! {
+            next = rx.recv(), if room && !*input_done => match next {
+                Some(batch) => {
+                    let f = InFlight::new(batch);
+                    cmds += f.batch.commands;
+                    bytes += f.sent.len();
+                    if inflight.is_empty() {
+                        deadline = Instant::now() + cfg.reply_timeout;
+                    }
+                    let _ = wtx.send(f.sent.clone());
+                    inflight.push_back(f);
+                }
+                None => *input_done = true,
+            },
+            res = rd.read_buf(&mut buf) => {
+                match res {
+                    Ok(0) => break SessionEnd::Lost("server closed the connection".into()),
+                    Err(e) => break SessionEnd::Lost(format!("read failed: {e}")),
+                    Ok(_) => {}
+                }
+                let mut consumed = 0;
+                loop {
+                    let parsed = reply::parse(&buf[consumed..]).map_err(ReplayError::Protocol)?;
+                    let Some((r, n)) = parsed else { break };
+                    consumed += n;
+                    let Some(front) = inflight.front_mut() else {
+                        return Err(ReplayError::Protocol("reply with no command in flight".into()));
+                    };
+                    front.on_reply(r).map_err(|m| shared.fatal(m))?;
+                    if front.done() {
+                        let f = inflight.pop_front().expect("front exists");
+                        cmds -= f.batch.commands;
+                        bytes -= f.sent.len();
+                        shared.complete(f.batch, f.errors);
+                        *attempts = 0;
+                    }
+                }
+                buf.drain(..consumed);
+                deadline = Instant::now() + cfg.reply_timeout;
+            },
+            _ = tokio::time::sleep_until(deadline), if !inflight.is_empty() => {
+                break SessionEnd::Lost(format!("no reply for {:?}", cfg.reply_timeout));
+            },
+            res = &mut writer => {
+                let why = match res {
+                    Ok(Ok(())) => "writer stopped".to_string(),
+                    Ok(Err(e)) => format!("write failed: {e}"),
+                    Err(e) => format!("writer task failed: {e}"),
+                };
+                break SessionEnd::Lost(why);
+            },
+        }
+    };
+    drop(wtx);
+    if matches!(end, SessionEnd::Finished) {
+        let _ = writer.await;
+    } else {
+        writer.abort();
+    }
+    Ok(end)
+}

@@ -1,0 +1,229 @@
+//! Per-key decisions and encoding: which keys go, how (RESTORE or commands), with which options.
+//! Runs on the decoder thread and hands finished batches to the connections.
+
+use super::batch::{Batch, KeyMode, Resp};
+use super::target::TargetInfo;
+use super::{ImportConfig, Mode, Shared, Skip};
+use crate::model::{Entry, Value};
+use crate::output::resp::{entry_commands, CommandOptions};
+use crate::payload;
+
+/// Batches are cut at this many bytes or keys.
+const BATCH_BYTES: usize = 256 << 10;
+const BATCH_KEYS: usize = 512;
+
+/// Highest type id a Redis server reading RDB `v` knows (format §4.1, §10.1).
+fn redis_max_type(v: u16) -> u8 {
+    match v {
+        0..=6 => 13,
+        7 | 8 => 14,
+        9 => 15,
+        10 => 19,
+        11 => 21,
+        12 => 25,
+        _ => 26,
+    }
+}
+
+/// Module type name → module name in `MODULE LIST` (for the modules commonly found in dumps).
+fn module_for_type(type_name: &str) -> Option<&'static str> {
+    Some(match type_name {
+        "graphdata" => "graph",
+        "ReJSON-RL" => "rejson",
+        "MBbloom--" | "MBbloomCF" | "CMSk-TYPE" | "TopK-TYPE" | "TDIS-TYPE" => "bf",
+        "TSDB-TYPE" => "timeseries",
+        "ft_index0" | "ft_invidx" => "search",
+        "vectorset" => "vectorset",
+        _ => return None,
+    })
+}
+
+/// Decides and encodes keys.
+pub(crate) struct Planner<'s> {
+    pub cfg: &'s ImportConfig,
+    pub target: &'s TargetInfo,
+    pub shared: &'s Shared,
+    pub dump_version: u16,
+    pub dump_valkey: bool,
+    pub now_ms: i64,
+    /// Keys ending at or before this dump offset were acknowledged in an earlier run.
+    pub resume_from: u64,
+    /// Existence check for `--skip-existing` keys written with commands: (db, key) → exists.
+    pub exists: Option<Box<dyn FnMut(u64, &[u8]) -> bool + 's>>,
+    resp: Resp,
+    cmd_opts: CommandOptions,
+}
+
+impl<'s> Planner<'s> {
+    pub fn new(cfg: &'s ImportConfig, target: &'s TargetInfo, shared: &'s Shared, now_ms: i64, resume_from: u64) -> Self {
+        let cmd_opts = CommandOptions {
+            max_elements: 1024,
+            max_bytes: (target.bulk_limit as usize).clamp(1024, 1 << 20),
+            stream_v2: target.at_least(7, 0),
+            field_ttl: target.at_least(7, 4),
+            restore_version: 0,
+        };
+        Planner {
+            cfg,
+            target,
+            shared,
+            dump_version: 0,
+            dump_valkey: false,
+            now_ms,
+            resume_from,
+            exists: None,
+            resp: Resp::default(),
+            cmd_opts,
+        }
+    }
+
+    /// Can the target RESTORE this type, and with which footer version?
+    fn restore_version(&self, e: &Entry<'_>) -> Option<u16> {
+        let t = e.type_id;
+        let tv = self.target.rdb_version;
+        if e.meta.is_some() && (self.target.valkey || tv < 13) {
+            return None;
+        }
+        let ok = if self.target.valkey {
+            t <= 21 || (t == 22 && self.dump_valkey && tv >= 80)
+        } else {
+            t <= redis_max_type(tv) && !(t >= 22 && self.dump_valkey)
+        };
+        if !ok || t == 6 {
+            return None;
+        }
+        // the footer only describes the envelope; a type the target knows loads the same way
+        Some(if self.target.valkey && !self.dump_valkey {
+            self.dump_version.min(11)
+        } else {
+            self.dump_version.min(tv)
+        })
+    }
+
+    fn module_missing(&self, v: &Value<'_>) -> Option<String> {
+        let Value::Module(m) = v else { return None };
+        let name = m.id.name();
+        let present = match module_for_type(&name) {
+            Some(module) => self.target.modules.iter().any(|m| m == module),
+            // unknown module type: a target with modules may have it; RESTORE will tell
+            None => !self.target.modules.is_empty(),
+        };
+        (!present).then_some(name)
+    }
+
+    /// Plans one entry into `batch`. `Ok(false)` when the key is skipped.
+    pub fn plan(&mut self, e: &Entry<'_>, batch: &mut Batch) -> Result<bool, crate::DecodeError> {
+        let end = e.value_offset + e.raw.len() as u64;
+        if end <= self.resume_from {
+            self.shared.skip(Skip::Checkpoint, None);
+            return Ok(false);
+        }
+        if !self.cfg.filter.matches(e) {
+            self.shared.skip(Skip::Filtered, None);
+            return Ok(false);
+        }
+        if e.is_expired_at(self.now_ms) {
+            self.shared.skip(Skip::Expired, None);
+            return Ok(false);
+        }
+        let replace = self.cfg.replace || self.resume_from > 0;
+        let module = e.type_id == 7;
+        let restore_ver = self.restore_version(e);
+        let payload_len = payload::len_for_entry(e) as u64;
+        let fits = payload_len + 1024 <= self.target.bulk_limit;
+        let use_restore = match self.cfg.mode {
+            _ if module => true,
+            Mode::Restore => true,
+            Mode::Commands => false,
+            Mode::Auto => restore_ver.is_some() && fits,
+        };
+        if module {
+            let v = e.value()?;
+            if let Some(name) = self.module_missing(&v) {
+                self.shared.skip(Skip::ModuleMissing, Some((&e.key, format!("module type {name} not loaded on the target"))));
+                return Ok(false);
+            }
+        }
+        if use_restore {
+            let Some(ver) = restore_ver.or(module.then_some(self.dump_version.min(self.target.rdb_version))) else {
+                self.shared.fail(&e.key, format!("the target (RDB {}) cannot RESTORE type {}", self.target.rdb_version, e.type_id));
+                return Ok(false);
+            };
+            if !fits {
+                self.shared.fail(&e.key, format!("payload of {payload_len} bytes exceeds proto-max-bulk-len {}", self.target.bulk_limit));
+                return Ok(false);
+            }
+            self.restore(e, ver, replace);
+            batch.push_key(&e.key, KeyMode::Restore, 1, &mut self.resp, replace);
+        } else {
+            let v = e.value()?;
+            if v.is_empty() {
+                self.shared.skip(Skip::Empty, None);
+                return Ok(false);
+            }
+            if self.cfg.skip_existing {
+                // commands would append to an existing key: ask first (RESTORE answers BUSYKEY)
+                if let Some(check) = self.exists.as_mut() {
+                    if check(batch.db, &e.key) {
+                        self.shared.skip(Skip::Existing, None);
+                        return Ok(false);
+                    }
+                }
+            }
+            let mut n = 0;
+            if replace {
+                // commands append to what exists: start from a clean key
+                self.resp.cmd(&[b"DEL", &e.key]);
+                n += 1;
+            }
+            self.cmd_opts.restore_version = self.dump_version.min(self.target.rdb_version);
+            match entry_commands(&mut self.resp, e, &v, &self.cmd_opts) {
+                Ok(c) => n += c,
+                Err(why) => {
+                    self.resp.buf.clear();
+                    self.shared.skip(Skip::Unrepresentable, Some((&e.key, why.to_string())));
+                    return Ok(false);
+                }
+            }
+            batch.push_key(&e.key, KeyMode::Commands, n as u32, &mut self.resp, replace);
+        }
+        batch.end_offset = end;
+        Ok(true)
+    }
+
+    fn restore(&mut self, e: &Entry<'_>, ver: u16, replace: bool) {
+        let r = &mut self.resp;
+        let extra = usize::from(e.expire_ms.is_some())
+            + usize::from(replace)
+            + if e.idle.is_some() || e.freq.is_some() { 2 } else { 0 };
+        r.begin(4 + extra);
+        r.arg(b"RESTORE");
+        r.arg(&e.key);
+        r.arg_int(e.expire_ms.unwrap_or(0));
+        // the payload is written straight into the request buffer: type, raw bytes, footer
+        let len = payload::len_for_entry(e);
+        r.buf.push(b'$');
+        r.buf.extend_from_slice(len.to_string().as_bytes());
+        r.buf.extend_from_slice(b"\r\n");
+        payload::write(&mut r.buf, e.meta, e.type_id, e.raw, ver);
+        r.buf.extend_from_slice(b"\r\n");
+        if e.expire_ms.is_some() {
+            r.arg(b"ABSTTL");
+        }
+        if let Some(idle) = e.idle {
+            r.arg(b"IDLETIME");
+            r.arg_int(idle.min(i64::MAX as u64) as i64);
+        } else if let Some(f) = e.freq {
+            r.arg(b"FREQ");
+            r.arg_int(i64::from(f));
+        }
+        if replace {
+            r.arg(b"REPLACE");
+        }
+    }
+
+    /// True when the batch should be sent now.
+    pub fn batch_full(batch: &Batch) -> bool {
+        batch.bytes.len() >= BATCH_BYTES || batch.keys.len() >= BATCH_KEYS
+    }
+}
