@@ -21,6 +21,7 @@ fn main() -> ExitCode {
         cli::Command::Info(a) => cli::info::run(a),
         cli::Command::Export(a) => cli::export::run(a),
         cli::Command::Import(a) => cli::import::run(a),
+        cli::Command::Verify(a) => cli::verify::run(a),
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,

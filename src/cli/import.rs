@@ -102,12 +102,15 @@ pub struct ImportArgs {
     /// Record progress here and resume from it on a rerun.
     #[arg(long)]
     checkpoint: Option<PathBuf>,
+    /// Milliseconds between checkpoint writes.
+    #[arg(long, default_value_t = 2000)]
+    checkpoint_interval_ms: u64,
     /// No progress output.
     #[arg(short, long)]
     quiet: bool,
 }
 
-fn parse_db_map(s: &str) -> Result<BTreeMap<u64, u64>, String> {
+pub fn parse_db_map(s: &str) -> Result<BTreeMap<u64, u64>, String> {
     s.split(',')
         .map(|pair| {
             let (a, b) = pair.split_once(':').ok_or_else(|| format!("{pair:?} is not SRC:DST"))?;
@@ -226,6 +229,7 @@ pub fn run(a: &ImportArgs) -> Result<()> {
             max_attempts: a.retries,
         },
         checkpoint: a.checkpoint.clone(),
+        checkpoint_interval: Duration::from_millis(a.checkpoint_interval_ms.max(10)),
         verify_checksum: !a.input.no_checksum,
     };
     let summary = replay::import(input, target, cfg, progress_callback(a.quiet))?;

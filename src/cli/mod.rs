@@ -4,6 +4,7 @@
 pub mod export;
 pub mod import;
 pub mod info;
+pub mod verify;
 
 use clap::{Args, Parser, Subcommand};
 use rdbkit::filter::Filter;
@@ -28,6 +29,8 @@ pub enum Command {
     Export(export::ExportArgs),
     /// Replay a dump into a running Redis primary (RESTORE of the raw values, commands as fallback).
     Import(import::ImportArgs),
+    /// Check that a target holds every key of a dump (ordinary commands only, no DEBUG).
+    Verify(verify::VerifyArgs),
 }
 
 /// Input options shared by the subcommands that read a dump.

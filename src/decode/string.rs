@@ -199,7 +199,7 @@ pub(crate) fn skip_text_double(c: &mut Cursor<'_>) -> Result<()> {
 }
 
 /// Parses a double as `strtod` would for the texts Redis writes (`%.17g`, `inf`, `-inf`).
-pub(crate) fn parse_double(b: &[u8]) -> Option<f64> {
+pub fn parse_double(b: &[u8]) -> Option<f64> {
     let s = std::str::from_utf8(b).ok()?;
     s.parse::<f64>().ok()
 }

@@ -13,6 +13,7 @@ pub mod conn;
 pub mod plan;
 pub mod reply;
 pub mod target;
+pub mod verify;
 
 pub use conn::ConnConfig;
 pub use target::{rdb_version_for, Target, TargetInfo, TlsOptions};
@@ -148,6 +149,8 @@ pub struct ImportConfig {
     pub conn: ConnConfig,
     /// Resume file.
     pub checkpoint: Option<PathBuf>,
+    /// How often the resume file is rewritten.
+    pub checkpoint_interval: Duration,
     /// Verify the dump's CRC64.
     pub verify_checksum: bool,
 }
@@ -165,6 +168,7 @@ impl Default for ImportConfig {
             connections: 2,
             conn: ConnConfig::default(),
             checkpoint: None,
+            checkpoint_interval: Duration::from_secs(2),
             verify_checksum: true,
         }
     }
@@ -532,10 +536,10 @@ pub fn import(
     // progress and checkpoints
     let (done, done_rx) = std::sync::mpsc::channel::<()>();
     let ticker = {
-        let (shared, cp) = (shared.clone(), cfg.checkpoint.clone());
+        let (shared, cp, every) = (shared.clone(), cfg.checkpoint.clone(), cfg.checkpoint_interval);
         std::thread::spawn(move || {
             let mut last_cp = Instant::now();
-            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = done_rx.recv_timeout(Duration::from_millis(200)) {
+            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = done_rx.recv_timeout(Duration::from_millis(50)) {
                 let s = &shared.stats;
                 on_progress(&Progress {
                     bytes_read: s.bytes_read.load(Relaxed),
@@ -546,7 +550,7 @@ pub fn import(
                     elapsed: started.elapsed(),
                 });
                 if let Some(p) = &cp {
-                    if last_cp.elapsed() >= Duration::from_secs(2) {
+                    if last_cp.elapsed() >= every {
                         let c = Checkpoint { dump_len: total, offset: shared.watermark() };
                         let _ = write_checkpoint(p, c, s.written());
                         last_cp = Instant::now();

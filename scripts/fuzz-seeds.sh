@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Builds the seed corpora of the fuzz targets (fuzz/corpus/<target>/, git-ignored) from the dumps in
+# testdata/ and, when present, ../shared/corpus/: whole dumps for the file-level targets, and the
+# values, DUMP payloads and nested blobs (ziplists, listpacks, intsets, zipmaps, stream nodes, LZF
+# strings, module opcode streams) cut out of them by fuzz/seedgen for the others. Seeds are named
+# by content, so reruns only add what is new.
+#
+# Usage: scripts/fuzz-seeds.sh [EXTRA_DUMP_OR_DIR...]
+#   FUZZ_SEED_MAX_FILE  largest whole dump copied (bytes, default 262144)
+#   FUZZ_SEED_MAX_BLOB  largest cut-out seed (bytes, default 65536)
+set -euo pipefail
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+corpus=$repo/fuzz/corpus
+max_file=${FUZZ_SEED_MAX_FILE:-262144}
+max_blob=${FUZZ_SEED_MAX_BLOB:-65536}
+
+sources=("$repo/testdata")
+[[ -d $repo/../shared/corpus ]] && sources+=("$(cd "$repo/../shared/corpus" && pwd)")
+sources+=("$@")
+
+# Every regular file that starts with an RDB magic (.rdb dumps, RDB-preamble AOFs, …).
+dumps=()
+while IFS= read -r -d '' f; do
+    magic=$(head -c 6 "$f" | tr -d '\0')
+    if [[ $magic == REDIS* || $magic == VALKEY ]]; then
+        dumps+=("$f")
+    fi
+done < <(find "${sources[@]}" -type f -print0 | sort -z)
+echo "fuzz-seeds: ${#dumps[@]} dumps under ${sources[*]}"
+
+file_targets=(decode_file stream_decoder roundtrip)
+for t in "${file_targets[@]}"; do mkdir -p "$corpus/$t"; done
+copied=0
+for f in "${dumps[@]}"; do
+    size=$(stat -c %s "$f")
+    ((size <= max_file)) || continue
+    name=$(sha1sum "$f" | cut -c1-16)
+    for t in "${file_targets[@]}"; do
+        [[ -e $corpus/$t/$name ]] || cp "$f" "$corpus/$t/$name"
+    done
+    copied=$((copied + 1))
+done
+echo "fuzz-seeds: $copied whole dumps (<= $max_file bytes) for ${file_targets[*]}"
+
+cargo build --quiet --release --manifest-path "$repo/fuzz/Cargo.toml" -p rdbkit-fuzz-seedgen
+"$repo/fuzz/target/release/rdbkit-fuzz-seedgen" "$corpus" --max-len "$max_blob" "${dumps[@]}"
+for d in "$corpus"/*/; do
+    printf 'fuzz-seeds: %-15s %5d seeds\n' "$(basename "$d")" "$(find "$d" -type f | wc -l)"
+done

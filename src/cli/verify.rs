@@ -1,0 +1,47 @@
+//! `rdbkit verify`: check that a target holds every key of a dump.
+
+use super::import::TargetArgs;
+use super::{FilterArgs, InputArgs};
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use rdbkit::replay::verify::{verify, VerifyConfig};
+use rdbkit::source::Input;
+use std::collections::BTreeMap;
+
+/// Arguments of `rdbkit verify`.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    input: InputArgs,
+    #[command(flatten)]
+    target: TargetArgs,
+    /// Source-to-target database mapping, as given to import.
+    #[arg(long, value_parser = super::import::parse_db_map)]
+    db_map: Option<BTreeMap<u64, u64>>,
+    #[command(flatten)]
+    filter: FilterArgs,
+    /// Allowed key expiry difference in milliseconds.
+    #[arg(long, default_value_t = 2000)]
+    ttl_tolerance_ms: i64,
+}
+
+/// Runs `verify`.
+pub fn run(a: &VerifyArgs) -> Result<()> {
+    let target = a.target.target()?;
+    let input = Input::open(&a.input.file).with_context(|| format!("opening {}", a.input.file.display()))?;
+    let cfg = VerifyConfig {
+        filter: a.filter.to_filter(),
+        db_map: a.db_map.clone().unwrap_or_default(),
+        ttl_tolerance_ms: a.ttl_tolerance_ms,
+        verify_checksum: !a.input.no_checksum,
+    };
+    let r = verify(input, &target, &cfg)?;
+    for (k, why) in &r.mismatches {
+        println!("MISMATCH {k}: {why}");
+    }
+    println!("verified: {} keys equal, {} differ, {} not compared (filtered, expiring or empty)", r.matched, r.mismatched, r.skipped);
+    if r.mismatched > 0 {
+        bail!("{} keys differ", r.mismatched);
+    }
+    Ok(())
+}
