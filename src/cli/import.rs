@@ -113,7 +113,9 @@ pub struct ImportArgs {
 pub fn parse_db_map(s: &str) -> Result<BTreeMap<u64, u64>, String> {
     s.split(',')
         .map(|pair| {
-            let (a, b) = pair.split_once(':').ok_or_else(|| format!("{pair:?} is not SRC:DST"))?;
+            let (a, b) = pair
+                .split_once(':')
+                .ok_or_else(|| format!("{pair:?} is not SRC:DST"))?;
             Ok((
                 a.trim().parse().map_err(|_| format!("bad db {a:?}"))?,
                 b.trim().parse().map_err(|_| format!("bad db {b:?}"))?,
@@ -130,8 +132,10 @@ pub fn progress_callback(quiet: bool) -> Box<dyn Fn(&Progress) + Send> {
     if std::io::stderr().is_terminal() {
         let bar = ProgressBar::new(0);
         bar.set_style(
-            ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {bytes}/{total_bytes} {msg} (ETA {eta})")
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            ProgressStyle::with_template(
+                "{spinner} [{elapsed_precise}] {bar:30} {bytes}/{total_bytes} {msg} (ETA {eta})",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
         );
         Box::new(move |p: &Progress| {
             if let Some(t) = p.total_bytes {
@@ -139,7 +143,10 @@ pub fn progress_callback(quiet: bool) -> Box<dyn Fn(&Progress) + Send> {
             }
             bar.set_position(p.bytes_read);
             let rate = p.written as f64 / p.elapsed.as_secs_f64().max(1e-3);
-            bar.set_message(format!("{} keys written, {:.0} keys/s, {} skipped, {} failed", p.written, rate, p.skipped, p.failed));
+            bar.set_message(format!(
+                "{} keys written, {:.0} keys/s, {} skipped, {} failed",
+                p.written, rate, p.skipped, p.failed
+            ));
         })
     } else {
         let last = Mutex::new(Instant::now());
@@ -169,7 +176,11 @@ pub fn print_summary(s: &Summary) {
         if s.target.valkey { "Valkey" } else { "Redis" },
         s.target.version,
         s.target.rdb_version,
-        if s.target.enterprise { ", Enterprise" } else { "" }
+        if s.target.enterprise {
+            ", Enterprise"
+        } else {
+            ""
+        }
     );
     println!(
         "written: {} keys ({} by RESTORE, {} by commands) in {secs:.2}s, {:.0} keys/s, {:.1} MB/s of dump",
@@ -183,7 +194,10 @@ pub fn print_summary(s: &Summary) {
         println!("skipped: {n} ({why})");
     }
     if s.functions + s.scripts > 0 {
-        println!("functions loaded: {}, scripts loaded: {}", s.functions, s.scripts);
+        println!(
+            "functions loaded: {}, scripts loaded: {}",
+            s.functions, s.scripts
+        );
     }
     for m in &s.module_aux_unrestored {
         println!("module aux not restored: {m}");
@@ -208,7 +222,8 @@ pub fn print_summary(s: &Summary) {
 /// Runs `import`.
 pub fn run(a: &ImportArgs) -> Result<()> {
     let target = a.target.target()?;
-    let input = Input::open(&a.input.file).with_context(|| format!("opening {}", a.input.file.display()))?;
+    let input = Input::open(&a.input.file)
+        .with_context(|| format!("opening {}", a.input.file.display()))?;
     let cfg = ImportConfig {
         filter: a.filter.to_filter(),
         db_map: a.db_map.clone().unwrap_or_default(),

@@ -28,7 +28,8 @@ pub struct VerifyArgs {
 /// Runs `verify`.
 pub fn run(a: &VerifyArgs) -> Result<()> {
     let target = a.target.target()?;
-    let input = Input::open(&a.input.file).with_context(|| format!("opening {}", a.input.file.display()))?;
+    let input = Input::open(&a.input.file)
+        .with_context(|| format!("opening {}", a.input.file.display()))?;
     let cfg = VerifyConfig {
         filter: a.filter.to_filter(),
         db_map: a.db_map.clone().unwrap_or_default(),
@@ -39,7 +40,10 @@ pub fn run(a: &VerifyArgs) -> Result<()> {
     for (k, why) in &r.mismatches {
         println!("MISMATCH {k}: {why}");
     }
-    println!("verified: {} keys equal, {} differ, {} not compared (filtered, expiring or empty)", r.matched, r.mismatched, r.skipped);
+    println!(
+        "verified: {} keys equal, {} differ, {} not compared (filtered, expiring or empty)",
+        r.matched, r.mismatched, r.skipped
+    );
     if r.mismatched > 0 {
         bail!("{} keys differ", r.mismatched);
     }

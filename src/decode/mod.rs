@@ -544,7 +544,9 @@ mod tests {
             v
         };
         assert_eq!(codes, vec![&want("lib2")[..], &want("lib1")[..]]);
-        assert!(items.iter().any(|i| matches!(i, Item::Entry(e) if e.key.as_ref() == b"k")));
+        assert!(items
+            .iter()
+            .any(|i| matches!(i, Item::Entry(e) if e.key.as_ref() == b"k")));
         assert!(matches!(
             items.last(),
             Some(Item::Eof {
@@ -569,7 +571,12 @@ mod tests {
 
     #[test]
     fn header_errors_do_not_guess_the_producer() {
-        for input in [&b"VALKEY987\xff"[..], b"REDIS0099\xff", b"NOTANRDB!", b"REDI"] {
+        for input in [
+            &b"VALKEY987\xff"[..],
+            b"REDIS0099\xff",
+            b"NOTANRDB!",
+            b"REDI",
+        ] {
             let err = Decoder::new(input).next().unwrap().unwrap_err();
             assert_eq!(err.offset(), 0);
             assert!(!err.to_string().contains("written by"), "{err}");
@@ -578,6 +585,9 @@ mod tests {
         let err = Decoder::new(b"VALKEY080\x66")
             .find_map(|i| i.err())
             .unwrap();
-        assert!(err.to_string().contains("[dump written by Valkey]"), "{err}");
+        assert!(
+            err.to_string().contains("[dump written by Valkey]"),
+            "{err}"
+        );
     }
 }

@@ -402,6 +402,8 @@ pub(crate) fn decode_value<'a>(t: u8, raw: &'a [u8], offset: u64, d: Dialect) ->
             }
             Value::Hash(v)
         }
+        // 23 is not a type in Valkey dumps (value_type, skip_value): reject it here too.
+        23 if d.valkey => return Err(c.err(ErrorKind::UnknownOpcode { byte: t, note: "" })),
         23 | 25 => {
             if t == 25 {
                 c.skip(8, "hash min expire")?;

@@ -69,7 +69,14 @@ impl Batch {
     }
 
     /// Appends a key whose commands are in `resp` (moved out of it).
-    pub fn push_key(&mut self, key: &[u8], mode: KeyMode, commands: u32, resp: &mut Resp, replacing: bool) {
+    pub fn push_key(
+        &mut self,
+        key: &[u8],
+        mode: KeyMode,
+        commands: u32,
+        resp: &mut Resp,
+        replacing: bool,
+    ) {
         let start = self.bytes.len();
         self.bytes.extend_from_slice(&resp.buf);
         resp.buf.clear();
@@ -98,7 +105,9 @@ impl Batch {
             let mut n = k.commands;
             match (k.replacing, k.mode) {
                 (true, _) => r.buf.extend_from_slice(cmds),
-                (false, KeyMode::Restore) if restore_replace => r.buf.extend_from_slice(&add_replace(cmds)),
+                (false, KeyMode::Restore) if restore_replace => {
+                    r.buf.extend_from_slice(&add_replace(cmds))
+                }
                 (false, KeyMode::Restore) => r.buf.extend_from_slice(cmds),
                 (false, KeyMode::Commands) => {
                     r.cmd(&[b"DEL", &k.key]);
@@ -148,7 +157,10 @@ mod tests {
         want.cmd(&[b"DEL", b"k2"]);
         want.cmd(&[b"RPUSH", b"k2", b"a"]);
         want.cmd(&[b"RPUSH", b"k2", b"b"]);
-        assert_eq!(String::from_utf8_lossy(&b.bytes), String::from_utf8_lossy(&want.buf));
+        assert_eq!(
+            String::from_utf8_lossy(&b.bytes),
+            String::from_utf8_lossy(&want.buf)
+        );
         assert_eq!(b.commands, 5);
         assert_eq!(b.end_offset, 99);
         // a second re-send changes nothing

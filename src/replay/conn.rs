@@ -88,7 +88,12 @@ impl InFlight {
                 Reply::Error(e) => Err(format!("SELECT {}: {e}", self.batch.db)),
             };
         }
-        while self.batch.keys.get(self.key).is_some_and(|k| self.in_key >= k.commands) {
+        while self
+            .batch
+            .keys
+            .get(self.key)
+            .is_some_and(|k| self.in_key >= k.commands)
+        {
             self.key += 1;
             self.in_key = 0;
         }
@@ -108,9 +113,20 @@ impl InFlight {
 /// Replies after which writing more is pointless: the target is out of memory, read-only (a
 /// replica, or a primary that was demoted), still loading, or refuses us.
 fn is_fatal(e: &str) -> bool {
-    ["OOM", "READONLY", "LOADING", "NOAUTH", "NOPERM", "WRONGPASS", "MASTERDOWN", "CLUSTERDOWN", "MOVED", "ASK"]
-        .iter()
-        .any(|p| e.starts_with(p))
+    [
+        "OOM",
+        "READONLY",
+        "LOADING",
+        "NOAUTH",
+        "NOPERM",
+        "WRONGPASS",
+        "MASTERDOWN",
+        "CLUSTERDOWN",
+        "MOVED",
+        "ASK",
+    ]
+    .iter()
+    .any(|p| e.starts_with(p))
 }
 
 /// Why a session ended.
@@ -122,7 +138,12 @@ enum SessionEnd {
 }
 
 /// Runs one connection until its input is exhausted and acknowledged.
-pub async fn run(id: usize, mut rx: mpsc::Receiver<Batch>, shared: Arc<Shared>, cfg: ConnConfig) -> Result<(), ReplayError> {
+pub async fn run(
+    id: usize,
+    mut rx: mpsc::Receiver<Batch>,
+    shared: Arc<Shared>,
+    cfg: ConnConfig,
+) -> Result<(), ReplayError> {
     let mut inflight: VecDeque<InFlight> = VecDeque::new();
     let mut attempts = 0u32;
     let mut input_done = false;
@@ -140,19 +161,34 @@ pub async fn run(id: usize, mut rx: mpsc::Receiver<Batch>, shared: Arc<Shared>, 
             }
         };
         if attempts > 0 || !inflight.is_empty() {
-            shared.stats.reconnects.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            shared
+                .stats
+                .reconnects
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let old = std::mem::take(&mut inflight);
             let replace = !shared.skip_existing;
             inflight = old.into_iter().map(|f| f.for_resend(replace)).collect();
         }
-        match session(stream, &mut rx, &mut inflight, &mut input_done, &shared, &cfg, &mut attempts).await? {
+        match session(
+            stream,
+            &mut rx,
+            &mut inflight,
+            &mut input_done,
+            &shared,
+            &cfg,
+            &mut attempts,
+        )
+        .await?
+        {
             SessionEnd::Finished => return Ok(()),
             SessionEnd::Lost(why) => {
                 attempts += 1;
                 if attempts > cfg.max_attempts {
                     return Err(shared.gave_up(id, attempts - 1, &why));
                 }
-                shared.note(format!("connection {id}: {why}; reconnecting (attempt {attempts})"));
+                shared.note(format!(
+                    "connection {id}: {why}; reconnecting (attempt {attempts})"
+                ));
                 backoff(attempts).await;
             }
         }
@@ -185,8 +221,9 @@ async fn session(
     for f in inflight.iter() {
         let _ = wtx.send(f.sent.clone());
     }
-    let (mut cmds, mut bytes): (usize, usize) =
-        inflight.iter().fold((0, 0), |(c, b), f| (c + f.batch.commands, b + f.sent.len()));
+    let (mut cmds, mut bytes): (usize, usize) = inflight
+        .iter()
+        .fold((0, 0), |(c, b), f| (c + f.batch.commands, b + f.sent.len()));
     let mut buf: Vec<u8> = Vec::with_capacity(64 << 10);
     let mut deadline = Instant::now() + cfg.reply_timeout;
     let end = loop {

@@ -217,7 +217,9 @@ pub struct Shared {
 
 impl std::fmt::Debug for Shared {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Shared").field("target", &self.target.display()).finish()
+        f.debug_struct("Shared")
+            .field("target", &self.target.display())
+            .finish()
     }
 }
 
@@ -243,7 +245,12 @@ impl Shared {
     }
 
     pub(crate) fn skip(&self, why: Skip, report: Option<(&[u8], String)>) {
-        *self.skipped.lock().unwrap_or_else(|e| e.into_inner()).entry(why).or_default() += 1;
+        *self
+            .skipped
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(why)
+            .or_default() += 1;
         self.stats.skipped.fetch_add(1, Relaxed);
         if let Some((k, msg)) = report {
             self.report(k, msg);
@@ -261,7 +268,13 @@ impl Shared {
 
     /// A batch's start offset enters the set of unacknowledged work.
     fn open_batch(&self, start: u64) {
-        *self.open.lock().unwrap_or_else(|e| e.into_inner()).0.entry(start).or_default() += 1;
+        *self
+            .open
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .0
+            .entry(start)
+            .or_default() += 1;
     }
 
     /// Everything before `end` has been planned.
@@ -371,7 +384,9 @@ impl Summary {
     /// skipped unless `--skip-modules` said so.
     pub fn is_success(&self) -> bool {
         let get = |s: Skip| self.skipped.get(s.name()).copied().unwrap_or(0);
-        self.failed == 0 && get(Skip::Unrepresentable) == 0 && (self.skip_modules || get(Skip::ModuleMissing) == 0)
+        self.failed == 0
+            && get(Skip::Unrepresentable) == 0
+            && (self.skip_modules || get(Skip::ModuleMissing) == 0)
     }
 }
 
@@ -393,7 +408,9 @@ pub struct Progress {
 }
 
 fn fnv1a(b: &[u8]) -> u64 {
-    b.iter().fold(0xcbf29ce484222325u64, |h, &c| (h ^ u64::from(c)).wrapping_mul(0x100000001b3))
+    b.iter().fold(0xcbf29ce484222325u64, |h, &c| {
+        (h ^ u64::from(c)).wrapping_mul(0x100000001b3)
+    })
 }
 
 /// Checkpoint file contents.
@@ -409,8 +426,8 @@ fn read_checkpoint(path: &PathBuf) -> Result<Option<Checkpoint>, ReplayError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(ReplayError::Checkpoint(format!("{}: {e}", path.display()))),
     };
-    let v: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| ReplayError::Checkpoint(format!("{}: {e}", path.display())))?;
+    let v: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| ReplayError::Checkpoint(format!("{}: {e}", path.display())))?;
     Ok(Some(Checkpoint {
         dump_len: v["dump_len"].as_u64(),
         offset: v["offset"].as_u64().unwrap_or(0),
@@ -419,7 +436,8 @@ fn read_checkpoint(path: &PathBuf) -> Result<Option<Checkpoint>, ReplayError> {
 
 fn write_checkpoint(path: &PathBuf, c: Checkpoint, written: u64) -> Result<(), ReplayError> {
     let tmp = path.with_extension("tmp");
-    let body = serde_json::json!({"dump_len": c.dump_len, "offset": c.offset, "keys_written": written});
+    let body =
+        serde_json::json!({"dump_len": c.dump_len, "offset": c.offset, "keys_written": written});
     std::fs::write(&tmp, body.to_string())
         .and_then(|_| std::fs::rename(&tmp, path))
         .map_err(|e| ReplayError::Checkpoint(format!("{}: {e}", path.display())))
@@ -443,16 +461,28 @@ fn redis_err(what: &str) -> impl Fn(redis::RedisError) -> ReplayError + '_ {
 }
 
 /// Refuses (or flushes) target databases that already hold keys.
-fn check_conflicts(con: &mut redis::Connection, dbs: &BTreeSet<u64>, cfg: &ImportConfig, resuming: bool) -> Result<(), ReplayError> {
+fn check_conflicts(
+    con: &mut redis::Connection,
+    dbs: &BTreeSet<u64>,
+    cfg: &ImportConfig,
+    resuming: bool,
+) -> Result<(), ReplayError> {
     let mut busy = Vec::new();
     for &db in dbs {
-        redis::cmd("SELECT").arg(db).query::<()>(con).map_err(redis_err("SELECT"))?;
-        let n: u64 = redis::cmd("DBSIZE").query(con).map_err(redis_err("DBSIZE"))?;
+        redis::cmd("SELECT")
+            .arg(db)
+            .query::<()>(con)
+            .map_err(redis_err("SELECT"))?;
+        let n: u64 = redis::cmd("DBSIZE")
+            .query(con)
+            .map_err(redis_err("DBSIZE"))?;
         if n == 0 {
             continue;
         }
         if cfg.flush_target {
-            redis::cmd("FLUSHDB").query::<()>(con).map_err(redis_err("FLUSHDB"))?;
+            redis::cmd("FLUSHDB")
+                .query::<()>(con)
+                .map_err(redis_err("FLUSHDB"))?;
         } else if !(cfg.replace || cfg.skip_existing || resuming) {
             busy.push(format!("db{db} holds {n} keys"));
         }
@@ -489,13 +519,19 @@ pub fn import(
             .map_err(|e| ReplayError::Connect(format!("{}: {e}", target.display())))?;
         TargetInfo::probe(&mut con).await
     })?;
-    let mut sync_con = client.get_connection().map_err(|e| ReplayError::Connect(format!("{}: {e}", target.display())))?;
+    let mut sync_con = client
+        .get_connection()
+        .map_err(|e| ReplayError::Connect(format!("{}: {e}", target.display())))?;
     let shared = Arc::new(Shared::new(target, cfg.skip_existing));
     if info.bulk_limit_assumed {
-        shared.note("the target refused CONFIG GET proto-max-bulk-len; assuming the 512 MB default".into());
+        shared.note(
+            "the target refused CONFIG GET proto-max-bulk-len; assuming the 512 MB default".into(),
+        );
     }
     if info.cluster {
-        return Err(ReplayError::Config("the target is a Redis Cluster node; cluster targets are not supported yet".into()));
+        return Err(ReplayError::Config(
+            "the target is a Redis Cluster node; cluster targets are not supported yet".into(),
+        ));
     }
 
     let total = input.len_hint();
@@ -514,7 +550,9 @@ pub fn import(
     let resume_from = checkpoint.map_or(0, |c| c.offset);
     let resuming = resume_from > 0;
     if resuming {
-        shared.note(format!("resuming after dump offset {resume_from} (keys after it are re-sent with REPLACE)"));
+        shared.note(format!(
+            "resuming after dump offset {resume_from} (keys after it are re-sent with REPLACE)"
+        ));
     }
     let mut known_dbs: Option<BTreeSet<u64>> = None;
     if let Input::Mapped(m) = &input {
@@ -536,10 +574,16 @@ pub fn import(
     // progress and checkpoints
     let (done, done_rx) = std::sync::mpsc::channel::<()>();
     let ticker = {
-        let (shared, cp, every) = (shared.clone(), cfg.checkpoint.clone(), cfg.checkpoint_interval);
+        let (shared, cp, every) = (
+            shared.clone(),
+            cfg.checkpoint.clone(),
+            cfg.checkpoint_interval,
+        );
         std::thread::spawn(move || {
             let mut last_cp = Instant::now();
-            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = done_rx.recv_timeout(Duration::from_millis(50)) {
+            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                done_rx.recv_timeout(Duration::from_millis(50))
+            {
                 let s = &shared.stats;
                 on_progress(&Progress {
                     bytes_read: s.bytes_read.load(Relaxed),
@@ -551,7 +595,10 @@ pub fn import(
                 });
                 if let Some(p) = &cp {
                     if last_cp.elapsed() >= every {
-                        let c = Checkpoint { dump_len: total, offset: shared.watermark() };
+                        let c = Checkpoint {
+                            dump_len: total,
+                            offset: shared.watermark(),
+                        };
                         let _ = write_checkpoint(p, c, s.written());
                         last_cp = Instant::now();
                     }
@@ -564,7 +611,9 @@ pub fn import(
     let mut scripts = 0u64;
     let mut module_aux = Vec::new();
     let produced: Result<(), ReplayError> = (|| {
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
         let mut planner = Planner::new(&cfg, &info, &shared, now, resume_from);
         if cfg.skip_existing {
             let mut con = shared
@@ -575,7 +624,10 @@ pub fn import(
             planner.exists = Some(Box::new(move |db, key| {
                 let _ = redis::cmd("SELECT").arg(db).query::<()>(&mut con);
                 // an unanswerable check counts as "exists": never overwrite on doubt
-                redis::cmd("EXISTS").arg(key).query::<u64>(&mut con).map_or(true, |n| n > 0)
+                redis::cmd("EXISTS")
+                    .arg(key)
+                    .query::<u64>(&mut con)
+                    .map_or(true, |n| n > 0)
             }));
         }
         let mut open: Vec<Option<Batch>> = (0..n).map(|_| None).collect();
@@ -639,12 +691,10 @@ pub fn import(
                         Err(err) => shared.fail(b"(function library)", format!("FUNCTION LOAD: {err}")),
                     }
                 }
-                Item::Script { body, sha1 } => {
-                    if seen_scripts.insert(sha1.clone()) {
-                        match redis::cmd("SCRIPT").arg("LOAD").arg(body.as_ref()).query::<String>(&mut sync_con) {
-                            Ok(_) => scripts += 1,
-                            Err(err) => shared.fail(b"(lua script)", format!("SCRIPT LOAD {sha1}: {err}")),
-                        }
+                Item::Script { body, sha1 } if seen_scripts.insert(sha1.clone()) => {
+                    match redis::cmd("SCRIPT").arg("LOAD").arg(body.as_ref()).query::<String>(&mut sync_con) {
+                        Ok(_) => scripts += 1,
+                        Err(err) => shared.fail(b"(lua script)", format!("SCRIPT LOAD {sha1}: {err}")),
                     }
                 }
                 Item::ModuleAux { id, when, body, .. } => {
@@ -677,7 +727,10 @@ pub fn import(
     let conn_results: Vec<Result<(), ReplayError>> = rt.block_on(async {
         let mut out = Vec::new();
         for t in tasks {
-            out.push(t.await.unwrap_or_else(|e| Err(ReplayError::Config(format!("connection task: {e}")))));
+            out.push(
+                t.await
+                    .unwrap_or_else(|e| Err(ReplayError::Config(format!("connection task: {e}")))),
+            );
         }
         out
     });
@@ -690,10 +743,23 @@ pub fn import(
     produced?;
     if let Some(p) = &cfg.checkpoint {
         let end = total.unwrap_or_else(|| shared.stats.bytes_read.load(Relaxed));
-        write_checkpoint(p, Checkpoint { dump_len: total, offset: end }, shared.stats.written())?;
+        write_checkpoint(
+            p,
+            Checkpoint {
+                dump_len: total,
+                offset: end,
+            },
+            shared.stats.written(),
+        )?;
     }
     let s = &shared.stats;
-    let skipped = shared.skipped.lock().unwrap_or_else(|e| e.into_inner()).iter().map(|(k, v)| (k.name(), *v)).collect();
+    let skipped = shared
+        .skipped
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .map(|(k, v)| (k.name(), *v))
+        .collect();
     let reports = shared
         .reports
         .lock()
@@ -701,7 +767,11 @@ pub fn import(
         .iter()
         .map(|(k, m)| (escape_bytes(k), m.clone()))
         .collect();
-    let notes = shared.notes.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let notes = shared
+        .notes
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
     Ok(Summary {
         target: info,
         written_restore: s.written_restore.load(Relaxed),

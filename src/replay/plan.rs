@@ -38,6 +38,9 @@ fn module_for_type(type_name: &str) -> Option<&'static str> {
     })
 }
 
+/// `(db, key) → exists on the target`, for `--skip-existing` keys written with commands.
+pub(crate) type ExistsCheck<'s> = Box<dyn FnMut(u64, &[u8]) -> bool + 's>;
+
 /// Decides and encodes keys.
 pub(crate) struct Planner<'s> {
     pub cfg: &'s ImportConfig,
@@ -49,13 +52,19 @@ pub(crate) struct Planner<'s> {
     /// Keys ending at or before this dump offset were acknowledged in an earlier run.
     pub resume_from: u64,
     /// Existence check for `--skip-existing` keys written with commands: (db, key) → exists.
-    pub exists: Option<Box<dyn FnMut(u64, &[u8]) -> bool + 's>>,
+    pub exists: Option<ExistsCheck<'s>>,
     resp: Resp,
     cmd_opts: CommandOptions,
 }
 
 impl<'s> Planner<'s> {
-    pub fn new(cfg: &'s ImportConfig, target: &'s TargetInfo, shared: &'s Shared, now_ms: i64, resume_from: u64) -> Self {
+    pub fn new(
+        cfg: &'s ImportConfig,
+        target: &'s TargetInfo,
+        shared: &'s Shared,
+        now_ms: i64,
+        resume_from: u64,
+    ) -> Self {
         let cmd_opts = CommandOptions {
             max_elements: 1024,
             max_bytes: (target.bulk_limit as usize).clamp(1024, 1 << 20),
@@ -131,35 +140,69 @@ impl<'s> Planner<'s> {
         let restore_ver = self.restore_version(e);
         let payload_len = payload::len_for_entry(e) as u64;
         let fits = payload_len + 1024 <= self.target.bulk_limit;
+        // A primary loading the dump drops hash fields whose TTL has passed; RESTORE keeps them
+        // (until expiry reclaims them). Such hashes go by commands, without those fields.
+        let expired_fields = matches!(e.type_id, 22..=25) && self.has_expired_field(e)?;
         let use_restore = match self.cfg.mode {
             _ if module => true,
             Mode::Restore => true,
             Mode::Commands => false,
-            Mode::Auto => restore_ver.is_some() && fits,
+            Mode::Auto => restore_ver.is_some() && fits && !expired_fields,
         };
         if module {
             let v = e.value()?;
             if let Some(name) = self.module_missing(&v) {
-                self.shared.skip(Skip::ModuleMissing, Some((&e.key, format!("module type {name} not loaded on the target"))));
+                self.shared.skip(
+                    Skip::ModuleMissing,
+                    Some((
+                        &e.key,
+                        format!("module type {name} not loaded on the target"),
+                    )),
+                );
                 return Ok(false);
             }
         }
+        if use_restore && self.empty_collection(e)? {
+            self.shared.skip(Skip::Empty, None);
+            return Ok(false);
+        }
         if use_restore {
-            let Some(ver) = restore_ver.or(module.then_some(self.dump_version.min(self.target.rdb_version))) else {
-                self.shared.fail(&e.key, format!("the target (RDB {}) cannot RESTORE type {}", self.target.rdb_version, e.type_id));
+            let Some(ver) =
+                restore_ver.or(module.then_some(self.dump_version.min(self.target.rdb_version)))
+            else {
+                self.shared.fail(
+                    &e.key,
+                    format!(
+                        "the target (RDB {}) cannot RESTORE type {}",
+                        self.target.rdb_version, e.type_id
+                    ),
+                );
                 return Ok(false);
             };
             if !fits {
-                self.shared.fail(&e.key, format!("payload of {payload_len} bytes exceeds proto-max-bulk-len {}", self.target.bulk_limit));
+                self.shared.fail(
+                    &e.key,
+                    format!(
+                        "payload of {payload_len} bytes exceeds proto-max-bulk-len {}",
+                        self.target.bulk_limit
+                    ),
+                );
                 return Ok(false);
             }
             self.restore(e, ver, replace);
             batch.push_key(&e.key, KeyMode::Restore, 1, &mut self.resp, replace);
         } else {
-            let v = e.value()?;
+            let mut v = e.value()?;
             if v.is_empty() {
                 self.shared.skip(Skip::Empty, None);
                 return Ok(false);
+            }
+            if let Value::Hash(fields) = &mut v {
+                fields.retain(|f| f.expire_ms.is_none_or(|ms| ms > self.now_ms));
+                if fields.is_empty() {
+                    self.shared.skip(Skip::Expired, None);
+                    return Ok(false);
+                }
             }
             if self.cfg.skip_existing {
                 // commands would append to an existing key: ask first (RESTORE answers BUSYKEY)
@@ -181,7 +224,8 @@ impl<'s> Planner<'s> {
                 Ok(c) => n += c,
                 Err(why) => {
                     self.resp.buf.clear();
-                    self.shared.skip(Skip::Unrepresentable, Some((&e.key, why.to_string())));
+                    self.shared
+                        .skip(Skip::Unrepresentable, Some((&e.key, why.to_string())));
                     return Ok(false);
                 }
             }
@@ -191,11 +235,34 @@ impl<'s> Planner<'s> {
         Ok(true)
     }
 
+    fn has_expired_field(&self, e: &Entry<'_>) -> Result<bool, crate::DecodeError> {
+        Ok(match e.value()? {
+            Value::Hash(f) => f
+                .iter()
+                .any(|f| f.expire_ms.is_some_and(|ms| ms <= self.now_ms)),
+            _ => false,
+        })
+    }
+
+    /// Empty collections: Redis drops them on load and RESTORE refuses them. Only tiny values can
+    /// be empty, so only those are decoded here.
+    fn empty_collection(&self, e: &Entry<'_>) -> Result<bool, crate::DecodeError> {
+        let collection = !matches!(
+            e.value_type(),
+            crate::ValueType::String | crate::ValueType::Stream | crate::ValueType::Module
+        );
+        Ok(collection && e.raw.len() <= 64 && e.value()?.is_empty())
+    }
+
     fn restore(&mut self, e: &Entry<'_>, ver: u16, replace: bool) {
         let r = &mut self.resp;
         let extra = usize::from(e.expire_ms.is_some())
             + usize::from(replace)
-            + if e.idle.is_some() || e.freq.is_some() { 2 } else { 0 };
+            + if e.idle.is_some() || e.freq.is_some() {
+                2
+            } else {
+                0
+            };
         r.begin(4 + extra);
         r.arg(b"RESTORE");
         r.arg(&e.key);

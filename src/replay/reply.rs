@@ -42,9 +42,13 @@ fn parse_at(buf: &[u8], pos: &mut usize, depth: usize) -> Result<Option<Reply>, 
     if depth > MAX_DEPTH {
         return Err("reply nested too deeply".into());
     }
-    let Some(&tag) = buf.get(*pos) else { return Ok(None) };
+    let Some(&tag) = buf.get(*pos) else {
+        return Ok(None);
+    };
     *pos += 1;
-    let Some(l) = line(buf, pos) else { return Ok(None) };
+    let Some(l) = line(buf, pos) else {
+        return Ok(None);
+    };
     match tag {
         b'+' | b':' | b',' | b'#' | b'_' => Ok(Some(Reply::Ok)),
         b'-' => Ok(Some(Reply::Error(String::from_utf8_lossy(l).into_owned()))),

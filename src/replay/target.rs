@@ -72,11 +72,16 @@ impl Target {
     /// ```
     pub fn parse(url: &str, env_password: Option<String>) -> Result<Target, ReplayError> {
         // Parse errors must not echo the URL: it may hold a password.
-        let u = url::Url::parse(url).map_err(|e| ReplayError::Config(format!("invalid target URL: {e}")))?;
+        let u = url::Url::parse(url)
+            .map_err(|e| ReplayError::Config(format!("invalid target URL: {e}")))?;
         let tls = match u.scheme() {
             "redis" => None,
             "rediss" => Some(TlsOptions::default()),
-            s => return Err(ReplayError::Config(format!("unsupported URL scheme {s:?} (redis:// or rediss://)"))),
+            s => {
+                return Err(ReplayError::Config(format!(
+                    "unsupported URL scheme {s:?} (redis:// or rediss://)"
+                )))
+            }
         };
         let host = u
             .host_str()
@@ -85,16 +90,22 @@ impl Target {
             .trim_end_matches(']')
             .to_string();
         let decode = |s: &str| {
-            percent_decode(s).map_err(|_| ReplayError::Config("target URL credentials are not valid percent-encoding".into()))
+            percent_decode(s).map_err(|_| {
+                ReplayError::Config("target URL credentials are not valid percent-encoding".into())
+            })
         };
-        let username = (!u.username().is_empty()).then(|| decode(u.username())).transpose()?;
+        let username = (!u.username().is_empty())
+            .then(|| decode(u.username()))
+            .transpose()?;
         let password = match u.password() {
             Some(p) => Some(Secret::new(decode(p)?)),
             None => env_password.filter(|p| !p.is_empty()).map(Secret::new),
         };
         let db = match u.path().trim_start_matches('/') {
             "" => None,
-            d => Some(d.parse().map_err(|_| ReplayError::Config(format!("target URL path {d:?} is not a db number")))?),
+            d => Some(d.parse().map_err(|_| {
+                ReplayError::Config(format!("target URL path {d:?} is not a db number"))
+            })?),
         };
         Ok(Target {
             host,
@@ -108,7 +119,11 @@ impl Target {
 
     /// The URL with the password masked, for messages.
     pub fn display(&self) -> String {
-        let scheme = if self.tls.is_some() { "rediss" } else { "redis" };
+        let scheme = if self.tls.is_some() {
+            "rediss"
+        } else {
+            "redis"
+        };
         let auth = match (&self.username, &self.password) {
             (Some(u), Some(_)) => format!("{u}:***@"),
             (Some(u), None) => format!("{u}@"),
@@ -129,14 +144,13 @@ impl Target {
             None => Box::new(tcp),
             Some(t) => {
                 let connector = tokio_rustls::TlsConnector::from(Arc::new(tls_config(t)?));
-                let name = rustls::pki_types::ServerName::try_from(self.host.clone())
-                    .map_err(|e| ReplayError::Config(format!("TLS server name {:?}: {e}", self.host)))?;
-                Box::new(
-                    connector
-                        .connect(name, tcp)
-                        .await
-                        .map_err(|e| ReplayError::Connect(format!("TLS handshake with {}: {e}", self.display())))?,
-                )
+                let name =
+                    rustls::pki_types::ServerName::try_from(self.host.clone()).map_err(|e| {
+                        ReplayError::Config(format!("TLS server name {:?}: {e}", self.host))
+                    })?;
+                Box::new(connector.connect(name, tcp).await.map_err(|e| {
+                    ReplayError::Connect(format!("TLS handshake with {}: {e}", self.display()))
+                })?)
             }
         };
         if let Some(p) = &self.password {
@@ -145,13 +159,22 @@ impl Target {
                 Some(u) => r.cmd(&[b"AUTH", u.as_bytes(), p.expose().as_bytes()]),
                 None => r.cmd(&[b"AUTH", p.expose().as_bytes()]),
             }
-            stream.write_all(&r.buf).await.map_err(|e| ReplayError::Connect(e.to_string()))?;
+            stream
+                .write_all(&r.buf)
+                .await
+                .map_err(|e| ReplayError::Connect(e.to_string()))?;
             let mut buf = Vec::new();
             loop {
                 let mut chunk = [0u8; 512];
-                let n = stream.read(&mut chunk).await.map_err(|e| ReplayError::Connect(e.to_string()))?;
+                let n = stream
+                    .read(&mut chunk)
+                    .await
+                    .map_err(|e| ReplayError::Connect(e.to_string()))?;
                 if n == 0 {
-                    return Err(ReplayError::Connect(format!("{} closed the connection during AUTH", self.display())));
+                    return Err(ReplayError::Connect(format!(
+                        "{} closed the connection during AUTH",
+                        self.display()
+                    )));
                 }
                 buf.extend_from_slice(&chunk[..n]);
                 match super::reply::parse(&buf).map_err(ReplayError::Protocol)? {
@@ -187,7 +210,10 @@ impl Target {
         };
         match &self.tls {
             Some(t) if t.ca.is_some() || t.cert.is_some() => {
-                let read = |p: &PathBuf| std::fs::read(p).map_err(|e| ReplayError::Config(format!("{}: {e}", p.display())));
+                let read = |p: &PathBuf| {
+                    std::fs::read(p)
+                        .map_err(|e| ReplayError::Config(format!("{}: {e}", p.display())))
+                };
                 let client_tls = match (&t.cert, &t.key) {
                     (Some(c), Some(k)) => Some(redis::ClientTlsConfig {
                         client_cert: read(c)?,
@@ -196,8 +222,14 @@ impl Target {
                     _ => None,
                 };
                 let root_cert = t.ca.as_ref().map(read).transpose()?;
-                redis::Client::build_with_tls(info, redis::TlsCertificates { client_tls, root_cert })
-                    .map_err(|e| ReplayError::Config(format!("TLS setup: {e}")))
+                redis::Client::build_with_tls(
+                    info,
+                    redis::TlsCertificates {
+                        client_tls,
+                        root_cert,
+                    },
+                )
+                .map_err(|e| ReplayError::Config(format!("TLS setup: {e}")))
             }
             _ => redis::Client::open(info).map_err(|e| ReplayError::Config(e.to_string())),
         }
@@ -225,7 +257,8 @@ fn percent_decode(s: &str) -> Result<String, ()> {
     while i < b.len() {
         if b[i] == b'%' {
             let h = b.get(i + 1..i + 3).ok_or(())?;
-            let v = u8::from_str_radix(std::str::from_utf8(h).map_err(|_| ())?, 16).map_err(|_| ())?;
+            let v =
+                u8::from_str_radix(std::str::from_utf8(h).map_err(|_| ())?, 16).map_err(|_| ())?;
             out.push(v);
             i += 3;
         } else {
@@ -258,7 +291,9 @@ fn tls_config(t: &TlsOptions) -> Result<rustls::ClientConfig, ReplayError> {
         match &t.ca {
             Some(ca) => {
                 for c in load_certs(ca)? {
-                    roots.add(c).map_err(|e| cfg_err(format!("{}: {e}", ca.display())))?;
+                    roots
+                        .add(c)
+                        .map_err(|e| cfg_err(format!("{}: {e}", ca.display())))?;
                 }
             }
             None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
@@ -378,7 +413,9 @@ pub fn rdb_version_for(version: &str, valkey: bool) -> u16 {
 impl TargetInfo {
     /// Reads `INFO server`, `CONFIG GET proto-max-bulk-len`, `MODULE LIST`, and probes for
     /// `RESTOREMODAUX`.
-    pub async fn probe(con: &mut redis::aio::MultiplexedConnection) -> Result<TargetInfo, ReplayError> {
+    pub async fn probe(
+        con: &mut redis::aio::MultiplexedConnection,
+    ) -> Result<TargetInfo, ReplayError> {
         let info: String = redis::cmd("INFO")
             .arg("server")
             .query_async(con)
@@ -389,7 +426,8 @@ impl TargetInfo {
                 .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(':')))
                 .map(|v| v.trim().to_string())
         };
-        let valkey = field("valkey_version").is_some() || field("server_name").is_some_and(|s| s == "valkey");
+        let valkey = field("valkey_version").is_some()
+            || field("server_name").is_some_and(|s| s == "valkey");
         let version = field("valkey_version")
             .filter(|_| valkey)
             .or_else(|| field("redis_version"))
@@ -407,11 +445,18 @@ impl TargetInfo {
             Ok(v) if v.len() == 2 => (v[1].parse().unwrap_or(512 << 20), false),
             _ => (512 << 20, true),
         };
-        let modules = match redis::cmd("MODULE").arg("LIST").query_async::<redis::Value>(con).await {
+        let modules = match redis::cmd("MODULE")
+            .arg("LIST")
+            .query_async::<redis::Value>(con)
+            .await
+        {
             Ok(redis::Value::Array(mods)) => mods.iter().filter_map(module_name).collect(),
             _ => Vec::new(),
         };
-        let enterprise = match redis::cmd("RESTOREMODAUX").query_async::<redis::Value>(con).await {
+        let enterprise = match redis::cmd("RESTOREMODAUX")
+            .query_async::<redis::Value>(con)
+            .await
+        {
             Err(e) => e.to_string().contains("wrong number of arguments"),
             Ok(_) => false,
         };
@@ -433,13 +478,18 @@ impl TargetInfo {
             // Valkey 7.2+ has everything Redis 7.2 has, and no hash field TTL commands before 9.0
             return (maj, min) <= (7, 2) || (self.rdb_version >= 80 && (maj, min) <= (7, 4));
         }
-        let mut p = self.version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+        let mut p = self
+            .version
+            .split('.')
+            .map(|p| p.parse::<u32>().unwrap_or(0));
         (p.next().unwrap_or(0), p.next().unwrap_or(0)) >= (maj, min)
     }
 }
 
 fn module_name(v: &redis::Value) -> Option<String> {
-    let redis::Value::Array(fields) = v else { return None };
+    let redis::Value::Array(fields) = v else {
+        return None;
+    };
     let mut it = fields.iter();
     while let (Some(k), Some(val)) = (it.next(), it.next()) {
         if matches!(k, redis::Value::BulkString(b) if b == b"name") {

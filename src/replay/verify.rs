@@ -62,7 +62,24 @@ fn parse_score(s: &[u8]) -> Option<f64> {
 }
 
 /// Compares one key; `Ok(None)` when equal, `Ok(Some(why))` when not.
-fn check_key(c: &mut Con, e: &Entry<'_>, v: &Value<'_>, tol: i64, hfe: bool, now: i64) -> Result<Option<String>, String> {
+/// What the target's version offers.
+#[derive(Clone, Copy)]
+struct Caps {
+    /// HPEXPIRETIME (7.4+).
+    hfe: bool,
+    /// PEXPIRETIME (7.0+); older servers answer with PTTL.
+    pexpiretime: bool,
+}
+
+fn check_key(
+    c: &mut Con,
+    e: &Entry<'_>,
+    v: &Value<'_>,
+    tol: i64,
+    caps: Caps,
+    now: i64,
+) -> Result<Option<String>, String> {
+    let hfe = caps.hfe;
     let key: &[u8] = &e.key;
     let t: String = q(c, redis::cmd("TYPE").arg(key))?;
     let want = match e.value_type() {
@@ -81,17 +98,27 @@ fn check_key(c: &mut Con, e: &Entry<'_>, v: &Value<'_>, tol: i64, hfe: bool, now
     let diff = match v {
         Value::String(s) => {
             let got: Vec<u8> = q(c, redis::cmd("GET").arg(key))?;
-            (got != bytes_of(s)).then(|| format!("string value differs ({} vs {} bytes)", got.len(), s.len()))
+            (got != bytes_of(s))
+                .then(|| format!("string value differs ({} vs {} bytes)", got.len(), s.len()))
         }
         Value::List(items) => {
             let n: usize = q(c, redis::cmd("LLEN").arg(key))?;
             if n != items.len() {
-                Some(format!("list length {n} on target, {} in dump", items.len()))
+                Some(format!(
+                    "list length {n} on target, {} in dump",
+                    items.len()
+                ))
             } else {
                 let mut diff = None;
                 for (ci, chunk) in items.chunks(CHUNK).enumerate() {
                     let start = ci * CHUNK;
-                    let got: Vec<Vec<u8>> = q(c, redis::cmd("LRANGE").arg(key).arg(start).arg(start + chunk.len() - 1))?;
+                    let got: Vec<Vec<u8>> = q(
+                        c,
+                        redis::cmd("LRANGE")
+                            .arg(key)
+                            .arg(start)
+                            .arg(start + chunk.len() - 1),
+                    )?;
                     if let Some(i) = chunk.iter().zip(&got).position(|(a, b)| bytes_of(a) != *b) {
                         diff = Some(format!("list element {} differs", start + i));
                         break;
@@ -114,7 +141,7 @@ fn check_key(c: &mut Con, e: &Entry<'_>, v: &Value<'_>, tol: i64, hfe: bool, now
                         cmd.arg(bytes_of(m));
                     }
                     let got: Vec<u8> = q(c, &cmd)?;
-                    if got.iter().any(|&x| x == 0) {
+                    if got.contains(&0) {
                         diff = Some("set member missing on target".into());
                         break;
                     }
@@ -127,12 +154,19 @@ fn check_key(c: &mut Con, e: &Entry<'_>, v: &Value<'_>, tol: i64, hfe: bool, now
             if n != items.len() {
                 Some(format!("zset size {n} on target, {} in dump", items.len()))
             } else {
-                let want: HashMap<Vec<u8>, f64> = items.iter().map(|(m, s)| (bytes_of(m), *s)).collect();
+                let want: HashMap<Vec<u8>, f64> =
+                    items.iter().map(|(m, s)| (bytes_of(m), *s)).collect();
                 let mut diff = None;
                 let mut start = 0;
                 while start < n && diff.is_none() {
-                    let got: Vec<(Vec<u8>, Vec<u8>)> =
-                        q(c, redis::cmd("ZRANGE").arg(key).arg(start).arg(start + CHUNK - 1).arg("WITHSCORES"))?;
+                    let got: Vec<(Vec<u8>, Vec<u8>)> = q(
+                        c,
+                        redis::cmd("ZRANGE")
+                            .arg(key)
+                            .arg(start)
+                            .arg(start + CHUNK - 1)
+                            .arg("WITHSCORES"),
+                    )?;
                     for (m, s) in &got {
                         let ok = want.get(m).is_some_and(|w| parse_score(s) == Some(*w));
                         if !ok {
@@ -147,10 +181,16 @@ fn check_key(c: &mut Con, e: &Entry<'_>, v: &Value<'_>, tol: i64, hfe: bool, now
         }
         Value::Hash(fields) => {
             let n: usize = q(c, redis::cmd("HLEN").arg(key))?;
-            let live: Vec<_> = fields.iter().filter(|f| f.expire_ms.is_none_or(|x| x > now + tol)).collect();
+            let live: Vec<_> = fields
+                .iter()
+                .filter(|f| f.expire_ms.is_none_or(|x| x > now + tol))
+                .collect();
             let expiring = fields.len() - live.len();
             if n < live.len() || n > fields.len() {
-                Some(format!("hash has {n} fields on target, {} in dump", fields.len()))
+                Some(format!(
+                    "hash has {n} fields on target, {} in dump",
+                    fields.len()
+                ))
             } else {
                 let mut diff = None;
                 for chunk in live.chunks(CHUNK) {
@@ -160,8 +200,15 @@ fn check_key(c: &mut Con, e: &Entry<'_>, v: &Value<'_>, tol: i64, hfe: bool, now
                         cmd.arg(bytes_of(&f.field));
                     }
                     let got: Vec<Option<Vec<u8>>> = q(c, &cmd)?;
-                    if let Some((f, _)) = chunk.iter().zip(&got).find(|(f, g)| g.as_deref() != Some(&bytes_of(&f.value)[..])) {
-                        diff = Some(format!("hash field {} differs", escape_bytes(&bytes_of(&f.field))));
+                    if let Some((f, _)) = chunk
+                        .iter()
+                        .zip(&got)
+                        .find(|(f, g)| g.as_deref() != Some(&bytes_of(&f.value)[..]))
+                    {
+                        diff = Some(format!(
+                            "hash field {} differs",
+                            escape_bytes(&bytes_of(&f.field))
+                        ));
                         break;
                     }
                     if hfe && chunk.iter().any(|f| f.expire_ms.is_some()) {
@@ -171,7 +218,11 @@ fn check_key(c: &mut Con, e: &Entry<'_>, v: &Value<'_>, tol: i64, hfe: bool, now
                             cmd.arg(bytes_of(&f.field));
                         }
                         let got: Vec<i64> = q(c, &cmd)?;
-                        if let Some((f, g)) = chunk.iter().zip(&got).find(|(f, g)| f.expire_ms.unwrap_or(-1) != **g) {
+                        if let Some((f, g)) = chunk
+                            .iter()
+                            .zip(&got)
+                            .find(|(f, g)| f.expire_ms.unwrap_or(-1) != **g)
+                        {
                             diff = Some(format!(
                                 "field TTL of {} is {g} on target, {:?} in dump",
                                 escape_bytes(&bytes_of(&f.field)),
@@ -190,15 +241,28 @@ fn check_key(c: &mut Con, e: &Entry<'_>, v: &Value<'_>, tol: i64, hfe: bool, now
             let mut got_entries = 0usize;
             for chunk in s.entries.chunks(CHUNK) {
                 let (first, last) = (chunk[0].id, chunk[chunk.len() - 1].id);
-                let got: Vec<(String, Vec<Vec<u8>>)> =
-                    q(c, redis::cmd("XRANGE").arg(key).arg(first.to_string()).arg(last.to_string()))?;
+                let got: Vec<(String, Vec<Vec<u8>>)> = q(
+                    c,
+                    redis::cmd("XRANGE")
+                        .arg(key)
+                        .arg(first.to_string())
+                        .arg(last.to_string()),
+                )?;
                 got_entries += got.len();
                 if got.len() != chunk.len() {
-                    diff = Some(format!("stream entries {first}..{last}: {} on target, {} in dump", got.len(), chunk.len()));
+                    diff = Some(format!(
+                        "stream entries {first}..{last}: {} on target, {} in dump",
+                        got.len(),
+                        chunk.len()
+                    ));
                     break;
                 }
                 for (want, (id, fv)) in chunk.iter().zip(&got) {
-                    let flat: Vec<Vec<u8>> = want.fields.iter().flat_map(|(f, v)| [bytes_of(f), bytes_of(v)]).collect();
+                    let flat: Vec<Vec<u8>> = want
+                        .fields
+                        .iter()
+                        .flat_map(|(f, v)| [bytes_of(f), bytes_of(v)])
+                        .collect();
                     if *id != want.id.to_string() || *fv != flat {
                         diff = Some(format!("stream entry {} differs", want.id));
                         break;
@@ -209,9 +273,14 @@ fn check_key(c: &mut Con, e: &Entry<'_>, v: &Value<'_>, tol: i64, hfe: bool, now
                 }
             }
             if diff.is_none() {
-                let groups: Vec<HashMap<String, redis::Value>> = q(c, redis::cmd("XINFO").arg("GROUPS").arg(key))?;
+                let groups: Vec<HashMap<String, redis::Value>> =
+                    q(c, redis::cmd("XINFO").arg("GROUPS").arg(key))?;
                 if groups.len() != s.groups.len() {
-                    diff = Some(format!("{} consumer groups on target, {} in dump", groups.len(), s.groups.len()));
+                    diff = Some(format!(
+                        "{} consumer groups on target, {} in dump",
+                        groups.len(),
+                        s.groups.len()
+                    ));
                 } else {
                     for g in &s.groups {
                         let name = String::from_utf8_lossy(&g.name).into_owned();
@@ -227,7 +296,9 @@ fn check_key(c: &mut Con, e: &Entry<'_>, v: &Value<'_>, tol: i64, hfe: bool, now
                             _ => usize::MAX,
                         };
                         let last = match h.get("last-delivered-id") {
-                            Some(redis::Value::BulkString(b)) => String::from_utf8_lossy(b).into_owned(),
+                            Some(redis::Value::BulkString(b)) => {
+                                String::from_utf8_lossy(b).into_owned()
+                            }
                             _ => String::new(),
                         };
                         let live_pel = g.pending.iter().filter(|p| p.consumer.is_some()).count();
@@ -246,35 +317,58 @@ fn check_key(c: &mut Con, e: &Entry<'_>, v: &Value<'_>, tol: i64, hfe: bool, now
     if diff.is_some() {
         return Ok(diff);
     }
-    let got: i64 = q(c, redis::cmd("PEXPIRETIME").arg(key)).or_else(|_| {
-        // before 7.0: derive from PTTL
-        q::<i64>(c, redis::cmd("PTTL").arg(key)).map(|p| if p < 0 { p } else { now + p })
-    })?;
+    // asked only of servers that have it: an unknown-command error echoes the (binary) key, which
+    // the client cannot parse
+    let got: i64 = if caps.pexpiretime {
+        q(c, redis::cmd("PEXPIRETIME").arg(key))?
+    } else {
+        q::<i64>(c, redis::cmd("PTTL").arg(key)).map(|p| if p < 0 { p } else { now + p })?
+    };
     Ok(match e.expire_ms {
         None if got >= 0 => Some(format!("TTL {got} on target, none in dump")),
-        Some(ms) if (got - ms).abs() > tol || got < 0 => Some(format!("expiry {got} on target, {ms} in dump")),
+        Some(ms) if (got - ms).abs() > tol || got < 0 => {
+            Some(format!("expiry {got} on target, {ms} in dump"))
+        }
         _ => None,
     })
 }
 
 /// Verifies every key of `input` on `target`.
-pub fn verify(input: Input, target: &Target, cfg: &VerifyConfig) -> Result<VerifyReport, ReplayError> {
+pub fn verify(
+    input: Input,
+    target: &Target,
+    cfg: &VerifyConfig,
+) -> Result<VerifyReport, ReplayError> {
     let client = target.client()?;
-    let mut c = client.get_connection().map_err(|e| ReplayError::Connect(format!("{}: {e}", target.display())))?;
-    let info: String = redis::cmd("INFO").arg("server").query(&mut c).map_err(|e| ReplayError::Redis(e.to_string()))?;
+    let mut c = client
+        .get_connection()
+        .map_err(|e| ReplayError::Connect(format!("{}: {e}", target.display())))?;
+    let info: String = redis::cmd("INFO")
+        .arg("server")
+        .query(&mut c)
+        .map_err(|e| ReplayError::Redis(e.to_string()))?;
     let version = info
         .lines()
         .find_map(|l| l.strip_prefix("redis_version:"))
         .unwrap_or("0")
         .trim()
         .to_string();
-    let hfe = super::rdb_version_for(&version, false) >= 12;
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+    let rdb = super::rdb_version_for(&version, false);
+    let caps = Caps {
+        hfe: rdb >= 12,
+        pexpiretime: rdb >= 10,
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
     let mut report = VerifyReport::default();
     let mut current_db = None;
     input.decode(cfg.verify_checksum, |item, _| -> Result<(), ReplayError> {
         let Item::Entry(e) = item else { return Ok(()) };
-        if !cfg.filter.matches(&e) || e.expire_ms.is_some_and(|ms| ms <= now + cfg.ttl_tolerance_ms) {
+        if !cfg.filter.matches(&e)
+            || e.expire_ms
+                .is_some_and(|ms| ms <= now + cfg.ttl_tolerance_ms)
+        {
             report.skipped += 1;
             return Ok(());
         }
@@ -283,17 +377,25 @@ pub fn verify(input: Input, target: &Target, cfg: &VerifyConfig) -> Result<Verif
             report.skipped += 1;
             return Ok(());
         }
-        let db = target.db.filter(|_| cfg.db_map.is_empty()).unwrap_or_else(|| cfg.db_map.get(&e.db).copied().unwrap_or(e.db));
+        let db = target
+            .db
+            .filter(|_| cfg.db_map.is_empty())
+            .unwrap_or_else(|| cfg.db_map.get(&e.db).copied().unwrap_or(e.db));
         if current_db != Some(db) {
-            redis::cmd("SELECT").arg(db).query::<()>(&mut c).map_err(|e| ReplayError::Redis(format!("SELECT {db}: {e}")))?;
+            redis::cmd("SELECT")
+                .arg(db)
+                .query::<()>(&mut c)
+                .map_err(|e| ReplayError::Redis(format!("SELECT {db}: {e}")))?;
             current_db = Some(db);
         }
-        match check_key(&mut c, &e, &v, cfg.ttl_tolerance_ms, hfe, now) {
+        match check_key(&mut c, &e, &v, cfg.ttl_tolerance_ms, caps, now) {
             Ok(None) => report.matched += 1,
             Ok(Some(why)) | Err(why) => {
                 report.mismatched += 1;
                 if report.mismatches.len() < 1000 {
-                    report.mismatches.push((format!("db{db} {}", escape_bytes(&e.key)), why));
+                    report
+                        .mismatches
+                        .push((format!("db{db} {}", escape_bytes(&e.key)), why));
                 }
             }
         }

@@ -1,0 +1,529 @@
+//! Proof for the importer, against real servers: digests equal to the server loading the dump
+//! itself (RESTORE and command modes), `verify` agreeing, cross-version fallbacks, modules,
+//! conflict rules, filters, resume after a kill, reconnects under CLIENT KILL, and values larger
+//! than the target's bulk limit.
+
+mod common;
+
+use common::{Server, Version};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn rdbkit(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_rdbkit"))
+        .args(args)
+        .output()
+        .expect("run rdbkit")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn import(dump: &Path, target: &Server, extra: &[&str]) -> Output {
+    let url = target.url();
+    let mut args = vec![
+        "import",
+        dump.to_str().unwrap(),
+        "--target",
+        &url,
+        "--quiet",
+    ];
+    args.extend_from_slice(extra);
+    rdbkit(&args)
+}
+
+fn verify(dump: &Path, target: &Server, extra: &[&str]) -> Output {
+    let url = target.url();
+    let mut args = vec!["verify", dump.to_str().unwrap(), "--target", &url];
+    args.extend_from_slice(extra);
+    rdbkit(&args)
+}
+
+fn reset(s: &Server) {
+    let mut c = s.conn();
+    redis::cmd("FLUSHALL").query::<()>(&mut c).unwrap();
+    redis::cmd("FUNCTION")
+        .arg("FLUSH")
+        .query::<()>(&mut c)
+        .unwrap();
+}
+
+fn testdata(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("testdata")
+        .join(name)
+}
+
+fn testdata_dumps() -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> =
+        std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "rdb"))
+            .collect();
+    v.sort();
+    v
+}
+
+/// Corpus dumps 8.2 loads with what is installed here (same selection as tests/roundtrip.rs).
+fn corpus_dumps() -> Vec<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus");
+    let Ok(manifest) = std::fs::read_to_string(root.join("MANIFEST.tsv")) else {
+        eprintln!("../shared/corpus absent: corpus imports skipped");
+        return Vec::new();
+    };
+    let mut lines = manifest.lines();
+    let header: Vec<&str> = lines.next().unwrap().split('\t').collect();
+    let col = |n: &str| header.iter().position(|h| *h == n).unwrap();
+    let (path, loads, dup) = (col("path"), col("loads_in_8.2"), col("dup_of"));
+    lines
+        .map(|l| l.split('\t').collect::<Vec<_>>())
+        .filter(|f| f.get(dup).is_none_or(|d| d.is_empty()))
+        .filter(|f| f[loads] == "yes" || f[loads] == "yes(with falkordb.so)")
+        .map(|f| root.join(f[path]))
+        .collect()
+}
+
+/// Imports one dump in RESTORE (auto) and command modes; both must equal the dump loaded by 8.2,
+/// and `verify` must agree.
+fn check_dump(target: &Server, dump: &Path) -> Result<(), String> {
+    let loader = Server::with_falkordb(Some(dump), &[]);
+    let want = loader.digest();
+    drop(loader);
+    for mode in ["auto", "commands"] {
+        reset(target);
+        let out = import(dump, target, &["--mode", mode]);
+        if !out.status.success() {
+            return Err(format!("import --mode {mode} failed:\n{}", text(&out)));
+        }
+        let got = target.digest();
+        if got != want {
+            return Err(format!(
+                "--mode {mode}: digest {got}, 8.2 loading the dump gives {want}\n{}",
+                text(&out)
+            ));
+        }
+        let v = verify(dump, target, &[]);
+        if !v.status.success() {
+            return Err(format!("verify after --mode {mode}:\n{}", text(&v)));
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn every_dump_imports_with_equal_digest_in_both_modes() {
+    if common::skip_if_missing(Version::V82) {
+        return;
+    }
+    let target = Server::with_falkordb(None, &[]);
+    let dumps: Vec<PathBuf> = testdata_dumps().into_iter().chain(corpus_dumps()).collect();
+    let failures: Vec<String> = dumps
+        .iter()
+        .filter_map(|d| {
+            check_dump(&target, d)
+                .err()
+                .map(|e| format!("{}: {e}", d.display()))
+        })
+        .collect();
+    assert!(
+        failures.is_empty(),
+        "{} of {} dumps:\n{}",
+        failures.len(),
+        dumps.len(),
+        failures.join("\n")
+    );
+    eprintln!(
+        "{} dumps imported with equal digests (RESTORE and commands)",
+        dumps.len()
+    );
+}
+
+/// Keys of the 8.2 all-types dump that older servers cannot hold: hashes with field TTLs, and
+/// module values (FalkorDB graphs, vector sets).
+fn unrepresentable_before_74(dump: &Path) -> Vec<String> {
+    let data = std::fs::read(dump).unwrap();
+    rdbkit::Decoder::new(&data)
+        .filter_map(|i| match i.unwrap() {
+            rdbkit::Item::Entry(e) => {
+                let v = e.value().unwrap();
+                let ttl_hash =
+                    matches!(&v, rdbkit::Value::Hash(f) if f.iter().any(|f| f.expire_ms.is_some()));
+                (ttl_hash || e.type_id == 7)
+                    .then(|| format!("db{} {}", e.db, rdbkit::model::escape_bytes(&e.key)))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn dump_from_82_into_older_servers_falls_back_to_commands_and_reports_the_rest() {
+    let dump = testdata("redis82_all_types_v12.rdb");
+    let expected_missing = unrepresentable_before_74(&dump);
+    assert!(expected_missing.len() >= 4, "{expected_missing:?}");
+    for v in [Version::V70, Version::V62] {
+        if common::skip_if_missing(v) {
+            continue;
+        }
+        let target = Server::start(v);
+        let out = import(&dump, &target, &["--skip-modules"]);
+        let t = text(&out);
+        // field-TTL hashes cannot be represented: reported per key, exit non-zero
+        assert!(!out.status.success(), "{v:?}: import should fail\n{t}");
+        assert!(t.contains("hash field TTLs need Redis 7.4+"), "{v:?}\n{t}");
+        assert!(t.contains("by commands"), "{t}");
+        // verify: exactly the unrepresentable keys differ, everything else is equal
+        let vt = text(&verify(&dump, &target, &[]));
+        let mut missing: Vec<String> = vt
+            .lines()
+            .filter_map(|l| l.strip_prefix("MISMATCH "))
+            .map(|l| l.split(": ").next().unwrap().to_string())
+            .collect();
+        missing.sort();
+        let mut want = expected_missing.clone();
+        want.sort();
+        assert_eq!(missing, want, "{v:?}: verify output:\n{vt}");
+        // the keys the older server holds digest like on 8.2 (zsets aside: digests of fractional
+        // scores are formatted differently across versions; verify compared those by value)
+        let loader = Server::with_falkordb(Some(&dump), &[]);
+        let data = std::fs::read(&dump).unwrap();
+        for item in rdbkit::Decoder::new(&data) {
+            if let rdbkit::Item::Entry(e) = item.unwrap() {
+                let name = format!("db{} {}", e.db, rdbkit::model::escape_bytes(&e.key));
+                if want.contains(&name) || e.value_type() == rdbkit::ValueType::SortedSet {
+                    continue;
+                }
+                let (a, b) = (
+                    digest_value(&loader, e.db, &e.key),
+                    digest_value(&target, e.db, &e.key),
+                );
+                assert_eq!(a, b, "{v:?}: {name}");
+            }
+        }
+    }
+}
+
+fn digest_value(s: &Server, db: u64, key: &[u8]) -> String {
+    let mut c = s.conn();
+    redis::cmd("SELECT").arg(db).query::<()>(&mut c).unwrap();
+    let mut d: Vec<String> = redis::cmd("DEBUG")
+        .arg("DIGEST-VALUE")
+        .arg(key)
+        .query(&mut c)
+        .unwrap();
+    d.pop().unwrap()
+}
+
+#[test]
+fn dump_from_62_into_82_goes_by_restore() {
+    if common::skip_if_missing(Version::V82) {
+        return;
+    }
+    let dump = testdata("redis62_all_types_v9.rdb");
+    let loader = Server::start_with_dump(Version::V82, &dump, &[]);
+    let target = Server::start(Version::V82);
+    let out = import(&dump, &target, &[]);
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    assert!(t.contains("by RESTORE, 0 by commands"), "{t}");
+    assert_eq!(target.digest(), loader.digest());
+    assert!(verify(&dump, &target, &[]).status.success());
+}
+
+#[test]
+fn module_values_go_to_targets_with_the_module_and_are_reported_otherwise() {
+    if common::skip_if_missing(Version::V82) {
+        return;
+    }
+    let dump = testdata("redis82_all_types_v12.rdb");
+    let loader = Server::with_falkordb(Some(&dump), &[]);
+    let with = Server::with_falkordb(None, &[]);
+    assert!(import(&dump, &with, &[]).status.success());
+    let data = std::fs::read(&dump).unwrap();
+    let mut graphs = 0;
+    for item in rdbkit::Decoder::new(&data) {
+        if let rdbkit::Item::Entry(e) = item.unwrap() {
+            if e.type_id == 7 {
+                graphs += 1;
+                assert_eq!(
+                    digest_value(&with, e.db, &e.key),
+                    digest_value(&loader, e.db, &e.key)
+                );
+            }
+        }
+    }
+    assert!(graphs >= 2);
+    // without FalkorDB: graph keys reported per key, run fails unless --skip-modules
+    let without = Server::start(Version::V82);
+    let out = import(&dump, &without, &[]);
+    let t = text(&out);
+    assert!(!out.status.success(), "{t}");
+    assert!(
+        t.contains("module type graphdata not loaded on the target"),
+        "{t}"
+    );
+    reset(&without);
+    let out = import(&dump, &without, &["--skip-modules"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("module missing on target"));
+}
+
+#[test]
+fn conflicts_replace_skip_existing_remap_and_filters() {
+    if common::skip_if_missing(Version::V82) {
+        return;
+    }
+    let dump = testdata("redis82_multiple_dbs_v12.rdb");
+    let loader = Server::start_with_dump(Version::V82, &dump, &[]);
+    let target = Server::start(Version::V82);
+    let mut c = target.conn();
+    // a non-empty target db is refused, naming the counts, and nothing is written
+    redis::cmd("SELECT").arg(1).query::<()>(&mut c).unwrap();
+    redis::cmd("SET")
+        .arg("db1:str")
+        .arg("theirs")
+        .query::<()>(&mut c)
+        .unwrap();
+    let out = import(&dump, &target, &[]);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("db1 holds 1 keys"), "{}", text(&out));
+    assert_eq!(target.keyspace().values().sum::<u64>(), 1);
+    // --skip-existing keeps their value and counts it
+    let out = import(&dump, &target, &["--skip-existing"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("skipped: 1 (exists on target"),
+        "{}",
+        text(&out)
+    );
+    let v: String = redis::cmd("GET").arg("db1:str").query(&mut c).unwrap();
+    assert_eq!(v, "theirs");
+    // --replace overwrites: now equal to the dump
+    let out = import(&dump, &target, &["--replace"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(target.digest(), loader.digest());
+    // --db-map moves db 1 to db 9; --db restricts; --type and --key filter
+    reset(&target);
+    let out = import(&dump, &target, &["--db", "1", "--db-map", "1:9"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let ks = target.keyspace();
+    assert_eq!(ks.keys().copied().collect::<Vec<_>>(), vec![9], "{ks:?}");
+    assert_eq!(ks[&9], loader.keyspace()[&1]);
+    reset(&target);
+    let out = import(&dump, &target, &["--type", "string", "--key", "*str*"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let data = std::fs::read(&dump).unwrap();
+    let want = rdbkit::Decoder::new(&data)
+        .filter(|i| matches!(i, Ok(rdbkit::Item::Entry(e)) if e.value_type() == rdbkit::ValueType::String && rdbkit::filter::glob_match(b"*str*", &e.key)))
+        .count() as u64;
+    assert!(want > 0);
+    assert_eq!(target.keyspace().values().sum::<u64>(), want);
+    // --flush-target empties the written dbs first
+    redis::cmd("SELECT").arg(0).query::<()>(&mut c).unwrap();
+    redis::cmd("SET")
+        .arg("stray")
+        .arg("x")
+        .query::<()>(&mut c)
+        .unwrap();
+    let out = import(&dump, &target, &["--flush-target"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(target.digest(), loader.digest());
+}
+
+/// A dump of `n` small keys written by a real 8.2 (DEBUG POPULATE plus some lists and TTLs).
+fn big_dump(dir: &Path, n: u64) -> PathBuf {
+    let s = Server::start(Version::V82);
+    let mut c = s.conn();
+    redis::cmd("DEBUG")
+        .arg("POPULATE")
+        .arg(n)
+        .arg("key")
+        .arg(64)
+        .query::<()>(&mut c)
+        .unwrap();
+    for i in 0..2000 {
+        redis::cmd("RPUSH")
+            .arg(format!("list:{i}"))
+            .arg(&[1, 2, 3])
+            .query::<()>(&mut c)
+            .unwrap();
+        redis::cmd("PEXPIREAT")
+            .arg(format!("key:{i}"))
+            .arg(4_102_444_800_000u64)
+            .query::<()>(&mut c)
+            .unwrap();
+    }
+    redis::cmd("SAVE").query::<()>(&mut c).unwrap();
+    let out = dir.join("big.rdb");
+    std::fs::copy(s.dir().join("load.rdb"), &out).unwrap();
+    out
+}
+
+#[test]
+fn interrupted_import_resumes_from_its_checkpoint() {
+    if common::skip_if_missing(Version::V82) {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dump = big_dump(tmp.path(), 600_000);
+    let loader = Server::start_with_dump(Version::V82, &dump, &[]);
+    let target = Server::start(Version::V82);
+    let cp = tmp.path().join("import.checkpoint");
+    let url = target.url();
+    let args = [
+        "import",
+        dump.to_str().unwrap(),
+        "--target",
+        &url,
+        "--quiet",
+        "--checkpoint",
+        cp.to_str().unwrap(),
+        "--checkpoint-interval-ms",
+        "20",
+        "--connections",
+        "1",
+        "--window-commands",
+        "200",
+    ];
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rdbkit"))
+        .args(args)
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    // kill it once the checkpoint shows progress but well before the end
+    let start = Instant::now();
+    let offset = loop {
+        let off = std::fs::read_to_string(&cp)
+            .ok()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+            .and_then(|v| v["offset"].as_u64())
+            .unwrap_or(0);
+        if off > 0 {
+            break off;
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "import finished before it could be interrupted"
+        );
+        assert!(start.elapsed() < Duration::from_secs(60));
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let len = std::fs::metadata(&dump).unwrap().len();
+    assert!(
+        offset < len,
+        "checkpoint {offset} should be inside the {len}-byte dump"
+    );
+    let partial: u64 = target.keyspace().values().sum();
+    assert!(
+        partial < loader.keyspace().values().sum::<u64>(),
+        "killed too late: {partial} keys"
+    );
+    // the rerun continues from the checkpoint (the target now holds keys: allowed when resuming)
+    let out = rdbkit(&args[..args.len() - 4]);
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    assert!(t.contains("resuming after dump offset"), "{t}");
+    assert!(t.contains("done in an earlier run"), "{t}");
+    assert_eq!(target.digest(), loader.digest());
+}
+
+#[test]
+fn import_survives_its_connections_being_killed() {
+    if common::skip_if_missing(Version::V82) {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dump = big_dump(tmp.path(), 600_000);
+    let loader = Server::start_with_dump(Version::V82, &dump, &[]);
+    let target = Server::start(Version::V82);
+    let url = target.url();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rdbkit"))
+        .args([
+            "import",
+            dump.to_str().unwrap(),
+            "--target",
+            &url,
+            "--quiet",
+            "--window-commands",
+            "500",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut kills = 0;
+    let start = Instant::now();
+    while child.try_wait().unwrap().is_none() && start.elapsed() < Duration::from_secs(120) {
+        std::thread::sleep(Duration::from_millis(150));
+        if let Ok(mut c) = redis::Client::open(url.as_str()).unwrap().get_connection() {
+            let killed: i64 = redis::cmd("CLIENT")
+                .arg("KILL")
+                .arg("TYPE")
+                .arg("normal")
+                .arg("SKIPME")
+                .arg("yes")
+                .query(&mut c)
+                .unwrap_or(0);
+            if killed > 0 {
+                kills += 1;
+            }
+        }
+    }
+    let out = child.wait_with_output().unwrap();
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    assert!(
+        kills >= 2,
+        "only {kills} kills landed during the import; make the dump bigger"
+    );
+    assert!(t.contains("reconnects:"), "{t}");
+    assert_eq!(target.digest(), loader.digest(), "{t}");
+}
+
+#[test]
+fn value_over_the_bulk_limit_goes_by_commands_in_chunks() {
+    if common::skip_if_missing(Version::V82) {
+        return;
+    }
+    // uncompressed, so the RESTORE payload really is larger than the target's 1 MB limit
+    let src = Server::start_opts(Version::V82, &["--rdbcompression", "no"]);
+    let mut c = src.conn();
+    for chunk in 0..10u64 {
+        let items: Vec<String> = (0..1000u64)
+            .map(|i| {
+                format!(
+                    "{:0200}",
+                    (chunk * 1000 + i).wrapping_mul(0x9e3779b97f4a7c15)
+                )
+            })
+            .collect();
+        redis::cmd("RPUSH")
+            .arg("biglist")
+            .arg(&items)
+            .query::<()>(&mut c)
+            .unwrap();
+    }
+    redis::cmd("SET")
+        .arg("small")
+        .arg("v")
+        .query::<()>(&mut c)
+        .unwrap();
+    redis::cmd("SAVE").query::<()>(&mut c).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let dump = tmp.path().join("biglist.rdb");
+    std::fs::copy(src.dir().join("load.rdb"), &dump).unwrap();
+    let target = Server::start_opts(Version::V82, &["--proto-max-bulk-len", "1mb"]);
+    let out = import(&dump, &target, &[]);
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    assert!(t.contains("1 by RESTORE, 1 by commands"), "{t}");
+    assert_eq!(target.digest(), src.digest());
+}
