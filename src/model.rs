@@ -479,8 +479,44 @@ impl<'a> Entry<'a> {
     /// # Ok::<(), rdbkit::DecodeError>(())
     /// ```
     pub fn value(&self) -> Result<Value<'a>, crate::DecodeError> {
-        crate::decode::value::decode_value(self.type_id, self.raw, self.value_offset, self.dialect)
-            .map_err(|e| e.with_key(&self.key))
+        let mut store = crate::decode::value::NoStore;
+        crate::decode::value::decode_value(
+            self.type_id,
+            self.raw,
+            self.value_offset,
+            self.dialect,
+            &mut store,
+        )
+        .map_err(|e| e.with_key(&self.key))
+    }
+
+    /// Like [`Entry::value`], but LZF-compressed blobs (listpacks, ziplists, intsets) are
+    /// decompressed into `scratch`, which the elements then borrow: no allocation per element.
+    /// Reuse one scratch buffer across entries.
+    ///
+    /// ```
+    /// # let dump = rdbkit::testing::tiny_dump();
+    /// let mut scratch = Vec::new();
+    /// for item in rdbkit::Decoder::new(&dump) {
+    ///     if let rdbkit::Item::Entry(e) = item? {
+    ///         assert_eq!(e.value_in(&mut scratch)?, e.value()?);
+    ///     }
+    /// }
+    /// # Ok::<(), rdbkit::DecodeError>(())
+    /// ```
+    pub fn value_in<'s>(&'s self, scratch: &'s mut Vec<u8>) -> Result<Value<'s>, crate::DecodeError> {
+        let total = crate::decode::value::lzf_total(self.type_id, self.raw, self.dialect);
+        scratch.clear();
+        scratch.resize(total, 0);
+        let mut store = crate::decode::value::Arena::new(scratch);
+        crate::decode::value::decode_value(
+            self.type_id,
+            self.raw,
+            self.value_offset,
+            self.dialect,
+            &mut store,
+        )
+        .map_err(|e| e.with_key(&self.key))
     }
 
     /// The logical type of the value.

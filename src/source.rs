@@ -289,9 +289,29 @@ fn decode_slice<E: From<DecodeError>>(
     verify: bool,
     mut f: impl FnMut(Item<'_>, u64) -> Result<(), E>,
 ) -> Result<Producer, E> {
-    let mut d = Decoder::new(data).verify_checksum(verify);
-    while let Some(item) = d.next_item()? {
-        f(item, d.position())?;
-    }
-    Ok(d.producer())
+    // The CRC64 of a large dump is computed on a second core while the first decodes: a dump
+    // normally ends with EOF + 8-byte trailer, so the hashed prefix is known in advance. Any other
+    // layout (bytes after the trailer) falls back to hashing at the end.
+    std::thread::scope(|scope| {
+        let mut ahead = (verify && data.len() >= PARALLEL_CRC_MIN)
+            .then(|| scope.spawn(|| crc64(0, &data[..data.len() - 8])));
+        let mut d = Decoder::new(data).verify_checksum(false);
+        while let Some(mut item) = d.next_item()? {
+            if let Item::Eof { checksum, offset } = &mut item {
+                let body_end = *offset as usize + 1;
+                let precomputed = ahead.take().filter(|_| body_end + 8 == data.len());
+                let compute = || match precomputed {
+                    Some(h) => h.join().unwrap_or_else(|_| crc64(0, &data[..body_end])),
+                    None => crc64(0, &data[..body_end]),
+                };
+                *checksum = check_trailer(*checksum, verify, *offset + 1, compute)
+                    .map_err(|e| e.with_producer(Some(&d.producer().to_string())))?;
+            }
+            f(item, d.position())?;
+        }
+        Ok(d.producer())
+    })
 }
+
+/// Below this size the checksum is computed inline.
+const PARALLEL_CRC_MIN: usize = 4 << 20;

@@ -51,6 +51,7 @@ pub fn run(a: &ExportArgs) -> Result<()> {
     let mut resp = Resp::default();
     let mut opts = CommandOptions::default();
     let mut current_db: Option<u64> = None;
+    let mut scratch = Vec::new();
     let (mut keys, mut empty, mut commands) = (0u64, 0u64, 0u64);
     input.decode(!a.input.no_checksum, |item, _| -> Result<()> {
         match item {
@@ -58,7 +59,7 @@ pub fn run(a: &ExportArgs) -> Result<()> {
                 opts.restore_version = version.min(u32::from(u16::MAX)) as u16
             }
             Item::Entry(e) if filter.matches(&e) => {
-                let v = e.value()?;
+                let v = e.value_in(&mut scratch)?;
                 keys += 1;
                 match a.format {
                     Format::Jsonl => {

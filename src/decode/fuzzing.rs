@@ -93,7 +93,7 @@ pub fn rdb_string(data: &[u8]) -> Result<(Vec<u8>, usize)> {
 
 /// Decodes the value bytes `raw` of type `type_id` as [`Entry::value`] does.
 pub fn decode_value(type_id: u8, raw: &[u8], valkey: bool) -> Result<Value<'_>> {
-    value::decode_value(type_id, raw, 0, Dialect { valkey })
+    value::decode_value(type_id, raw, 0, Dialect { valkey }, &mut value::NoStore)
 }
 
 /// Skips the value at the start of `raw` as the file decoder does. Returns the bytes it took.
@@ -101,6 +101,24 @@ pub fn skip_value(type_id: u8, raw: &[u8], valkey: bool) -> Result<usize> {
     let mut c = Cursor::blob(raw, 0);
     value::skip_value(&mut c, type_id, Dialect { valkey })?;
     Ok(c.pos())
+}
+
+/// An entry holding the value bytes `raw` of type `type_id` (empty key, db 0, no prefixes), so a
+/// target can call [`Entry::value`] and [`Entry::value_in`] on arbitrary values.
+pub fn entry(type_id: u8, raw: &[u8], valkey: bool) -> Entry<'_> {
+    Entry {
+        db: 0,
+        key: std::borrow::Cow::Borrowed(b""),
+        type_id,
+        expire_ms: None,
+        idle: None,
+        freq: None,
+        meta: None,
+        raw,
+        offset: 0,
+        value_offset: 0,
+        dialect: Dialect { valkey },
+    }
 }
 
 /// True when the entry was read with the Valkey meaning of the dialect-dependent type ids.

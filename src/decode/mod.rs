@@ -357,9 +357,19 @@ fn script(body: Cow<'_, [u8]>) -> Item<'_> {
     Item::Script { body, sha1 }
 }
 
-/// CRC-64/Jones as Redis computes it (format §1.1).
+/// CRC-64/Jones as Redis computes it (format §1.1): `crc::CRC_64_REDIS` (poly 0xad93d23594c935a9,
+/// reflected, init 0), slicing-by-16 tables. `init` continues a running checksum.
+///
+/// ```
+/// assert_eq!(rdbkit::crc64(0, b"123456789"), 0xe9c6d914c4b8d9ca);
+/// assert_eq!(rdbkit::crc64(rdbkit::crc64(0, b"1234"), b"56789"), 0xe9c6d914c4b8d9ca);
+/// ```
 pub fn crc64(init: u64, data: &[u8]) -> u64 {
-    crc64::crc64(init, data)
+    static CRC: crc::Crc<u64, crc::Table<16>> = crc::Crc::<u64, crc::Table<16>>::new(&crc::CRC_64_REDIS);
+    // the catalogue's init is 0 and refout/xorout are identity, so a running value resumes as is
+    let mut d = CRC.digest_with_initial(init.reverse_bits());
+    d.update(data);
+    d.finalize()
 }
 
 /// A decoder over a whole dump held in memory or mapped.

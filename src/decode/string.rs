@@ -108,9 +108,8 @@ impl<'a> RdbString<'a> {
     }
 }
 
-/// Decompresses LZF data that must expand to exactly `len` bytes. The output buffer is sized by
-/// `len` only after checking it against the format's maximum expansion of the input.
-pub(crate) fn lzf_decompress(data: &[u8], len: u64, offset: u64) -> Result<Vec<u8>> {
+/// Checks an announced uncompressed length against what `data` can expand to.
+fn lzf_check_len(data: &[u8], len: u64, offset: u64) -> Result<usize> {
     let err = |msg: String| crate::error::DecodeError::new(offset, ErrorKind::Lzf(msg));
     if len > (data.len() as u64).saturating_mul(LZF_MAX_RATIO) {
         return Err(err(format!(
@@ -121,15 +120,82 @@ pub(crate) fn lzf_decompress(data: &[u8], len: u64, offset: u64) -> Result<Vec<u
     if len == 0 {
         return Err(err("uncompressed length 0".into()));
     }
-    let len = usize::try_from(len).map_err(|_| err("length overflows usize".into()))?;
-    match lzf::decompress(data, len) {
-        Ok(v) if v.len() == len => Ok(v),
-        Ok(v) => Err(err(format!(
-            "decompressed to {} bytes, expected {len}",
-            v.len()
-        ))),
-        Err(e) => Err(err(format!("corrupt data ({e:?}), expected {len} bytes"))),
+    usize::try_from(len).map_err(|_| err("length overflows usize".into()))
+}
+
+/// Decompresses LZF data that must expand to exactly `len` bytes. The output buffer is sized by
+/// `len` only after checking it against the format's maximum expansion of the input.
+pub(crate) fn lzf_decompress(data: &[u8], len: u64, offset: u64) -> Result<Vec<u8>> {
+    let n = lzf_check_len(data, len, offset)?;
+    let mut out = vec![0u8; n];
+    lzf_decompress_into(data, &mut out, offset)?;
+    Ok(out)
+}
+
+/// Decompresses LZF `data` into exactly `out.len()` bytes.
+///
+/// Hand-written rather than the `lzf` crate's `decompress`: it writes into a caller's buffer (the
+/// decoder reuses one scratch arena per value instead of allocating per blob) and copies
+/// non-overlapping back-references with one `copy_within` instead of byte by byte. LZF blobs are
+/// most of the decode time of small collections (perf on a 2M-key dump: 19% in `lzf::decompress`).
+pub(crate) fn lzf_decompress_into(data: &[u8], out: &mut [u8], offset: u64) -> Result<()> {
+    let err = |msg: &str| crate::error::DecodeError::new(offset, ErrorKind::Lzf(msg.to_string()));
+    let (mut ip, mut op) = (0usize, 0usize);
+    while ip < data.len() {
+        let ctrl = usize::from(data[ip]);
+        ip += 1;
+        if ctrl < 32 {
+            let run = ctrl + 1;
+            // Short runs with slack on both sides: one fixed 16-byte move (no memcpy call); bytes
+            // past the run are overwritten by what follows.
+            if run <= 16 && ip + 16 <= data.len() && op + 16 <= out.len() {
+                out[op..op + 16].copy_from_slice(&data[ip..ip + 16]);
+                ip += run;
+                op += run;
+                continue;
+            }
+            let src = data.get(ip..ip + run).ok_or_else(|| err("literal run past the input"))?;
+            let dst = out.get_mut(op..op + run).ok_or_else(|| err("output longer than announced"))?;
+            dst.copy_from_slice(src);
+            ip += run;
+            op += run;
+        } else {
+            let mut len = ctrl >> 5;
+            if len == 7 {
+                len += usize::from(*data.get(ip).ok_or_else(|| err("truncated back-reference"))?);
+                ip += 1;
+            }
+            let low = usize::from(*data.get(ip).ok_or_else(|| err("truncated back-reference"))?);
+            ip += 1;
+            let dist = ((ctrl & 0x1f) << 8) + low + 1;
+            let len = len + 2;
+            let from = op.checked_sub(dist).ok_or_else(|| err("back-reference before the start"))?;
+            if op + len > out.len() {
+                return Err(err("output longer than announced"));
+            }
+            if dist >= 16 && len <= 16 && op + 16 <= out.len() {
+                // non-overlapping for all 16 bytes; the extra ones are overwritten later
+                let mut tmp = [0u8; 16];
+                tmp.copy_from_slice(&out[from..from + 16]);
+                out[op..op + 16].copy_from_slice(&tmp);
+            } else if dist >= len {
+                out.copy_within(from..from + len, op);
+            } else {
+                // overlapping: the copy repeats the last `dist` bytes, byte by byte as LZF defines
+                for i in 0..len {
+                    out[op + i] = out[from + i];
+                }
+            }
+            op += len;
+        }
     }
+    if op != out.len() {
+        return Err(crate::error::DecodeError::new(
+            offset,
+            ErrorKind::Lzf(format!("decompressed to {op} bytes, expected {}", out.len())),
+        ));
+    }
+    Ok(())
 }
 
 #[inline]
@@ -291,5 +357,29 @@ mod tests {
         assert_eq!(read_text_double(&mut c).unwrap(), 1e20);
         assert_eq!(parse_double(b"-inf"), Some(f64::NEG_INFINITY));
         assert_eq!(parse_double(b"x"), None);
+    }
+}
+
+#[cfg(test)]
+mod lzf_props {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Whatever the reference compressor produces, the hand-written decompressor restores.
+        #[test]
+        fn decompresses_what_lzf_compresses(data in proptest::collection::vec(prop_oneof![Just(b'a'), Just(b'b'), any::<u8>()], 1..4000)) {
+            if let Ok(c) = lzf::compress(&data) {
+                prop_assert_eq!(lzf_decompress(&c, data.len() as u64, 0).unwrap(), data);
+            }
+        }
+
+        /// Arbitrary input never panics and never yields a wrong length.
+        #[test]
+        fn arbitrary_input_is_safe(data in proptest::collection::vec(any::<u8>(), 0..300), len in 0u64..5000) {
+            if let Ok(v) = lzf_decompress(&data, len, 0) {
+                prop_assert_eq!(v.len() as u64, len);
+            }
+        }
     }
 }

@@ -152,29 +152,118 @@ pub(crate) fn skip_value(c: &mut Cursor<'_>, t: u8, d: Dialect) -> Result<()> {
     }
 }
 
+/// Where LZF-compressed blobs are decompressed while their elements are borrowed.
+pub(crate) trait BlobStore<'a> {
+    /// `len` bytes that live as long as the value, or `None` (then the blob's elements are owned).
+    fn alloc(&mut self, len: usize) -> Option<&'a mut [u8]>;
+}
+
+/// No arena: elements of compressed blobs are copied out ([`Entry::value`]).
+pub(crate) struct NoStore;
+
+impl<'a> BlobStore<'a> for NoStore {
+    fn alloc(&mut self, _: usize) -> Option<&'a mut [u8]> {
+        None
+    }
+}
+
+/// A caller's scratch buffer, pre-sized by [`lzf_total`] and handed out in disjoint pieces.
+pub(crate) struct Arena<'a> {
+    rest: &'a mut [u8],
+}
+
+impl<'a> Arena<'a> {
+    pub(crate) fn new(buf: &'a mut [u8]) -> Self {
+        Arena { rest: buf }
+    }
+}
+
+impl<'a> BlobStore<'a> for Arena<'a> {
+    fn alloc(&mut self, len: usize) -> Option<&'a mut [u8]> {
+        if len > self.rest.len() {
+            return None;
+        }
+        let (piece, rest) = std::mem::take(&mut self.rest).split_at_mut(len);
+        self.rest = rest;
+        Some(piece)
+    }
+}
+
+/// Total decompressed size of the LZF blobs of a blob-encoded value (0 when it has none or its
+/// headers do not parse: the decode itself then reports the error).
+pub(crate) fn lzf_total(t: u8, raw: &[u8], d: Dialect) -> usize {
+    let mut c = Cursor::blob(raw, 0);
+    let mut total = 0u64;
+    let mut add = |c: &mut Cursor<'_>| -> Result<()> {
+        if let RdbString::Lzf { data, len, .. } = read_string(c, "blob")? {
+            // Only lengths the data can expand to (lzf_decompress rejects the rest), so the arena
+            // stays within LZF_MAX_RATIO × the value's size whatever the headers announce.
+            if len <= (data.len() as u64).saturating_mul(super::string::LZF_MAX_RATIO) {
+                total = total.saturating_add(len);
+            }
+        }
+        Ok(())
+    };
+    let _ = (|| -> Result<()> {
+        match t {
+            9..=13 | 16 | 17 | 20 => add(&mut c),
+            23 if !d.valkey => add(&mut c),
+            25 => {
+                c.skip(8, "min expire")?;
+                add(&mut c)
+            }
+            14 | 18 => {
+                let n = read_count(&mut c, "nodes", 1)?;
+                for _ in 0..n {
+                    if t == 18 {
+                        read_len(&mut c, "container")?;
+                    }
+                    add(&mut c)?;
+                }
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    })();
+    usize::try_from(total).unwrap_or(0)
+}
+
 /// Walks the blob stored as the RDB string at `c` with `$walk`, collecting elements. Borrowed
-/// blobs yield borrowed elements; LZF blobs are decompressed and their elements owned.
+/// blobs yield borrowed elements; LZF blobs are decompressed into the store (elements borrow
+/// them) or, without room there, into a temporary buffer (elements owned).
 macro_rules! blob_elems {
-    ($c:expr, $walk:path, $what:expr) => {{
+    ($c:expr, $store:expr, $module:ident, $what:expr) => {{
         let c: &mut Cursor<'a> = $c;
         let at = c.offset();
         let s = read_string(c, $what)?;
         let mut out: Vec<Elem<'a>> = Vec::new();
         match s {
             RdbString::Raw(b) => {
+                out.reserve($module::len_hint(b));
                 let base = c.offset() - b.len() as u64;
-                $walk(&mut Cursor::blob(b, base), &mut |e| {
+                $module::walk(&mut Cursor::blob(b, base), &mut |e| {
                     out.push(e);
                     Ok(())
                 })?;
             }
-            RdbString::Lzf { .. } => {
-                let owned = s.to_bytes()?;
-                $walk(&mut Cursor::lzf_blob(&owned, at), &mut |e: Elem<'_>| {
-                    out.push(e.into_owned());
-                    Ok(())
-                })?;
-            }
+            RdbString::Lzf { data, len, offset } => match $store.alloc(len as usize) {
+                Some(dst) => {
+                    super::string::lzf_decompress_into(data, dst, offset)?;
+                    let dst: &'a [u8] = dst;
+                    out.reserve($module::len_hint(dst));
+                    $module::walk(&mut Cursor::lzf_blob(dst, at), &mut |e| {
+                        out.push(e);
+                        Ok(())
+                    })?;
+                }
+                None => {
+                    let owned = s.to_bytes()?;
+                    $module::walk(&mut Cursor::lzf_blob(&owned, at), &mut |e: Elem<'_>| {
+                        out.push(e.into_owned());
+                        Ok(())
+                    })?;
+                }
+            },
             RdbString::Int(_) => {
                 return Err(DecodeError::invalid(
                     at,
@@ -232,7 +321,13 @@ fn field_expiry(ttl: u64, at: u64) -> Result<Option<i64>> {
 }
 
 /// Decodes the value bytes `raw` (of type `t`, found at absolute `offset`) into a typed value.
-pub(crate) fn decode_value<'a>(t: u8, raw: &'a [u8], offset: u64, d: Dialect) -> Result<Value<'a>> {
+pub(crate) fn decode_value<'a, S: BlobStore<'a>>(
+    t: u8,
+    raw: &'a [u8],
+    offset: u64,
+    d: Dialect,
+    store: &mut S,
+) -> Result<Value<'a>> {
     let mut cur = Cursor::blob(raw, offset);
     let c = &mut cur;
     let at = offset;
@@ -293,9 +388,9 @@ pub(crate) fn decode_value<'a>(t: u8, raw: &'a [u8], offset: u64, d: Dialect) ->
         }
         9 | 13 | 16 => {
             let elems = match t {
-                9 => blob_elems!(c, zipmap::walk, "zipmap"),
-                13 => blob_elems!(c, ziplist::walk, "ziplist"),
-                _ => blob_elems!(c, listpack::walk, "listpack"),
+                9 => blob_elems!(c, store, zipmap, "zipmap"),
+                13 => blob_elems!(c, store, ziplist, "ziplist"),
+                _ => blob_elems!(c, store, listpack, "listpack"),
             };
             let v = pairs(elems, at, "hash")?
                 .map(|(field, value)| HashField {
@@ -306,14 +401,14 @@ pub(crate) fn decode_value<'a>(t: u8, raw: &'a [u8], offset: u64, d: Dialect) ->
                 .collect();
             Value::Hash(v)
         }
-        10 => Value::List(blob_elems!(c, ziplist::walk, "ziplist")),
-        11 => Value::Set(blob_elems!(c, intset::walk, "intset")),
-        20 => Value::Set(blob_elems!(c, listpack::walk, "listpack")),
+        10 => Value::List(blob_elems!(c, store, ziplist, "ziplist")),
+        11 => Value::Set(blob_elems!(c, store, intset, "intset")),
+        20 => Value::Set(blob_elems!(c, store, listpack, "listpack")),
         12 | 17 => {
             let elems = if t == 12 {
-                blob_elems!(c, ziplist::walk, "ziplist")
+                blob_elems!(c, store, ziplist, "ziplist")
             } else {
-                blob_elems!(c, listpack::walk, "listpack")
+                blob_elems!(c, store, listpack, "listpack")
             };
             let mut v = Vec::with_capacity(elems.len() / 2);
             for (m, s) in pairs(elems, at, "zset")? {
@@ -325,7 +420,7 @@ pub(crate) fn decode_value<'a>(t: u8, raw: &'a [u8], offset: u64, d: Dialect) ->
             let n = read_count(c, "quicklist node count", 1)?;
             let mut v = Vec::new();
             for _ in 0..n {
-                v.extend(blob_elems!(c, ziplist::walk, "quicklist ziplist node"));
+                v.extend(blob_elems!(c, store, ziplist, "quicklist ziplist node"));
             }
             Value::List(v)
         }
@@ -342,7 +437,7 @@ pub(crate) fn decode_value<'a>(t: u8, raw: &'a [u8], offset: u64, d: Dialect) ->
                         }
                         v.push(s.to_elem()?);
                     }
-                    2 => v.extend(blob_elems!(c, listpack::walk, "quicklist listpack node")),
+                    2 => v.extend(blob_elems!(c, store, listpack, "quicklist listpack node")),
                     k => {
                         return Err(DecodeError::invalid(
                             cat,
@@ -408,7 +503,7 @@ pub(crate) fn decode_value<'a>(t: u8, raw: &'a [u8], offset: u64, d: Dialect) ->
             if t == 25 {
                 c.skip(8, "hash min expire")?;
             }
-            let elems = blob_elems!(c, listpack::walk, "listpack");
+            let elems = blob_elems!(c, store, listpack, "listpack");
             if elems.len() % 3 != 0 {
                 return Err(DecodeError::invalid(
                     at,

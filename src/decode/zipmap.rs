@@ -16,6 +16,12 @@ fn read_len(c: &mut Cursor<'_>) -> Result<Option<u64>> {
     }
 }
 
+/// Element count announced by the header, capped by the blob size (each element takes at least
+/// one byte), for sizing the output before the walk.
+pub(crate) fn len_hint(blob: &[u8]) -> usize {
+    (blob.first().map_or(0, |&n| usize::from(n) * 2)).min(blob.len())
+}
+
 /// Walks the zipmap in `c`, calling `f` with field, value, field, value… Returns the pair count.
 pub(crate) fn walk<'b>(
     c: &mut Cursor<'b>,

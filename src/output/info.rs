@@ -37,10 +37,11 @@ pub struct Info {
     pub aux: Vec<(Vec<u8>, Vec<u8>)>,
     /// Per database.
     pub dbs: BTreeMap<u64, DbStats>,
-    /// Keys per logical type.
-    pub types: BTreeMap<&'static str, u64>,
-    /// Keys per encoding (`type/encoding`).
-    pub encodings: BTreeMap<String, u64>,
+    /// Keys per RDB type id (names are derived at the end: this is counted per key).
+    by_type_id: Vec<u64>,
+    valkey: bool,
+    /// Reused for decompressing blobs.
+    scratch: Vec<u8>,
     /// Total elements over all values.
     pub elements: u64,
     /// Module values per module type name.
@@ -79,20 +80,63 @@ impl Info {
     pub fn new(now_ms: i64) -> Self {
         Info {
             now_ms,
+            by_type_id: vec![0; 256],
             ..Default::default()
         }
+    }
+
+    fn type_ids(&self) -> impl Iterator<Item = (u8, u64)> + '_ {
+        self.by_type_id
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| **n > 0)
+            .map(|(t, n)| (t as u8, *n))
+    }
+
+    /// Keys per logical type (`string`, `hash`, …).
+    pub fn types(&self) -> BTreeMap<&'static str, u64> {
+        let d = crate::decode::value::Dialect { valkey: self.valkey };
+        let mut m = BTreeMap::new();
+        for (t, n) in self.type_ids() {
+            let name = crate::decode::value::value_type(t, d).map_or("unknown", |v| v.name());
+            *m.entry(name).or_default() += n;
+        }
+        m
+    }
+
+    /// Keys per encoding (`type/encoding`).
+    pub fn encodings(&self) -> BTreeMap<String, u64> {
+        let d = crate::decode::value::Dialect { valkey: self.valkey };
+        let mut m = BTreeMap::new();
+        for (t, n) in self.type_ids() {
+            let name = crate::decode::value::value_type(t, d).map_or("unknown", |v| v.name());
+            *m.entry(format!("{name}/{}", crate::decode::value::encoding_name(t, d))).or_default() += n;
+        }
+        m
     }
 
     /// Adds one item, decoding entry values fully (so a corrupt value is an error here).
     pub fn add(&mut self, item: &Item<'_>) -> Result<(), DecodeError> {
         match item {
-            Item::Header { magic, version } => self.header = Some((*magic, *version)),
+            Item::Header { magic, version } => {
+                self.header = Some((*magic, *version));
+                self.valkey = *magic == Magic::Valkey;
+            }
             Item::Aux { key, value } => self.aux.push((key.to_vec(), value.to_vec())),
             Item::Entry(e) => {
-                let v = e.value()?;
+                let mut scratch = std::mem::take(&mut self.scratch);
+                let v = e.value_in(&mut scratch)?;
+                let (len, empty) = (v.len() as u64, v.is_empty());
+                if let crate::Value::Module(m) = &v {
+                    *self
+                        .modules
+                        .entry(format!("{}/{}", m.id.name(), m.id.encver()))
+                        .or_default() += 1;
+                }
+                drop(v);
+                self.scratch = scratch;
                 let db = self.dbs.entry(e.db).or_default();
                 db.keys += 1;
-                let empty = v.is_empty();
                 let expired = e.is_expired_at(self.now_ms);
                 if e.expire_ms.is_some() {
                     db.expires += 1;
@@ -112,19 +156,10 @@ impl Info {
                 if e.freq.is_some() {
                     self.with_freq += 1;
                 }
-                let t = e.value_type().name();
-                *self.types.entry(t).or_default() += 1;
-                *self
-                    .encodings
-                    .entry(format!("{t}/{}", e.encoding()))
-                    .or_default() += 1;
-                self.elements += v.len() as u64;
-                if let crate::Value::Module(m) = &v {
-                    *self
-                        .modules
-                        .entry(format!("{}/{}", m.id.name(), m.id.encver()))
-                        .or_default() += 1;
+                if let Some(n) = self.by_type_id.get_mut(usize::from(e.type_id)) {
+                    *n += 1;
                 }
+                self.elements += len;
             }
             Item::ModuleAux { id, when, .. } => {
                 let w = if *when == 1 { "before" } else { "after" };
@@ -199,8 +234,8 @@ impl Info {
             "ctime_utc": self.ctime(),
             "keys": self.keys(),
             "dbs": dbs,
-            "types": self.types,
-            "encodings": self.encodings,
+            "types": self.types(),
+            "encodings": self.encodings(),
             "elements": self.elements,
             "modules": self.modules,
             "module_aux": self.module_aux,
@@ -262,11 +297,11 @@ impl Info {
             );
         }
         let _ = writeln!(s, "types:");
-        for (t, n) in &self.types {
+        for (t, n) in &self.types() {
             let _ = writeln!(s, "  {t:<10} {n}");
         }
         let _ = writeln!(s, "encodings:");
-        for (t, n) in &self.encodings {
+        for (t, n) in &self.encodings() {
             let _ = writeln!(s, "  {t:<40} {n}");
         }
         if !self.modules.is_empty() {

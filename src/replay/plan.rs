@@ -55,6 +55,7 @@ pub(crate) struct Planner<'s> {
     pub exists: Option<ExistsCheck<'s>>,
     resp: Resp,
     cmd_opts: CommandOptions,
+    scratch: Vec<u8>,
 }
 
 impl<'s> Planner<'s> {
@@ -83,6 +84,7 @@ impl<'s> Planner<'s> {
             exists: None,
             resp: Resp::default(),
             cmd_opts,
+            scratch: Vec::new(),
         }
     }
 
@@ -192,7 +194,7 @@ impl<'s> Planner<'s> {
             self.restore(e, ver, replace);
             batch.push_key(&e.key, KeyMode::Restore, 1, &mut self.resp, replace);
         } else {
-            let mut v = e.value()?;
+            let mut v = e.value_in(&mut self.scratch)?;
             if v.is_empty() {
                 self.shared.skip(Skip::Empty, None);
                 return Ok(false);
