@@ -504,7 +504,10 @@ impl<'a> Entry<'a> {
     /// }
     /// # Ok::<(), rdbkit::DecodeError>(())
     /// ```
-    pub fn value_in<'s>(&'s self, scratch: &'s mut Vec<u8>) -> Result<Value<'s>, crate::DecodeError> {
+    pub fn value_in<'s>(
+        &'s self,
+        scratch: &'s mut Vec<u8>,
+    ) -> Result<Value<'s>, crate::DecodeError> {
         let total = crate::decode::value::lzf_total(self.type_id, self.raw, self.dialect);
         scratch.clear();
         scratch.resize(total, 0);

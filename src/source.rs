@@ -136,16 +136,21 @@ impl<R: Read> StreamDecoder<R> {
         if self.failed || self.state.is_finished() {
             return Ok(None);
         }
-        self.compact();
+        // Consumed bytes are dropped only before reading more or once they are most of the
+        // window: compacting after every item would move the window per item (quadratic).
+        if self.start > READ_CHUNK && self.start * 2 > self.buf.len() {
+            self.compact();
+        }
         // Find a window that holds the whole next record (probe parse), then parse it for real.
         // The probe's item borrows the window, which must grow between attempts, hence two passes.
         let mut want = READ_CHUNK;
         loop {
             let mut st = self.state.clone();
-            let mut c = Cursor::new(&self.buf, self.base);
+            let mut c = Cursor::new(&self.buf[self.start..], self.base + self.start as u64);
             match parse_item(&mut c, &mut st) {
                 Ok(_) => break,
                 Err(e) if e.is_truncation() && !self.input_done => {
+                    self.compact();
                     if let Err(e) = self.fill(want.max(self.buf.len())) {
                         self.failed = true;
                         return Err(e);
@@ -158,9 +163,9 @@ impl<R: Read> StreamDecoder<R> {
                 }
             }
         }
-        let mut c = Cursor::new(&self.buf, self.base);
+        let mut c = Cursor::new(&self.buf[self.start..], self.base + self.start as u64);
         let mut item = parse_item(&mut c, &mut self.state)?;
-        self.start = c.pos();
+        self.start += c.pos();
         if let Item::Eof { checksum, offset } = &mut item {
             let body_end = (*offset - self.base) as usize + 1;
             let (crc, buf) = (self.crc, &self.buf);

@@ -26,9 +26,28 @@ pub enum ModeArg {
 /// Connection options shared by import and verify.
 #[derive(Debug, Args)]
 pub struct TargetArgs {
-    /// Target: redis://[user[:password]@]host:port[/db] or rediss://… (password also from REDISCLI_AUTH).
-    #[arg(long, env = "RDBKIT_TARGET", hide_env_values = true)]
-    pub target: String,
+    /// Target: redis://[user[:password]@]host:port[/db], rediss://…, or
+    /// redis+sentinel://[user[:password]@]host1:26379,host2:26379/master[/db]
+    /// (the data server's password also from REDISCLI_AUTH).
+    #[arg(
+        long,
+        env = "RDBKIT_TARGET",
+        hide_env_values = true,
+        required_unless_present = "sentinel"
+    )]
+    pub target: Option<String>,
+    /// Sentinels (host:port,host:port) to ask for the primary, instead of --target.
+    #[arg(long, requires = "master_name", conflicts_with = "target")]
+    pub sentinel: Option<String>,
+    /// The master name the sentinels monitor.
+    #[arg(long)]
+    pub master_name: Option<String>,
+    /// Password for the sentinels (not the data server).
+    #[arg(long, env = "RDBKIT_SENTINEL_PASSWORD", hide_env_values = true)]
+    pub sentinel_password: Option<String>,
+    /// ACL user for the data server when using --sentinel.
+    #[arg(long)]
+    pub user: Option<String>,
     /// CA bundle (PEM) for rediss:// targets.
     #[arg(long)]
     pub tls_ca: Option<PathBuf>,
@@ -46,7 +65,30 @@ pub struct TargetArgs {
 impl TargetArgs {
     /// The parsed target, with `REDISCLI_AUTH` as the password when the URL has none.
     pub fn target(&self) -> Result<Target> {
-        let mut t = Target::parse(&self.target, std::env::var("REDISCLI_AUTH").ok())?;
+        let env_pw = std::env::var("REDISCLI_AUTH").ok();
+        if let Some(addrs) = &self.sentinel {
+            let name = self.master_name.as_deref().unwrap_or_default();
+            let mut url = String::from("redis+sentinel://");
+            if let Some(u) = &self.user {
+                url.push_str(u);
+                url.push('@');
+            }
+            url.push_str(&format!("{addrs}/{name}"));
+            return Ok(Target::parse_sentinel(
+                &url,
+                env_pw,
+                self.sentinel_password.clone(),
+            )?);
+        }
+        let url = self.target.as_deref().unwrap_or_default();
+        if url.starts_with("redis+sentinel://") {
+            return Ok(Target::parse_sentinel(
+                url,
+                env_pw,
+                self.sentinel_password.clone(),
+            )?);
+        }
+        let mut t = Target::parse(url, env_pw)?;
         t.set_tls(TlsOptions {
             ca: self.tls_ca.clone(),
             cert: self.tls_cert.clone(),
@@ -102,6 +144,15 @@ pub struct ImportArgs {
     /// Record progress here and resume from it on a rerun.
     #[arg(long)]
     checkpoint: Option<PathBuf>,
+    /// With Sentinel: acknowledged batches per connection written again after a failover.
+    #[arg(long, default_value_t = 64)]
+    rewrite_batches: usize,
+    /// After each batch, WAIT until this many replicas have it (acknowledged = replicated).
+    #[arg(long)]
+    wait_replicas: Option<u32>,
+    /// Timeout of each WAIT, in milliseconds.
+    #[arg(long, default_value_t = 1000)]
+    wait_timeout_ms: u64,
     /// Milliseconds between checkpoint writes.
     #[arg(long, default_value_t = 2000)]
     checkpoint_interval_ms: u64,
@@ -242,6 +293,10 @@ pub fn run(a: &ImportArgs) -> Result<()> {
             window_bytes: a.window_bytes.max(1),
             reply_timeout: Duration::from_secs(a.timeout.max(1)),
             max_attempts: a.retries,
+            rewrite_batches: a.rewrite_batches,
+            wait_replicas: a
+                .wait_replicas
+                .map(|n| (n, Duration::from_millis(a.wait_timeout_ms))),
         },
         checkpoint: a.checkpoint.clone(),
         checkpoint_interval: Duration::from_millis(a.checkpoint_interval_ms.max(10)),

@@ -10,7 +10,10 @@ const WHAT: &str = "intset";
 /// Element count announced by the header, capped by the blob size (each element takes at least
 /// one byte), for sizing the output before the walk.
 pub(crate) fn len_hint(blob: &[u8]) -> usize {
-    (blob.get(4..8).map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)).min(blob.len())
+    (blob
+        .get(4..8)
+        .map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize))
+    .min(blob.len())
 }
 
 /// Walks every member of the intset in `c`, calling `f`. Returns the number of members.

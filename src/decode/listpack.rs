@@ -13,7 +13,10 @@ const WHAT: &str = "listpack";
 /// Element count announced by the header, capped by the blob size (each element takes at least
 /// one byte), for sizing the output before the walk.
 pub(crate) fn len_hint(blob: &[u8]) -> usize {
-    (blob.get(4..6).map_or(0, |b| usize::from(u16::from_le_bytes([b[0], b[1]])))).min(blob.len())
+    (blob
+        .get(4..6)
+        .map_or(0, |b| usize::from(u16::from_le_bytes([b[0], b[1]]))))
+    .min(blob.len())
 }
 
 /// Walks every element of the listpack in `c` (which must span exactly the blob), calling `f`.

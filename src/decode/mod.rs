@@ -365,7 +365,8 @@ fn script(body: Cow<'_, [u8]>) -> Item<'_> {
 /// assert_eq!(rdbkit::crc64(rdbkit::crc64(0, b"1234"), b"56789"), 0xe9c6d914c4b8d9ca);
 /// ```
 pub fn crc64(init: u64, data: &[u8]) -> u64 {
-    static CRC: crc::Crc<u64, crc::Table<16>> = crc::Crc::<u64, crc::Table<16>>::new(&crc::CRC_64_REDIS);
+    static CRC: crc::Crc<u64, crc::Table<16>> =
+        crc::Crc::<u64, crc::Table<16>>::new(&crc::CRC_64_REDIS);
     // the catalogue's init is 0 and refout/xorout are identity, so a running value resumes as is
     let mut d = CRC.digest_with_initial(init.reverse_bits());
     d.update(data);

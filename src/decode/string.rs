@@ -154,22 +154,36 @@ pub(crate) fn lzf_decompress_into(data: &[u8], out: &mut [u8], offset: u64) -> R
                 op += run;
                 continue;
             }
-            let src = data.get(ip..ip + run).ok_or_else(|| err("literal run past the input"))?;
-            let dst = out.get_mut(op..op + run).ok_or_else(|| err("output longer than announced"))?;
+            let src = data
+                .get(ip..ip + run)
+                .ok_or_else(|| err("literal run past the input"))?;
+            let dst = out
+                .get_mut(op..op + run)
+                .ok_or_else(|| err("output longer than announced"))?;
             dst.copy_from_slice(src);
             ip += run;
             op += run;
         } else {
             let mut len = ctrl >> 5;
             if len == 7 {
-                len += usize::from(*data.get(ip).ok_or_else(|| err("truncated back-reference"))?);
+                len += usize::from(
+                    *data
+                        .get(ip)
+                        .ok_or_else(|| err("truncated back-reference"))?,
+                );
                 ip += 1;
             }
-            let low = usize::from(*data.get(ip).ok_or_else(|| err("truncated back-reference"))?);
+            let low = usize::from(
+                *data
+                    .get(ip)
+                    .ok_or_else(|| err("truncated back-reference"))?,
+            );
             ip += 1;
             let dist = ((ctrl & 0x1f) << 8) + low + 1;
             let len = len + 2;
-            let from = op.checked_sub(dist).ok_or_else(|| err("back-reference before the start"))?;
+            let from = op
+                .checked_sub(dist)
+                .ok_or_else(|| err("back-reference before the start"))?;
             if op + len > out.len() {
                 return Err(err("output longer than announced"));
             }
@@ -192,7 +206,10 @@ pub(crate) fn lzf_decompress_into(data: &[u8], out: &mut [u8], offset: u64) -> R
     if op != out.len() {
         return Err(crate::error::DecodeError::new(
             offset,
-            ErrorKind::Lzf(format!("decompressed to {op} bytes, expected {}", out.len())),
+            ErrorKind::Lzf(format!(
+                "decompressed to {op} bytes, expected {}",
+                out.len()
+            )),
         ));
     }
     Ok(())

@@ -14,7 +14,10 @@ const HEADER: usize = 10;
 /// Element count announced by the header, capped by the blob size (each element takes at least
 /// one byte), for sizing the output before the walk.
 pub(crate) fn len_hint(blob: &[u8]) -> usize {
-    (blob.get(8..10).map_or(0, |b| usize::from(u16::from_le_bytes([b[0], b[1]])))).min(blob.len())
+    (blob
+        .get(8..10)
+        .map_or(0, |b| usize::from(u16::from_le_bytes([b[0], b[1]]))))
+    .min(blob.len())
 }
 
 /// Walks every entry of the ziplist in `c`, calling `f`. Returns the number of entries.

@@ -28,6 +28,11 @@ pub struct ConnConfig {
     pub reply_timeout: Duration,
     /// Reconnect attempts in a row before giving up.
     pub max_attempts: u32,
+    /// Acknowledged batches kept per connection and written again after a failover (a primary
+    /// can lose its last acknowledged writes when a replica that had not received them takes over).
+    pub rewrite_batches: usize,
+    /// `WAIT <n> <timeout>` after each batch: acknowledged then means replicated to `n` replicas.
+    pub wait_replicas: Option<(u32, Duration)>,
 }
 
 impl Default for ConnConfig {
@@ -37,6 +42,8 @@ impl Default for ConnConfig {
             window_bytes: 64 << 20,
             reply_timeout: Duration::from_secs(30),
             max_attempts: 10,
+            rewrite_batches: 64,
+            wait_replicas: None,
         }
     }
 }
@@ -46,47 +53,85 @@ struct InFlight {
     batch: Batch,
     sent: Bytes,
     replies: usize,
+    /// Replies expected: the batch's commands, plus WAIT when replicas are awaited.
+    expected: usize,
     key: usize,
     in_key: u32,
     errors: Vec<Option<String>>,
+    /// False for a batch re-written after a failover: its keys were counted already.
+    recount: bool,
 }
 
 impl InFlight {
-    fn new(mut batch: Batch) -> InFlight {
+    fn new(mut batch: Batch, wait: Option<(u32, Duration)>, recount: bool) -> InFlight {
+        if let Some((n, t)) = wait {
+            let mut r = super::batch::Resp::default();
+            r.cmd(&[
+                b"WAIT",
+                n.to_string().as_bytes(),
+                t.as_millis().to_string().as_bytes(),
+            ]);
+            batch.bytes.extend_from_slice(&r.buf);
+        }
         let sent = Bytes::from(std::mem::take(&mut batch.bytes));
         let n = batch.keys.len();
         InFlight {
+            expected: batch.commands + usize::from(wait.is_some()),
             batch,
             sent,
             replies: 0,
             key: 0,
             in_key: 0,
             errors: vec![None; n],
+            recount,
         }
     }
 
     /// Prepares the batch to be written again on a new connection.
-    fn for_resend(self, restore_replace: bool) -> InFlight {
+    fn for_resend(
+        self,
+        restore_replace: bool,
+        wait: Option<(u32, Duration)>,
+        recount: bool,
+    ) -> InFlight {
         let mut b = self.batch;
-        b.bytes = self.sent.to_vec();
+        let body = self.sent.len()
+            - if self.expected > b.commands {
+                wait_len(wait)
+            } else {
+                0
+            };
+        b.bytes = self.sent[..body].to_vec();
         b.make_idempotent(restore_replace);
-        InFlight::new(b)
+        InFlight::new(b, wait, recount)
     }
 
     fn done(&self) -> bool {
-        self.replies == self.batch.commands
+        self.replies == self.expected
     }
 
     /// Accounts one reply; returns a fatal error message if the target refuses to go on.
-    fn on_reply(&mut self, r: Reply) -> Result<(), String> {
+    fn on_reply(&mut self, r: Reply, failover: bool, shared: &Shared) -> Result<(), String> {
         let idx = self.replies;
         self.replies += 1;
         if idx == 0 {
             // SELECT
             return match r {
-                Reply::Ok => Ok(()),
+                Reply::Ok | Reply::Int(_) => Ok(()),
                 Reply::Error(e) => Err(format!("SELECT {}: {e}", self.batch.db)),
             };
+        }
+        if idx == self.batch.commands {
+            // WAIT: how many replicas have everything so far
+            if let (Reply::Int(got), Some((want, _))) = (&r, shared.wait_replicas) {
+                if *got < i64::from(want) {
+                    shared
+                        .stats
+                        .unreplicated
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+            }
+            return Ok(());
         }
         while self
             .batch
@@ -99,7 +144,7 @@ impl InFlight {
         }
         self.in_key += 1;
         if let Reply::Error(e) = r {
-            if is_fatal(&e) {
+            if is_fatal(&e) || (failover && is_failover(&e)) {
                 return Err(e);
             }
             if let Some(slot) = self.errors.get_mut(self.key) {
@@ -129,6 +174,26 @@ fn is_fatal(e: &str) -> bool {
     .any(|p| e.starts_with(p))
 }
 
+/// Replies that, with Sentinel, mean "the primary moved": reconnect through the sentinels.
+fn is_failover(e: &str) -> bool {
+    ["READONLY", "LOADING", "MASTERDOWN"]
+        .iter()
+        .any(|p| e.starts_with(p))
+}
+
+/// Bytes of the WAIT command appended to a batch.
+fn wait_len(wait: Option<(u32, Duration)>) -> usize {
+    wait.map_or(0, |(n, t)| {
+        let mut r = super::batch::Resp::default();
+        r.cmd(&[
+            b"WAIT",
+            n.to_string().as_bytes(),
+            t.as_millis().to_string().as_bytes(),
+        ]);
+        r.buf.len()
+    })
+}
+
 /// Why a session ended.
 enum SessionEnd {
     /// All input written and acknowledged.
@@ -145,8 +210,12 @@ pub async fn run(
     cfg: ConnConfig,
 ) -> Result<(), ReplayError> {
     let mut inflight: VecDeque<InFlight> = VecDeque::new();
+    let mut recent: VecDeque<InFlight> = VecDeque::new();
     let mut attempts = 0u32;
     let mut input_done = false;
+    let sentinel = shared.target.sentinel.clone();
+    let mut primary = sentinel.as_ref().and_then(|s| s.current());
+    let replace = !shared.skip_existing;
     loop {
         let stream = match shared.target.connect_raw().await {
             Ok(s) => s,
@@ -166,20 +235,35 @@ pub async fn run(
                 .reconnects
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let old = std::mem::take(&mut inflight);
-            let replace = !shared.skip_existing;
-            inflight = old.into_iter().map(|f| f.for_resend(replace)).collect();
+            inflight = old
+                .into_iter()
+                .map(|f| {
+                    let recount = f.recount;
+                    f.for_resend(replace, cfg.wait_replicas, recount)
+                })
+                .collect();
         }
-        match session(
+        let now_primary = sentinel.as_ref().and_then(|s| s.current());
+        if now_primary != primary {
+            // A failover: what the old primary acknowledged last may not have reached the new
+            // one, so it is written again (idempotently, and not counted twice).
+            primary = now_primary;
+            for f in recent.drain(..).rev() {
+                inflight.push_front(f.for_resend(replace, cfg.wait_replicas, false));
+            }
+        }
+        let end = session(
             stream,
             &mut rx,
             &mut inflight,
+            &mut recent,
             &mut input_done,
             &shared,
             &cfg,
             &mut attempts,
         )
-        .await?
-        {
+        .await?;
+        match end {
             SessionEnd::Finished => return Ok(()),
             SessionEnd::Lost(why) => {
                 attempts += 1;
@@ -205,6 +289,7 @@ async fn session(
     stream: Box<dyn super::target::Transport>,
     rx: &mut mpsc::Receiver<Batch>,
     inflight: &mut VecDeque<InFlight>,
+    recent: &mut VecDeque<InFlight>,
     input_done: &mut bool,
     shared: &Shared,
     cfg: &ConnConfig,
@@ -225,6 +310,8 @@ async fn session(
         .iter()
         .fold((0, 0), |(c, b), f| (c + f.batch.commands, b + f.sent.len()));
     let mut buf: Vec<u8> = Vec::with_capacity(64 << 10);
+    let mut lost: Option<String> = None;
+    let sentinel_mode = shared.target.sentinel.is_some();
     let mut deadline = Instant::now() + cfg.reply_timeout;
     let end = loop {
         if *input_done && inflight.is_empty() {
@@ -234,7 +321,7 @@ async fn session(
         tokio::select! {
             next = rx.recv(), if room && !*input_done => match next {
                 Some(batch) => {
-                    let f = InFlight::new(batch);
+                    let f = InFlight::new(batch, cfg.wait_replicas, true);
                     cmds += f.batch.commands;
                     bytes += f.sent.len();
                     if inflight.is_empty() {
@@ -259,16 +346,34 @@ async fn session(
                     let Some(front) = inflight.front_mut() else {
                         return Err(ReplayError::Protocol("reply with no command in flight".into()));
                     };
-                    front.on_reply(r).map_err(|m| shared.fatal(m))?;
+                    let failover = shared.target.sentinel.is_some();
+                    if let Err(m) = front.on_reply(r, failover, shared) {
+                        if failover && is_failover(&m) {
+                            lost = Some(format!("{m} (failover?)"));
+                            break;
+                        }
+                        return Err(shared.fatal(m));
+                    }
                     if front.done() {
                         let f = inflight.pop_front().expect("front exists");
                         cmds -= f.batch.commands;
                         bytes -= f.sent.len();
-                        shared.complete(f.batch, f.errors);
+                        if f.recount {
+                            shared.complete(&f.batch, &f.errors);
+                        }
                         *attempts = 0;
+                        if cfg.rewrite_batches > 0 && sentinel_mode {
+                            recent.push_back(f);
+                            if recent.len() > cfg.rewrite_batches {
+                                recent.pop_front();
+                            }
+                        }
                     }
                 }
                 buf.drain(..consumed);
+                if let Some(why) = lost.take() {
+                    break SessionEnd::Lost(why);
+                }
                 deadline = Instant::now() + cfg.reply_timeout;
             },
             _ = tokio::time::sleep_until(deadline), if !inflight.is_empty() => {

@@ -189,6 +189,8 @@ pub struct Stats {
     pub failed: AtomicU64,
     /// Reconnects.
     pub reconnects: AtomicU64,
+    /// Batches that `WAIT` reported as reaching fewer replicas than asked.
+    pub unreplicated: AtomicU64,
 }
 
 impl Stats {
@@ -204,6 +206,7 @@ const MAX_REPORTS: usize = 1000;
 /// State shared by the planner and the connections.
 pub struct Shared {
     target: Target,
+    wait_replicas: Option<(u32, Duration)>,
     /// Live counters.
     pub stats: Stats,
     skip_existing: bool,
@@ -224,9 +227,10 @@ impl std::fmt::Debug for Shared {
 }
 
 impl Shared {
-    fn new(target: Target, skip_existing: bool) -> Shared {
+    fn new(target: Target, skip_existing: bool, wait_replicas: Option<(u32, Duration)>) -> Shared {
         Shared {
             target,
+            wait_replicas,
             stats: Stats::default(),
             skip_existing,
             skipped: Mutex::default(),
@@ -290,7 +294,7 @@ impl Shared {
     }
 
     /// All replies of a batch arrived; `errors` has one slot per key.
-    pub(crate) fn complete(&self, b: Batch, errors: Vec<Option<String>>) {
+    pub(crate) fn complete(&self, b: &Batch, errors: &[Option<String>]) {
         for (k, err) in b.keys.iter().zip(errors) {
             match err {
                 None => match k.mode {
@@ -302,12 +306,12 @@ impl Shared {
                     0
                 }
                 Some(e) => {
-                    self.fail(&k.key, e);
+                    self.fail(&k.key, e.clone());
                     0
                 }
             };
         }
-        self.close_empty(&b);
+        self.close_empty(b);
     }
 
     /// A batch that ended up with no keys (all skipped) leaves the unacknowledged set.
@@ -522,7 +526,11 @@ pub fn import(
     let mut sync_con = client
         .get_connection()
         .map_err(|e| ReplayError::Connect(format!("{}: {e}", target.display())))?;
-    let shared = Arc::new(Shared::new(target, cfg.skip_existing));
+    let shared = Arc::new(Shared::new(
+        target,
+        cfg.skip_existing,
+        cfg.conn.wait_replicas,
+    ));
     if info.bulk_limit_assumed {
         shared.note(
             "the target refused CONFIG GET proto-max-bulk-len; assuming the 512 MB default".into(),

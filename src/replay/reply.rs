@@ -5,8 +5,10 @@
 /// What a reply says about its command.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reply {
-    /// Any non-error reply.
+    /// Any non-error reply other than an integer.
     Ok,
+    /// An integer reply.
+    Int(i64),
     /// An error reply, with its text (`BUSYKEY Target key name already exists.`).
     Error(String),
 }
@@ -50,7 +52,8 @@ fn parse_at(buf: &[u8], pos: &mut usize, depth: usize) -> Result<Option<Reply>, 
         return Ok(None);
     };
     match tag {
-        b'+' | b':' | b',' | b'#' | b'_' => Ok(Some(Reply::Ok)),
+        b':' => Ok(Some(Reply::Int(int(l)?))),
+        b'+' | b',' | b'#' | b'_' => Ok(Some(Reply::Ok)),
         b'-' => Ok(Some(Reply::Error(String::from_utf8_lossy(l).into_owned()))),
         b'$' => {
             let n = int(l)?;
@@ -74,7 +77,7 @@ fn parse_at(buf: &[u8], pos: &mut usize, depth: usize) -> Result<Option<Reply>, 
                     Some(Reply::Error(e)) => {
                         first_err.get_or_insert(e);
                     }
-                    Some(Reply::Ok) => {}
+                    Some(Reply::Ok | Reply::Int(_)) => {}
                 }
             }
             Ok(Some(first_err.map_or(Reply::Ok, Reply::Error)))
@@ -90,7 +93,7 @@ mod tests {
     #[test]
     fn simple_and_nested_replies() {
         assert_eq!(parse(b"+OK\r\n").unwrap(), Some((Reply::Ok, 5)));
-        assert_eq!(parse(b":12\r\n+OK").unwrap(), Some((Reply::Ok, 5)));
+        assert_eq!(parse(b":12\r\n+OK").unwrap(), Some((Reply::Int(12), 5)));
         assert_eq!(parse(b"$3\r\nabc\r\n").unwrap(), Some((Reply::Ok, 9)));
         assert_eq!(parse(b"$-1\r\n").unwrap(), Some((Reply::Ok, 5)));
         assert_eq!(parse(b"*2\r\n:1\r\n:2\r\n").unwrap(), Some((Reply::Ok, 12)));

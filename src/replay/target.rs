@@ -54,6 +54,109 @@ pub struct Target {
     pub db: Option<u64>,
     /// TLS, for `rediss://`.
     pub tls: Option<TlsOptions>,
+    /// When set, the primary is found (and re-found after a failover) through these sentinels.
+    pub sentinel: Option<Arc<Sentinel>>,
+}
+
+/// Sentinels that know the primary of `master`.
+#[derive(Debug)]
+pub struct Sentinel {
+    /// Sentinel addresses, asked in order.
+    pub addrs: Vec<(String, u16)>,
+    /// The monitored master's name.
+    pub master: String,
+    /// ACL user for the sentinels.
+    pub username: Option<String>,
+    password: Option<Secret>,
+    current: std::sync::Mutex<Option<(String, u16)>>,
+    failovers: std::sync::Mutex<Vec<String>>,
+}
+
+impl Sentinel {
+    /// Sentinels at `addrs` (`host:port`, comma separated) for `master`; the password usually
+    /// comes from `--sentinel-password` or its environment variable.
+    pub fn new(
+        addrs: &str,
+        master: &str,
+        username: Option<String>,
+        password: Option<String>,
+    ) -> Result<Sentinel, ReplayError> {
+        let addrs = addrs
+            .split(',')
+            .filter(|a| !a.trim().is_empty())
+            .map(|a| {
+                let a = a.trim();
+                let (h, p) = a.rsplit_once(':').unwrap_or((a, "26379"));
+                let p = p
+                    .parse()
+                    .map_err(|_| ReplayError::Config(format!("bad sentinel port in {a:?}")))?;
+                Ok((
+                    h.trim_start_matches('[').trim_end_matches(']').to_string(),
+                    p,
+                ))
+            })
+            .collect::<Result<Vec<_>, ReplayError>>()?;
+        if addrs.is_empty() || master.is_empty() {
+            return Err(ReplayError::Config(
+                "sentinel mode needs sentinel addresses and a master name".into(),
+            ));
+        }
+        Ok(Sentinel {
+            addrs,
+            master: master.to_string(),
+            username,
+            password: password.filter(|p| !p.is_empty()).map(Secret::new),
+            current: Default::default(),
+            failovers: Default::default(),
+        })
+    }
+
+    /// Primary changes seen during the run (`old → new`).
+    pub fn failovers(&self) -> Vec<String> {
+        self.failovers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// The address currently believed to be the primary.
+    pub fn current(&self) -> Option<(String, u16)> {
+        self.current
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Asks the sentinels (first that answers) for the primary's address.
+    fn ask(&self) -> Result<(String, u16), ReplayError> {
+        let mut last = String::from("no sentinel answered");
+        for (h, p) in &self.addrs {
+            let info = redis::ConnectionInfo {
+                addr: redis::ConnectionAddr::Tcp(h.clone(), *p),
+                redis: redis::RedisConnectionInfo {
+                    db: 0,
+                    username: self.username.clone(),
+                    password: self.password.as_ref().map(|p| p.expose().to_string()),
+                    protocol: redis::ProtocolVersion::RESP2,
+                },
+            };
+            let res = redis::Client::open(info).and_then(|c| {
+                let mut con = c.get_connection_with_timeout(std::time::Duration::from_secs(2))?;
+                redis::cmd("SENTINEL")
+                    .arg("get-master-addr-by-name")
+                    .arg(&self.master)
+                    .query::<Option<(String, u16)>>(&mut con)
+            });
+            match res {
+                Ok(Some(addr)) => return Ok(addr),
+                Ok(None) => {
+                    last = format!("sentinel {h}:{p} does not know master {:?}", self.master)
+                }
+                Err(e) => last = format!("sentinel {h}:{p}: {e}"),
+            }
+        }
+        Err(ReplayError::Connect(last))
+    }
 }
 
 /// Anything the data plane can talk over.
@@ -114,6 +217,118 @@ impl Target {
             password,
             db,
             tls,
+            sentinel: None,
+        })
+    }
+
+    /// Parses `redis+sentinel://[user[:password]@]host1:26379,host2:26379/master[/db]`. The
+    /// credentials are the data server's; the sentinels' password is given separately.
+    ///
+    /// ```
+    /// let t = rdbkit::replay::Target::parse_sentinel(
+    ///     "redis+sentinel://app:pw@10.0.0.1:26379,10.0.0.2:26380/mymaster/3", None, None).unwrap();
+    /// let s = t.sentinel.as_ref().unwrap();
+    /// assert_eq!(s.master, "mymaster");
+    /// assert_eq!(s.addrs, vec![("10.0.0.1".to_string(), 26379), ("10.0.0.2".to_string(), 26380)]);
+    /// assert_eq!(t.db, Some(3));
+    /// assert!(!t.display().contains("pw"));
+    /// ```
+    pub fn parse_sentinel(
+        url: &str,
+        env_password: Option<String>,
+        sentinel_password: Option<String>,
+    ) -> Result<Target, ReplayError> {
+        let rest = url.strip_prefix("redis+sentinel://").ok_or_else(|| {
+            ReplayError::Config("a sentinel URL starts with redis+sentinel://".into())
+        })?;
+        let (auth, rest) = match rest.rsplit_once('@') {
+            Some((a, r)) => (Some(a), r),
+            None => (None, rest),
+        };
+        let mut parts = rest.splitn(3, '/');
+        let hosts = parts.next().unwrap_or_default();
+        let master = parts.next().unwrap_or_default();
+        let db = match parts.next().map(|d| d.trim_end_matches('/')) {
+            None | Some("") => None,
+            Some(d) => Some(d.parse().map_err(|_| {
+                ReplayError::Config(format!("sentinel URL db {d:?} is not a number"))
+            })?),
+        };
+        let dec = |s: &str| {
+            percent_decode(s).map_err(|_| {
+                ReplayError::Config(
+                    "sentinel URL credentials are not valid percent-encoding".into(),
+                )
+            })
+        };
+        let (username, password) = match auth {
+            Some(a) => match a.split_once(':') {
+                Some((u, p)) => ((!u.is_empty()).then(|| dec(u)).transpose()?, Some(dec(p)?)),
+                None => (Some(dec(a)?), None),
+            },
+            None => (None, None),
+        };
+        let password = password
+            .or(env_password)
+            .filter(|p| !p.is_empty())
+            .map(Secret::new);
+        let sentinel = Sentinel::new(hosts, master, None, sentinel_password)?;
+        Ok(Target {
+            host: String::new(),
+            port: 0,
+            username,
+            password,
+            db,
+            tls: None,
+            sentinel: Some(Arc::new(sentinel)),
+        })
+    }
+
+    /// The primary's address: fixed, or asked of the sentinels (and confirmed with `ROLE`).
+    pub fn resolve(&self) -> Result<(String, u16), ReplayError> {
+        let Some(s) = &self.sentinel else {
+            return Ok((self.host.clone(), self.port));
+        };
+        let addr = s.ask()?;
+        // confirm: the server must call itself a master before anything is written to it
+        let mut probe = self.clone();
+        probe.sentinel = None;
+        (probe.host, probe.port) = addr.clone();
+        let mut con = probe
+            .client()?
+            .get_connection_with_timeout(std::time::Duration::from_secs(2))
+            .map_err(|e| ReplayError::Connect(format!("{}: {e}", probe.display())))?;
+        let role: redis::Value = redis::cmd("ROLE")
+            .query(&mut con)
+            .map_err(|e| ReplayError::Connect(format!("ROLE on {}: {e}", probe.display())))?;
+        let is_master = matches!(&role, redis::Value::Array(v) if matches!(v.first(), Some(redis::Value::BulkString(b)) if b == b"master"));
+        if !is_master {
+            return Err(ReplayError::Connect(format!(
+                "{}:{} is not (yet) a master",
+                addr.0, addr.1
+            )));
+        }
+        let mut cur = s.current.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(old) = cur.as_ref().filter(|old| **old != addr) {
+            s.failovers
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(format!("{}:{} → {}:{}", old.0, old.1, addr.0, addr.1));
+        }
+        *cur = Some(addr.clone());
+        Ok(addr)
+    }
+
+    /// This target pinned to the current primary (a plain target is returned as is).
+    pub fn pinned(&self) -> Result<Target, ReplayError> {
+        if self.sentinel.is_none() {
+            return Ok(self.clone());
+        }
+        let (host, port) = self.resolve()?;
+        Ok(Target {
+            host,
+            port,
+            ..self.clone()
         })
     }
 
@@ -131,12 +346,28 @@ impl Target {
             (None, None) => String::new(),
         };
         let db = self.db.map(|d| format!("/{d}")).unwrap_or_default();
+        if let Some(s) = &self.sentinel {
+            let hosts: Vec<String> = s.addrs.iter().map(|(h, p)| format!("{h}:{p}")).collect();
+            return format!(
+                "redis+sentinel://{auth}{}/{}{db}",
+                hosts.join(","),
+                s.master
+            );
+        }
         format!("{scheme}://{auth}{}:{}{db}", self.host, self.port)
     }
 
     /// Opens an authenticated raw connection for the data plane.
     pub async fn connect_raw(&self) -> Result<Box<dyn Transport>, ReplayError> {
-        let tcp = TcpStream::connect((self.host.as_str(), self.port))
+        let (host, port) = if self.sentinel.is_some() {
+            let t = self.clone();
+            tokio::task::spawn_blocking(move || t.resolve())
+                .await
+                .map_err(|e| ReplayError::Connect(e.to_string()))??
+        } else {
+            (self.host.clone(), self.port)
+        };
+        let tcp = TcpStream::connect((host.as_str(), port))
             .await
             .map_err(|e| ReplayError::Connect(format!("{}: {e}", self.display())))?;
         let _ = tcp.set_nodelay(true);
@@ -178,7 +409,7 @@ impl Target {
                 }
                 buf.extend_from_slice(&chunk[..n]);
                 match super::reply::parse(&buf).map_err(ReplayError::Protocol)? {
-                    Some((super::reply::Reply::Ok, _)) => break,
+                    Some((super::reply::Reply::Ok | super::reply::Reply::Int(_), _)) => break,
                     // the server's text, never ours: it cannot contain the password
                     Some((super::reply::Reply::Error(e), _)) => return Err(ReplayError::Auth(e)),
                     None => continue,
