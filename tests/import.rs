@@ -403,7 +403,7 @@ fn interrupted_import_resumes_from_its_checkpoint() {
         let off = std::fs::read_to_string(&cp)
             .ok()
             .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-            .and_then(|v| v["offset"].as_u64())
+            .and_then(|v| v["inputs"][0]["offset"].as_u64())
             .unwrap_or(0);
         if off > 0 {
             break off;

@@ -1,10 +1,12 @@
 //! `rdbkit import`: replay a dump into a running primary.
 
-use super::{FilterArgs, InputArgs};
+use super::FilterArgs;
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
-use rdbkit::replay::{self, ImportConfig, Mode, Progress, Summary, Target, TlsOptions};
+use rdbkit::replay::{
+    self, ImportConfig, Mode, Progress, RateLimit, Source, Summary, Target, TlsOptions,
+};
 use rdbkit::source::Input;
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
@@ -102,8 +104,15 @@ impl TargetArgs {
 /// Arguments of `rdbkit import`.
 #[derive(Debug, Args)]
 pub struct ImportArgs {
-    #[command(flatten)]
-    input: InputArgs,
+    /// Dumps to import (files, `.gz` files, or `-` for stdin); several are decoded in parallel.
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+    /// Do not verify the CRC64 trailers.
+    #[arg(long)]
+    no_checksum: bool,
+    /// Throttle: keys per second (`5000`, `20k`) or dump bytes per second (`10MB`, `1GB`).
+    #[arg(long, value_parser = parse_rate)]
+    rate_limit: Option<RateLimit>,
     #[command(flatten)]
     target: TargetArgs,
     /// How keys are written.
@@ -159,6 +168,36 @@ pub struct ImportArgs {
     /// No progress output.
     #[arg(short, long)]
     quiet: bool,
+}
+
+fn parse_rate(s: &str) -> Result<RateLimit, String> {
+    let t = s.trim();
+    let lower = t.to_ascii_lowercase();
+    let (num, mult, bytes) = if let Some(n) = lower.strip_suffix("gb") {
+        (n, 1e9, true)
+    } else if let Some(n) = lower.strip_suffix("mb") {
+        (n, 1e6, true)
+    } else if let Some(n) = lower.strip_suffix("kb") {
+        (n, 1e3, true)
+    } else if let Some(n) = lower.strip_suffix('k') {
+        (n, 1e3, false)
+    } else if let Some(n) = lower.strip_suffix('m') {
+        (n, 1e6, false)
+    } else {
+        (lower.as_str(), 1.0, false)
+    };
+    let v: f64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("bad rate {t:?}: use keys/s (5000, 20k) or bytes/s (10MB)"))?;
+    if v <= 0.0 {
+        return Err("the rate must be positive".into());
+    }
+    Ok(if bytes {
+        RateLimit::Bytes(v * mult)
+    } else {
+        RateLimit::Keys(v * mult)
+    })
 }
 
 pub fn parse_db_map(s: &str) -> Result<BTreeMap<u64, u64>, String> {
@@ -273,8 +312,19 @@ pub fn print_summary(s: &Summary) {
 /// Runs `import`.
 pub fn run(a: &ImportArgs) -> Result<()> {
     let target = a.target.target()?;
-    let input = Input::open(&a.input.file)
-        .with_context(|| format!("opening {}", a.input.file.display()))?;
+    if a.files.iter().filter(|f| f.as_os_str() == "-").count() > 1 {
+        bail!("stdin (-) can be given only once");
+    }
+    let sources = a
+        .files
+        .iter()
+        .map(|f| {
+            Ok(Source {
+                name: f.display().to_string(),
+                input: Input::open(f).with_context(|| format!("opening {}", f.display()))?,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
     let cfg = ImportConfig {
         filter: a.filter.to_filter(),
         db_map: a.db_map.clone().unwrap_or_default(),
@@ -300,9 +350,10 @@ pub fn run(a: &ImportArgs) -> Result<()> {
         },
         checkpoint: a.checkpoint.clone(),
         checkpoint_interval: Duration::from_millis(a.checkpoint_interval_ms.max(10)),
-        verify_checksum: !a.input.no_checksum,
+        verify_checksum: !a.no_checksum,
+        rate_limit: a.rate_limit,
     };
-    let summary = replay::import(input, target, cfg, progress_callback(a.quiet))?;
+    let summary = replay::import(sources, target, cfg, progress_callback(a.quiet))?;
     print_summary(&summary);
     if !summary.is_success() {
         bail!("not every key was written (see the summary above)");

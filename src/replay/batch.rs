@@ -48,6 +48,8 @@ pub struct Batch {
     pub end_offset: u64,
     /// Dump offset of the batch's first entry (0 until it has one).
     pub start_offset: u64,
+    /// Index of the input file the keys come from.
+    pub file: usize,
 }
 
 impl Batch {
@@ -65,6 +67,7 @@ impl Batch {
             commands: 1,
             end_offset: 0,
             start_offset: 0,
+            file: 0,
         }
     }
 
@@ -119,6 +122,7 @@ impl Batch {
         }
         fresh.end_offset = self.end_offset;
         fresh.start_offset = self.start_offset;
+        fresh.file = self.file;
         *self = fresh;
     }
 }

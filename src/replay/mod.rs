@@ -151,6 +151,8 @@ pub struct ImportConfig {
     pub checkpoint: Option<PathBuf>,
     /// How often the resume file is rewritten.
     pub checkpoint_interval: Duration,
+    /// Throttle for a primary that serves traffic during the import.
+    pub rate_limit: Option<RateLimit>,
     /// Verify the dump's CRC64.
     pub verify_checksum: bool,
 }
@@ -169,6 +171,7 @@ impl Default for ImportConfig {
             conn: ConnConfig::default(),
             checkpoint: None,
             checkpoint_interval: Duration::from_secs(2),
+            rate_limit: None,
             verify_checksum: true,
         }
     }
@@ -213,9 +216,51 @@ pub struct Shared {
     skipped: Mutex<BTreeMap<Skip, u64>>,
     /// (key, reason) for failed and not-written keys, first [`MAX_REPORTS`].
     reports: Mutex<Vec<(Vec<u8>, String)>>,
-    open: Mutex<(BTreeMap<u64, usize>, u64)>,
+    /// Per input file: start offsets of unacknowledged batches (multiset), and the end of what
+    /// has been planned.
+    open: Vec<Mutex<(BTreeMap<u64, usize>, u64)>>,
     notes: Mutex<Vec<String>>,
     stop: AtomicBool,
+    /// Identical function libraries / scripts from several inputs are loaded once.
+    loaded_code: Mutex<HashSet<Vec<u8>>>,
+    rate: Option<Mutex<RateLimiter>>,
+    next_batch: AtomicU64,
+}
+
+/// `--rate-limit`: a token bucket over keys or bytes per second.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum RateLimit {
+    /// Keys per second.
+    Keys(f64),
+    /// Dump bytes per second.
+    Bytes(f64),
+}
+
+#[derive(Debug)]
+struct RateLimiter {
+    limit: RateLimit,
+    tokens: f64,
+    last: Instant,
+}
+
+impl RateLimiter {
+    /// How long to wait before spending `keys`/`bytes`.
+    fn take(&mut self, keys: usize, bytes: usize) -> Duration {
+        let (rate, cost) = match self.limit {
+            RateLimit::Keys(r) => (r, keys as f64),
+            RateLimit::Bytes(r) => (r, bytes as f64),
+        };
+        let now = Instant::now();
+        // at most one second of burst
+        self.tokens = (self.tokens + now.duration_since(self.last).as_secs_f64() * rate).min(rate);
+        self.last = now;
+        self.tokens -= cost;
+        if self.tokens >= 0.0 {
+            Duration::ZERO
+        } else {
+            Duration::from_secs_f64(-self.tokens / rate)
+        }
+    }
 }
 
 impl std::fmt::Debug for Shared {
@@ -227,7 +272,13 @@ impl std::fmt::Debug for Shared {
 }
 
 impl Shared {
-    fn new(target: Target, skip_existing: bool, wait_replicas: Option<(u32, Duration)>) -> Shared {
+    fn new(
+        target: Target,
+        skip_existing: bool,
+        wait_replicas: Option<(u32, Duration)>,
+        files: usize,
+        rate: Option<RateLimit>,
+    ) -> Shared {
         Shared {
             target,
             wait_replicas,
@@ -235,9 +286,18 @@ impl Shared {
             skip_existing,
             skipped: Mutex::default(),
             reports: Mutex::default(),
-            open: Mutex::default(),
+            open: (0..files.max(1)).map(|_| Mutex::default()).collect(),
             notes: Mutex::default(),
             stop: AtomicBool::new(false),
+            loaded_code: Mutex::default(),
+            next_batch: AtomicU64::new(1),
+            rate: rate.map(|limit| {
+                Mutex::new(RateLimiter {
+                    limit,
+                    tokens: 0.0,
+                    last: Instant::now(),
+                })
+            }),
         }
     }
 
@@ -271,25 +331,45 @@ impl Shared {
     }
 
     /// A batch's start offset enters the set of unacknowledged work.
-    fn open_batch(&self, start: u64) {
-        *self
-            .open
+    fn open_of(&self, file: usize) -> std::sync::MutexGuard<'_, (BTreeMap<u64, usize>, u64)> {
+        let m = self.open.get(file).unwrap_or(&self.open[0]);
+        m.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn open_batch(&self, file: usize, start: u64) {
+        *self.open_of(file).0.entry(start).or_default() += 1;
+    }
+
+    /// Waits as `--rate-limit` requires before a batch goes out.
+    fn throttle(&self, keys: usize, bytes: usize) {
+        if let Some(r) = &self.rate {
+            let wait = r
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take(keys, bytes);
+            if !wait.is_zero() {
+                std::thread::sleep(wait);
+            }
+        }
+    }
+
+    /// Loads code (a function library or script) only once per distinct body.
+    fn first_time(&self, code: &[u8]) -> bool {
+        self.loaded_code
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .0
-            .entry(start)
-            .or_default() += 1;
+            .insert(code.to_vec())
     }
 
     /// Everything before `end` has been planned.
-    fn advance(&self, end: u64) {
-        let mut o = self.open.lock().unwrap_or_else(|e| e.into_inner());
+    fn advance(&self, file: usize, end: u64) {
+        let mut o = self.open_of(file);
         o.1 = o.1.max(end);
     }
 
-    /// Dump offset below which every key is acknowledged or skipped.
-    pub fn watermark(&self) -> u64 {
-        let o = self.open.lock().unwrap_or_else(|e| e.into_inner());
+    /// Offset in input `file` below which every key is acknowledged or skipped.
+    pub fn watermark(&self, file: usize) -> u64 {
+        let o = self.open_of(file);
         o.0.keys().next().copied().unwrap_or(o.1)
     }
 
@@ -316,7 +396,7 @@ impl Shared {
 
     /// A batch that ended up with no keys (all skipped) leaves the unacknowledged set.
     fn close_empty(&self, b: &Batch) {
-        let mut o = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        let mut o = self.open_of(b.file);
         if let Some(n) = o.0.get_mut(&b.start_offset) {
             *n -= 1;
             if *n == 0 {
@@ -340,7 +420,7 @@ impl Shared {
             attempts,
             why: why.to_string(),
             written: self.stats.written(),
-            offset: self.watermark(),
+            offset: self.watermark(0),
         }
     }
 }
@@ -417,31 +497,43 @@ fn fnv1a(b: &[u8]) -> u64 {
     })
 }
 
-/// Checkpoint file contents.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// One input's entry in the checkpoint file.
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct Checkpoint {
+    name: String,
     dump_len: Option<u64>,
     offset: u64,
 }
 
-fn read_checkpoint(path: &PathBuf) -> Result<Option<Checkpoint>, ReplayError> {
+fn read_checkpoint(path: &PathBuf) -> Result<Vec<Checkpoint>, ReplayError> {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(ReplayError::Checkpoint(format!("{}: {e}", path.display()))),
     };
     let v: serde_json::Value = serde_json::from_str(&text)
         .map_err(|e| ReplayError::Checkpoint(format!("{}: {e}", path.display())))?;
-    Ok(Some(Checkpoint {
-        dump_len: v["dump_len"].as_u64(),
-        offset: v["offset"].as_u64().unwrap_or(0),
-    }))
+    Ok(v["inputs"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|c| Checkpoint {
+                    name: c["name"].as_str().unwrap_or_default().to_string(),
+                    dump_len: c["dump_len"].as_u64(),
+                    offset: c["offset"].as_u64().unwrap_or(0),
+                })
+                .collect()
+        })
+        .unwrap_or_default())
 }
 
-fn write_checkpoint(path: &PathBuf, c: Checkpoint, written: u64) -> Result<(), ReplayError> {
+fn write_checkpoint(path: &PathBuf, cps: &[Checkpoint], written: u64) -> Result<(), ReplayError> {
     let tmp = path.with_extension("tmp");
-    let body =
-        serde_json::json!({"dump_len": c.dump_len, "offset": c.offset, "keys_written": written});
+    let inputs: Vec<serde_json::Value> = cps
+        .iter()
+        .map(|c| serde_json::json!({"name": c.name, "dump_len": c.dump_len, "offset": c.offset}))
+        .collect();
+    let body = serde_json::json!({"inputs": inputs, "keys_written": written});
     std::fs::write(&tmp, body.to_string())
         .and_then(|_| std::fs::rename(&tmp, path))
         .map_err(|e| ReplayError::Checkpoint(format!("{}: {e}", path.display())))
@@ -501,10 +593,188 @@ fn check_conflicts(
     }
 }
 
-/// Imports `input` into `target`. `on_progress` is called a few times per second from a
-/// background thread.
-pub fn import(
+/// One dump to import: a name (for checkpoints and messages) and its bytes.
+#[derive(Debug)]
+pub struct Source {
+    /// Display name, usually the path.
+    pub name: String,
+    /// The opened input.
+    pub input: Input,
+}
+
+/// What one producer thread did besides planning keys.
+#[derive(Debug, Default)]
+struct Produced {
+    functions: u64,
+    scripts: u64,
+    module_aux: Vec<String>,
+}
+
+/// Per-run context shared by the producer threads.
+struct Run<'r> {
+    cfg: &'r ImportConfig,
+    info: &'r TargetInfo,
+    shared: &'r Arc<Shared>,
+    resume: &'r [u64],
+    prescanned: bool,
+    resuming: bool,
+}
+
+/// Decodes one input and hands its batches to the connections.
+fn produce(
+    run: &Run<'_>,
+    file: usize,
     input: Input,
+    senders: Vec<tokio::sync::mpsc::Sender<Batch>>,
+) -> Result<Produced, ReplayError> {
+    let (cfg, info, shared) = (run.cfg, run.info, run.shared);
+    let n = senders.len();
+    let mut out = Produced::default();
+    let mut con = shared
+        .target
+        .pinned()?
+        .client()?
+        .get_connection()
+        .map_err(|e| ReplayError::Connect(format!("{}: {e}", shared.target.display())))?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    let mut planner = Planner::new(
+        cfg,
+        info,
+        shared,
+        now,
+        run.resume.get(file).copied().unwrap_or(0),
+    );
+    if cfg.skip_existing {
+        let mut c = shared
+            .target
+            .pinned()?
+            .client()?
+            .get_connection()
+            .map_err(|e| ReplayError::Connect(e.to_string()))?;
+        planner.exists = Some(Box::new(move |db, key| {
+            let _ = redis::cmd("SELECT").arg(db).query::<()>(&mut c);
+            // an unanswerable check counts as "exists": never overwrite on doubt
+            redis::cmd("EXISTS")
+                .arg(key)
+                .query::<u64>(&mut c)
+                .map_or(true, |n| n > 0)
+        }));
+    }
+    let mut open: Vec<Option<Batch>> = (0..n).map(|_| None).collect();
+    let mut seen_dbs: HashSet<u64> = HashSet::new();
+    let send = |slot: &mut Option<Batch>, i: usize| -> Result<(), ReplayError> {
+        if let Some(b) = slot.take() {
+            if b.keys.is_empty() {
+                shared.close_empty(&b);
+                return Ok(());
+            }
+            shared.throttle(b.keys.len(), b.bytes.len());
+            senders[i]
+                .blocking_send(b)
+                .map_err(|_| ReplayError::Config("a connection stopped".into()))?;
+        }
+        Ok(())
+    };
+    let stopped = || ReplayError::Config("stopped".into());
+    input.decode(cfg.verify_checksum, |item, pos| -> Result<(), ReplayError> {
+        if file == 0 {
+            shared.stats.bytes_read.store(pos, Relaxed);
+        }
+        if shared.stop.load(Relaxed) {
+            return Err(stopped());
+        }
+        match item {
+            Item::Header { magic, version } => {
+                planner.dump_version = version.min(u32::from(u16::MAX)) as u16;
+                planner.dump_valkey = magic == crate::Magic::Valkey;
+            }
+            Item::Entry(e) => {
+                let db = shared
+                    .target
+                    .db
+                    .filter(|_| cfg.db_map.is_empty())
+                    .unwrap_or_else(|| cfg.db_map.get(&e.db).copied().unwrap_or(e.db));
+                if !run.prescanned && seen_dbs.insert(db) && cfg.filter.matches(&e) {
+                    check_conflicts(&mut con, &BTreeSet::from([db]), cfg, run.resuming)?;
+                }
+                let i = (fnv1a(&e.key) % n as u64) as usize;
+                if open[i].as_ref().is_some_and(|b| b.db != db) {
+                    send(&mut open[i], i)?;
+                }
+                let b = open[i].get_or_insert_with(|| {
+                    let mut b = Batch::new(shared.next_batch.fetch_add(1, Relaxed), db);
+                    b.file = file;
+                    b
+                });
+                if b.start_offset == 0 {
+                    b.start_offset = e.offset.max(1);
+                    shared.open_batch(file, b.start_offset);
+                }
+                planner.plan(&e, b)?;
+                shared.advance(file, e.value_offset + e.raw.len() as u64);
+                if Planner::batch_full(b) {
+                    send(&mut open[i], i)?;
+                }
+            }
+            Item::Function { code } if shared.first_time(&code) => {
+                let mut c = redis::cmd("FUNCTION");
+                c.arg("LOAD");
+                if cfg.replace {
+                    c.arg("REPLACE");
+                }
+                c.arg(code.as_ref());
+                match c.query::<String>(&mut con) {
+                    Ok(_) => out.functions += 1,
+                    Err(err) => shared.fail(b"(function library)", format!("FUNCTION LOAD: {err}")),
+                }
+            }
+            Item::Script { body, sha1 } if shared.first_time(&body) => {
+                match redis::cmd("SCRIPT").arg("LOAD").arg(body.as_ref()).query::<String>(&mut con) {
+                    Ok(_) => out.scripts += 1,
+                    Err(err) => shared.fail(b"(lua script)", format!("SCRIPT LOAD {sha1}: {err}")),
+                }
+            }
+            Item::ModuleAux { id, when, body, .. } => {
+                let name = id.name();
+                let w = if when == 1 { "before" } else { "after" };
+                if info.enterprise {
+                    let ver = planner.dump_version.min(info.rdb_version);
+                    let mut p = body.to_vec();
+                    p.extend_from_slice(&ver.to_le_bytes());
+                    let crc = crate::crc64(0, &p);
+                    p.extend_from_slice(&crc.to_le_bytes());
+                    let r = redis::cmd("RESTOREMODAUX")
+                        .arg(&name)
+                        .arg(id.encver())
+                        .arg(w)
+                        .arg(p)
+                        .query::<redis::Value>(&mut con);
+                    if let Err(err) = r {
+                        out.module_aux.push(format!("{name}/{} {w}: {err}", id.encver()));
+                    }
+                } else {
+                    out.module_aux.push(format!(
+                        "{name}/{} {w}: module aux data has no command on this target (RESTOREMODAUX is Redis Enterprise only)",
+                        id.encver()
+                    ));
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    })?;
+    for (i, slot) in open.iter_mut().enumerate() {
+        send(slot, i)?;
+    }
+    Ok(out)
+}
+
+/// Imports `sources` (decoded in parallel, one thread each) into `target`. `on_progress` is
+/// called a few times per second from a background thread.
+pub fn import(
+    sources: Vec<Source>,
     target: Target,
     cfg: ImportConfig,
     on_progress: Box<dyn Fn(&Progress) + Send>,
@@ -515,7 +785,8 @@ pub fn import(
         .enable_all()
         .build()
         .map_err(|e| ReplayError::Config(format!("tokio runtime: {e}")))?;
-    let client = target.client()?;
+    let pinned = target.pinned()?;
+    let client = pinned.client()?;
     let info = rt.block_on(async {
         let mut con = client
             .get_multiplexed_async_connection()
@@ -523,50 +794,67 @@ pub fn import(
             .map_err(|e| ReplayError::Connect(format!("{}: {e}", target.display())))?;
         TargetInfo::probe(&mut con).await
     })?;
-    let mut sync_con = client
+    if info.cluster {
+        return Err(ReplayError::Config(
+            "the target is a Redis Cluster node; cluster targets are not supported yet".into(),
+        ));
+    }
+    let mut con = client
         .get_connection()
         .map_err(|e| ReplayError::Connect(format!("{}: {e}", target.display())))?;
+    let names: Vec<String> = sources.iter().map(|s| s.name.clone()).collect();
+    let lens: Vec<Option<u64>> = sources.iter().map(|s| s.input.len_hint()).collect();
     let shared = Arc::new(Shared::new(
         target,
         cfg.skip_existing,
         cfg.conn.wait_replicas,
+        sources.len(),
+        cfg.rate_limit,
     ));
     if info.bulk_limit_assumed {
         shared.note(
             "the target refused CONFIG GET proto-max-bulk-len; assuming the 512 MB default".into(),
         );
     }
-    if info.cluster {
-        return Err(ReplayError::Config(
-            "the target is a Redis Cluster node; cluster targets are not supported yet".into(),
-        ));
-    }
 
-    let total = input.len_hint();
-    let checkpoint = match &cfg.checkpoint {
+    // resume
+    let saved = match &cfg.checkpoint {
         Some(p) => read_checkpoint(p)?,
-        None => None,
+        None => Vec::new(),
     };
-    if let Some(c) = checkpoint {
-        if c.dump_len != total {
+    let mut resume = vec![0u64; sources.len()];
+    for c in &saved {
+        let Some(i) = names.iter().position(|n| *n == c.name) else {
+            continue;
+        };
+        if c.dump_len != lens[i] {
             return Err(ReplayError::Checkpoint(format!(
-                "the checkpoint was written for a dump of {:?} bytes, this one has {total:?}",
-                c.dump_len
+                "the checkpoint was written for a {:?}-byte {}, this one has {:?} bytes",
+                c.dump_len, c.name, lens[i]
             )));
         }
-    }
-    let resume_from = checkpoint.map_or(0, |c| c.offset);
-    let resuming = resume_from > 0;
-    if resuming {
+        resume[i] = c.offset;
         shared.note(format!(
-            "resuming after dump offset {resume_from} (keys after it are re-sent with REPLACE)"
+            "resuming {} after dump offset {} (keys after it are re-sent with REPLACE)",
+            c.name, c.offset
         ));
     }
-    let mut known_dbs: Option<BTreeSet<u64>> = None;
-    if let Input::Mapped(m) = &input {
-        let dbs = prescan(m, &cfg)?;
-        check_conflicts(&mut sync_con, &dbs, &cfg, resuming)?;
-        known_dbs = Some(dbs);
+    let resuming = resume.iter().any(|&o| o > 0);
+
+    // conflicts: all mapped inputs are checked before anything is written
+    let prescanned = sources
+        .iter()
+        .all(|s| matches!(s.input, Input::Mapped(_) | Input::Bytes(_)));
+    if prescanned {
+        let mut dbs = BTreeSet::new();
+        for s in &sources {
+            if let Input::Mapped(m) = &s.input {
+                dbs.extend(prescan(m, &cfg)?);
+            } else if let Input::Bytes(b) = &s.input {
+                dbs.extend(prescan(b, &cfg)?);
+            }
+        }
+        check_conflicts(&mut con, &dbs, &cfg, resuming)?;
     }
 
     // data plane
@@ -580,187 +868,117 @@ pub fn import(
     }
 
     // progress and checkpoints
+    let total: Option<u64> = lens.iter().try_fold(0u64, |a, l| l.map(|l| a + l));
     let (done, done_rx) = std::sync::mpsc::channel::<()>();
-    let ticker = {
-        let (shared, cp, every) = (
-            shared.clone(),
-            cfg.checkpoint.clone(),
-            cfg.checkpoint_interval,
-        );
-        std::thread::spawn(move || {
+    let snapshot = |shared: &Shared| -> Vec<Checkpoint> {
+        names
+            .iter()
+            .enumerate()
+            .map(|(i, name)| Checkpoint {
+                name: name.clone(),
+                dump_len: lens[i],
+                offset: shared.watermark(i),
+            })
+            .collect()
+    };
+    let run = Run {
+        cfg: &cfg,
+        info: &info,
+        shared: &shared,
+        resume: &resume,
+        prescanned,
+        resuming,
+    };
+    let results = std::thread::scope(|scope| {
+        let (shared_r, cfg_r, snap_r, single) = (&shared, &cfg, &snapshot, names.len() == 1);
+        let ticker = scope.spawn(move || {
             let mut last_cp = Instant::now();
             while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
                 done_rx.recv_timeout(Duration::from_millis(50))
             {
-                let s = &shared.stats;
+                let s = &shared_r.stats;
                 on_progress(&Progress {
                     bytes_read: s.bytes_read.load(Relaxed),
-                    total_bytes: total,
+                    total_bytes: if single { total } else { None },
                     written: s.written(),
                     skipped: s.skipped.load(Relaxed),
                     failed: s.failed.load(Relaxed),
                     elapsed: started.elapsed(),
                 });
-                if let Some(p) = &cp {
-                    if last_cp.elapsed() >= every {
-                        let c = Checkpoint {
-                            dump_len: total,
-                            offset: shared.watermark(),
-                        };
-                        let _ = write_checkpoint(p, c, s.written());
+                if let Some(p) = &cfg_r.checkpoint {
+                    if last_cp.elapsed() >= cfg_r.checkpoint_interval {
+                        let _ = write_checkpoint(p, &snap_r(shared_r), s.written());
                         last_cp = Instant::now();
                     }
                 }
             }
-        })
-    };
-
-    let mut functions = 0u64;
-    let mut scripts = 0u64;
-    let mut module_aux = Vec::new();
-    let produced: Result<(), ReplayError> = (|| {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as i64);
-        let mut planner = Planner::new(&cfg, &info, &shared, now, resume_from);
-        if cfg.skip_existing {
-            let mut con = shared
-                .target
-                .client()?
-                .get_connection()
-                .map_err(|e| ReplayError::Connect(e.to_string()))?;
-            planner.exists = Some(Box::new(move |db, key| {
-                let _ = redis::cmd("SELECT").arg(db).query::<()>(&mut con);
-                // an unanswerable check counts as "exists": never overwrite on doubt
-                redis::cmd("EXISTS")
-                    .arg(key)
-                    .query::<u64>(&mut con)
-                    .map_or(true, |n| n > 0)
-            }));
-        }
-        let mut open: Vec<Option<Batch>> = (0..n).map(|_| None).collect();
-        let mut next_id = 0u64;
-        let mut seen_dbs: HashSet<u64> = HashSet::new();
-        let mut seen_scripts: HashSet<String> = HashSet::new();
-        let send = |slot: &mut Option<Batch>, i: usize| -> Result<(), ReplayError> {
-            if let Some(b) = slot.take() {
-                if !b.keys.is_empty() {
-                    senders[i]
-                        .blocking_send(b)
-                        .map_err(|_| ReplayError::Config("a connection stopped".into()))?;
-                } else {
-                    shared.close_empty(&b);
+        });
+        let run = &run;
+        let producers: Vec<_> = sources
+            .into_iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let senders = senders.clone();
+                scope.spawn(move || produce(run, i, s.input, senders))
+            })
+            .collect();
+        // the connections see their input end when the last producer's senders drop
+        drop(senders);
+        let produced: Vec<Result<Produced, ReplayError>> = producers
+            .into_iter()
+            .map(|h| {
+                h.join().unwrap_or_else(|_| {
+                    Err(ReplayError::Config("a decoder thread panicked".into()))
+                })
+            })
+            .collect();
+        let conns: Vec<Result<(), ReplayError>> =
+            rt.block_on(async {
+                let mut out = Vec::new();
+                for t in tasks {
+                    out.push(t.await.unwrap_or_else(|e| {
+                        Err(ReplayError::Config(format!("connection task: {e}")))
+                    }));
                 }
-            }
-            Ok(())
-        };
-        input.decode(cfg.verify_checksum, |item, pos| -> Result<(), ReplayError> {
-            shared.stats.bytes_read.store(pos, Relaxed);
-            if shared.stop.load(Relaxed) {
-                return Err(ReplayError::Config("stopped".into()));
-            }
-            match item {
-                Item::Header { magic, version } => {
-                    planner.dump_version = version.min(u32::from(u16::MAX)) as u16;
-                    planner.dump_valkey = magic == crate::Magic::Valkey;
-                }
-                Item::Entry(e) => {
-                    let db = shared.target.db.filter(|_| cfg.db_map.is_empty()).unwrap_or_else(|| cfg.db_map.get(&e.db).copied().unwrap_or(e.db));
-                    if known_dbs.is_none() && seen_dbs.insert(db) && cfg.filter.matches(&e) {
-                        check_conflicts(&mut sync_con, &BTreeSet::from([db]), &cfg, resuming)?;
-                    }
-                    let i = (fnv1a(&e.key) % n as u64) as usize;
-                    if open[i].as_ref().is_some_and(|b| b.db != db) {
-                        send(&mut open[i], i)?;
-                    }
-                    let b = open[i].get_or_insert_with(|| {
-                        next_id += 1;
-                        Batch::new(next_id, db)
-                    });
-                    if b.keys.is_empty() && b.start_offset == 0 {
-                        b.start_offset = e.offset.max(1);
-                        shared.open_batch(b.start_offset);
-                    }
-                    planner.plan(&e, b)?;
-                    shared.advance(e.value_offset + e.raw.len() as u64);
-                    if Planner::batch_full(b) {
-                        send(&mut open[i], i)?;
-                    }
-                }
-                Item::Function { code } => {
-                    let mut c = redis::cmd("FUNCTION");
-                    c.arg("LOAD");
-                    if cfg.replace {
-                        c.arg("REPLACE");
-                    }
-                    c.arg(code.as_ref());
-                    match c.query::<String>(&mut sync_con) {
-                        Ok(_) => functions += 1,
-                        Err(err) => shared.fail(b"(function library)", format!("FUNCTION LOAD: {err}")),
-                    }
-                }
-                Item::Script { body, sha1 } if seen_scripts.insert(sha1.clone()) => {
-                    match redis::cmd("SCRIPT").arg("LOAD").arg(body.as_ref()).query::<String>(&mut sync_con) {
-                        Ok(_) => scripts += 1,
-                        Err(err) => shared.fail(b"(lua script)", format!("SCRIPT LOAD {sha1}: {err}")),
-                    }
-                }
-                Item::ModuleAux { id, when, body, .. } => {
-                    let name = id.name();
-                    let w = if when == 1 { "before" } else { "after" };
-                    if info.enterprise {
-                        let ver = planner.dump_version.min(info.rdb_version);
-                        let mut p = body.to_vec();
-                        p.extend_from_slice(&ver.to_le_bytes());
-                        let crc = crate::crc64(0, &p);
-                        p.extend_from_slice(&crc.to_le_bytes());
-                        let r = redis::cmd("RESTOREMODAUX").arg(&name).arg(id.encver()).arg(w).arg(p).query::<redis::Value>(&mut sync_con);
-                        if let Err(err) = r {
-                            module_aux.push(format!("{name}/{} {w}: {err}", id.encver()));
-                        }
-                    } else {
-                        module_aux.push(format!("{name}/{} {w}: module aux data has no command on this target (RESTOREMODAUX is Redis Enterprise only)", id.encver()));
-                    }
-                }
-                _ => {}
-            }
-            Ok(())
-        })?;
-        for (i, slot) in open.iter_mut().enumerate() {
-            send(slot, i)?;
-        }
-        Ok(())
-    })();
-    drop(senders);
-    let conn_results: Vec<Result<(), ReplayError>> = rt.block_on(async {
-        let mut out = Vec::new();
-        for t in tasks {
-            out.push(
-                t.await
-                    .unwrap_or_else(|e| Err(ReplayError::Config(format!("connection task: {e}")))),
-            );
-        }
-        out
+                out
+            });
+        drop(done);
+        let _ = ticker.join();
+        (produced, conns)
     });
-    drop(done);
-    let _ = ticker.join();
-    // the first real cause wins: a connection's fatal error explains the producer's "stopped"
-    for r in conn_results {
+    let (produced, conns) = results;
+    // the first real cause wins: a connection's fatal error explains a producer's "stopped"
+    for r in conns {
         r?;
     }
-    produced?;
+    let mut functions = 0;
+    let mut scripts = 0;
+    let mut module_aux = Vec::new();
+    for p in produced {
+        let p = p?;
+        functions += p.functions;
+        scripts += p.scripts;
+        module_aux.extend(p.module_aux);
+    }
     if let Some(p) = &cfg.checkpoint {
-        let end = total.unwrap_or_else(|| shared.stats.bytes_read.load(Relaxed));
-        write_checkpoint(
-            p,
-            Checkpoint {
-                dump_len: total,
-                offset: end,
-            },
-            shared.stats.written(),
-        )?;
+        let mut cps = snapshot(&shared);
+        for (c, len) in cps.iter_mut().zip(&lens) {
+            c.offset = len.unwrap_or(c.offset);
+        }
+        write_checkpoint(p, &cps, shared.stats.written())?;
+    }
+    if let Some(s) = &shared.target.sentinel {
+        for f in s.failovers() {
+            shared.note(format!("failover: the primary moved {f}"));
+        }
     }
     let s = &shared.stats;
+    if s.unreplicated.load(Relaxed) > 0 {
+        shared.note(format!(
+            "{} batches reached fewer replicas than --wait-replicas asked within the timeout",
+            s.unreplicated.load(Relaxed)
+        ));
+    }
     let skipped = shared
         .skipped
         .lock()

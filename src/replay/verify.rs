@@ -339,7 +339,7 @@ pub fn verify(
     target: &Target,
     cfg: &VerifyConfig,
 ) -> Result<VerifyReport, ReplayError> {
-    let client = target.client()?;
+    let client = target.pinned()?.client()?;
     let mut c = client
         .get_connection()
         .map_err(|e| ReplayError::Connect(format!("{}: {e}", target.display())))?;
