@@ -154,7 +154,7 @@ pub struct ImportArgs {
     #[arg(long)]
     checkpoint: Option<PathBuf>,
     /// With Sentinel: acknowledged batches per connection written again after a failover.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = 256)]
     rewrite_batches: usize,
     /// After each batch, WAIT until this many replicas have it (acknowledged = replicated).
     #[arg(long)]

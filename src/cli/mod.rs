@@ -4,6 +4,8 @@
 pub mod export;
 pub mod import;
 pub mod info;
+pub mod report;
+pub mod rewrite;
 pub mod verify;
 
 use clap::{Args, Parser, Subcommand};
@@ -31,6 +33,12 @@ pub enum Command {
     Import(import::ImportArgs),
     /// Check that a target holds every key of a dump (ordinary commands only, no DEBUG).
     Verify(verify::VerifyArgs),
+    /// Memory report: estimated memory per key, biggest keys, totals, expiry, memory by prefix.
+    Report(report::ReportArgs),
+    /// Write a new dump holding only the selected keys (records copied byte for byte).
+    Filter(rewrite::FilterCmdArgs),
+    /// Write one dump per cluster shard, keys placed by hash slot.
+    Split(rewrite::SplitArgs),
 }
 
 /// Input options shared by the subcommands that read a dump.

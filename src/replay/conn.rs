@@ -17,6 +17,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+/// Most bytes of acknowledged batches kept per connection for rewriting after a failover.
+const REWRITE_BYTES: usize = 64 << 20;
+
 /// Data-plane limits.
 #[derive(Debug, Clone, Copy)]
 pub struct ConnConfig {
@@ -42,7 +45,7 @@ impl Default for ConnConfig {
             window_bytes: 64 << 20,
             reply_timeout: Duration::from_secs(30),
             max_attempts: 10,
-            rewrite_batches: 64,
+            rewrite_batches: 256,
             wait_replicas: None,
         }
     }
@@ -312,6 +315,8 @@ async fn session(
     let mut buf: Vec<u8> = Vec::with_capacity(64 << 10);
     let mut lost: Option<String> = None;
     let sentinel_mode = shared.target.sentinel.is_some();
+    let mut epoch = shared.primary_epoch.subscribe();
+    epoch.mark_unchanged();
     let mut deadline = Instant::now() + cfg.reply_timeout;
     let end = loop {
         if *input_done && inflight.is_empty() {
@@ -319,6 +324,9 @@ async fn session(
         }
         let room = inflight.is_empty() || (cmds < cfg.window_commands && bytes < cfg.window_bytes);
         tokio::select! {
+            Ok(()) = epoch.changed(), if sentinel_mode => {
+                break SessionEnd::Lost("the sentinels report a new primary".into());
+            },
             next = rx.recv(), if room && !*input_done => match next {
                 Some(batch) => {
                     let f = InFlight::new(batch, cfg.wait_replicas, true);
@@ -364,7 +372,10 @@ async fn session(
                         *attempts = 0;
                         if cfg.rewrite_batches > 0 && sentinel_mode {
                             recent.push_back(f);
-                            if recent.len() > cfg.rewrite_batches {
+                            // bounded in batches and in bytes
+                            while recent.len() > cfg.rewrite_batches
+                                || recent.iter().map(|f| f.sent.len()).sum::<usize>() > REWRITE_BYTES
+                            {
                                 recent.pop_front();
                             }
                         }

@@ -221,8 +221,14 @@ pub struct Shared {
     open: Vec<Mutex<(BTreeMap<u64, usize>, u64)>>,
     notes: Mutex<Vec<String>>,
     stop: AtomicBool,
+    /// Bumped by the Sentinel watcher when the primary moves: connections drop their session,
+    /// reconnect to the new primary and rewrite their recent batches.
+    primary_epoch: tokio::sync::watch::Sender<u64>,
     /// Identical function libraries / scripts from several inputs are loaded once.
     loaded_code: Mutex<HashSet<Vec<u8>>>,
+    /// Target databases whose conflict check is done (by the prescan or the first input that
+    /// reached them), so that inputs sharing a database do not refuse each other.
+    checked_dbs: Mutex<HashSet<u64>>,
     rate: Option<Mutex<RateLimiter>>,
     next_batch: AtomicU64,
 }
@@ -289,7 +295,9 @@ impl Shared {
             open: (0..files.max(1)).map(|_| Mutex::default()).collect(),
             notes: Mutex::default(),
             stop: AtomicBool::new(false),
+            primary_epoch: tokio::sync::watch::Sender::new(0),
             loaded_code: Mutex::default(),
+            checked_dbs: Mutex::default(),
             next_batch: AtomicU64::new(1),
             rate: rate.map(|limit| {
                 Mutex::new(RateLimiter {
@@ -616,7 +624,6 @@ struct Run<'r> {
     info: &'r TargetInfo,
     shared: &'r Arc<Shared>,
     resume: &'r [u64],
-    prescanned: bool,
     resuming: bool,
 }
 
@@ -696,8 +703,12 @@ fn produce(
                     .db
                     .filter(|_| cfg.db_map.is_empty())
                     .unwrap_or_else(|| cfg.db_map.get(&e.db).copied().unwrap_or(e.db));
-                if !run.prescanned && seen_dbs.insert(db) && cfg.filter.matches(&e) {
-                    check_conflicts(&mut con, &BTreeSet::from([db]), cfg, run.resuming)?;
+                if seen_dbs.insert(db) && cfg.filter.matches(&e) {
+                    // held while checking, so no other input writes to `db` before the check
+                    let mut checked = shared.checked_dbs.lock().unwrap_or_else(|e| e.into_inner());
+                    if checked.insert(db) {
+                        check_conflicts(&mut con, &BTreeSet::from([db]), cfg, run.resuming)?;
+                    }
                 }
                 let i = (fnv1a(&e.key) % n as u64) as usize;
                 if open[i].as_ref().is_some_and(|b| b.db != db) {
@@ -867,6 +878,27 @@ pub fn import(
         tasks.push(rt.spawn(conn::run(i, rx, shared.clone(), cfg.conn)));
     }
 
+    // Sentinel: notice a failover even when the old primary keeps accepting writes for a while
+    // (it is demoted only after the replica is promoted); those writes would be lost.
+    let watcher = shared.target.sentinel.as_ref().map(|_| {
+        let shared = shared.clone();
+        rt.spawn(async move {
+            let mut last = shared.target.sentinel.as_ref().and_then(|s| s.current());
+            loop {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                let t = shared.target.clone();
+                let now = tokio::task::spawn_blocking(move || t.resolve().ok())
+                    .await
+                    .ok()
+                    .flatten();
+                if now.is_some() && now != last {
+                    last = now;
+                    shared.primary_epoch.send_modify(|e| *e += 1);
+                }
+            }
+        })
+    });
+
     // progress and checkpoints
     let total: Option<u64> = lens.iter().try_fold(0u64, |a, l| l.map(|l| a + l));
     let (done, done_rx) = std::sync::mpsc::channel::<()>();
@@ -886,7 +918,6 @@ pub fn import(
         info: &info,
         shared: &shared,
         resume: &resume,
-        prescanned,
         resuming,
     };
     let results = std::thread::scope(|scope| {
@@ -947,6 +978,9 @@ pub fn import(
         (produced, conns)
     });
     let (produced, conns) = results;
+    if let Some(w) = watcher {
+        w.abort();
+    }
     // the first real cause wins: a connection's fatal error explains a producer's "stopped"
     for r in conns {
         r?;

@@ -285,6 +285,11 @@ impl Server {
         self.dir.path()
     }
 
+    /// SIGKILLs the server now (to simulate a crash); `Drop` then has nothing left to do.
+    pub fn crash(&mut self) {
+        kill(&mut self.child);
+    }
+
     /// The server's log so far.
     pub fn log(&self) -> String {
         fs::read_to_string(self.dir().join("server.log")).unwrap_or_default()
@@ -298,7 +303,7 @@ impl Drop for Server {
 }
 
 /// SIGKILL the child by pid and reap it (errors mean it has already exited).
-fn kill(child: &mut Child) {
+pub fn kill(child: &mut Child) {
     let _ = child.kill();
     let _ = child.wait();
 }
@@ -330,7 +335,7 @@ fn try_ready(port: u16) -> redis::RedisResult<bool> {
 }
 
 /// A port that was free a moment ago (bind 127.0.0.1:0, then release it).
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("bind 127.0.0.1:0")

@@ -1,0 +1,299 @@
+//! Targets operators run: a Sentinel-managed primary (with a forced failover and with the primary
+//! killed mid-import), several dumps at once (one gzipped), and a rate-limited import. Real
+//! processes on loopback ports.
+
+mod common;
+
+use common::{Server, Version};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn rdbkit(args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_rdbkit"));
+    c.args(args);
+    c
+}
+
+/// A `redis-server --sentinel` process monitoring `mymaster`.
+struct Sentinel {
+    port: u16,
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Sentinel {
+    fn start(primary_port: u16) -> Sentinel {
+        let dir = tempfile::tempdir().unwrap();
+        let port = common::free_port();
+        let conf = dir.path().join("sentinel.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "port {port}\nbind 127.0.0.1\ndir {}\nsentinel monitor mymaster 127.0.0.1 {primary_port} 2\n\
+                 sentinel down-after-milliseconds mymaster 1000\nsentinel failover-timeout mymaster 10000\n\
+                 sentinel parallel-syncs mymaster 1\n",
+                dir.path().display()
+            ),
+        )
+        .unwrap();
+        let log = std::fs::File::create(dir.path().join("sentinel.log")).unwrap();
+        let child = Command::new(Version::V82.binary())
+            .arg(&conf)
+            .arg("--sentinel")
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let s = Sentinel {
+            port,
+            child,
+            _dir: dir,
+        };
+        wait_until(Duration::from_secs(20), || {
+            s.query::<String>(&["PING"]).is_ok()
+        });
+        s
+    }
+
+    fn query<T: redis::FromRedisValue>(&self, args: &[&str]) -> redis::RedisResult<T> {
+        let mut c = redis::Client::open(format!("redis://127.0.0.1:{}", self.port))?
+            .get_connection_with_timeout(Duration::from_secs(1))?;
+        let mut cmd = redis::cmd(args[0]);
+        for a in &args[1..] {
+            cmd.arg(*a);
+        }
+        cmd.query(&mut c)
+    }
+
+    fn primary_port(&self) -> u16 {
+        let (_, port): (String, u16) = self
+            .query(&["SENTINEL", "get-master-addr-by-name", "mymaster"])
+            .unwrap();
+        port
+    }
+}
+
+impl Drop for Sentinel {
+    fn drop(&mut self) {
+        common::kill(&mut self.child);
+    }
+}
+
+fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !f() {
+        assert!(
+            start.elapsed() < limit,
+            "condition not met within {limit:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Primary + replica + three sentinels that all see the replica.
+fn sentinel_setup() -> (Server, Server, Vec<Sentinel>) {
+    let primary = Server::start(Version::V82);
+    let replica = Server::start_opts(
+        Version::V82,
+        &["--replicaof", "127.0.0.1", &primary.port.to_string()],
+    );
+    wait_until(Duration::from_secs(20), || {
+        let info: String = redis::cmd("INFO")
+            .arg("replication")
+            .query(&mut replica.conn())
+            .unwrap();
+        info.contains("master_link_status:up")
+    });
+    let sentinels: Vec<Sentinel> = (0..3).map(|_| Sentinel::start(primary.port)).collect();
+    wait_until(Duration::from_secs(30), || {
+        sentinels.iter().all(|s| {
+            s.query::<Vec<redis::Value>>(&["SENTINEL", "replicas", "mymaster"])
+                .is_ok_and(|r| !r.is_empty())
+                && s.query::<Vec<redis::Value>>(&["SENTINEL", "sentinels", "mymaster"])
+                    .is_ok_and(|r| r.len() == 2)
+        })
+    });
+    (primary, replica, sentinels)
+}
+
+/// A dump of `n` small keys written by a real 8.2.
+fn big_dump(dir: &Path, n: u64) -> PathBuf {
+    let s = Server::start(Version::V82);
+    let mut c = s.conn();
+    redis::cmd("DEBUG")
+        .arg("POPULATE")
+        .arg(n)
+        .arg("key")
+        .arg(64)
+        .query::<()>(&mut c)
+        .unwrap();
+    for i in 0..1000 {
+        redis::cmd("HSET")
+            .arg(format!("hash:{i}"))
+            .arg("f")
+            .arg(i)
+            .query::<()>(&mut c)
+            .unwrap();
+    }
+    redis::cmd("SAVE").query::<()>(&mut c).unwrap();
+    let out = dir.join("big.rdb");
+    std::fs::copy(s.dir().join("load.rdb"), &out).unwrap();
+    out
+}
+
+fn digest_of_port(port: u16) -> String {
+    let mut c = redis::Client::open(format!("redis://127.0.0.1:{port}"))
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    redis::cmd("DEBUG").arg("DIGEST").query(&mut c).unwrap()
+}
+
+/// Imports through the sentinels while `disrupt` runs once the import is under way; the primary
+/// the sentinels name at the end must hold exactly the dump.
+fn import_through_failover(disrupt: impl FnOnce(&mut Server, &[Sentinel])) {
+    if common::skip_if_missing(Version::V82) {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dump = big_dump(tmp.path(), 400_000);
+    let want = Server::start_with_dump(Version::V82, &dump, &[]).digest();
+    let (mut primary, _replica, sentinels) = sentinel_setup();
+    let addrs: Vec<String> = sentinels
+        .iter()
+        .map(|s| format!("127.0.0.1:{}", s.port))
+        .collect();
+    let addrs = addrs.join(",");
+    let child = rdbkit(&[
+        "import",
+        dump.to_str().unwrap(),
+        "--sentinel",
+        &addrs,
+        "--master-name",
+        "mymaster",
+        "--quiet",
+        "--connections",
+        "1",
+        "--timeout",
+        "5",
+        "--retries",
+        "30",
+        "--rate-limit",
+        "100k",
+    ])
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    // let part of the dump land first
+    wait_until(Duration::from_secs(60), || {
+        primary.keyspace().values().sum::<u64>() > 50_000
+    });
+    disrupt(&mut primary, &sentinels);
+    let out = child.wait_with_output().unwrap();
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    assert!(t.contains("failover: the primary moved"), "{t}");
+    let new_primary = sentinels[0].primary_port();
+    assert_ne!(new_primary, primary.port, "{t}");
+    assert_eq!(digest_of_port(new_primary), want, "{t}");
+}
+
+#[test]
+fn sentinel_import_follows_a_forced_failover() {
+    import_through_failover(|_, sentinels| {
+        let r: String = sentinels[0]
+            .query(&["SENTINEL", "FAILOVER", "mymaster"])
+            .unwrap();
+        assert_eq!(r, "OK");
+    });
+}
+
+#[test]
+fn sentinel_import_survives_the_primary_being_killed() {
+    import_through_failover(|primary, _| primary.crash());
+}
+
+#[test]
+fn several_dumps_one_gzipped_import_together() {
+    if common::skip_if_missing(Version::V82) {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let a = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/redis82_multiple_dbs_v12.rdb");
+    let b_plain =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/redis82_no_compression_v12.rdb");
+    let b = tmp.path().join("shard2.rdb.gz");
+    let gz = Command::new("gzip")
+        .arg("-c")
+        .arg(&b_plain)
+        .output()
+        .unwrap();
+    assert!(gz.status.success());
+    std::fs::write(&b, gz.stdout).unwrap();
+    let target = Server::start(Version::V82);
+    let url = target.url();
+    let out = rdbkit(&[
+        "import",
+        a.to_str().unwrap(),
+        b.to_str().unwrap(),
+        "--target",
+        &url,
+        "--quiet",
+    ])
+    .output()
+    .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    for d in [&a, &b] {
+        let v = rdbkit(&["verify", d.to_str().unwrap(), "--target", &url])
+            .output()
+            .unwrap();
+        assert!(v.status.success(), "{}: {}", d.display(), text(&v));
+    }
+    let want: u64 = [&a, &b_plain]
+        .iter()
+        .map(|d| {
+            Server::start_with_dump(Version::V82, d, &[])
+                .keyspace()
+                .values()
+                .sum::<u64>()
+        })
+        .sum();
+    assert_eq!(target.keyspace().values().sum::<u64>(), want);
+}
+
+#[test]
+fn rate_limit_holds_the_import_back() {
+    if common::skip_if_missing(Version::V82) {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dump = big_dump(tmp.path(), 20_000);
+    let target = Server::start(Version::V82);
+    let start = Instant::now();
+    let out = rdbkit(&[
+        "import",
+        dump.to_str().unwrap(),
+        "--target",
+        &target.url(),
+        "--quiet",
+        "--rate-limit",
+        "10k",
+    ])
+    .output()
+    .unwrap();
+    let took = start.elapsed();
+    assert!(out.status.success(), "{}", text(&out));
+    // 21,000 keys at 10,000 keys/s with no initial burst: about two seconds, never much less
+    assert!(took >= Duration::from_millis(1500), "took {took:?}");
+    assert_eq!(target.keyspace().values().sum::<u64>(), 21_000);
+}
