@@ -93,7 +93,13 @@ pub fn decode(p: &[u8]) -> Result<Value<'_>> {
         valkey: (80..=255).contains(&v.rdb_version),
     };
     // skip first: it rejects unknown types and checks the value ends where the footer starts
-    decode_value(v.type_id, v.raw, 1, dialect, &mut crate::decode::value::NoStore)
+    decode_value(
+        v.type_id,
+        v.raw,
+        1,
+        dialect,
+        &mut crate::decode::value::NoStore,
+    )
 }
 
 #[cfg(test)]

@@ -95,7 +95,9 @@ impl Info {
 
     /// Keys per logical type (`string`, `hash`, …).
     pub fn types(&self) -> BTreeMap<&'static str, u64> {
-        let d = crate::decode::value::Dialect { valkey: self.valkey };
+        let d = crate::decode::value::Dialect {
+            valkey: self.valkey,
+        };
         let mut m = BTreeMap::new();
         for (t, n) in self.type_ids() {
             let name = crate::decode::value::value_type(t, d).map_or("unknown", |v| v.name());
@@ -106,11 +108,17 @@ impl Info {
 
     /// Keys per encoding (`type/encoding`).
     pub fn encodings(&self) -> BTreeMap<String, u64> {
-        let d = crate::decode::value::Dialect { valkey: self.valkey };
+        let d = crate::decode::value::Dialect {
+            valkey: self.valkey,
+        };
         let mut m = BTreeMap::new();
         for (t, n) in self.type_ids() {
             let name = crate::decode::value::value_type(t, d).map_or("unknown", |v| v.name());
-            *m.entry(format!("{name}/{}", crate::decode::value::encoding_name(t, d))).or_default() += n;
+            *m.entry(format!(
+                "{name}/{}",
+                crate::decode::value::encoding_name(t, d)
+            ))
+            .or_default() += n;
         }
         m
     }
