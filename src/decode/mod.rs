@@ -357,18 +357,17 @@ fn script(body: Cow<'_, [u8]>) -> Item<'_> {
     Item::Script { body, sha1 }
 }
 
-/// CRC-64/Jones as Redis computes it (format §1.1): `crc::CRC_64_REDIS` (poly 0xad93d23594c935a9,
-/// reflected, init 0), slicing-by-16 tables. `init` continues a running checksum.
+/// CRC-64/Jones as Redis computes it (format §1.1: poly 0xad93d23594c935a9, reflected, init 0,
+/// no xorout), with `crc-fast`'s SIMD (PCLMULQDQ) folding. It replaced table-driven slicing-by-16
+/// (`crc` crate, ~1.5 GiB/s here), which made the trailer check the largest cost of decoding big
+/// values. `init` continues a running checksum.
 ///
 /// ```
 /// assert_eq!(rdbkit::crc64(0, b"123456789"), 0xe9c6d914c4b8d9ca);
 /// assert_eq!(rdbkit::crc64(rdbkit::crc64(0, b"1234"), b"56789"), 0xe9c6d914c4b8d9ca);
 /// ```
 pub fn crc64(init: u64, data: &[u8]) -> u64 {
-    static CRC: crc::Crc<u64, crc::Table<16>> =
-        crc::Crc::<u64, crc::Table<16>>::new(&crc::CRC_64_REDIS);
-    // the catalogue's init is 0 and refout/xorout are identity, so a running value resumes as is
-    let mut d = CRC.digest_with_initial(init.reverse_bits());
+    let mut d = crc_fast::Digest::new_with_init_state(crc_fast::CrcAlgorithm::Crc64Redis, init);
     d.update(data);
     d.finalize()
 }
