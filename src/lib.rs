@@ -22,6 +22,7 @@
 #![deny(missing_docs)]
 #![deny(unsafe_code)]
 
+pub mod cluster;
 pub mod decode;
 pub mod error;
 pub mod filter;

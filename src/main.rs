@@ -22,6 +22,9 @@ fn main() -> ExitCode {
         cli::Command::Export(a) => cli::export::run(a),
         cli::Command::Import(a) => cli::import::run(a),
         cli::Command::Verify(a) => cli::verify::run(a),
+        cli::Command::Report(a) => cli::report::run(a),
+        cli::Command::Filter(a) => cli::rewrite::run_filter(a),
+        cli::Command::Split(a) => cli::rewrite::run_split(a),
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,257 @@
+//! Redis Cluster key slots: the CRC16 hash with `{hashtag}` rules, and slot ranges per shard
+//! (equal splits, or the primaries of a `CLUSTER NODES` / `nodes.conf` listing).
+
+/// Number of hash slots in a Redis Cluster.
+pub const SLOTS: u16 = 16384;
+
+/// CRC16-CCITT (XMODEM: polynomial 0x1021, initial value 0, no reflection), as Redis' `crc16.c`.
+///
+/// ```
+/// assert_eq!(rdbkit::cluster::crc16(b"123456789"), 0x31C3);
+/// ```
+pub fn crc16(data: &[u8]) -> u16 {
+    static TABLE: std::sync::OnceLock<[u16; 256]> = std::sync::OnceLock::new();
+    let table = TABLE.get_or_init(|| {
+        let mut t = [0u16; 256];
+        for (i, slot) in t.iter_mut().enumerate() {
+            let mut crc = (i as u16) << 8;
+            for _ in 0..8 {
+                crc = if crc & 0x8000 != 0 {
+                    (crc << 1) ^ 0x1021
+                } else {
+                    crc << 1
+                };
+            }
+            *slot = crc;
+        }
+        t
+    });
+    data.iter().fold(0u16, |crc, &b| {
+        (crc << 8) ^ table[usize::from(((crc >> 8) as u8) ^ b)]
+    })
+}
+
+/// The hash slot of a key, as Redis' `keyHashSlot`: when the key holds a `{…}` with at least one
+/// byte between the first `{` and the next `}`, only those bytes are hashed.
+///
+/// ```
+/// use rdbkit::cluster::key_hash_slot;
+/// assert_eq!(key_hash_slot(b"foo"), 12182);
+/// assert_eq!(key_hash_slot(b"{user1000}.following"), key_hash_slot(b"{user1000}.followers"));
+/// assert_eq!(key_hash_slot(b"{}foo"), key_hash_slot(b"{}foo")); // empty tag: whole key hashed
+/// ```
+pub fn key_hash_slot(key: &[u8]) -> u16 {
+    let tagged = key.iter().position(|&b| b == b'{').and_then(|open| {
+        let rest = &key[open + 1..];
+        match rest.iter().position(|&b| b == b'}') {
+            Some(0) | None => None,
+            Some(close) => Some(&rest[..close]),
+        }
+    });
+    crc16(tagged.unwrap_or(key)) & (SLOTS - 1)
+}
+
+/// One shard of a cluster: a name and the inclusive slot ranges it serves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Shard {
+    /// A label for the shard: the node id from `nodes.conf`, or `shard-N`.
+    pub name: String,
+    /// The node's address from `nodes.conf` (`ip:port@cport`), if known.
+    pub addr: Option<String>,
+    /// Inclusive `(first, last)` slot ranges.
+    pub ranges: Vec<(u16, u16)>,
+}
+
+impl Shard {
+    /// True when `slot` lies in one of the shard's ranges.
+    pub fn owns(&self, slot: u16) -> bool {
+        self.ranges.iter().any(|&(a, b)| (a..=b).contains(&slot))
+    }
+}
+
+/// `n` shards with equal contiguous slot ranges, as `redis-cli --cluster create` assigns them
+/// (the first `16384 % n` shards get one slot more).
+///
+/// ```
+/// let s = rdbkit::cluster::equal_shards(3);
+/// assert_eq!(s[0].ranges, vec![(0, 5461)]);
+/// assert_eq!(s[1].ranges, vec![(5462, 10922)]);
+/// assert_eq!(s[2].ranges, vec![(10923, 16383)]);
+/// ```
+pub fn equal_shards(n: u16) -> Vec<Shard> {
+    let n = n.clamp(1, SLOTS);
+    let (base, extra) = (SLOTS / n, SLOTS % n);
+    let mut first = 0u16;
+    (0..n)
+        .map(|i| {
+            let len = base + u16::from(i < extra);
+            let last = first + len - 1;
+            let s = Shard {
+                name: format!("shard-{i}"),
+                addr: None,
+                ranges: vec![(first, last)],
+            };
+            first = last.wrapping_add(1);
+            s
+        })
+        .collect()
+}
+
+/// A slot lookup table built from shards: `owner(slot)` is the shard index.
+#[derive(Debug, Clone)]
+pub struct SlotMap {
+    owner: Vec<Option<u16>>,
+}
+
+impl SlotMap {
+    /// Builds the table; fails when two shards claim the same slot.
+    pub fn new(shards: &[Shard]) -> Result<SlotMap, String> {
+        let mut owner = vec![None; usize::from(SLOTS)];
+        for (i, s) in shards.iter().enumerate() {
+            for &(a, b) in &s.ranges {
+                for slot in a..=b {
+                    let o = &mut owner[usize::from(slot)];
+                    if let Some(prev) = *o {
+                        return Err(format!(
+                            "slot {slot} is claimed by both {} and {}",
+                            shards[usize::from(prev)].name,
+                            s.name
+                        ));
+                    }
+                    *o = Some(i as u16);
+                }
+            }
+        }
+        Ok(SlotMap { owner })
+    }
+
+    /// The index of the shard serving `slot`, if any.
+    pub fn owner(&self, slot: u16) -> Option<usize> {
+        self.owner
+            .get(usize::from(slot))
+            .copied()
+            .flatten()
+            .map(usize::from)
+    }
+
+    /// Slots no shard serves.
+    pub fn unassigned(&self) -> usize {
+        self.owner.iter().filter(|o| o.is_none()).count()
+    }
+}
+
+/// Parses a `CLUSTER NODES` output or a `nodes.conf` file: one shard per primary (`master` flag)
+/// that serves slots, in file order. Slot entries are `N` or `A-B`; migration entries (`[N->-id]`,
+/// `[N-<-id]`) are skipped; `vars …` lines and replicas are ignored.
+///
+/// ```
+/// let conf = "\
+/// 07c3… 127.0.0.1:30001@40001 myself,master - 0 0 1 connected 0-5460
+/// 67ed… 127.0.0.1:30002@40002 master - 0 0 2 connected 5461-10922 16000
+/// 29ac… 127.0.0.1:30004@40004 slave 07c3… 0 0 1 connected
+/// vars currentEpoch 6 lastVoteEpoch 0
+/// ";
+/// let shards = rdbkit::cluster::parse_nodes(conf).unwrap();
+/// assert_eq!(shards.len(), 2);
+/// assert_eq!(shards[1].ranges, vec![(5461, 10922), (16000, 16000)]);
+/// ```
+pub fn parse_nodes(text: &str) -> Result<Vec<Shard>, String> {
+    let mut shards = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        if fields.is_empty() || fields[0] == "vars" {
+            continue;
+        }
+        if fields.len() < 8 {
+            return Err(format!(
+                "line {}: expected `<id> <addr> <flags> <master> <ping> <pong> <epoch> <state> [slots…]`",
+                n + 1
+            ));
+        }
+        let flags: Vec<&str> = fields[2].split(',').collect();
+        if !flags.contains(&"master") || flags.contains(&"fail") || flags.contains(&"noaddr") {
+            continue;
+        }
+        let mut ranges = Vec::new();
+        for spec in &fields[8..] {
+            if spec.starts_with('[') {
+                continue;
+            }
+            let parse = |s: &str| -> Result<u16, String> {
+                s.parse::<u16>()
+                    .ok()
+                    .filter(|&v| v < SLOTS)
+                    .ok_or_else(|| format!("line {}: bad slot {s:?}", n + 1))
+            };
+            let (a, b) = match spec.split_once('-') {
+                Some((a, b)) => (parse(a)?, parse(b)?),
+                None => {
+                    let v = parse(spec)?;
+                    (v, v)
+                }
+            };
+            if a > b {
+                return Err(format!("line {}: empty slot range {spec}", n + 1));
+            }
+            ranges.push((a, b));
+        }
+        if !ranges.is_empty() {
+            shards.push(Shard {
+                name: fields[0].to_string(),
+                addr: Some(fields[1].to_string()),
+                ranges,
+            });
+        }
+    }
+    if shards.is_empty() {
+        return Err("no primary with slots found".into());
+    }
+    Ok(shards)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redis_test_vectors() {
+        // crc16.c's check value and slots from the Redis Cluster specification and test suite
+        assert_eq!(crc16(b"123456789"), 0x31C3);
+        assert_eq!(key_hash_slot(b"foo"), 12182);
+        assert_eq!(key_hash_slot(b"bar"), 5061);
+        assert_eq!(key_hash_slot(b"123456789"), 12739);
+        assert_eq!(key_hash_slot(b""), 0);
+        assert_eq!(
+            key_hash_slot(b"{user1000}.following"),
+            key_hash_slot(b"{user1000}.followers")
+        );
+        assert_eq!(
+            key_hash_slot(b"{user1000}.following"),
+            key_hash_slot(b"user1000")
+        );
+        // only the first `{` counts; `{}` hashes the whole key; `}` before `{` is plain text
+        assert_eq!(key_hash_slot(b"foo{}{bar}"), crc16(b"foo{}{bar}") & 16383);
+        assert_eq!(key_hash_slot(b"foo{{bar}}zap"), key_hash_slot(b"{bar"));
+        assert_eq!(key_hash_slot(b"foo{bar}{zap}"), key_hash_slot(b"bar"));
+        assert_eq!(key_hash_slot(b"}foo{"), crc16(b"}foo{") & 16383);
+    }
+
+    #[test]
+    fn equal_split_covers_every_slot_once() {
+        for n in [1u16, 2, 3, 5, 7, 16384] {
+            let shards = equal_shards(n);
+            assert_eq!(shards.len(), usize::from(n));
+            let m = SlotMap::new(&shards).unwrap();
+            assert_eq!(m.unassigned(), 0);
+        }
+    }
+
+    #[test]
+    fn nodes_conf_overlap_is_an_error() {
+        let conf = "a 1:1@2 master - 0 0 1 connected 0-100\nb 1:2@3 master - 0 0 2 connected 100\n";
+        let shards = parse_nodes(conf).unwrap();
+        assert!(SlotMap::new(&shards).is_err());
+        assert!(parse_nodes("a 1:1@2 master - 0 0 1 connected 5-x\n").is_err());
+        assert!(parse_nodes("a 1:1@2 slave b 0 0 1 connected\n").is_err());
+    }
+}
