@@ -297,3 +297,127 @@ fn rate_limit_holds_the_import_back() {
     assert!(took >= Duration::from_millis(1500), "took {took:?}");
     assert_eq!(target.keyspace().values().sum::<u64>(), 21_000);
 }
+
+/// Three primaries on loopback with the slots split evenly.
+fn cluster() -> Vec<Server> {
+    let nodes: Vec<Server> = (0..3)
+        .map(|_| {
+            Server::start_opts(
+                Version::V82,
+                &[
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-config-file",
+                    "nodes.conf",
+                ],
+            )
+        })
+        .collect();
+    for (i, n) in nodes.iter().enumerate() {
+        let (a, b) = (i * 5462, ((i + 1) * 5462).min(16384) - 1);
+        redis::cmd("CLUSTER")
+            .arg("ADDSLOTSRANGE")
+            .arg(a)
+            .arg(b)
+            .query::<()>(&mut n.conn())
+            .unwrap();
+    }
+    for n in &nodes[1..] {
+        redis::cmd("CLUSTER")
+            .arg("MEET")
+            .arg("127.0.0.1")
+            .arg(n.port)
+            .query::<()>(&mut nodes[0].conn())
+            .unwrap();
+    }
+    wait_until(Duration::from_secs(30), || {
+        nodes.iter().all(|n| {
+            let info: String = redis::cmd("CLUSTER")
+                .arg("INFO")
+                .query(&mut n.conn())
+                .unwrap();
+            info.contains("cluster_state:ok") && info.contains("cluster_known_nodes:3")
+        })
+    });
+    nodes
+}
+
+#[test]
+fn cluster_import_routes_every_key_to_its_slot_owner() {
+    if common::skip_if_missing(Version::V82) {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dump = big_dump(tmp.path(), 30_000);
+    let loader = Server::start_with_dump(Version::V82, &dump, &[]);
+    let nodes = cluster();
+    let out = rdbkit(&[
+        "import",
+        dump.to_str().unwrap(),
+        "--target",
+        &nodes[0].url(),
+        "--quiet",
+    ])
+    .output()
+    .unwrap();
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    assert!(t.contains("cluster target: 3 primaries"), "{t}");
+    let total: u64 = nodes
+        .iter()
+        .map(|n| n.keyspace().values().sum::<u64>())
+        .sum();
+    assert_eq!(total, 31_000);
+    // every key lives on exactly one node, with the value the dump holds
+    let data = std::fs::read(&dump).unwrap();
+    let keys: Vec<Vec<u8>> = rdbkit::Decoder::new(&data)
+        .filter_map(|i| match i.unwrap() {
+            rdbkit::Item::Entry(e) => Some(e.key.into_owned()),
+            _ => None,
+        })
+        .collect();
+    let zeros = "0".repeat(40);
+    for chunk in keys.chunks(2000) {
+        let digests = |s: &Server| -> Vec<String> {
+            let mut c = redis::cmd("DEBUG");
+            c.arg("DIGEST-VALUE");
+            for k in chunk {
+                c.arg(k);
+            }
+            c.query(&mut s.conn()).unwrap()
+        };
+        let want = digests(&loader);
+        let per_node: Vec<Vec<String>> = nodes.iter().map(digests).collect();
+        for (i, k) in chunk.iter().enumerate() {
+            let holders: Vec<&String> = per_node
+                .iter()
+                .map(|d| &d[i])
+                .filter(|d| **d != zeros)
+                .collect();
+            assert_eq!(
+                holders,
+                vec![&want[i]],
+                "key {}",
+                String::from_utf8_lossy(k)
+            );
+        }
+    }
+    // a multi-db dump is refused unless --db-map folds it into db 0
+    let multi = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/redis82_multiple_dbs_v12.rdb");
+    let out = rdbkit(&[
+        "import",
+        multi.to_str().unwrap(),
+        "--target",
+        &nodes[1].url(),
+        "--quiet",
+        "--skip-existing",
+    ])
+    .output()
+    .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("fold them with --db-map"),
+        "{}",
+        text(&out)
+    );
+}

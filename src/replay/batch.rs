@@ -34,6 +34,8 @@ pub struct KeyRec {
 /// Commands for a run of keys of one database.
 #[derive(Debug, Clone)]
 pub struct Batch {
+    /// Opened by SELECT (false: PING, for cluster nodes).
+    pub select: bool,
     /// Sequence number in dump order (for checkpoints).
     pub id: u64,
     /// Target database.
@@ -53,13 +55,24 @@ pub struct Batch {
 }
 
 impl Batch {
-    /// A new batch for `db`.
+    /// A new batch for `db`, opened by `SELECT db` (or by `PING` on a cluster node, which has only
+    /// db 0 and refuses SELECT), so that every batch is self-contained.
     pub fn new(id: u64, db: u64) -> Batch {
+        Self::with_context(id, db, true)
+    }
+
+    /// A new batch; `select` false opens it with PING instead of SELECT.
+    pub fn with_context(id: u64, db: u64, select: bool) -> Batch {
         let mut r = Resp::default();
-        r.begin(2);
-        r.arg(b"SELECT");
-        r.arg_int(db as i64);
+        if select {
+            r.begin(2);
+            r.arg(b"SELECT");
+            r.arg_int(db as i64);
+        } else {
+            r.cmd(&[b"PING"]);
+        }
         Batch {
+            select,
             id,
             db,
             bytes: r.buf,
@@ -101,7 +114,7 @@ impl Batch {
             return;
         }
         let old = std::mem::take(&mut self.bytes);
-        let mut fresh = Batch::new(self.id, self.db);
+        let mut fresh = Batch::with_context(self.id, self.db, self.select);
         for k in std::mem::take(&mut self.keys) {
             let cmds = &old[k.range.clone()];
             let mut r = Resp::default();

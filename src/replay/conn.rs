@@ -211,7 +211,10 @@ pub async fn run(
     mut rx: mpsc::Receiver<Batch>,
     shared: Arc<Shared>,
     cfg: ConnConfig,
+    node: Option<super::Target>,
 ) -> Result<(), ReplayError> {
+    // a cluster shard's primary, or the (possibly Sentinel-resolved) target
+    let node = node.unwrap_or_else(|| shared.target.clone());
     let mut inflight: VecDeque<InFlight> = VecDeque::new();
     let mut recent: VecDeque<InFlight> = VecDeque::new();
     let mut attempts = 0u32;
@@ -220,7 +223,7 @@ pub async fn run(
     let mut primary = sentinel.as_ref().and_then(|s| s.current());
     let replace = !shared.skip_existing;
     loop {
-        let stream = match shared.target.connect_raw().await {
+        let stream = match node.connect_raw().await {
             Ok(s) => s,
             Err(e @ (ReplayError::Auth(_) | ReplayError::Config(_))) => return Err(e),
             Err(e) => {

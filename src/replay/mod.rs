@@ -564,19 +564,77 @@ fn redis_err(what: &str) -> impl Fn(redis::RedisError) -> ReplayError + '_ {
     move |e| ReplayError::Redis(format!("{what}: {e}"))
 }
 
+/// A cluster's slot map (slot → shard index) and its primaries, from `CLUSTER SLOTS`.
+fn cluster_layout(
+    con: &mut redis::Connection,
+    base: &Target,
+) -> Result<(Vec<u16>, Vec<Target>), ReplayError> {
+    let ranges: Vec<redis::Value> = redis::cmd("CLUSTER")
+        .arg("SLOTS")
+        .query(con)
+        .map_err(redis_err("CLUSTER SLOTS"))?;
+    let mut slots = vec![u16::MAX; 16384];
+    let mut nodes: Vec<Target> = Vec::new();
+    for r in &ranges {
+        let redis::Value::Array(f) = r else { continue };
+        let (
+            Some(redis::Value::Int(a)),
+            Some(redis::Value::Int(b)),
+            Some(redis::Value::Array(primary)),
+        ) = (f.first(), f.get(1), f.get(2))
+        else {
+            continue;
+        };
+        let host = match primary.first() {
+            Some(redis::Value::BulkString(h)) => String::from_utf8_lossy(h).into_owned(),
+            _ => continue,
+        };
+        let host = if host.is_empty() {
+            base.host.clone()
+        } else {
+            host
+        };
+        let Some(redis::Value::Int(port)) = primary.get(1) else {
+            continue;
+        };
+        let idx = match nodes
+            .iter()
+            .position(|n| n.host == host && i64::from(n.port) == *port)
+        {
+            Some(i) => i,
+            None => {
+                nodes.push(base.at(host, *port as u16));
+                nodes.len() - 1
+            }
+        };
+        for s in (*a).max(0)..=(*b).min(16383) {
+            slots[s as usize] = idx as u16;
+        }
+    }
+    if let Some(s) = slots.iter().position(|&i| i == u16::MAX) {
+        return Err(ReplayError::Config(format!(
+            "the cluster does not serve every slot (slot {s} has no primary)"
+        )));
+    }
+    Ok((slots, nodes))
+}
+
 /// Refuses (or flushes) target databases that already hold keys.
 fn check_conflicts(
     con: &mut redis::Connection,
+    cluster: bool,
     dbs: &BTreeSet<u64>,
     cfg: &ImportConfig,
     resuming: bool,
 ) -> Result<(), ReplayError> {
     let mut busy = Vec::new();
     for &db in dbs {
-        redis::cmd("SELECT")
-            .arg(db)
-            .query::<()>(con)
-            .map_err(redis_err("SELECT"))?;
+        if !cluster {
+            redis::cmd("SELECT")
+                .arg(db)
+                .query::<()>(con)
+                .map_err(redis_err("SELECT"))?;
+        }
         let n: u64 = redis::cmd("DBSIZE")
             .query(con)
             .map_err(redis_err("DBSIZE"))?;
@@ -623,6 +681,8 @@ struct Run<'r> {
     cfg: &'r ImportConfig,
     info: &'r TargetInfo,
     shared: &'r Arc<Shared>,
+    /// Cluster: hash slot → shard (index of the connection).
+    slots: Option<&'r [u16]>,
     resume: &'r [u64],
     resuming: bool,
 }
@@ -707,15 +767,24 @@ fn produce(
                     // held while checking, so no other input writes to `db` before the check
                     let mut checked = shared.checked_dbs.lock().unwrap_or_else(|e| e.into_inner());
                     if checked.insert(db) {
-                        check_conflicts(&mut con, &BTreeSet::from([db]), cfg, run.resuming)?;
+                        check_conflicts(&mut con, run.slots.is_some(), &BTreeSet::from([db]), cfg, run.resuming)?;
                     }
                 }
-                let i = (fnv1a(&e.key) % n as u64) as usize;
+                let i = match run.slots {
+                    Some(_) if db != 0 => {
+                        return Err(ReplayError::Config(format!(
+                            "a Redis Cluster has only db 0; this dump has keys in db {}: fold them with --db-map {}:0",
+                            e.db, e.db
+                        )))
+                    }
+                    Some(slots) => usize::from(slots[usize::from(crate::cluster::key_hash_slot(&e.key))]),
+                    None => (fnv1a(&e.key) % n as u64) as usize,
+                };
                 if open[i].as_ref().is_some_and(|b| b.db != db) {
                     send(&mut open[i], i)?;
                 }
                 let b = open[i].get_or_insert_with(|| {
-                    let mut b = Batch::new(shared.next_batch.fetch_add(1, Relaxed), db);
+                    let mut b = Batch::with_context(shared.next_batch.fetch_add(1, Relaxed), db, run.slots.is_none());
                     b.file = file;
                     b
                 });
@@ -805,14 +874,14 @@ pub fn import(
             .map_err(|e| ReplayError::Connect(format!("{}: {e}", target.display())))?;
         TargetInfo::probe(&mut con).await
     })?;
-    if info.cluster {
-        return Err(ReplayError::Config(
-            "the target is a Redis Cluster node; cluster targets are not supported yet".into(),
-        ));
-    }
     let mut con = client
         .get_connection()
         .map_err(|e| ReplayError::Connect(format!("{}: {e}", target.display())))?;
+    let cluster = if info.cluster {
+        Some(cluster_layout(&mut con, &pinned)?)
+    } else {
+        None
+    };
     let names: Vec<String> = sources.iter().map(|s| s.name.clone()).collect();
     let lens: Vec<Option<u64>> = sources.iter().map(|s| s.input.len_hint()).collect();
     let shared = Arc::new(Shared::new(
@@ -852,30 +921,51 @@ pub fn import(
     }
     let resuming = resume.iter().any(|&o| o > 0);
 
-    // conflicts: all mapped inputs are checked before anything is written
-    let prescanned = sources
-        .iter()
-        .all(|s| matches!(s.input, Input::Mapped(_) | Input::Bytes(_)));
-    if prescanned {
-        let mut dbs = BTreeSet::new();
-        for s in &sources {
-            if let Input::Mapped(m) = &s.input {
-                dbs.extend(prescan(m, &cfg)?);
-            } else if let Input::Bytes(b) = &s.input {
-                dbs.extend(prescan(b, &cfg)?);
+    // conflicts: the databases of mapped inputs are checked before anything is written; streamed
+    // inputs check each database when they first reach it
+    let mut dbs = BTreeSet::new();
+    for s in &sources {
+        match &s.input {
+            Input::Mapped(m) => dbs.extend(prescan(m, &cfg)?),
+            Input::Bytes(b) => dbs.extend(prescan(b, &cfg)?),
+            Input::Stream(_) => {}
+        }
+    }
+    match &cluster {
+        None => check_conflicts(&mut con, false, &dbs, &cfg, resuming)?,
+        Some((_, nodes)) => {
+            for node in nodes {
+                let mut c = node
+                    .client()?
+                    .get_connection()
+                    .map_err(|e| ReplayError::Connect(format!("{}: {e}", node.display())))?;
+                check_conflicts(&mut c, true, &dbs, &cfg, resuming)?;
             }
         }
-        check_conflicts(&mut con, &dbs, &cfg, resuming)?;
     }
+    shared
+        .checked_dbs
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .extend(dbs);
 
-    // data plane
-    let n = cfg.connections.max(1);
-    let mut senders = Vec::with_capacity(n);
-    let mut tasks = Vec::with_capacity(n);
-    for i in 0..n {
+    // data plane: N connections to one primary, or one per cluster shard routed by hash slot
+    if let Some((_, nodes)) = &cluster {
+        shared.note(format!(
+            "cluster target: {} primaries, keys routed by hash slot",
+            nodes.len()
+        ));
+    }
+    let nodes: Vec<Option<Target>> = match &cluster {
+        Some((_, nodes)) => nodes.iter().cloned().map(Some).collect(),
+        None => vec![None; cfg.connections.max(1)],
+    };
+    let mut senders = Vec::with_capacity(nodes.len());
+    let mut tasks = Vec::with_capacity(nodes.len());
+    for (i, node) in nodes.into_iter().enumerate() {
         let (tx, rx) = tokio::sync::mpsc::channel::<Batch>(4);
         senders.push(tx);
-        tasks.push(rt.spawn(conn::run(i, rx, shared.clone(), cfg.conn)));
+        tasks.push(rt.spawn(conn::run(i, rx, shared.clone(), cfg.conn, node)));
     }
 
     // Sentinel: notice a failover even when the old primary keeps accepting writes for a while
@@ -917,6 +1007,7 @@ pub fn import(
         cfg: &cfg,
         info: &info,
         shared: &shared,
+        slots: cluster.as_ref().map(|(s, _)| &s[..]),
         resume: &resume,
         resuming,
     };

@@ -319,6 +319,16 @@ impl Target {
         Ok(addr)
     }
 
+    /// The same credentials and TLS settings at another address (a cluster shard's primary).
+    pub fn at(&self, host: String, port: u16) -> Target {
+        Target {
+            host,
+            port,
+            sentinel: None,
+            ..self.clone()
+        }
+    }
+
     /// This target pinned to the current primary (a plain target is returned as is).
     pub fn pinned(&self) -> Result<Target, ReplayError> {
         if self.sentinel.is_none() {
