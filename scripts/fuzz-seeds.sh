@@ -2,8 +2,8 @@
 # Builds the seed corpora of the fuzz targets (fuzz/corpus/<target>/, git-ignored) from the dumps in
 # testdata/ and, when present, ../shared/corpus/: whole dumps for the file-level targets, and the
 # values, DUMP payloads and nested blobs (ziplists, listpacks, intsets, zipmaps, stream nodes, LZF
-# strings, module opcode streams) cut out of them by fuzz/seedgen for the others. Seeds are named
-# by content, so reruns only add what is new.
+# strings, module opcode streams) cut out of them by examples/fuzz_seeds.rs for the others. Seeds
+# are named by content, so reruns only add what is new. See fuzz/README.md.
 #
 # Usage: scripts/fuzz-seeds.sh [EXTRA_DUMP_OR_DIR...]
 #   FUZZ_SEED_MAX_FILE  largest whole dump copied (bytes, default 262144)
@@ -42,8 +42,9 @@ for f in "${dumps[@]}"; do
 done
 echo "fuzz-seeds: $copied whole dumps (<= $max_file bytes) for ${file_targets[*]}"
 
-cargo build --quiet --release --manifest-path "$repo/fuzz/Cargo.toml" -p rdbkit-fuzz-seedgen
-"$repo/fuzz/target/release/rdbkit-fuzz-seedgen" "$corpus" --max-len "$max_blob" "${dumps[@]}"
+# Release, like `cargo test --release` in CI, so the example binary is already built there.
+(cd "$repo" && cargo run --quiet --release --example fuzz_seeds -- \
+    "$corpus" --max-len "$max_blob" "${dumps[@]}")
 for d in "$corpus"/*/; do
     printf 'fuzz-seeds: %-15s %5d seeds\n' "$(basename "$d")" "$(find "$d" -type f | wc -l)"
 done

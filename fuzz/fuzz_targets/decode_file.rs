@@ -1,5 +1,6 @@
-//! The whole-file decoder: every item drained, every entry's value decoded, and its DUMP payload
-//! built, verified and decoded again (which must agree with `Entry::value`).
+//! The whole-file decoder: every item drained, every entry's value decoded (by `Entry::value` and,
+//! into a reused scratch arena, `Entry::value_in`: both must agree), and its DUMP payload built,
+//! verified and decoded again (which must agree with `Entry::value`).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -8,12 +9,18 @@ use rdbkit::{payload, Decoder, Item};
 fuzz_target!(|data: &[u8]| {
     // Checksum off: mutated dumps still reach their EOF (the differential target checks it on).
     let mut version = 0u16;
+    let mut scratch = Vec::new();
     for item in Decoder::new(data).verify_checksum(false) {
         let Ok(item) = item else { break };
         match item {
             Item::Header { version: v, .. } => version = v as u16,
             Item::Entry(e) => {
                 let value = e.value();
+                match (&value, e.value_in(&mut scratch)) {
+                    (Ok(a), Ok(b)) => assert_eq!(a, &b, "value_in differs"),
+                    (Err(_), Err(_)) => {}
+                    (a, b) => panic!("Entry::value {a:?} but value_in {b:?}"),
+                }
                 let _ = e.value_type();
                 let _ = e.encoding();
                 let p = payload::for_entry(&e, version);

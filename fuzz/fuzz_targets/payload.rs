@@ -22,7 +22,10 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(v.raw, &p[1..n - 10]);
     assert_eq!(v.rdb_version, u16::from_le_bytes([p[n - 10], p[n - 9]]));
     let valkey = (80..=255).contains(&v.rdb_version);
-    match (payload::decode(&p), fuzzing::decode_value(v.type_id, v.raw, valkey)) {
+    match (
+        payload::decode(&p),
+        fuzzing::decode_value(v.type_id, v.raw, valkey),
+    ) {
         (Ok(a), Ok(b)) => assert_eq!(a, b),
         (Err(_), Err(_)) => {}
         (a, b) => panic!("payload::decode {a:?} but decode_value {b:?}"),

@@ -9,8 +9,26 @@ use rdbkit::{Checksum, Decoder, Entry, Item, Magic};
 
 fn same_entry(a: &Entry<'_>, b: &Entry<'_>) {
     assert_eq!(
-        (&a.key, a.db, a.type_id, a.expire_ms, a.idle, a.freq, a.meta, a.raw),
-        (&b.key, b.db, b.type_id, b.expire_ms, b.idle, b.freq, b.meta, b.raw)
+        (
+            &a.key,
+            a.db,
+            a.type_id,
+            a.expire_ms,
+            a.idle,
+            a.freq,
+            a.meta,
+            a.raw
+        ),
+        (
+            &b.key,
+            b.db,
+            b.type_id,
+            b.expire_ms,
+            b.idle,
+            b.freq,
+            b.meta,
+            b.raw
+        )
     );
     assert_eq!(a.value_type(), b.value_type());
     match (a.value(), b.value()) {
@@ -114,7 +132,10 @@ fuzz_target!(|data: &[u8]| {
                 assert!(!matches!(checksum, Checksum::NotChecked(_)));
             }
             Ok(i) => got.push(i),
-            Err(e) => panic!("rewritten dump fails to decode: {e} (after {} items)", got.len()),
+            Err(e) => panic!(
+                "rewritten dump fails to decode: {e} (after {} items)",
+                got.len()
+            ),
         }
     }
     assert_eq!(expected.len(), got.len(), "item count");

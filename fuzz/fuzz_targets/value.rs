@@ -1,5 +1,6 @@
 //! One value of any type id, decoded as `Entry::value` does (input: type id, dialect flag, value
-//! bytes). Cross-check: whatever decodes must also be skippable by the file decoder's cheap walk,
+//! bytes). Cross-checks: `Entry::value_in` (LZF blobs decompressed into a scratch arena) decodes
+//! to the same value; whatever decodes must also be skippable by the file decoder's cheap walk,
 //! which must end exactly where the value ends.
 #![no_main]
 
@@ -13,7 +14,15 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(n) = &skipped {
         assert!(*n <= raw.len());
     }
-    if let Ok(v) = fuzzing::decode_value(*t, raw, valkey) {
+    let e = fuzzing::entry(*t, raw, valkey);
+    let value = e.value();
+    let mut scratch = Vec::new();
+    match (&value, e.value_in(&mut scratch)) {
+        (Ok(a), Ok(b)) => assert_eq!(a, &b, "value_in differs"),
+        (Err(_), Err(_)) => {}
+        (a, b) => panic!("value {a:?} but value_in {b:?}"),
+    }
+    if let Ok(v) = value {
         std::hint::black_box(v.len());
         assert_eq!(
             skipped.as_ref().ok(),

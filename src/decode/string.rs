@@ -386,7 +386,10 @@ mod lzf_props {
         /// Whatever the reference compressor produces, the hand-written decompressor restores.
         #[test]
         fn decompresses_what_lzf_compresses(data in proptest::collection::vec(prop_oneof![Just(b'a'), Just(b'b'), any::<u8>()], 1..4000)) {
-            if let Ok(c) = lzf::compress(&data) {
+            // lzf 1.0.0's compressor itself panics on some inputs (found by the lzf fuzz target):
+            // such inputs prove nothing about the decompressor and are skipped
+            let compressed = std::panic::catch_unwind(|| lzf::compress(&data));
+            if let Ok(Ok(c)) = compressed {
                 prop_assert_eq!(lzf_decompress(&c, data.len() as u64, 0).unwrap(), data);
             }
         }

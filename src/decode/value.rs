@@ -543,3 +543,45 @@ pub(crate) fn decode_value<'a, S: BlobStore<'a>>(
     }
     Ok(v)
 }
+
+/// False when the value's header proves it holds at least one element; true when it may be an
+/// empty collection (the caller then decodes it to know). Lets the importer skip decoding almost
+/// every value on the RESTORE path.
+pub(crate) fn may_be_empty(t: u8, raw: &[u8], d: Dialect) -> bool {
+    let mut c = Cursor::blob(raw, 0);
+    let res = (|| -> Result<bool> {
+        let blob_nonempty =
+            |c: &mut Cursor<'_>, at: std::ops::Range<usize>, zero_ok: bool| -> Result<bool> {
+                Ok(match read_string(c, "blob")? {
+                    RdbString::Raw(b) => b.get(at).is_some_and(|h| {
+                        let n = h.iter().rev().fold(0u64, |a, &x| (a << 8) | u64::from(x));
+                        n != 0 && (zero_ok || n != 65535)
+                    }),
+                    // writers compress only blobs over 20 bytes; empty blobs are 7 (listpack), 11
+                    // (ziplist) or 8 (intset) bytes
+                    RdbString::Lzf { len, .. } => len > 20,
+                    RdbString::Int(_) => false,
+                })
+            };
+        Ok(!match t {
+            16 | 17 | 20 => blob_nonempty(&mut c, 4..6, false)?,
+            23 if !d.valkey => blob_nonempty(&mut c, 4..6, false)?,
+            25 => {
+                c.skip(8, "min expire")?;
+                blob_nonempty(&mut c, 4..6, false)?
+            }
+            10 | 12 | 13 => blob_nonempty(&mut c, 8..10, false)?,
+            11 => blob_nonempty(&mut c, 4..8, true)?,
+            // zipmaps (Redis ≤ 2.4) are rare: decode them
+            9 => false,
+            1..=5 => read_len(&mut c, "count")? > 0,
+            22 => read_len(&mut c, "count")? > 0,
+            24 => {
+                c.skip(8, "min expire")?;
+                read_len(&mut c, "count")? > 0
+            }
+            _ => false,
+        })
+    })();
+    res.unwrap_or(true)
+}

@@ -253,7 +253,10 @@ impl<'s> Planner<'s> {
             e.value_type(),
             crate::ValueType::String | crate::ValueType::Stream | crate::ValueType::Module
         );
-        Ok(collection && e.raw.len() <= 64 && e.value()?.is_empty())
+        Ok(collection
+            && e.raw.len() <= 64
+            && crate::decode::value::may_be_empty(e.type_id, e.raw, e.dialect)
+            && e.value()?.is_empty())
     }
 
     fn restore(&mut self, e: &Entry<'_>, ver: u16, replace: bool) {
@@ -272,7 +275,8 @@ impl<'s> Planner<'s> {
         // the payload is written straight into the request buffer: type, raw bytes, footer
         let len = payload::len_for_entry(e);
         r.buf.push(b'$');
-        r.buf.extend_from_slice(len.to_string().as_bytes());
+        r.buf
+            .extend_from_slice(crate::model::itoa_buf(len as i64).as_slice());
         r.buf.extend_from_slice(b"\r\n");
         payload::write(&mut r.buf, e.meta, e.type_id, e.raw, ver);
         r.buf.extend_from_slice(b"\r\n");
