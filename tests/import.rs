@@ -337,42 +337,13 @@ fn conflicts_replace_skip_existing_remap_and_filters() {
     assert_eq!(target.digest(), loader.digest());
 }
 
-/// A dump of `n` small keys written by a real 8.2 (DEBUG POPULATE plus some lists and TTLs).
-fn big_dump(dir: &Path, n: u64) -> PathBuf {
-    let s = Server::start(Version::V82);
-    let mut c = s.conn();
-    redis::cmd("DEBUG")
-        .arg("POPULATE")
-        .arg(n)
-        .arg("key")
-        .arg(64)
-        .query::<()>(&mut c)
-        .unwrap();
-    for i in 0..2000 {
-        redis::cmd("RPUSH")
-            .arg(format!("list:{i}"))
-            .arg(&[1, 2, 3])
-            .query::<()>(&mut c)
-            .unwrap();
-        redis::cmd("PEXPIREAT")
-            .arg(format!("key:{i}"))
-            .arg(4_102_444_800_000u64)
-            .query::<()>(&mut c)
-            .unwrap();
-    }
-    redis::cmd("SAVE").query::<()>(&mut c).unwrap();
-    let out = dir.join("big.rdb");
-    std::fs::copy(s.dir().join("load.rdb"), &out).unwrap();
-    out
-}
-
 #[test]
 fn interrupted_import_resumes_from_its_checkpoint() {
     if common::skip_if_missing(Version::V82) {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
-    let dump = big_dump(tmp.path(), 600_000);
+    let dump = common::populated_dump(tmp.path(), 600_000);
     let loader = Server::start_with_dump(Version::V82, &dump, &[]);
     let target = Server::start(Version::V82);
     let cp = tmp.path().join("import.checkpoint");
@@ -442,7 +413,7 @@ fn import_survives_its_connections_being_killed() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
-    let dump = big_dump(tmp.path(), 600_000);
+    let dump = common::populated_dump(tmp.path(), 600_000);
     let loader = Server::start_with_dump(Version::V82, &dump, &[]);
     let target = Server::start(Version::V82);
     let url = target.url();

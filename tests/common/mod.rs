@@ -341,3 +341,39 @@ pub fn free_port() -> u16 {
         .expect("bind 127.0.0.1:0")
         .port()
 }
+
+/// A dump written by a real 8.2: `n` strings (`DEBUG POPULATE n key 64`), 1000 small lists with a
+/// far-future TTL and 1000 one-field hashes; `n + 2000` keys in all.
+pub fn populated_dump(dir: &Path, n: u64) -> PathBuf {
+    let s = Server::start(Version::V82);
+    let mut c = s.conn();
+    redis::cmd("DEBUG")
+        .arg("POPULATE")
+        .arg(n)
+        .arg("key")
+        .arg(64)
+        .query::<()>(&mut c)
+        .unwrap();
+    for i in 0..1000 {
+        redis::cmd("RPUSH")
+            .arg(format!("list:{i}"))
+            .arg(&[1, 2, 3])
+            .query::<()>(&mut c)
+            .unwrap();
+        redis::cmd("PEXPIREAT")
+            .arg(format!("list:{i}"))
+            .arg(4_102_444_800_000u64)
+            .query::<()>(&mut c)
+            .unwrap();
+        redis::cmd("HSET")
+            .arg(format!("hash:{i}"))
+            .arg("f")
+            .arg(i)
+            .query::<()>(&mut c)
+            .unwrap();
+    }
+    redis::cmd("SAVE").query::<()>(&mut c).unwrap();
+    let out = dir.join("populated.rdb");
+    fs::copy(s.dir().join("load.rdb"), &out).unwrap();
+    out
+}
