@@ -96,6 +96,36 @@ impl Batch {
         let start = self.bytes.len();
         self.bytes.extend_from_slice(&resp.buf);
         resp.buf.clear();
+        self.record_key(key, mode, commands, start, replacing);
+    }
+
+    /// Appends a key whose commands `write` encodes straight into the batch (no intermediate
+    /// copy: this is how multi-megabyte RESTORE payloads are built).
+    pub fn write_key(
+        &mut self,
+        key: &[u8],
+        mode: KeyMode,
+        commands: u32,
+        replacing: bool,
+        write: impl FnOnce(&mut Resp),
+    ) {
+        let start = self.bytes.len();
+        let mut r = Resp {
+            buf: std::mem::take(&mut self.bytes),
+        };
+        write(&mut r);
+        self.bytes = r.buf;
+        self.record_key(key, mode, commands, start, replacing);
+    }
+
+    fn record_key(
+        &mut self,
+        key: &[u8],
+        mode: KeyMode,
+        commands: u32,
+        start: usize,
+        replacing: bool,
+    ) {
         self.keys.push(KeyRec {
             key: key.to_vec(),
             mode,

@@ -191,8 +191,9 @@ impl<'s> Planner<'s> {
                 );
                 return Ok(false);
             }
-            self.restore(e, ver, replace);
-            batch.push_key(&e.key, KeyMode::Restore, 1, &mut self.resp, replace);
+            batch.write_key(&e.key, KeyMode::Restore, 1, replace, |r| {
+                restore(r, e, ver, replace)
+            });
         } else {
             let mut v = e.value_in(&mut self.scratch)?;
             if v.is_empty() {
@@ -259,44 +260,44 @@ impl<'s> Planner<'s> {
             && e.value()?.is_empty())
     }
 
-    fn restore(&mut self, e: &Entry<'_>, ver: u16, replace: bool) {
-        let r = &mut self.resp;
-        let extra = usize::from(e.expire_ms.is_some())
-            + usize::from(replace)
-            + if e.idle.is_some() || e.freq.is_some() {
-                2
-            } else {
-                0
-            };
-        r.begin(4 + extra);
-        r.arg(b"RESTORE");
-        r.arg(&e.key);
-        r.arg_int(e.expire_ms.unwrap_or(0));
-        // the payload is written straight into the request buffer: type, raw bytes, footer
-        let len = payload::len_for_entry(e);
-        r.buf.push(b'$');
-        r.buf
-            .extend_from_slice(crate::model::itoa_buf(len as i64).as_slice());
-        r.buf.extend_from_slice(b"\r\n");
-        payload::write(&mut r.buf, e.meta, e.type_id, e.raw, ver);
-        r.buf.extend_from_slice(b"\r\n");
-        if e.expire_ms.is_some() {
-            r.arg(b"ABSTTL");
-        }
-        if let Some(idle) = e.idle {
-            r.arg(b"IDLETIME");
-            r.arg_int(idle.min(i64::MAX as u64) as i64);
-        } else if let Some(f) = e.freq {
-            r.arg(b"FREQ");
-            r.arg_int(i64::from(f));
-        }
-        if replace {
-            r.arg(b"REPLACE");
-        }
-    }
-
     /// True when the batch should be sent now.
     pub fn batch_full(batch: &Batch) -> bool {
         batch.bytes.len() >= BATCH_BYTES || batch.keys.len() >= BATCH_KEYS
+    }
+}
+
+/// `RESTORE key ttl payload [ABSTTL] [IDLETIME s | FREQ f] [REPLACE]`, the payload built in place.
+fn restore(r: &mut Resp, e: &Entry<'_>, ver: u16, replace: bool) {
+    let extra = usize::from(e.expire_ms.is_some())
+        + usize::from(replace)
+        + if e.idle.is_some() || e.freq.is_some() {
+            2
+        } else {
+            0
+        };
+    r.begin(4 + extra);
+    r.arg(b"RESTORE");
+    r.arg(&e.key);
+    r.arg_int(e.expire_ms.unwrap_or(0));
+    // the payload is written straight into the request buffer: type, raw bytes, footer
+    let len = payload::len_for_entry(e);
+    r.buf.push(b'$');
+    r.buf
+        .extend_from_slice(crate::model::itoa_buf(len as i64).as_slice());
+    r.buf.extend_from_slice(b"\r\n");
+    payload::write(&mut r.buf, e.meta, e.type_id, e.raw, ver);
+    r.buf.extend_from_slice(b"\r\n");
+    if e.expire_ms.is_some() {
+        r.arg(b"ABSTTL");
+    }
+    if let Some(idle) = e.idle {
+        r.arg(b"IDLETIME");
+        r.arg_int(idle.min(i64::MAX as u64) as i64);
+    } else if let Some(f) = e.freq {
+        r.arg(b"FREQ");
+        r.arg_int(i64::from(f));
+    }
+    if replace {
+        r.arg(b"REPLACE");
     }
 }
