@@ -42,6 +42,10 @@ pub struct Info {
     valkey: bool,
     /// Reused for decompressing blobs.
     scratch: Vec<u8>,
+    /// Keep going past keys whose value is corrupt (`--salvage`).
+    pub salvage: bool,
+    /// Errors of the keys skipped in salvage mode.
+    pub salvaged: Vec<String>,
     /// Total elements over all values.
     pub elements: u64,
     /// Module values per module type name.
@@ -133,7 +137,17 @@ impl Info {
             Item::Aux { key, value } => self.aux.push((key.to_vec(), value.to_vec())),
             Item::Entry(e) => {
                 let mut scratch = std::mem::take(&mut self.scratch);
-                let v = e.value_in(&mut scratch)?;
+                let v = match e.value_in(&mut scratch) {
+                    Ok(v) => v,
+                    // the record's framing held (its raw span is known), only the value inside
+                    // is corrupt: with salvage on, note it and go on with the next key
+                    Err(err) if self.salvage => {
+                        self.salvaged.push(err.to_string());
+                        self.scratch = scratch;
+                        return Ok(());
+                    }
+                    Err(err) => return Err(err),
+                };
                 let (len, empty) = (v.len() as u64, v.is_empty());
                 if let crate::Value::Module(m) = &v {
                     *self
@@ -253,6 +267,7 @@ impl Info {
             "keys_with_idle": self.with_idle,
             "keys_with_freq": self.with_freq,
             "checksum": self.checksum_text(),
+            "salvaged": self.salvaged,
         })
     }
 
@@ -287,6 +302,16 @@ impl Info {
             let _ = writeln!(s, "ctime:         {t}");
         }
         let _ = writeln!(s, "checksum:      {}", self.checksum_text());
+        if !self.salvaged.is_empty() {
+            let _ = writeln!(
+                s,
+                "salvage:       {} corrupt values skipped:",
+                self.salvaged.len()
+            );
+            for e in &self.salvaged {
+                let _ = writeln!(s, "  {e}");
+            }
+        }
         let _ = writeln!(
             s,
             "keys:          {} ({} elements)",
