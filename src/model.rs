@@ -479,13 +479,21 @@ impl<'a> Entry<'a> {
     /// # Ok::<(), rdbkit::DecodeError>(())
     /// ```
     pub fn value(&self) -> Result<Value<'a>, crate::DecodeError> {
-        let mut store = crate::decode::value::NoStore;
+        self.decode_with(self.raw, &mut crate::decode::value::NoStore)
+    }
+
+    /// Decodes `raw` (this entry's value bytes) with blobs decompressed into `store`.
+    fn decode_with<'s, S: crate::decode::value::BlobStore<'s>>(
+        &self,
+        raw: &'s [u8],
+        store: &mut S,
+    ) -> Result<Value<'s>, crate::DecodeError> {
         crate::decode::value::decode_value(
             self.type_id,
-            self.raw,
+            raw,
             self.value_offset,
             self.dialect,
-            &mut store,
+            store,
         )
         .map_err(|e| e.with_key(&self.key))
     }
@@ -511,15 +519,7 @@ impl<'a> Entry<'a> {
         let total = crate::decode::value::lzf_total(self.type_id, self.raw, self.dialect);
         scratch.clear();
         scratch.resize(total, 0);
-        let mut store = crate::decode::value::Arena::new(scratch);
-        crate::decode::value::decode_value(
-            self.type_id,
-            self.raw,
-            self.value_offset,
-            self.dialect,
-            &mut store,
-        )
-        .map_err(|e| e.with_key(&self.key))
+        self.decode_with(self.raw, &mut crate::decode::value::Arena::new(scratch))
     }
 
     /// The logical type of the value.
