@@ -307,6 +307,21 @@ pub fn print_summary(s: &Summary) {
     if s.reports.len() > 20 {
         println!("  … and {} more", s.reports.len() - 20);
     }
+    if s.in_doubt_total > 0 {
+        println!(
+            "in doubt: {} keys were sent but never acknowledged; they may or may not be on the target:",
+            s.in_doubt_total
+        );
+        for k in &s.in_doubt {
+            println!("  {k}");
+        }
+        if s.in_doubt_total > s.in_doubt.len() as u64 {
+            println!(
+                "  … and {} more",
+                s.in_doubt_total - s.in_doubt.len() as u64
+            );
+        }
+    }
 }
 
 /// Runs `import`.
@@ -353,7 +368,18 @@ pub fn run(a: &ImportArgs) -> Result<()> {
         verify_checksum: !a.no_checksum,
         rate_limit: a.rate_limit,
     };
-    let summary = replay::import(sources, target, cfg, progress_callback(a.quiet))?;
+    let resume_hint = match &a.checkpoint {
+        Some(p) => format!("rerun with --checkpoint {} to resume", p.display()),
+        None => "rerun with --replace to write every key again".to_string(),
+    };
+    let summary = match replay::import(sources, target, cfg, progress_callback(a.quiet)) {
+        Ok(s) => s,
+        Err(replay::ReplayError::Interrupted { cause, summary }) => {
+            print_summary(&summary);
+            bail!("the import stopped: {cause}; {resume_hint}");
+        }
+        Err(e) => return Err(e.into()),
+    };
     print_summary(&summary);
     if !summary.is_success() {
         bail!("not every key was written (see the summary above)");

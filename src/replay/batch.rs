@@ -170,6 +170,77 @@ impl Batch {
     }
 }
 
+impl Batch {
+    /// Appends a key that a cluster node redirected: `cmds` are its commands as first encoded.
+    /// `rewrite` (some of them ran on the old node) makes it idempotent, as for a re-send;
+    /// `asking` (an ASK redirection) puts `ASKING` before each command, as the importing node
+    /// accepts a key of a migrating slot only from a connection that just said ASKING.
+    pub fn push_redirected(
+        &mut self,
+        k: &KeyRec,
+        cmds: &[u8],
+        rewrite: bool,
+        asking: bool,
+        restore_replace: bool,
+    ) {
+        let (mut body, mut n, mut replacing) = (cmds.to_vec(), k.commands, k.replacing);
+        if rewrite {
+            let mut one = Batch::with_context(0, self.db, self.select);
+            let mut r = Resp { buf: body };
+            one.push_key(&k.key, k.mode, k.commands, &mut r, k.replacing);
+            one.make_idempotent(restore_replace);
+            let kk = &one.keys[0];
+            body = one.bytes[kk.range.clone()].to_vec();
+            (n, replacing) = (kk.commands, kk.replacing);
+        }
+        if asking {
+            let mut out = Vec::with_capacity(body.len() + n as usize * 20);
+            for c in split_commands(&body) {
+                out.extend_from_slice(b"*1\r\n$6\r\nASKING\r\n");
+                out.extend_from_slice(&body[c]);
+            }
+            body = out;
+            n *= 2;
+        }
+        let mut r = Resp { buf: body };
+        self.push_key(&k.key, k.mode, n, &mut r, replacing);
+    }
+}
+
+/// The byte ranges of the commands in `buf` (RESP arrays of bulk strings, as the planner writes
+/// them). Anything unreadable ends the list with one range covering the rest.
+pub fn split_commands(buf: &[u8]) -> Vec<std::ops::Range<usize>> {
+    fn header(buf: &[u8], pos: &mut usize, tag: u8) -> Option<usize> {
+        if buf.get(*pos) != Some(&tag) {
+            return None;
+        }
+        let rest = buf.get(*pos + 1..)?;
+        let end = rest.windows(2).position(|w| w == b"\r\n")?;
+        let n = std::str::from_utf8(&rest[..end]).ok()?.parse().ok()?;
+        *pos += 1 + end + 2;
+        Some(n)
+    }
+    let mut out = Vec::new();
+    let mut pos = 0;
+    while pos < buf.len() {
+        let start = pos;
+        let one = (|| {
+            let args = header(buf, &mut pos, b'*')?;
+            for _ in 0..args {
+                let len = header(buf, &mut pos, b'$')?;
+                pos = pos.checked_add(len + 2).filter(|&p| p <= buf.len())?;
+            }
+            Some(())
+        })();
+        if one.is_none() {
+            out.push(start..buf.len());
+            break;
+        }
+        out.push(start..pos);
+    }
+    out
+}
+
 /// Adds a `REPLACE` argument to one encoded command (`*N\r\n…` → `*N+1\r\n…$7\r\nREPLACE\r\n`).
 fn add_replace(cmd: &[u8]) -> Vec<u8> {
     let end = cmd.windows(2).position(|w| w == b"\r\n").unwrap_or(0);
@@ -186,6 +257,38 @@ fn add_replace(cmd: &[u8]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn redirected_keys_gain_asking_and_idempotence() {
+        let mut src = Batch::with_context(1, 0, false);
+        let mut r = Resp::default();
+        r.cmd(&[b"RPUSH", b"k", b"a"]);
+        r.cmd(&[b"RPUSH", b"k", b"b"]);
+        src.push_key(b"k", KeyMode::Commands, 2, &mut r, false);
+        let k = src.keys[0].clone();
+        let cmds = src.bytes[k.range.clone()].to_vec();
+        let mut b = Batch::with_context(2, 0, false);
+        b.push_redirected(&k, &cmds, true, true, true);
+        let mut want = Resp::default();
+        want.cmd(&[b"PING"]);
+        for c in [
+            &[&b"DEL"[..], b"k"][..],
+            &[b"RPUSH", b"k", b"a"],
+            &[b"RPUSH", b"k", b"b"],
+        ] {
+            want.cmd(&[b"ASKING"]);
+            want.cmd(c);
+        }
+        assert_eq!(
+            String::from_utf8_lossy(&b.bytes),
+            String::from_utf8_lossy(&want.buf)
+        );
+        assert_eq!((b.commands, b.keys[0].commands), (7, 6));
+        // MOVED, nothing ran: the same commands, nothing added
+        let mut b = Batch::with_context(3, 0, false);
+        b.push_redirected(&k, &cmds, false, false, true);
+        assert_eq!(&b.bytes[b.keys[0].range.clone()], &cmds[..]);
+    }
 
     #[test]
     fn resend_adds_replace_and_del() {
@@ -210,6 +313,7 @@ mod tests {
         );
         assert_eq!(b.commands, 5);
         assert_eq!(b.end_offset, 99);
+        assert_eq!(split_commands(&b.bytes).len(), 5);
         // a second re-send changes nothing
         let before = b.bytes.clone();
         b.make_idempotent(true);

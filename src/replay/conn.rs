@@ -52,21 +52,74 @@ impl Default for ConnConfig {
 }
 
 /// A batch on the wire and how far its replies have come.
-struct InFlight {
-    batch: Batch,
-    sent: Bytes,
+pub(super) struct InFlight {
+    pub(super) batch: Batch,
+    pub(super) sent: Bytes,
     replies: usize,
     /// Replies expected: the batch's commands, plus WAIT when replicas are awaited.
     expected: usize,
     key: usize,
     in_key: u32,
-    errors: Vec<Option<String>>,
+    pub(super) errors: Vec<Option<String>>,
+    /// Per key: the cluster node that answered MOVED/ASK for it (its commands were not run here).
+    pub(super) redirects: Vec<Option<Redirect>>,
     /// False for a batch re-written after a failover: its keys were counted already.
-    recount: bool,
+    pub(super) recount: bool,
+    /// A reply did not fit its command: none of this batch's replies can be trusted.
+    desynced: bool,
+}
+
+/// A cluster redirection of one key: `MOVED <slot> <host>:<port>` or `ASK <slot> <host>:<port>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Redirect {
+    /// ASK (one-off, for a slot being migrated) rather than MOVED (the slot has a new owner).
+    pub ask: bool,
+    /// The key's hash slot.
+    pub slot: u16,
+    /// The node to ask (an empty host means the node that answered).
+    pub host: String,
+    /// Its port.
+    pub port: u16,
+    /// Some of the key's commands did run before the redirection (the key was being migrated
+    /// while it was written): it is written again whole, idempotently.
+    pub partial: bool,
+}
+
+impl Redirect {
+    /// Parses the error text of a redirection.
+    pub(super) fn parse(e: &str, partial: bool) -> Option<Redirect> {
+        let (ask, rest) = if let Some(r) = e.strip_prefix("MOVED ") {
+            (false, r)
+        } else {
+            (true, e.strip_prefix("ASK ")?)
+        };
+        let mut it = rest.split_whitespace();
+        let slot = it.next()?.parse().ok()?;
+        let (host, port) = it.next()?.rsplit_once(':')?;
+        Some(Redirect {
+            ask,
+            slot,
+            host: host.to_string(),
+            port: port.parse().ok()?,
+            partial,
+        })
+    }
+}
+
+/// Why the replies of a connection cannot be taken further.
+#[derive(Debug)]
+pub(super) enum Stop {
+    /// The target refuses writes (OOM, READONLY without Sentinel, NOAUTH…): stop the import.
+    Fatal(String),
+    /// With Sentinel: the primary moved (READONLY, LOADING, MASTERDOWN).
+    Failover(String),
+    /// A reply that does not fit its command: the reply stream can no longer be matched to the
+    /// commands, so nothing after it can be trusted; reconnect and re-send idempotently.
+    Desync(String),
 }
 
 impl InFlight {
-    fn new(mut batch: Batch, wait: Option<(u32, Duration)>, recount: bool) -> InFlight {
+    pub(super) fn new(mut batch: Batch, wait: Option<(u32, Duration)>, recount: bool) -> InFlight {
         if let Some((n, t)) = wait {
             let mut r = super::batch::Resp::default();
             r.cmd(&[
@@ -86,12 +139,14 @@ impl InFlight {
             key: 0,
             in_key: 0,
             errors: vec![None; n],
+            redirects: vec![None; n],
             recount,
+            desynced: false,
         }
     }
 
     /// Prepares the batch to be written again on a new connection.
-    fn for_resend(
+    pub(super) fn for_resend(
         self,
         restore_replace: bool,
         wait: Option<(u32, Duration)>,
@@ -109,32 +164,74 @@ impl InFlight {
         InFlight::new(b, wait, recount)
     }
 
-    fn done(&self) -> bool {
+    pub(super) fn done(&self) -> bool {
         self.replies == self.expected
     }
 
-    /// Accounts one reply; returns a fatal error message if the target refuses to go on.
-    fn on_reply(&mut self, r: Reply, failover: bool, shared: &Shared) -> Result<(), String> {
+    /// Keys whose every reply has arrived.
+    pub(super) fn replied_keys(&self) -> usize {
+        if self.desynced {
+            return 0;
+        }
+        let full = self
+            .batch
+            .keys
+            .get(self.key)
+            .is_some_and(|k| self.in_key >= k.commands);
+        (self.key + usize::from(full)).min(self.batch.keys.len())
+    }
+
+    /// Accounts one reply, checking that it fits its command.
+    pub(super) fn on_reply(
+        &mut self,
+        r: Reply,
+        failover: bool,
+        shared: &Shared,
+    ) -> Result<(), Stop> {
+        let res = self.account(r, failover, shared);
+        if let Err(Stop::Desync(_)) = res {
+            self.desynced = true;
+        }
+        res
+    }
+
+    fn account(&mut self, r: Reply, failover: bool, shared: &Shared) -> Result<(), Stop> {
         let idx = self.replies;
         self.replies += 1;
+        if idx >= self.expected {
+            return Err(Stop::Desync("a reply with no command in flight".into()));
+        }
         if idx == 0 {
-            // SELECT
+            // SELECT (must be +OK) or PING (cluster nodes)
             return match r {
-                Reply::Ok | Reply::Int(_) => Ok(()),
-                Reply::Error(e) => Err(format!("SELECT {}: {e}", self.batch.db)),
+                Reply::Ok => Ok(()),
+                Reply::Other if !self.batch.select => Ok(()),
+                Reply::Error(e) if failover && is_failover(&e) => Err(Stop::Failover(e)),
+                Reply::Error(e) if self.batch.select => {
+                    Err(Stop::Fatal(format!("SELECT {}: {e}", self.batch.db)))
+                }
+                Reply::Error(e) => Err(Stop::Fatal(format!("PING: {e}"))),
+                other => Err(Stop::Desync(format!(
+                    "unexpected reply {other:?} to {}",
+                    if self.batch.select { "SELECT" } else { "PING" }
+                ))),
             };
         }
         if idx == self.batch.commands {
             // WAIT: how many replicas have everything so far
-            if let (Reply::Int(got), Some((want, _))) = (&r, shared.wait_replicas) {
-                if *got < i64::from(want) {
-                    shared
-                        .stats
-                        .unreplicated
-                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            return match (&r, shared.wait_replicas) {
+                (Reply::Int(got), Some((want, _))) => {
+                    if *got < i64::from(want) {
+                        shared
+                            .stats
+                            .unreplicated
+                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    Ok(())
                 }
-            }
-            return Ok(());
+                (Reply::Error(e), _) => Err(Stop::Fatal(format!("WAIT: {e}"))),
+                _ => Err(Stop::Desync(format!("unexpected reply {r:?} to WAIT"))),
+            };
         }
         while self
             .batch
@@ -146,13 +243,37 @@ impl InFlight {
             self.in_key = 0;
         }
         self.in_key += 1;
-        if let Reply::Error(e) = r {
-            if is_fatal(&e) || (failover && is_failover(&e)) {
-                return Err(e);
+        let Some(k) = self.batch.keys.get(self.key) else {
+            return Err(Stop::Desync("more replies than commands".into()));
+        };
+        match r {
+            Reply::Error(e) => {
+                if failover && is_failover(&e) {
+                    return Err(Stop::Failover(e));
+                }
+                let slot = &mut self.redirects[self.key];
+                if slot.is_none() {
+                    if let Some(to) = Redirect::parse(&e, self.in_key > 1) {
+                        *slot = Some(to);
+                        return Ok(());
+                    }
+                }
+                if slot.is_some() && (e.starts_with("MOVED ") || e.starts_with("ASK ")) {
+                    return Ok(());
+                }
+                if is_fatal(&e) {
+                    return Err(Stop::Fatal(e));
+                }
+                self.errors[self.key].get_or_insert(e);
             }
-            if let Some(slot) = self.errors.get_mut(self.key) {
-                slot.get_or_insert(e);
+            // a RESTORE answers +OK or an error, nothing else
+            Reply::Int(_) | Reply::Other if k.mode == super::batch::KeyMode::Restore => {
+                return Err(Stop::Desync(format!(
+                    "unexpected reply {r:?} to the RESTORE of {}",
+                    crate::model::escape_bytes(&k.key)
+                )));
             }
+            _ => {}
         }
         Ok(())
     }
@@ -170,8 +291,6 @@ fn is_fatal(e: &str) -> bool {
         "WRONGPASS",
         "MASTERDOWN",
         "CLUSTERDOWN",
-        "MOVED",
-        "ASK",
     ]
     .iter()
     .any(|p| e.starts_with(p))
@@ -203,19 +322,87 @@ enum SessionEnd {
     Finished,
     /// The connection failed; reconnect and re-send.
     Lost(String),
+    /// The target refuses to go on (its reply).
+    Fatal(String),
 }
 
-/// Runs one connection until its input is exhausted and acknowledged.
+/// Most bytes buffered while waiting for the end of one reply: the replies to our commands are
+/// small, so a peer that sends this much without completing one is not speaking to us.
+pub(super) const MAX_PENDING_REPLY: usize = 2 * reply::MAX_BULK as usize + (64 << 10);
+
+/// Connection setup (TCP, TLS, AUTH) may take this long before it counts as a failed attempt.
+pub(super) const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Runs one connection until its input is exhausted and acknowledged. When it gives up, every
+/// key it had sent without an acknowledgement is recorded as in doubt.
 pub async fn run(
     id: usize,
-    mut rx: mpsc::Receiver<Batch>,
+    rx: mpsc::Receiver<Batch>,
     shared: Arc<Shared>,
     cfg: ConnConfig,
     node: Option<super::Target>,
 ) -> Result<(), ReplayError> {
+    let mut jobs = tokio::task::JoinSet::new();
+    let mut inflight: VecDeque<InFlight> = VecDeque::new();
+    let res = drive(id, rx, &shared, cfg, node, &mut inflight, &mut jobs).await;
+    if let Err(e) = &res {
+        let fatal = match e {
+            ReplayError::Fatal { message, .. } => Some(message.as_str()),
+            _ => None,
+        };
+        abandon(&shared, &inflight, fatal);
+    }
+    // redirected keys finish (or are recorded as in doubt) before the connection reports
+    let mut first = res;
+    while let Some(j) = jobs.join_next().await {
+        let r = j.unwrap_or_else(|e| Err(ReplayError::Config(format!("redirect task: {e}"))));
+        if first.is_ok() {
+            first = r;
+        }
+    }
+    first
+}
+
+/// Accounts the batches of a connection that stops: keys whose replies all arrived are settled,
+/// the key whose reply was fatal fails with it, and every other key sent is in doubt (the target
+/// may or may not have run its commands).
+fn abandon(shared: &Shared, inflight: &VecDeque<InFlight>, fatal: Option<&str>) {
+    for (i, f) in inflight.iter().enumerate() {
+        let keys = &f.batch.keys;
+        let (mut settled, mut failing) = (0, None);
+        if i == 0 && f.recount {
+            settled = f.replied_keys();
+            if let Some(m) = fatal {
+                failing = Some((settled, m));
+            }
+        }
+        for (j, k) in keys.iter().enumerate() {
+            if j < settled && f.redirects[j].is_none() {
+                shared.settle(k, f.errors[j].as_deref());
+            } else if failing.is_some_and(|(at, _)| at == j) {
+                shared.fail(
+                    &k.key,
+                    failing.map(|(_, m)| m.to_string()).unwrap_or_default(),
+                );
+            } else {
+                shared.in_doubt(&k.key);
+            }
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn drive(
+    id: usize,
+    mut rx: mpsc::Receiver<Batch>,
+    shared: &Arc<Shared>,
+    cfg: ConnConfig,
+    node: Option<super::Target>,
+    inflight: &mut VecDeque<InFlight>,
+    jobs: &mut tokio::task::JoinSet<Result<(), ReplayError>>,
+) -> Result<(), ReplayError> {
     // a cluster shard's primary, or the (possibly Sentinel-resolved) target
     let node = node.unwrap_or_else(|| shared.target.clone());
-    let mut inflight: VecDeque<InFlight> = VecDeque::new();
     let mut recent: VecDeque<InFlight> = VecDeque::new();
     let mut attempts = 0u32;
     let mut input_done = false;
@@ -223,13 +410,18 @@ pub async fn run(
     let mut primary = sentinel.as_ref().and_then(|s| s.current());
     let replace = !shared.skip_existing;
     loop {
-        let stream = match node.connect_raw().await {
-            Ok(s) => s,
-            Err(e @ (ReplayError::Auth(_) | ReplayError::Config(_))) => return Err(e),
-            Err(e) => {
+        let connected = tokio::time::timeout(CONNECT_TIMEOUT, node.connect_raw()).await;
+        let stream = match connected {
+            Ok(Ok(s)) => s,
+            Ok(Err(e @ (ReplayError::Auth(_) | ReplayError::Config(_)))) => return Err(e),
+            failed => {
+                let why = match failed {
+                    Ok(Err(e)) => e.to_string(),
+                    _ => format!("no connection within {CONNECT_TIMEOUT:?}"),
+                };
                 attempts += 1;
                 if attempts > cfg.max_attempts {
-                    return Err(shared.gave_up(id, attempts - 1, &e.to_string()));
+                    return Err(shared.gave_up(id, attempts - 1, &why));
                 }
                 backoff(attempts).await;
                 continue;
@@ -240,8 +432,8 @@ pub async fn run(
                 .stats
                 .reconnects
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let old = std::mem::take(&mut inflight);
-            inflight = old
+            let old = std::mem::take(inflight);
+            *inflight = old
                 .into_iter()
                 .map(|f| {
                     let recount = f.recount;
@@ -261,16 +453,18 @@ pub async fn run(
         let end = session(
             stream,
             &mut rx,
-            &mut inflight,
+            inflight,
             &mut recent,
             &mut input_done,
-            &shared,
+            shared,
             &cfg,
             &mut attempts,
+            jobs,
         )
-        .await?;
+        .await;
         match end {
             SessionEnd::Finished => return Ok(()),
+            SessionEnd::Fatal(m) => return Err(shared.fatal(m)),
             SessionEnd::Lost(why) => {
                 attempts += 1;
                 if attempts > cfg.max_attempts {
@@ -297,10 +491,11 @@ async fn session(
     inflight: &mut VecDeque<InFlight>,
     recent: &mut VecDeque<InFlight>,
     input_done: &mut bool,
-    shared: &Shared,
+    shared: &Arc<Shared>,
     cfg: &ConnConfig,
     attempts: &mut u32,
-) -> Result<SessionEnd, ReplayError> {
+    jobs: &mut tokio::task::JoinSet<Result<(), ReplayError>>,
+) -> SessionEnd {
     let (mut rd, mut wr) = tokio::io::split(stream);
     let (wtx, mut wrx) = mpsc::unbounded_channel::<Bytes>();
     let mut writer = tokio::spawn(async move {
@@ -316,10 +511,10 @@ async fn session(
         .iter()
         .fold((0, 0), |(c, b), f| (c + f.batch.commands, b + f.sent.len()));
     let mut buf: Vec<u8> = Vec::with_capacity(64 << 10);
-    let mut lost: Option<String> = None;
     let sentinel_mode = shared.target.sentinel.is_some();
     let mut epoch = shared.primary_epoch.subscribe();
     epoch.mark_unchanged();
+    // Reset only when a whole reply arrives: a peer trickling bytes does not keep us waiting.
     let mut deadline = Instant::now() + cfg.reply_timeout;
     let end = loop {
         if *input_done && inflight.is_empty() {
@@ -350,29 +545,42 @@ async fn session(
                     Ok(_) => {}
                 }
                 let mut consumed = 0;
+                let mut stop = None;
                 loop {
-                    let parsed = reply::parse(&buf[consumed..]).map_err(ReplayError::Protocol)?;
-                    let Some((r, n)) = parsed else { break };
-                    consumed += n;
-                    let Some(front) = inflight.front_mut() else {
-                        return Err(ReplayError::Protocol("reply with no command in flight".into()));
-                    };
-                    let failover = shared.target.sentinel.is_some();
-                    if let Err(m) = front.on_reply(r, failover, shared) {
-                        if failover && is_failover(&m) {
-                            lost = Some(format!("{m} (failover?)"));
+                    let (r, n) = match reply::parse(&buf[consumed..]) {
+                        Ok(Some(p)) => p,
+                        Ok(None) => break,
+                        Err(e) => {
+                            stop = Some(Stop::Desync(format!("unreadable reply: {e}")));
                             break;
                         }
-                        return Err(shared.fatal(m));
+                    };
+                    consumed += n;
+                    let Some(front) = inflight.front_mut() else {
+                        stop = Some(Stop::Desync("a reply with no command in flight".into()));
+                        break;
+                    };
+                    if let Err(s) = front.on_reply(r, sentinel_mode, shared) {
+                        stop = Some(s);
+                        break;
                     }
+                    deadline = Instant::now() + cfg.reply_timeout;
                     if front.done() {
                         let f = inflight.pop_front().expect("front exists");
                         cmds -= f.batch.commands;
                         bytes -= f.sent.len();
-                        if f.recount {
-                            shared.complete(&f.batch, &f.errors);
-                        }
                         *attempts = 0;
+                        if f.redirects.iter().any(Option::is_some) {
+                            // the other keys are settled now, the redirected ones by the task
+                            if f.recount {
+                                shared.settle_batch(&f, false);
+                            }
+                            jobs.spawn(super::redirect::follow(shared.clone(), *cfg, f));
+                            continue;
+                        }
+                        if f.recount {
+                            shared.settle_batch(&f, true);
+                        }
                         if cfg.rewrite_batches > 0 && sentinel_mode {
                             recent.push_back(f);
                             // bounded in batches and in bytes
@@ -385,10 +593,20 @@ async fn session(
                     }
                 }
                 buf.drain(..consumed);
-                if let Some(why) = lost.take() {
-                    break SessionEnd::Lost(why);
+                match stop {
+                    Some(Stop::Fatal(m)) => break SessionEnd::Fatal(m),
+                    Some(Stop::Failover(m)) => break SessionEnd::Lost(format!("{m} (failover?)")),
+                    Some(Stop::Desync(m)) => {
+                        break SessionEnd::Lost(format!("{m}; the reply stream is out of step with the commands"))
+                    }
+                    None if buf.len() > MAX_PENDING_REPLY => {
+                        break SessionEnd::Lost(format!(
+                            "{} bytes received without a complete reply",
+                            buf.len()
+                        ))
+                    }
+                    None => {}
                 }
-                deadline = Instant::now() + cfg.reply_timeout;
             },
             _ = tokio::time::sleep_until(deadline), if !inflight.is_empty() => {
                 break SessionEnd::Lost(format!("no reply for {:?}", cfg.reply_timeout));
@@ -409,5 +627,5 @@ async fn session(
     } else {
         writer.abort();
     }
-    Ok(end)
+    end
 }

@@ -11,6 +11,7 @@
 pub mod batch;
 pub mod conn;
 pub mod plan;
+mod redirect;
 pub mod reply;
 pub mod target;
 pub mod verify;
@@ -78,6 +79,15 @@ pub enum ReplayError {
     /// Checkpoint file I/O.
     #[error("checkpoint: {0}")]
     Checkpoint(String),
+    /// The import stopped part-way: `cause` says why, `summary` what was written, failed and is
+    /// in doubt (sent, but never acknowledged) by then.
+    #[error("{cause}")]
+    Interrupted {
+        /// Why it stopped.
+        cause: Box<ReplayError>,
+        /// What it had done.
+        summary: Box<Summary>,
+    },
 }
 
 /// How keys are written.
@@ -194,6 +204,12 @@ pub struct Stats {
     pub reconnects: AtomicU64,
     /// Batches that `WAIT` reported as reaching fewer replicas than asked.
     pub unreplicated: AtomicU64,
+    /// Keys a cluster node answered MOVED for (followed).
+    pub moved: AtomicU64,
+    /// Keys a cluster node answered ASK for (followed).
+    pub asked: AtomicU64,
+    /// Keys sent without an acknowledgement when the import stopped.
+    pub in_doubt: AtomicU64,
 }
 
 impl Stats {
@@ -216,6 +232,10 @@ pub struct Shared {
     skipped: Mutex<BTreeMap<Skip, u64>>,
     /// (key, reason) for failed and not-written keys, first [`MAX_REPORTS`].
     reports: Mutex<Vec<(Vec<u8>, String)>>,
+    /// Keys sent but never acknowledged when the import stopped, first [`MAX_REPORTS`].
+    in_doubt: Mutex<Vec<Vec<u8>>>,
+    /// Cluster: hash slot → shard, updated by MOVED.
+    routes: Option<Routes>,
     /// Per input file: start offsets of unacknowledged batches (multiset), and the end of what
     /// has been planned.
     open: Vec<Mutex<(BTreeMap<u64, usize>, u64)>>,
@@ -231,6 +251,20 @@ pub struct Shared {
     checked_dbs: Mutex<HashSet<u64>>,
     rate: Option<Mutex<RateLimiter>>,
     next_batch: AtomicU64,
+}
+
+/// A cluster's slot map: slot → index of the primary (and of its connection). A MOVED to a known
+/// primary re-routes the slot; a MOVED to a node that was not a primary at the start is followed
+/// key by key (see [`redirect`]).
+struct Routes {
+    slots: Vec<std::sync::atomic::AtomicU16>,
+    nodes: Vec<Target>,
+}
+
+impl Routes {
+    fn shard(&self, slot: u16) -> usize {
+        usize::from(self.slots[usize::from(slot)].load(Relaxed))
+    }
 }
 
 /// `--rate-limit`: a token bucket over keys or bytes per second.
@@ -284,8 +318,14 @@ impl Shared {
         wait_replicas: Option<(u32, Duration)>,
         files: usize,
         rate: Option<RateLimit>,
+        cluster: Option<(Vec<u16>, Vec<Target>)>,
     ) -> Shared {
         Shared {
+            in_doubt: Mutex::default(),
+            routes: cluster.map(|(slots, nodes)| Routes {
+                slots: slots.into_iter().map(Into::into).collect(),
+                nodes,
+            }),
             target,
             wait_replicas,
             stats: Stats::default(),
@@ -381,25 +421,60 @@ impl Shared {
         o.0.keys().next().copied().unwrap_or(o.1)
     }
 
-    /// All replies of a batch arrived; `errors` has one slot per key.
-    pub(crate) fn complete(&self, b: &Batch, errors: &[Option<String>]) {
-        for (k, err) in b.keys.iter().zip(errors) {
-            match err {
-                None => match k.mode {
-                    batch::KeyMode::Restore => self.stats.written_restore.fetch_add(1, Relaxed),
-                    batch::KeyMode::Commands => self.stats.written_commands.fetch_add(1, Relaxed),
-                },
-                Some(e) if self.skip_existing && e.starts_with("BUSYKEY") => {
-                    self.skip(Skip::Existing, None);
-                    0
-                }
-                Some(e) => {
-                    self.fail(&k.key, e.clone());
-                    0
-                }
-            };
+    /// Every reply of one key arrived; `err` is the first error among them.
+    pub(crate) fn settle(&self, k: &batch::KeyRec, err: Option<&str>) {
+        match err {
+            None => match k.mode {
+                batch::KeyMode::Restore => self.stats.written_restore.fetch_add(1, Relaxed),
+                batch::KeyMode::Commands => self.stats.written_commands.fetch_add(1, Relaxed),
+            },
+            Some(e) if self.skip_existing && e.starts_with("BUSYKEY") => {
+                self.skip(Skip::Existing, None);
+                0
+            }
+            Some(e) => {
+                self.fail(&k.key, e.to_string());
+                0
+            }
+        };
+    }
+
+    /// All replies of a batch arrived: its keys are settled, except those a cluster node
+    /// redirected (settled by the task following them, which then also `close`s the batch).
+    fn settle_batch(&self, f: &conn::InFlight, close: bool) {
+        for (j, k) in f.batch.keys.iter().enumerate() {
+            if f.redirects[j].is_none() {
+                self.settle(k, f.errors[j].as_deref());
+            }
         }
-        self.close_empty(b);
+        if close {
+            self.close_empty(&f.batch);
+        }
+    }
+
+    /// A key was sent and the import stopped before the target acknowledged it: it may or may
+    /// not be there.
+    pub(crate) fn in_doubt(&self, key: &[u8]) {
+        self.stats.in_doubt.fetch_add(1, Relaxed);
+        let mut d = self.in_doubt.lock().unwrap_or_else(|e| e.into_inner());
+        if d.len() < MAX_REPORTS {
+            d.push(key.to_vec());
+        }
+    }
+
+    /// A MOVED named the new owner of `slot`: later keys of the slot go to that primary's
+    /// connection (when it is one of the primaries known at the start).
+    fn route_moved(&self, slot: u16, host: &str, port: u16) {
+        let Some(r) = &self.routes else { return };
+        if let Some(i) = r
+            .nodes
+            .iter()
+            .position(|n| n.port == port && (host.is_empty() || n.host == host))
+        {
+            if let Some(s) = r.slots.get(usize::from(slot)) {
+                s.store(i as u16, Relaxed);
+            }
+        }
     }
 
     /// A batch that ended up with no keys (all skipped) leaves the unacknowledged set.
@@ -464,6 +539,11 @@ pub struct Summary {
     pub notes: Vec<String>,
     /// Keys whose module is missing are tolerated.
     pub skip_modules: bool,
+    /// Keys sent whose acknowledgement never came (the import stopped): they may or may not be
+    /// on the target. The first [`MAX_REPORTS`].
+    pub in_doubt: Vec<String>,
+    /// How many keys were in doubt.
+    pub in_doubt_total: u64,
 }
 
 impl Summary {
@@ -477,6 +557,7 @@ impl Summary {
     pub fn is_success(&self) -> bool {
         let get = |s: Skip| self.skipped.get(s.name()).copied().unwrap_or(0);
         self.failed == 0
+            && self.in_doubt_total == 0
             && get(Skip::Unrepresentable) == 0
             && (self.skip_modules || get(Skip::ModuleMissing) == 0)
     }
@@ -681,8 +762,8 @@ struct Run<'r> {
     cfg: &'r ImportConfig,
     info: &'r TargetInfo,
     shared: &'r Arc<Shared>,
-    /// Cluster: hash slot → shard (index of the connection).
-    slots: Option<&'r [u16]>,
+    /// A cluster target (keys routed by `Shared::routes`).
+    cluster: bool,
     resume: &'r [u64],
     resuming: bool,
 }
@@ -697,12 +778,7 @@ fn produce(
     let (cfg, info, shared) = (run.cfg, run.info, run.shared);
     let n = senders.len();
     let mut out = Produced::default();
-    let mut con = shared
-        .target
-        .pinned()?
-        .client()?
-        .get_connection()
-        .map_err(|e| ReplayError::Connect(format!("{}: {e}", shared.target.display())))?;
+    let mut con = shared.target.pinned()?.control(cfg.conn.reply_timeout)?;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64);
@@ -714,12 +790,7 @@ fn produce(
         run.resume.get(file).copied().unwrap_or(0),
     );
     if cfg.skip_existing {
-        let mut c = shared
-            .target
-            .pinned()?
-            .client()?
-            .get_connection()
-            .map_err(|e| ReplayError::Connect(e.to_string()))?;
+        let mut c = shared.target.pinned()?.control(cfg.conn.reply_timeout)?;
         planner.exists = Some(Box::new(move |db, key| {
             let _ = redis::cmd("SELECT").arg(db).query::<()>(&mut c);
             // an unanswerable check counts as "exists": never overwrite on doubt
@@ -767,24 +838,24 @@ fn produce(
                     // held while checking, so no other input writes to `db` before the check
                     let mut checked = shared.checked_dbs.lock().unwrap_or_else(|e| e.into_inner());
                     if checked.insert(db) {
-                        check_conflicts(&mut con, run.slots.is_some(), &BTreeSet::from([db]), cfg, run.resuming)?;
+                        check_conflicts(&mut con, run.cluster, &BTreeSet::from([db]), cfg, run.resuming)?;
                     }
                 }
-                let i = match run.slots {
+                let i = match &shared.routes {
                     Some(_) if db != 0 => {
                         return Err(ReplayError::Config(format!(
                             "a Redis Cluster has only db 0; this dump has keys in db {}: fold them with --db-map {}:0",
                             e.db, e.db
                         )))
                     }
-                    Some(slots) => usize::from(slots[usize::from(crate::cluster::key_hash_slot(&e.key))]),
+                    Some(routes) => routes.shard(crate::cluster::key_hash_slot(&e.key)),
                     None => (fnv1a(&e.key) % n as u64) as usize,
                 };
                 if open[i].as_ref().is_some_and(|b| b.db != db) {
                     send(&mut open[i], i)?;
                 }
                 let b = open[i].get_or_insert_with(|| {
-                    let mut b = Batch::with_context(shared.next_batch.fetch_add(1, Relaxed), db, run.slots.is_none());
+                    let mut b = Batch::with_context(shared.next_batch.fetch_add(1, Relaxed), db, !run.cluster);
                     b.file = file;
                     b
                 });
@@ -867,16 +938,23 @@ pub fn import(
         .map_err(|e| ReplayError::Config(format!("tokio runtime: {e}")))?;
     let pinned = target.pinned()?;
     let client = pinned.client()?;
+    let limit = cfg.conn.reply_timeout;
     let info = rt.block_on(async {
-        let mut con = client
-            .get_multiplexed_async_connection()
-            .await
-            .map_err(|e| ReplayError::Connect(format!("{}: {e}", target.display())))?;
-        TargetInfo::probe(&mut con).await
+        let probe = async {
+            let mut con = client
+                .get_multiplexed_async_connection()
+                .await
+                .map_err(|e| ReplayError::Connect(format!("{}: {e}", target.display())))?;
+            TargetInfo::probe(&mut con).await
+        };
+        tokio::time::timeout(limit, probe).await.map_err(|_| {
+            ReplayError::Connect(format!(
+                "{}: no answer to INFO within {limit:?}",
+                target.display()
+            ))
+        })?
     })?;
-    let mut con = client
-        .get_connection()
-        .map_err(|e| ReplayError::Connect(format!("{}: {e}", target.display())))?;
+    let mut con = pinned.control(limit)?;
     let cluster = if info.cluster {
         Some(cluster_layout(&mut con, &pinned)?)
     } else {
@@ -890,6 +968,7 @@ pub fn import(
         cfg.conn.wait_replicas,
         sources.len(),
         cfg.rate_limit,
+        cluster.clone(),
     ));
     if info.bulk_limit_assumed {
         shared.note(
@@ -935,10 +1014,7 @@ pub fn import(
         None => check_conflicts(&mut con, false, &dbs, &cfg, resuming)?,
         Some((_, nodes)) => {
             for node in nodes {
-                let mut c = node
-                    .client()?
-                    .get_connection()
-                    .map_err(|e| ReplayError::Connect(format!("{}: {e}", node.display())))?;
+                let mut c = node.control(limit)?;
                 check_conflicts(&mut c, true, &dbs, &cfg, resuming)?;
             }
         }
@@ -1007,7 +1083,7 @@ pub fn import(
         cfg: &cfg,
         info: &info,
         shared: &shared,
-        slots: cluster.as_ref().map(|(s, _)| &s[..]),
+        cluster: cluster.is_some(),
         resume: &resume,
         resuming,
     };
@@ -1073,29 +1149,47 @@ pub fn import(
         w.abort();
     }
     // the first real cause wins: a connection's fatal error explains a producer's "stopped"
-    for r in conns {
-        r?;
-    }
+    let mut cause = conns.into_iter().find_map(Result::err);
     let mut functions = 0;
     let mut scripts = 0;
     let mut module_aux = Vec::new();
     for p in produced {
-        let p = p?;
-        functions += p.functions;
-        scripts += p.scripts;
-        module_aux.extend(p.module_aux);
-    }
-    if let Some(p) = &cfg.checkpoint {
-        let mut cps = snapshot(&shared);
-        for (c, len) in cps.iter_mut().zip(&lens) {
-            c.offset = len.unwrap_or(c.offset);
+        match p {
+            Ok(p) => {
+                functions += p.functions;
+                scripts += p.scripts;
+                module_aux.extend(p.module_aux);
+            }
+            Err(e) => {
+                cause.get_or_insert(e);
+            }
         }
-        write_checkpoint(p, &cps, shared.stats.written())?;
+    }
+    if cause.is_none() {
+        if let Some(p) = &cfg.checkpoint {
+            let mut cps = snapshot(&shared);
+            for (c, len) in cps.iter_mut().zip(&lens) {
+                c.offset = len.unwrap_or(c.offset);
+            }
+            write_checkpoint(p, &cps, shared.stats.written())?;
+        }
+    } else if let Some(p) = &cfg.checkpoint {
+        // what was acknowledged stays acknowledged: a rerun resumes after it
+        let _ = write_checkpoint(p, &snapshot(&shared), shared.stats.written());
     }
     if let Some(s) = &shared.target.sentinel {
         for f in s.failovers() {
             shared.note(format!("failover: the primary moved {f}"));
         }
+    }
+    let (moved, asked) = (
+        shared.stats.moved.load(Relaxed),
+        shared.stats.asked.load(Relaxed),
+    );
+    if moved + asked > 0 {
+        shared.note(format!(
+            "cluster redirections followed: {moved} MOVED, {asked} ASK"
+        ));
     }
     let s = &shared.stats;
     if s.unreplicated.load(Relaxed) > 0 {
@@ -1123,7 +1217,16 @@ pub fn import(
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .clone();
-    Ok(Summary {
+    let in_doubt = shared
+        .in_doubt
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .map(|k| escape_bytes(k))
+        .collect();
+    let summary = Summary {
+        in_doubt,
+        in_doubt_total: s.in_doubt.load(Relaxed),
         target: info,
         written_restore: s.written_restore.load(Relaxed),
         written_commands: s.written_commands.load(Relaxed),
@@ -1138,5 +1241,12 @@ pub fn import(
         elapsed: started.elapsed(),
         notes,
         skip_modules: cfg.skip_modules,
-    })
+    };
+    match cause {
+        None => Ok(summary),
+        Some(cause) => Err(ReplayError::Interrupted {
+            cause: Box::new(cause),
+            summary: Box::new(summary),
+        }),
+    }
 }

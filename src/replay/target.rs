@@ -419,14 +419,33 @@ impl Target {
                 }
                 buf.extend_from_slice(&chunk[..n]);
                 match super::reply::parse(&buf).map_err(ReplayError::Protocol)? {
-                    Some((super::reply::Reply::Ok | super::reply::Reply::Int(_), _)) => break,
+                    Some((super::reply::Reply::Ok, _)) => break,
                     // the server's text, never ours: it cannot contain the password
                     Some((super::reply::Reply::Error(e), _)) => return Err(ReplayError::Auth(e)),
+                    Some((other, _)) => {
+                        return Err(ReplayError::Protocol(format!(
+                            "unexpected reply {other:?} to AUTH"
+                        )))
+                    }
                     None => continue,
                 }
             }
         }
         Ok(stream)
+    }
+
+    /// A control-plane connection whose connect, reads and writes give up after `timeout`, so
+    /// that a server that stops answering fails the command instead of hanging the import.
+    pub fn control(&self, timeout: std::time::Duration) -> Result<redis::Connection, ReplayError> {
+        let c = self
+            .client()?
+            .get_connection_with_timeout(timeout)
+            .map_err(|e| ReplayError::Connect(format!("{}: {e}", self.display())))?;
+        let set = c
+            .set_read_timeout(Some(timeout))
+            .and_then(|()| c.set_write_timeout(Some(timeout)));
+        set.map_err(|e| ReplayError::Connect(format!("{}: {e}", self.display())))?;
+        Ok(c)
     }
 
     /// A `redis` crate client for the control plane (probing, functions, verify).

@@ -339,10 +339,9 @@ pub fn verify(
     target: &Target,
     cfg: &VerifyConfig,
 ) -> Result<VerifyReport, ReplayError> {
-    let client = target.pinned()?.client()?;
-    let mut c = client
-        .get_connection()
-        .map_err(|e| ReplayError::Connect(format!("{}: {e}", target.display())))?;
+    let mut c = target
+        .pinned()?
+        .control(std::time::Duration::from_secs(30))?;
     let info: String = redis::cmd("INFO")
         .arg("server")
         .query(&mut c)
