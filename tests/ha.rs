@@ -396,3 +396,166 @@ fn cluster_import_routes_every_key_to_its_slot_owner() {
         text(&out)
     );
 }
+
+fn cluster_cmd(n: &Server, args: &[&str]) {
+    let mut c = redis::cmd("CLUSTER");
+    for a in args {
+        c.arg(*a);
+    }
+    c.query::<()>(&mut n.conn())
+        .unwrap_or_else(|e| panic!("CLUSTER {args:?} on {}: {e}", n.port));
+}
+
+/// A cluster being resharded during the import. Slots of node 0 that are MIGRATING to node 1
+/// from the start answer ASK for every key (node 0 never holds them), so those keys must arrive on
+/// node 1 through ASKING. Slots moved to node 2 after the import began (the importer's slot map is
+/// then stale) answer MOVED, which must be followed and must re-route the slot.
+#[test]
+fn cluster_import_follows_ask_and_moved_during_a_reshard() {
+    if common::skip_if_missing(Version::V82) {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dump = common::populated_dump(tmp.path(), 30_000);
+    let loader = Server::start_with_dump(Version::V82, &dump, &[]);
+    let nodes = cluster();
+    let ids: Vec<String> = nodes
+        .iter()
+        .map(|n| {
+            redis::cmd("CLUSTER")
+                .arg("MYID")
+                .query(&mut n.conn())
+                .unwrap()
+        })
+        .collect();
+    let data = std::fs::read(&dump).unwrap();
+    let keys: Vec<Vec<u8>> = rdbkit::Decoder::new(&data)
+        .filter_map(|i| match i.unwrap() {
+            rdbkit::Item::Entry(e) => Some(e.key.into_owned()),
+            _ => None,
+        })
+        .collect();
+    let slot = |k: &[u8]| rdbkit::cluster::key_hash_slot(k);
+    let owner0 = |s: u16| s < 5462;
+    // ASK: 40 slots of node 0 that hold keys, migrating to node 1 before the import starts
+    let mut ask_slots: Vec<u16> = keys
+        .iter()
+        .map(|k| slot(k))
+        .filter(|&s| owner0(s))
+        .collect();
+    ask_slots.sort();
+    ask_slots.dedup();
+    ask_slots.truncate(40);
+    for &s in &ask_slots {
+        let s = s.to_string();
+        cluster_cmd(&nodes[1], &["SETSLOT", &s, "IMPORTING", &ids[0]]);
+        cluster_cmd(&nodes[0], &["SETSLOT", &s, "MIGRATING", &ids[1]]);
+    }
+    // MOVED: slots of node 0 whose keys all come in the last fifth of the dump
+    let early: std::collections::HashSet<u16> =
+        keys[..keys.len() * 4 / 5].iter().map(|k| slot(k)).collect();
+    let mut moved_slots: Vec<u16> = keys[keys.len() * 4 / 5..]
+        .iter()
+        .map(|k| slot(k))
+        .filter(|s| owner0(*s) && !early.contains(s) && !ask_slots.contains(s))
+        .collect();
+    moved_slots.sort();
+    moved_slots.dedup();
+    moved_slots.truncate(60);
+    assert!(moved_slots.len() >= 20, "{moved_slots:?}");
+
+    let child = rdbkit(&[
+        "import",
+        dump.to_str().unwrap(),
+        "--target",
+        &nodes[0].url(),
+        "--rate-limit",
+        "4000",
+        "--quiet",
+    ])
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let held = |n: &Server| n.keyspace().values().sum::<u64>();
+    wait_until(Duration::from_secs(30), || {
+        nodes.iter().map(held).sum::<u64>() > 1000
+    });
+    for &s in &moved_slots {
+        let n: u64 = redis::cmd("CLUSTER")
+            .arg("COUNTKEYSINSLOT")
+            .arg(s)
+            .query(&mut nodes[0].conn())
+            .unwrap();
+        assert_eq!(
+            n, 0,
+            "slot {s} was written before it moved: the test ran too late"
+        );
+        let s = s.to_string();
+        cluster_cmd(&nodes[2], &["SETSLOT", &s, "IMPORTING", &ids[0]]);
+        cluster_cmd(&nodes[0], &["SETSLOT", &s, "MIGRATING", &ids[2]]);
+        for n in [&nodes[2], &nodes[0], &nodes[1]] {
+            cluster_cmd(n, &["SETSLOT", &s, "NODE", &ids[2]]);
+        }
+    }
+    let written_at_move: u64 = nodes.iter().map(held).sum();
+    assert!(
+        written_at_move < keys.len() as u64 * 3 / 4,
+        "{written_at_move}"
+    );
+    let out = child.wait_with_output().unwrap();
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    let in_slots = |set: &[u16]| keys.iter().filter(|k| set.contains(&slot(k))).count();
+    let (asks, moves) = (in_slots(&ask_slots), in_slots(&moved_slots));
+    let line = t
+        .lines()
+        .find(|l| l.contains("cluster redirections followed"))
+        .unwrap_or_else(|| panic!("no redirections: {t}"));
+    // every key of a migrating slot is asked for; MOVED re-routes its slot, so at least one per
+    // moved slot that had keys still to write and at most one per key
+    let nums: Vec<usize> = line
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    assert_eq!(nums.len(), 2, "{line}");
+    assert_eq!(nums[1], asks, "{line}");
+    assert!(
+        nums[0] >= moved_slots.len().min(moves) && nums[0] <= moves,
+        "{line}"
+    );
+    assert_eq!(nodes.iter().map(held).sum::<u64>(), keys.len() as u64);
+    // each key on the node that owns (or imports) its slot, with the dump's value
+    let zeros = "0".repeat(40);
+    for chunk in keys.chunks(2000) {
+        let digests = |s: &Server| -> Vec<String> {
+            let mut c = redis::cmd("DEBUG");
+            c.arg("DIGEST-VALUE");
+            for k in chunk {
+                c.arg(k);
+            }
+            c.query(&mut s.conn()).unwrap()
+        };
+        let want = digests(&loader);
+        let per_node: Vec<Vec<String>> = nodes.iter().map(digests).collect();
+        for (i, k) in chunk.iter().enumerate() {
+            let s = slot(k);
+            let home = if ask_slots.contains(&s) {
+                1
+            } else if moved_slots.contains(&s) {
+                2
+            } else {
+                usize::from(s / 5462).min(2)
+            };
+            for (n, d) in per_node.iter().enumerate() {
+                let expect = if n == home { &want[i] } else { &zeros };
+                assert_eq!(
+                    &d[i],
+                    expect,
+                    "key {} on node {n}",
+                    String::from_utf8_lossy(k)
+                );
+            }
+        }
+    }
+}
