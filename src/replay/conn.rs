@@ -581,7 +581,9 @@ async fn session(
                         if f.recount {
                             shared.settle_batch(&f, true);
                         }
-                        if cfg.rewrite_batches > 0 && sentinel_mode {
+                        if !(cfg.rewrite_batches > 0 && sentinel_mode) {
+                            shared.recycle(f.sent);
+                        } else {
                             recent.push_back(f);
                             // bounded in batches and in bytes
                             while recent.len() > cfg.rewrite_batches

@@ -251,7 +251,13 @@ pub struct Shared {
     checked_dbs: Mutex<HashSet<u64>>,
     rate: Option<Mutex<RateLimiter>>,
     next_batch: AtomicU64,
+    /// Buffers of acknowledged batches, reused by new ones.
+    pool: Mutex<Vec<Vec<u8>>>,
 }
+
+/// Most buffers kept for reuse, and the largest one kept.
+const POOL_BUFFERS: usize = 16;
+const POOL_MAX_BUFFER: usize = 64 << 20;
 
 /// A cluster's slot map: slot → index of the primary (and of its connection). A MOVED to a known
 /// primary re-routes the slot; a MOVED to a node that was not a primary at the start is followed
@@ -321,6 +327,7 @@ impl Shared {
         cluster: Option<(Vec<u16>, Vec<Target>)>,
     ) -> Shared {
         Shared {
+            pool: Mutex::default(),
             in_doubt: Mutex::default(),
             routes: cluster.map(|(slots, nodes)| Routes {
                 slots: slots.into_iter().map(Into::into).collect(),
@@ -449,6 +456,26 @@ impl Shared {
         }
         if close {
             self.close_empty(&f.batch);
+        }
+    }
+
+    /// A buffer for a new batch: the largest recycled one, or a new one.
+    fn buffer(&self) -> Vec<u8> {
+        let mut p = self.pool.lock().unwrap_or_else(|e| e.into_inner());
+        let best = (0..p.len()).max_by_key(|&i| p[i].capacity());
+        best.map(|i| p.swap_remove(i)).unwrap_or_default()
+    }
+
+    /// Takes back the bytes of an acknowledged batch (when nothing else refers to them).
+    pub(crate) fn recycle(&self, sent: bytes::Bytes) {
+        if let Ok(m) = sent.try_into_mut() {
+            let v: Vec<u8> = m.into();
+            if v.capacity() <= POOL_MAX_BUFFER {
+                let mut p = self.pool.lock().unwrap_or_else(|e| e.into_inner());
+                if p.len() < POOL_BUFFERS {
+                    p.push(v);
+                }
+            }
         }
     }
 
@@ -855,7 +882,7 @@ fn produce(
                     send(&mut open[i], i)?;
                 }
                 let b = open[i].get_or_insert_with(|| {
-                    let mut b = Batch::with_context(shared.next_batch.fetch_add(1, Relaxed), db, !run.cluster);
+                    let mut b = Batch::in_buffer(shared.next_batch.fetch_add(1, Relaxed), db, !run.cluster, shared.buffer());
                     b.file = file;
                     b
                 });
