@@ -142,8 +142,12 @@ pub struct ImportArgs {
     #[arg(long, default_value_t = 20_000)]
     window_commands: usize,
     /// Most bytes in flight per connection.
-    #[arg(long, default_value_t = 64 << 20)]
+    #[arg(long, default_value_t = 16 << 20)]
     window_bytes: usize,
+    /// Most MiB of encoded commands held at once, all connections together (queued, in flight,
+    /// kept for a rewrite after failover); a single larger value still goes, alone.
+    #[arg(long, default_value_t = replay::DEFAULT_MEMORY_BUDGET >> 20)]
+    buffer_mb: usize,
     /// Seconds without a reply before a connection is considered dead.
     #[arg(long, default_value_t = 30)]
     timeout: u64,
@@ -367,6 +371,7 @@ pub fn run(a: &ImportArgs) -> Result<()> {
         checkpoint_interval: Duration::from_millis(a.checkpoint_interval_ms.max(10)),
         verify_checksum: !a.no_checksum,
         rate_limit: a.rate_limit,
+        memory_budget: a.buffer_mb.max(1) << 20,
     };
     let resume_hint = match &a.checkpoint {
         Some(p) => format!("rerun with --checkpoint {} to resume", p.display()),

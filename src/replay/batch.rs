@@ -6,6 +6,70 @@
 //! re-sent idempotently: RESTOREs gain `REPLACE`, command-built keys are preceded by `DEL`.
 
 pub use crate::output::resp::Resp;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+/// The bytes of encoded commands that may exist at once (queued for a connection, in flight, or
+/// kept for a rewrite after failover): the producer waits for room before it hands a batch over,
+/// so the importer's memory stays flat in the dump's size. A batch larger than the whole budget
+/// (one huge value) waits until nothing else is held, so the bound is budget + largest value.
+#[derive(Debug)]
+pub struct MemoryBudget {
+    cap: usize,
+    used: Mutex<usize>,
+    freed: Condvar,
+}
+
+/// A batch's share of the [`MemoryBudget`], given back when the batch is dropped.
+#[derive(Debug)]
+pub struct Permit {
+    budget: Arc<MemoryBudget>,
+    bytes: usize,
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        let mut used = self.budget.used.lock().unwrap_or_else(|e| e.into_inner());
+        *used -= self.bytes;
+        self.budget.freed.notify_all();
+    }
+}
+
+impl MemoryBudget {
+    /// A budget of `cap` bytes.
+    pub fn new(cap: usize) -> Arc<MemoryBudget> {
+        Arc::new(MemoryBudget {
+            cap: cap.max(1),
+            used: Mutex::new(0),
+            freed: Condvar::new(),
+        })
+    }
+
+    /// Waits until `bytes` fit, or returns `None` once `stop` says the import is over.
+    pub fn acquire(self: &Arc<Self>, bytes: usize, stop: impl Fn() -> bool) -> Option<Permit> {
+        let mut used = self.used.lock().unwrap_or_else(|e| e.into_inner());
+        while *used > 0 && *used + bytes > self.cap {
+            if stop() {
+                return None;
+            }
+            used = self
+                .freed
+                .wait_timeout(used, Duration::from_millis(100))
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        *used += bytes;
+        Some(Permit {
+            budget: self.clone(),
+            bytes,
+        })
+    }
+
+    /// Bytes held now.
+    pub fn used(&self) -> usize {
+        *self.used.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
 
 /// How a key travels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -52,6 +116,8 @@ pub struct Batch {
     pub start_offset: u64,
     /// Index of the input file the keys come from.
     pub file: usize,
+    /// Its share of the memory budget (released when the last copy is dropped).
+    pub permit: Option<Arc<Permit>>,
 }
 
 impl Batch {
@@ -88,6 +154,7 @@ impl Batch {
             end_offset: 0,
             start_offset: 0,
             file: 0,
+            permit: None,
         }
     }
 
@@ -173,6 +240,7 @@ impl Batch {
         fresh.end_offset = self.end_offset;
         fresh.start_offset = self.start_offset;
         fresh.file = self.file;
+        fresh.permit = self.permit.take();
         *self = fresh;
     }
 }
@@ -264,6 +332,29 @@ fn add_replace(cmd: &[u8]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn budget_waits_for_room_and_lets_one_oversized_batch_through() {
+        let b = MemoryBudget::new(100);
+        let p1 = b.acquire(60, || false).unwrap();
+        let p2 = b.acquire(40, || false).unwrap();
+        assert_eq!(b.used(), 100);
+        // no room and told to stop: gives up instead of waiting
+        assert!(b.acquire(1, || true).is_none());
+        let b2 = b.clone();
+        let t = std::thread::spawn(move || b2.acquire(500, || false).map(|p| p.bytes));
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(
+            !t.is_finished(),
+            "an oversized batch waits until nothing is held"
+        );
+        drop(p1);
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(!t.is_finished());
+        drop(p2);
+        assert_eq!(t.join().unwrap(), Some(500));
+        assert_eq!(b.used(), 0);
+    }
 
     #[test]
     fn redirected_keys_gain_asking_and_idempotence() {

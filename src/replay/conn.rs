@@ -18,7 +18,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 /// Most bytes of acknowledged batches kept per connection for rewriting after a failover.
-const REWRITE_BYTES: usize = 64 << 20;
+const REWRITE_BYTES: usize = 16 << 20;
 
 /// Data-plane limits.
 #[derive(Debug, Clone, Copy)]
@@ -42,7 +42,7 @@ impl Default for ConnConfig {
     fn default() -> Self {
         ConnConfig {
             window_commands: 20_000,
-            window_bytes: 64 << 20,
+            window_bytes: 16 << 20,
             reply_timeout: Duration::from_secs(30),
             max_attempts: 10,
             rewrite_batches: 256,

@@ -165,7 +165,13 @@ pub struct ImportConfig {
     pub rate_limit: Option<RateLimit>,
     /// Verify the dump's CRC64.
     pub verify_checksum: bool,
+    /// Most bytes of encoded commands held at once (queued, in flight, kept for a rewrite after
+    /// failover); one value larger than this still goes, alone.
+    pub memory_budget: usize,
 }
+
+/// Default [`ImportConfig::memory_budget`].
+pub const DEFAULT_MEMORY_BUDGET: usize = 32 << 20;
 
 impl Default for ImportConfig {
     fn default() -> Self {
@@ -178,6 +184,7 @@ impl Default for ImportConfig {
             flush_target: false,
             skip_modules: false,
             connections: 2,
+            memory_budget: DEFAULT_MEMORY_BUDGET,
             conn: ConnConfig::default(),
             checkpoint: None,
             checkpoint_interval: Duration::from_secs(2),
@@ -253,11 +260,13 @@ pub struct Shared {
     next_batch: AtomicU64,
     /// Buffers of acknowledged batches, reused by new ones.
     pool: Mutex<Vec<Vec<u8>>>,
+    /// Bounds the encoded commands held at once.
+    memory: Arc<batch::MemoryBudget>,
 }
 
-/// Most buffers kept for reuse, and the largest one kept.
+/// Most buffers kept for reuse, and their most bytes in all.
 const POOL_BUFFERS: usize = 16;
-const POOL_MAX_BUFFER: usize = 64 << 20;
+const POOL_BYTES: usize = 8 << 20;
 
 /// A cluster's slot map: slot → index of the primary (and of its connection). A MOVED to a known
 /// primary re-routes the slot; a MOVED to a node that was not a primary at the start is followed
@@ -325,9 +334,11 @@ impl Shared {
         files: usize,
         rate: Option<RateLimit>,
         cluster: Option<(Vec<u16>, Vec<Target>)>,
+        memory_budget: usize,
     ) -> Shared {
         Shared {
             pool: Mutex::default(),
+            memory: batch::MemoryBudget::new(memory_budget),
             in_doubt: Mutex::default(),
             routes: cluster.map(|(slots, nodes)| Routes {
                 slots: slots.into_iter().map(Into::into).collect(),
@@ -470,11 +481,10 @@ impl Shared {
     pub(crate) fn recycle(&self, sent: bytes::Bytes) {
         if let Ok(m) = sent.try_into_mut() {
             let v: Vec<u8> = m.into();
-            if v.capacity() <= POOL_MAX_BUFFER {
-                let mut p = self.pool.lock().unwrap_or_else(|e| e.into_inner());
-                if p.len() < POOL_BUFFERS {
-                    p.push(v);
-                }
+            let mut p = self.pool.lock().unwrap_or_else(|e| e.into_inner());
+            let held: usize = p.iter().map(Vec::capacity).sum();
+            if p.len() < POOL_BUFFERS && held + v.capacity() <= POOL_BYTES {
+                p.push(v);
             }
         }
     }
@@ -836,6 +846,12 @@ fn produce(
                 return Ok(());
             }
             shared.throttle(b.keys.len(), b.bytes.len());
+            let mut b = b;
+            let permit = shared
+                .memory
+                .acquire(b.bytes.capacity(), || shared.stop.load(Relaxed))
+                .ok_or_else(|| ReplayError::Config("stopped".into()))?;
+            b.permit = Some(Arc::new(permit));
             senders[i]
                 .blocking_send(b)
                 .map_err(|_| ReplayError::Config("a connection stopped".into()))?;
@@ -996,6 +1012,7 @@ pub fn import(
         sources.len(),
         cfg.rate_limit,
         cluster.clone(),
+        cfg.memory_budget,
     ));
     if info.bulk_limit_assumed {
         shared.note(
