@@ -42,6 +42,19 @@ for f in "${dumps[@]}"; do
 done
 echo "fuzz-seeds: $copied whole dumps (<= $max_file bytes) for ${file_targets[*]}"
 
+# The reply reader: replies the importer meets (OK, errors, redirections, integers, bulk strings,
+# arrays, nulls), one per seed and all of them in a row.
+mkdir -p "$corpus/reply"
+replies=('+OK\r\n' '-BUSYKEY Target key name already exists.\r\n' '-MOVED 3999 127.0.0.1:6381\r\n'
+    '-ASK 3999 127.0.0.1:6381\r\n' ':1\r\n' '$5\r\nhello\r\n' '$-1\r\n' '*2\r\n:1\r\n:0\r\n'
+    '+PONG\r\n' '%1\r\n+a\r\n:1\r\n' '_\r\n')
+all=
+for i in "${!replies[@]}"; do
+    printf '%b' "${replies[$i]}" >"$corpus/reply/seed$i"
+    all+=${replies[$i]}
+done
+printf '%b' "$all" >"$corpus/reply/all"
+
 # Release, like `cargo test --release` in CI, so the example binary is already built there.
 (cd "$repo" && cargo run --quiet --release --example fuzz_seeds -- \
     "$corpus" --max-len "$max_blob" "${dumps[@]}")

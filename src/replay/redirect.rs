@@ -25,6 +25,7 @@ const MAX_HOPS: u32 = 5;
 /// A key on its way to another node: its record, its commands as first encoded, and where to.
 struct Pending {
     key: KeyRec,
+    name: Vec<u8>,
     cmds: Vec<u8>,
     to: Redirect,
     /// Some of its commands ran somewhere already.
@@ -48,6 +49,7 @@ pub(super) async fn follow(
             let to = r.clone()?;
             Some(Pending {
                 key: k.clone(),
+                name: f.batch.key(k).to_vec(),
                 cmds: f.sent.get(k.range.clone())?.to_vec(),
                 rewrite: to.partial,
                 to,
@@ -57,7 +59,7 @@ pub(super) async fn follow(
     let res = follow_keys(&shared, &cfg, &mut pending, count).await;
     for p in &pending {
         // not settled: the import stopped while these were on their way
-        shared.in_doubt(&p.key.key);
+        shared.in_doubt(&p.name);
     }
     if count {
         shared.close_empty(&f.batch);
@@ -99,7 +101,7 @@ async fn follow_keys(
             *pending = rest;
             let mut b = Batch::with_context(shared.next_batch.fetch_add(1, Relaxed), 0, false);
             for p in &mine {
-                b.push_redirected(&p.key, &p.cmds, p.rewrite, ask, replace);
+                b.push_redirected(&p.key, &p.name, &p.cmds, p.rewrite, ask, replace);
             }
             let host = if host.is_empty() {
                 shared.target.host.clone()
@@ -122,7 +124,7 @@ async fn follow_keys(
                         to: to.clone(),
                         ..p
                     }),
-                    None if count => shared.settle(&p.key, f.errors[j].as_deref()),
+                    None if count => shared.settle(&p.name, p.key.mode, f.errors[j].as_deref()),
                     None => {}
                 }
             }
@@ -131,7 +133,7 @@ async fn follow_keys(
     }
     for p in pending.drain(..) {
         shared.fail(
-            &p.key.key,
+            &p.name,
             format!(
                 "still redirected after {MAX_HOPS} hops (last: slot {} to {}:{})",
                 p.to.slot, p.to.host, p.to.port
