@@ -61,7 +61,8 @@ pub(super) async fn follow(
         // not settled: the import stopped while these were on their way
         shared.in_doubt(&p.name);
     }
-    if count {
+    // on failure the batch stays open: the checkpoint must not move past keys in doubt
+    if count && res.is_ok() {
         shared.close_empty(&f.batch);
     }
     res

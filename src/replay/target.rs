@@ -141,7 +141,10 @@ impl Sentinel {
                 },
             };
             let res = redis::Client::open(info).and_then(|c| {
-                let mut con = c.get_connection_with_timeout(std::time::Duration::from_secs(2))?;
+                let limit = std::time::Duration::from_secs(2);
+                let mut con = c.get_connection_with_timeout(limit)?;
+                con.set_read_timeout(Some(limit))?;
+                con.set_write_timeout(Some(limit))?;
                 redis::cmd("SENTINEL")
                     .arg("get-master-addr-by-name")
                     .arg(&self.master)
@@ -294,10 +297,7 @@ impl Target {
         let mut probe = self.clone();
         probe.sentinel = None;
         (probe.host, probe.port) = addr.clone();
-        let mut con = probe
-            .client()?
-            .get_connection_with_timeout(std::time::Duration::from_secs(2))
-            .map_err(|e| ReplayError::Connect(format!("{}: {e}", probe.display())))?;
+        let mut con = probe.control(std::time::Duration::from_secs(2))?;
         let role: redis::Value = redis::cmd("ROLE")
             .query(&mut con)
             .map_err(|e| ReplayError::Connect(format!("ROLE on {}: {e}", probe.display())))?;
