@@ -377,6 +377,21 @@ fn cluster_import_routes_every_key_to_its_slot_owner() {
             );
         }
     }
+    // verify reads every key back from the node that owns its slot
+    let out = rdbkit(&[
+        "verify",
+        dump.to_str().unwrap(),
+        "--target",
+        &nodes[2].url(),
+    ])
+    .output()
+    .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("verified: 32000 keys equal, 0 differ"),
+        "{}",
+        text(&out)
+    );
     // a multi-db dump is refused unless --db-map folds it into db 0
     let multi = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/redis82_multiple_dbs_v12.rdb");
     let out = rdbkit(&[
@@ -558,4 +573,29 @@ fn cluster_import_follows_ask_and_moved_during_a_reshard() {
             }
         }
     }
+    // verify follows the cluster too: keys of slots still migrating are read from the importing
+    // node (ASK), and once the migration is finished the slot map is read again (MOVED)
+    let verify = || {
+        let out = rdbkit(&[
+            "verify",
+            dump.to_str().unwrap(),
+            "--target",
+            &nodes[0].url(),
+        ])
+        .output()
+        .unwrap();
+        assert!(out.status.success(), "{}", text(&out));
+        assert!(
+            text(&out).contains(&format!("verified: {} keys equal, 0 differ", keys.len())),
+            "{}",
+            text(&out)
+        );
+    };
+    verify();
+    for &s in &ask_slots {
+        for n in [&nodes[1], &nodes[0], &nodes[2]] {
+            cluster_cmd(n, &["SETSLOT", &s.to_string(), "NODE", &ids[1]]);
+        }
+    }
+    verify();
 }

@@ -71,7 +71,7 @@ pub(super) struct InFlight {
 
 /// A cluster redirection of one key: `MOVED <slot> <host>:<port>` or `ASK <slot> <host>:<port>`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct Redirect {
+pub(crate) struct Redirect {
     /// ASK (one-off, for a slot being migrated) rather than MOVED (the slot has a new owner).
     pub ask: bool,
     /// The key's hash slot.
@@ -87,7 +87,7 @@ pub(super) struct Redirect {
 
 impl Redirect {
     /// Parses the error text of a redirection.
-    pub(super) fn parse(e: &str, partial: bool) -> Option<Redirect> {
+    pub(crate) fn parse(e: &str, partial: bool) -> Option<Redirect> {
         let (ask, rest) = if let Some(r) = e.strip_prefix("MOVED ") {
             (false, r)
         } else {

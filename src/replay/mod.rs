@@ -683,7 +683,7 @@ fn redis_err(what: &str) -> impl Fn(redis::RedisError) -> ReplayError + '_ {
 }
 
 /// A cluster's slot map (slot → shard index) and its primaries, from `CLUSTER SLOTS`.
-fn cluster_layout(
+pub(crate) fn cluster_layout(
     con: &mut redis::Connection,
     base: &Target,
 ) -> Result<(Vec<u16>, Vec<Target>), ReplayError> {

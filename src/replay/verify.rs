@@ -49,8 +49,106 @@ pub struct VerifyReport {
 
 type Con = redis::Connection;
 
-fn q<T: redis::FromRedisValue>(c: &mut Con, cmd: &redis::Cmd) -> Result<T, String> {
-    cmd.query(c).map_err(|e| e.to_string())
+/// A connection for one key's reads; `asking` (the key's slot is being imported by this node)
+/// puts `ASKING` before every command, as a cluster node requires.
+struct Link<'c> {
+    con: &'c mut Con,
+    asking: bool,
+}
+
+fn q<T: redis::FromRedisValue>(c: &mut Link<'_>, cmd: &redis::Cmd) -> Result<T, String> {
+    let res = if c.asking {
+        redis::pipe()
+            .cmd("ASKING")
+            .ignore()
+            .add_command(cmd.clone())
+            .query::<(T,)>(c.con)
+            .map(|(t,)| t)
+    } else {
+        cmd.query(c.con)
+    };
+    res.map_err(|e| match e.redirect_node() {
+        // the text of the server's reply, which the caller recognises to follow the cluster
+        Some((addr, slot)) if e.kind() == redis::ErrorKind::Moved => format!("MOVED {slot} {addr}"),
+        Some((addr, slot)) => format!("ASK {slot} {addr}"),
+        None => e.to_string(),
+    })
+}
+
+/// Control connections that find a key: the one server, or a cluster's primaries routed by hash
+/// slot, with the slot map read again when a node redirects.
+struct Router {
+    base: Target,
+    timeout: std::time::Duration,
+    /// Cluster: slot → index into `nodes`.
+    slots: Option<Vec<u16>>,
+    nodes: Vec<Target>,
+    conns: Vec<Option<Con>>,
+    /// Connections to the nodes named by ASK, by address.
+    asked: HashMap<String, Con>,
+}
+
+impl Router {
+    fn new(base: Target, first: Con, cluster: bool) -> Result<Router, ReplayError> {
+        let mut r = Router {
+            base,
+            timeout: std::time::Duration::from_secs(30),
+            slots: None,
+            nodes: Vec::new(),
+            conns: vec![Some(first)],
+            asked: HashMap::new(),
+        };
+        if cluster {
+            r.refresh()?;
+        }
+        Ok(r)
+    }
+
+    /// Reads `CLUSTER SLOTS` again (from the first node that answers).
+    fn refresh(&mut self) -> Result<(), ReplayError> {
+        let mut last = None;
+        for c in self.conns.iter_mut().flatten() {
+            match super::cluster_layout(c, &self.base) {
+                Ok((slots, nodes)) => {
+                    let conns = self.conns.drain(..).flatten().collect::<Vec<_>>();
+                    self.conns = nodes.iter().map(|_| None).collect();
+                    // keep one open connection to ask again next time
+                    if let Some(c) = conns.into_iter().next() {
+                        self.conns.push(Some(c));
+                    }
+                    self.slots = Some(slots);
+                    self.nodes = nodes;
+                    return Ok(());
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| ReplayError::Config("no cluster node to ask".into())))
+    }
+
+    fn con(&mut self, key: &[u8]) -> Result<&mut Con, ReplayError> {
+        let i = match &self.slots {
+            None => 0,
+            Some(s) => usize::from(s[usize::from(crate::cluster::key_hash_slot(key))]),
+        };
+        if self.conns[i].is_none() {
+            self.conns[i] = Some(self.nodes[i].control(self.timeout)?);
+        }
+        Ok(self.conns[i].as_mut().expect("connected above"))
+    }
+
+    /// A connection to the node at `addr` (`host:port`).
+    fn at(&mut self, addr: &str) -> Result<&mut Con, ReplayError> {
+        if !self.asked.contains_key(addr) {
+            let (host, port) = addr
+                .rsplit_once(':')
+                .and_then(|(h, p)| Some((h.to_string(), p.parse().ok()?)))
+                .ok_or_else(|| ReplayError::Protocol(format!("bad node address {addr:?}")))?;
+            let c = self.base.at(host, port).control(self.timeout)?;
+            self.asked.insert(addr.to_string(), c);
+        }
+        Ok(self.asked.get_mut(addr).expect("inserted above"))
+    }
 }
 
 fn bytes_of(e: &Elem<'_>) -> Vec<u8> {
@@ -72,7 +170,7 @@ struct Caps {
 }
 
 fn check_key(
-    c: &mut Con,
+    c: &mut Link<'_>,
     e: &Entry<'_>,
     v: &Value<'_>,
     tol: i64,
@@ -339,9 +437,8 @@ pub fn verify(
     target: &Target,
     cfg: &VerifyConfig,
 ) -> Result<VerifyReport, ReplayError> {
-    let mut c = target
-        .pinned()?
-        .control(std::time::Duration::from_secs(30))?;
+    let pinned = target.pinned()?;
+    let mut c = pinned.control(std::time::Duration::from_secs(30))?;
     let info: String = redis::cmd("INFO")
         .arg("server")
         .query(&mut c)
@@ -353,6 +450,11 @@ pub fn verify(
         .trim()
         .to_string();
     let rdb = super::rdb_version_for(&version, false);
+    let cluster = redis::cmd("INFO")
+        .arg("cluster")
+        .query::<String>(&mut c)
+        .is_ok_and(|i| i.contains("cluster_enabled:1"));
+    let mut router = Router::new(pinned, c, cluster)?;
     let caps = Caps {
         hfe: rdb >= 12,
         pexpiretime: rdb >= 10,
@@ -380,14 +482,51 @@ pub fn verify(
             .db
             .filter(|_| cfg.db_map.is_empty())
             .unwrap_or_else(|| cfg.db_map.get(&e.db).copied().unwrap_or(e.db));
-        if current_db != Some(db) {
+        if cluster && db != 0 {
+            return Err(ReplayError::Config(format!(
+                "a Redis Cluster has only db 0; this dump has keys in db {}: fold them with --db-map {}:0",
+                e.db, e.db
+            )));
+        }
+        if !cluster && current_db != Some(db) {
             redis::cmd("SELECT")
                 .arg(db)
-                .query::<()>(&mut c)
+                .query::<()>(router.con(&e.key)?)
                 .map_err(|e| ReplayError::Redis(format!("SELECT {db}: {e}")))?;
             current_db = Some(db);
         }
-        match check_key(&mut c, &e, &v, cfg.ttl_tolerance_ms, caps, now) {
+        // a cluster being resharded redirects: MOVED reads the slot map again, ASK reads the
+        // key from the importing node (after ASKING); a few hops at most
+        let mut hops = 0;
+        let mut ask: Option<String> = None;
+        let res = loop {
+            let r = match &ask {
+                None => {
+                    let mut link = Link { con: router.con(&e.key)?, asking: false };
+                    check_key(&mut link, &e, &v, cfg.ttl_tolerance_ms, caps, now)
+                }
+                Some(addr) => {
+                    let mut link = Link { con: router.at(addr)?, asking: true };
+                    check_key(&mut link, &e, &v, cfg.ttl_tolerance_ms, caps, now)
+                }
+            };
+            let redirect = match &r {
+                Err(why) if cluster && hops < 5 => {
+                    super::conn::Redirect::parse(why, false)
+                }
+                _ => None,
+            };
+            match redirect {
+                Some(to) if to.ask => ask = Some(format!("{}:{}", to.host, to.port)),
+                Some(_) => {
+                    ask = None;
+                    router.refresh()?;
+                }
+                None => break r,
+            }
+            hops += 1;
+        };
+        match res {
             Ok(None) => report.matched += 1,
             Ok(Some(why)) | Err(why) => {
                 report.mismatched += 1;
