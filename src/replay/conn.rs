@@ -636,3 +636,100 @@ async fn session(
     }
     end
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::replay::batch::{KeyMode, Resp};
+
+    fn shared() -> Shared {
+        let t = super::super::Target::parse("redis://127.0.0.1:1", None).unwrap();
+        Shared::new(t, false, None, 1, None, None, 1 << 20)
+    }
+
+    /// A batch of one RESTORE key and one two-command key.
+    fn batch() -> InFlight {
+        let mut b = Batch::new(1, 0);
+        let mut r = Resp::default();
+        r.cmd(&[b"RESTORE", b"a", b"0", b"x"]);
+        b.push_key(b"a", KeyMode::Restore, 1, &mut r, false);
+        r.cmd(&[b"RPUSH", b"b", b"1"]);
+        r.cmd(&[b"RPUSH", b"b", b"2"]);
+        b.push_key(b"b", KeyMode::Commands, 2, &mut r, false);
+        InFlight::new(b, None, true)
+    }
+
+    #[test]
+    fn redirections_parse() {
+        let m = Redirect::parse("MOVED 3999 127.0.0.1:6381", false).unwrap();
+        assert_eq!(
+            (m.ask, m.slot, m.host.as_str(), m.port),
+            (false, 3999, "127.0.0.1", 6381)
+        );
+        let a = Redirect::parse("ASK 1 ::1:7000", true).unwrap();
+        assert_eq!(
+            (a.ask, a.host.as_str(), a.port, a.partial),
+            (true, "::1", 7000, true)
+        );
+        for bad in [
+            "MOVED",
+            "ASK x 1.2.3.4:5",
+            "MOVED 1 nohost",
+            "BUSYKEY exists",
+            "MOVED 1 h:99999",
+        ] {
+            assert_eq!(Redirect::parse(bad, false), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn replies_are_checked_against_their_commands() {
+        let s = shared();
+        // all fine: SELECT +OK, RESTORE +OK, two integers
+        let mut f = batch();
+        for r in [Reply::Ok, Reply::Ok, Reply::Int(1), Reply::Int(2)] {
+            f.on_reply(r, false, &s).unwrap();
+        }
+        assert!(f.done());
+        assert_eq!(f.replied_keys(), 2);
+        // an integer for SELECT or for a RESTORE: out of step, nothing of the batch is trusted
+        let mut f = batch();
+        assert!(matches!(
+            f.on_reply(Reply::Int(1), false, &s),
+            Err(Stop::Desync(_))
+        ));
+        let mut f = batch();
+        f.on_reply(Reply::Ok, false, &s).unwrap();
+        let err = f.on_reply(Reply::Other, false, &s);
+        assert!(
+            matches!(&err, Err(Stop::Desync(m)) if m.contains("RESTORE of \"a\"")),
+            "{err:?}"
+        );
+        assert_eq!(f.replied_keys(), 0);
+        // an error is the key's; OOM stops the import; READONLY is a failover only with Sentinel
+        let mut f = batch();
+        f.on_reply(Reply::Ok, false, &s).unwrap();
+        f.on_reply(Reply::Error("ERR bad payload".into()), false, &s)
+            .unwrap();
+        assert_eq!(f.errors[0].as_deref(), Some("ERR bad payload"));
+        assert!(matches!(
+            f.on_reply(Reply::Error("OOM".into()), false, &s),
+            Err(Stop::Fatal(_))
+        ));
+        let mut f = batch();
+        f.on_reply(Reply::Ok, true, &s).unwrap();
+        let r = f.on_reply(Reply::Error("READONLY replica".into()), true, &s);
+        assert!(matches!(r, Err(Stop::Failover(_))));
+        // MOVED/ASK are recorded per key, the rest of the key's replies with it
+        let mut f = batch();
+        f.on_reply(Reply::Ok, false, &s).unwrap();
+        f.on_reply(Reply::Ok, false, &s).unwrap();
+        f.on_reply(Reply::Int(1), false, &s).unwrap();
+        f.on_reply(Reply::Error("ASK 5 10.0.0.2:7001".into()), false, &s)
+            .unwrap();
+        assert!(f.done());
+        let to = f.redirects[1].as_ref().unwrap();
+        assert!(to.ask && to.partial, "{to:?}");
+        assert!(f.redirects[0].is_none() && f.errors[1].is_none());
+    }
+}
