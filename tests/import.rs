@@ -498,3 +498,125 @@ fn value_over_the_bulk_limit_goes_by_commands_in_chunks() {
     assert!(t.contains("1 by RESTORE, 1 by commands"), "{t}");
     assert_eq!(target.digest(), src.digest());
 }
+
+/// A test CA and a server certificate for `localhost`/127.0.0.1 signed by it (openssl CLI).
+fn tls_files(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl (apt-get install openssl)");
+        assert!(out.status.success(), "openssl {args:?}: {}", text(&out));
+    };
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=rdbkit test CA",
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "srv.key",
+        "-out",
+        "srv.csr",
+        "-subj",
+        "/CN=localhost",
+    ]);
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
+    )
+    .unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "srv.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "srv.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+    ]);
+    (dir.join("ca.pem"), dir.join("srv.pem"), dir.join("srv.key"))
+}
+
+/// Over TLS (`rediss://`, Debian's 7.0 is built with TLS) the dataset equals the one written over
+/// plain TCP; the server's certificate is checked against `--tls-ca`, and refused without it.
+#[test]
+fn tls_import_equals_plain_import() {
+    if common::skip_if_missing(Version::V70) || common::skip_if_missing(Version::V82) {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = tls_files(tmp.path());
+    let dump = common::populated_dump(tmp.path(), 50_000);
+    let tls_port = common::free_port().to_string();
+    let tls = Server::start_opts(
+        Version::V70,
+        &[
+            "--tls-port",
+            &tls_port,
+            "--tls-cert-file",
+            cert.to_str().unwrap(),
+            "--tls-key-file",
+            key.to_str().unwrap(),
+            "--tls-ca-cert-file",
+            ca.to_str().unwrap(),
+            "--tls-auth-clients",
+            "no",
+        ],
+    );
+    let plain = Server::start(Version::V70);
+    let out = import(&dump, &plain, &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    let url = format!("rediss://localhost:{tls_port}");
+    let args = |extra: &[&'static str]| {
+        let mut a = vec![
+            "import".to_string(),
+            dump.to_str().unwrap().to_string(),
+            "--target".into(),
+            url.clone(),
+            "--quiet".into(),
+        ];
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    };
+    let run = |a: Vec<String>| {
+        Command::new(env!("CARGO_BIN_EXE_rdbkit"))
+            .args(a)
+            .output()
+            .unwrap()
+    };
+    // an unknown CA is refused before anything is written
+    let out = run(args(&[]));
+    assert!(!out.status.success());
+    assert!(text(&out).contains("certificate"), "{}", text(&out));
+    assert_eq!(tls.keyspace().values().sum::<u64>(), 0);
+    let mut a = args(&[]);
+    a.extend(["--tls-ca".to_string(), ca.to_str().unwrap().to_string()]);
+    let out = run(a);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("written: 52000 keys"), "{}", text(&out));
+    assert_eq!(tls.digest(), plain.digest());
+}

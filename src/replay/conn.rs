@@ -501,6 +501,11 @@ async fn session(
     let mut writer = tokio::spawn(async move {
         while let Some(b) = wrx.recv().await {
             wr.write_all(&b).await?;
+            if wrx.is_empty() {
+                // TLS keeps records it could not send yet; with nothing more to write they would
+                // wait there (and the replies with them) until the next batch
+                wr.flush().await?;
+            }
         }
         wr.shutdown().await
     });
