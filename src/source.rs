@@ -294,29 +294,401 @@ fn decode_slice<E: From<DecodeError>>(
     verify: bool,
     mut f: impl FnMut(Item<'_>, u64) -> Result<(), E>,
 ) -> Result<Producer, E> {
-    // The CRC64 of a large dump is computed on a second core while the first decodes: a dump
-    // normally ends with EOF + 8-byte trailer, so the hashed prefix is known in advance. Any other
-    // layout (bytes after the trailer) falls back to hashing at the end.
     std::thread::scope(|scope| {
-        let mut ahead = (verify && data.len() >= PARALLEL_CRC_MIN)
-            .then(|| scope.spawn(|| crc64(0, &data[..data.len() - 8])));
+        let mut trailer = TrailerCheck::start(scope, data, verify);
         let mut d = Decoder::new(data).verify_checksum(false);
         while let Some(mut item) = d.next_item()? {
-            if let Item::Eof { checksum, offset } = &mut item {
-                let body_end = *offset as usize + 1;
-                let precomputed = ahead.take().filter(|_| body_end + 8 == data.len());
-                let compute = || match precomputed {
-                    Some(h) => h.join().unwrap_or_else(|_| crc64(0, &data[..body_end])),
-                    None => crc64(0, &data[..body_end]),
-                };
-                *checksum = check_trailer(*checksum, verify, *offset + 1, compute)
-                    .map_err(|e| e.with_producer(Some(&d.producer().to_string())))?;
-            }
+            trailer.resolve(&mut item, &d)?;
             f(item, d.position())?;
         }
         Ok(d.producer())
     })
 }
 
+/// Verification of the CRC64 trailer of mapped input. The CRC64 of a large dump is computed on a
+/// second core while the first decodes: a dump normally ends with EOF + 8-byte trailer, so the
+/// hashed prefix is known in advance. Any other layout (bytes after the trailer) falls back to
+/// hashing at the end.
+struct TrailerCheck<'scope, 'a> {
+    data: &'a [u8],
+    verify: bool,
+    ahead: Option<std::thread::ScopedJoinHandle<'scope, u64>>,
+}
+
+impl<'scope, 'a: 'scope> TrailerCheck<'scope, 'a> {
+    fn start<'env>(
+        scope: &'scope std::thread::Scope<'scope, 'env>,
+        data: &'a [u8],
+        verify: bool,
+    ) -> Self {
+        let ahead = (verify && data.len() >= PARALLEL_CRC_MIN)
+            .then(|| scope.spawn(move || crc64(0, &data[..data.len() - 8])));
+        TrailerCheck {
+            data,
+            verify,
+            ahead,
+        }
+    }
+
+    /// Resolves the checksum of an `Eof` item (other items pass unchanged).
+    fn resolve(&mut self, item: &mut Item<'_>, d: &Decoder<'_>) -> Result<()> {
+        if let Item::Eof { checksum, offset } = item {
+            let data = self.data;
+            let body_end = *offset as usize + 1;
+            let precomputed = self.ahead.take().filter(|_| body_end + 8 == data.len());
+            let compute = || match precomputed {
+                Some(h) => h.join().unwrap_or_else(|_| crc64(0, &data[..body_end])),
+                None => crc64(0, &data[..body_end]),
+            };
+            *checksum = check_trailer(*checksum, self.verify, *offset + 1, compute)
+                .map_err(|e| e.with_producer(Some(&d.producer().to_string())))?;
+        }
+        Ok(())
+    }
+}
+
 /// Below this size the checksum is computed inline.
 const PARALLEL_CRC_MIN: usize = 4 << 20;
+
+/// Consecutive items of a dump handed to [`ChunkWorker::work`] in one call.
+#[derive(Debug, Clone, Copy)]
+pub struct Chunk<'c, 'a> {
+    /// The items in file order, each with the input position just after it.
+    pub items: &'c [(Item<'a>, u64)],
+    /// The dump's RDB version once the header was read (a chunk need not hold the header).
+    pub version: Option<u32>,
+}
+
+/// How [`Input::decode_chunks`] runs.
+#[derive(Debug, Clone, Copy)]
+pub struct ChunkOptions {
+    /// Verify the CRC64 trailer.
+    pub verify_checksum: bool,
+    /// Worker threads for mapped input; 0 or 1 works in the calling thread. Streamed input is
+    /// always worked on in the calling thread.
+    pub threads: usize,
+    /// Input bytes per chunk (at least one item per chunk). Outputs are merged after about this
+    /// much input in every mode.
+    pub chunk_bytes: u64,
+}
+
+impl Default for ChunkOptions {
+    fn default() -> Self {
+        ChunkOptions {
+            verify_checksum: true,
+            threads: default_threads(),
+            chunk_bytes: DEFAULT_CHUNK_BYTES,
+        }
+    }
+}
+
+/// Input bytes per chunk by default: big enough that handing a chunk to a thread costs nothing
+/// next to decoding it, small enough that two workers stay busy until the end of a dump.
+pub const DEFAULT_CHUNK_BYTES: u64 = 256 << 10;
+
+/// Most input bytes of dispatched chunks not merged yet (beyond one chunk): bounds the memory of
+/// the chunk outputs held for ordering.
+const MAX_IN_FLIGHT_BYTES: u64 = 32 << 20;
+
+/// The number of threads the machine offers (1 when unknown).
+pub fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Per-chunk work of [`Input::decode_chunks`]: decoding values and formatting output, done on
+/// worker threads, with results merged in file order on the calling thread.
+pub trait ChunkWorker: Sync {
+    /// Per worker thread scratch (buffers reused across chunks).
+    type State;
+    /// The result of working on one or more chunks; reused after [`Input::decode_chunks`]'s merge
+    /// function drained it.
+    type Out: Send;
+    /// The error type.
+    type Error: From<DecodeError> + Send;
+    /// A fresh per-thread state.
+    fn state(&self) -> Self::State;
+    /// A fresh, empty output.
+    fn output(&self) -> Self::Out;
+    /// Works on `chunk`, appending to `out`. On error, `out` must hold the results of the items
+    /// before the failing one: it is merged before the error is returned.
+    fn work(
+        &self,
+        state: &mut Self::State,
+        chunk: Chunk<'_, '_>,
+        out: &mut Self::Out,
+    ) -> std::result::Result<(), Self::Error>;
+}
+
+impl Input {
+    /// Decodes the input in chunks of consecutive items: `worker` works on each chunk (on
+    /// `opts.threads` threads for mapped input) and `merge` receives the outputs in file order, on
+    /// the calling thread; it must drain the output it is given (the output is reused).
+    ///
+    /// The result is the same as a sequential decode: the first error in file order wins (a value
+    /// error in a chunk before a framing error, or the framing error), and every output before the
+    /// error, including the failing chunk's partial output, is merged before it is returned.
+    ///
+    /// ```
+    /// use rdbkit::source::{Chunk, ChunkOptions, ChunkWorker, Input};
+    /// use rdbkit::{DecodeError, Item};
+    /// struct CountElements;
+    /// impl ChunkWorker for CountElements {
+    ///     type State = Vec<u8>;
+    ///     type Out = usize;
+    ///     type Error = DecodeError;
+    ///     fn state(&self) -> Vec<u8> { Vec::new() }
+    ///     fn output(&self) -> usize { 0 }
+    ///     fn work(&self, scratch: &mut Vec<u8>, c: Chunk<'_, '_>, n: &mut usize) -> Result<(), DecodeError> {
+    ///         for (item, _) in c.items {
+    ///             if let Item::Entry(e) = item { *n += e.value_in(scratch)?.len() }
+    ///         }
+    ///         Ok(())
+    ///     }
+    /// }
+    /// let input = Input::Bytes(rdbkit::testing::tiny_dump());
+    /// let mut total = 0;
+    /// let opts = ChunkOptions { threads: 2, ..Default::default() };
+    /// input.decode_chunks(opts, &CountElements, |n: &mut usize| {
+    ///     total += std::mem::take(n);
+    ///     Ok::<(), DecodeError>(())
+    /// })?;
+    /// assert_eq!(total, 1);
+    /// # Ok::<(), DecodeError>(())
+    /// ```
+    pub fn decode_chunks<W: ChunkWorker>(
+        self,
+        opts: ChunkOptions,
+        worker: &W,
+        merge: impl FnMut(&mut W::Out) -> std::result::Result<(), W::Error>,
+    ) -> std::result::Result<Producer, W::Error> {
+        match self {
+            Input::Mapped(m) if opts.threads > 1 => parallel(&m, opts, worker, merge),
+            Input::Bytes(b) if opts.threads > 1 => parallel(&b, opts, worker, merge),
+            other => sequential(other, opts, worker, merge),
+        }
+    }
+}
+
+/// [`Input::decode_chunks`] in the calling thread: items are worked on one at a time as they are
+/// decoded (streamed input cannot hold several), outputs merged after every `chunk_bytes`.
+fn sequential<W: ChunkWorker>(
+    input: Input,
+    opts: ChunkOptions,
+    worker: &W,
+    mut merge: impl FnMut(&mut W::Out) -> std::result::Result<(), W::Error>,
+) -> std::result::Result<Producer, W::Error> {
+    let mut state = worker.state();
+    let mut out = worker.output();
+    let mut version = None;
+    let mut merged_at = 0u64;
+    let mut work_failed = false;
+    let res = input.decode(opts.verify_checksum, |item, pos| {
+        if let Item::Header { version: v, .. } = item {
+            version = Some(v);
+        }
+        let items = [(item, pos)];
+        let chunk = Chunk {
+            items: &items,
+            version,
+        };
+        if let Err(e) = worker.work(&mut state, chunk, &mut out) {
+            work_failed = true;
+            merge(&mut out)?;
+            return Err(e);
+        }
+        if pos - merged_at >= opts.chunk_bytes {
+            merge(&mut out)?;
+            merged_at = pos;
+        }
+        Ok(())
+    });
+    if !work_failed {
+        // what was worked on before the end (or before a framing error) still goes out
+        merge(&mut out)?;
+    }
+    res
+}
+
+/// A chunk on its way to a worker.
+struct Job<'a, O> {
+    seq: u64,
+    items: Vec<(Item<'a>, u64)>,
+    version: Option<u32>,
+    out: O,
+}
+
+/// A chunk worked on.
+struct Done<'a, O, E> {
+    seq: u64,
+    items: Vec<(Item<'a>, u64)>,
+    out: O,
+    result: std::thread::Result<std::result::Result<(), E>>,
+}
+
+/// The merging side of [`parallel`]: finished chunks wait here until every chunk before them is
+/// merged.
+struct InOrder<'a, W: ChunkWorker, M> {
+    merge: M,
+    /// Chunks from `next` on, in order: `None` while a worker has them.
+    waiting: std::collections::VecDeque<(u64, Option<Done<'a, W::Out, W::Error>>)>,
+    next: u64,
+    in_flight_bytes: u64,
+    /// Drained outputs and item buffers, for reuse.
+    outs: Vec<W::Out>,
+    item_bufs: Vec<Vec<(Item<'a>, u64)>>,
+}
+
+impl<'a, W, M> InOrder<'a, W, M>
+where
+    W: ChunkWorker,
+    M: FnMut(&mut W::Out) -> std::result::Result<(), W::Error>,
+{
+    /// Stores a finished chunk and merges every chunk that is now next in order.
+    fn receive(&mut self, done: Done<'a, W::Out, W::Error>) -> std::result::Result<(), W::Error> {
+        if let Some(w) = self.waiting.get_mut((done.seq - self.next) as usize) {
+            w.1 = Some(done);
+        }
+        while self.waiting.front().is_some_and(|w| w.1.is_some()) {
+            let Some((span, Some(mut done))) = self.waiting.pop_front() else {
+                break;
+            };
+            self.next += 1;
+            self.in_flight_bytes -= span;
+            let result = match done.result {
+                Ok(r) => r,
+                Err(panic) => std::panic::resume_unwind(panic),
+            };
+            (self.merge)(&mut done.out)?;
+            result?;
+            self.outs.push(done.out);
+            done.items.clear();
+            self.item_bufs.push(done.items);
+        }
+        Ok(())
+    }
+}
+
+/// [`Input::decode_chunks`] on worker threads: this thread frames the items (cheap: values are
+/// only skipped) into chunks, workers decode and format them, and this thread merges the outputs
+/// in file order. At most `4 × threads` chunks or [`MAX_IN_FLIGHT_BYTES`] of input are in flight.
+fn parallel<'a, W: ChunkWorker>(
+    data: &'a [u8],
+    opts: ChunkOptions,
+    worker: &W,
+    merge: impl FnMut(&mut W::Out) -> std::result::Result<(), W::Error>,
+) -> std::result::Result<Producer, W::Error> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{mpsc, Mutex};
+
+    let max_in_flight = opts.threads * 4;
+    let (job_tx, job_rx) = mpsc::sync_channel::<Job<'a, W::Out>>(max_in_flight);
+    let job_rx = Mutex::new(job_rx);
+    let (done_tx, done_rx) = mpsc::channel::<Done<'a, W::Out, W::Error>>();
+    let cancelled = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let mut trailer = TrailerCheck::start(scope, data, opts.verify_checksum);
+        for _ in 0..opts.threads {
+            let (job_rx, done_tx, cancelled) = (&job_rx, done_tx.clone(), &cancelled);
+            scope.spawn(move || {
+                let mut state = worker.state();
+                loop {
+                    let job = match job_rx.lock() {
+                        Ok(rx) => rx.recv(),
+                        Err(_) => break,
+                    };
+                    let Ok(mut job) = job else { break };
+                    let result = if cancelled.load(Ordering::Relaxed) {
+                        Ok(Ok(()))
+                    } else {
+                        let chunk = Chunk {
+                            items: &job.items,
+                            version: job.version,
+                        };
+                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                            worker.work(&mut state, chunk, &mut job.out)
+                        }))
+                    };
+                    let done = Done {
+                        seq: job.seq,
+                        items: job.items,
+                        out: job.out,
+                        result,
+                    };
+                    if done_tx.send(done).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        drop(done_tx);
+
+        let mut order = InOrder::<'a, W, _> {
+            merge,
+            waiting: Default::default(),
+            next: 0,
+            in_flight_bytes: 0,
+            outs: Vec::new(),
+            item_bufs: Vec::new(),
+        };
+        let mut d = Decoder::new(data).verify_checksum(false);
+        let mut framing: Result<()> = Ok(());
+        let mut run = || -> std::result::Result<(), W::Error> {
+            let mut items: Vec<(Item<'a>, u64)> = Vec::new();
+            let (mut chunk_start, mut seq) = (0u64, 0u64);
+            loop {
+                let end = match d.next_item() {
+                    Ok(Some(mut item)) => match trailer.resolve(&mut item, &d) {
+                        Ok(()) => {
+                            items.push((item, d.position()));
+                            false
+                        }
+                        Err(e) => {
+                            framing = Err(e);
+                            true
+                        }
+                    },
+                    Ok(None) => true,
+                    Err(e) => {
+                        framing = Err(e);
+                        true
+                    }
+                };
+                let span = d.position() - chunk_start;
+                if !items.is_empty() && (end || span >= opts.chunk_bytes) {
+                    while order.waiting.len() >= max_in_flight
+                        || (!order.waiting.is_empty()
+                            && order.in_flight_bytes >= MAX_IN_FLIGHT_BYTES)
+                    {
+                        order.receive(done_rx.recv().expect("chunk workers ended early"))?;
+                    }
+                    let next_items = order.item_bufs.pop().unwrap_or_default();
+                    let job = Job {
+                        seq,
+                        items: std::mem::replace(&mut items, next_items),
+                        version: d.version(),
+                        out: order.outs.pop().unwrap_or_else(|| worker.output()),
+                    };
+                    seq += 1;
+                    order.waiting.push_back((span, None));
+                    order.in_flight_bytes += span;
+                    chunk_start = d.position();
+                    // never blocks: the channel has room for every chunk in flight
+                    job_tx.send(job).expect("chunk workers ended early");
+                }
+                if end {
+                    break;
+                }
+            }
+            while !order.waiting.is_empty() {
+                order.receive(done_rx.recv().expect("chunk workers ended early"))?;
+            }
+            Ok(())
+        };
+        let res = run();
+        cancelled.store(true, Ordering::Relaxed);
+        drop(job_tx);
+        res?;
+        framing?;
+        Ok(d.producer())
+    })
+}

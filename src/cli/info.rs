@@ -1,10 +1,11 @@
 //! `rdbkit info`.
 
-use super::{now_ms, InputArgs};
+use super::{now_ms, InputArgs, ThreadArgs};
 use anyhow::{Context, Result};
 use clap::Args;
 use rdbkit::output::info::Info;
-use rdbkit::source::Input;
+use rdbkit::source::{Chunk, ChunkWorker, Input};
+use rdbkit::DecodeError;
 use std::io::Write;
 
 /// Arguments of `rdbkit info`.
@@ -19,15 +20,48 @@ pub struct InfoArgs {
     /// and summarise the readable keys; a framing error still stops, after printing what was read.
     #[arg(long)]
     salvage: bool,
+    #[command(flatten)]
+    threads: ThreadArgs,
+}
+
+/// Summarises chunks of items into partial [`Info`]s, merged in file order.
+struct InfoWorker {
+    now_ms: i64,
+    salvage: bool,
+}
+
+impl ChunkWorker for InfoWorker {
+    type State = ();
+    type Out = Info;
+    type Error = DecodeError;
+
+    fn state(&self) {}
+
+    fn output(&self) -> Info {
+        let mut info = Info::new(self.now_ms);
+        info.salvage = self.salvage;
+        info
+    }
+
+    fn work(&self, _: &mut (), chunk: Chunk<'_, '_>, out: &mut Info) -> Result<(), DecodeError> {
+        chunk.items.iter().try_for_each(|(item, _)| out.add(item))
+    }
 }
 
 /// Runs `info`.
 pub fn run(a: &InfoArgs) -> Result<()> {
     let input = Input::open(&a.input.file)
         .with_context(|| format!("opening {}", a.input.file.display()))?;
-    let mut info = Info::new(now_ms());
-    info.salvage = a.salvage;
-    let res = input.decode(!a.input.no_checksum, |item, _| info.add(&item));
+    let worker = InfoWorker {
+        now_ms: now_ms(),
+        salvage: a.salvage,
+    };
+    let mut info = worker.output();
+    let opts = a.threads.options(!a.input.no_checksum);
+    let res = input.decode_chunks(opts, &worker, |part| {
+        info.merge(part);
+        Ok(())
+    });
     let stopped = match res {
         Ok(producer) => {
             info.producer = Some(producer);

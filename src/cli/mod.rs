@@ -51,6 +51,31 @@ pub struct InputArgs {
     pub no_checksum: bool,
 }
 
+/// Parallelism options of the subcommands that decode every value (`info`, `export`).
+#[derive(Debug, Args)]
+pub struct ThreadArgs {
+    /// Threads decoding and formatting values, for mapped files (default: the number of CPUs);
+    /// 1 decodes in the main thread only. Streamed input (stdin, `.gz`) is decoded in one thread.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub threads: Option<u16>,
+    /// Input bytes per work unit handed to a thread (for tests of the ordering).
+    #[arg(long, hide = true, value_name = "BYTES", default_value_t = rdbkit::source::DEFAULT_CHUNK_BYTES, value_parser = clap::value_parser!(u64).range(1..))]
+    pub chunk_bytes: u64,
+}
+
+impl ThreadArgs {
+    /// The library's chunking options.
+    pub fn options(&self, verify_checksum: bool) -> rdbkit::source::ChunkOptions {
+        rdbkit::source::ChunkOptions {
+            verify_checksum,
+            threads: self
+                .threads
+                .map_or_else(rdbkit::source::default_threads, usize::from),
+            chunk_bytes: self.chunk_bytes,
+        }
+    }
+}
+
 /// Key selection options shared by export, import and reports.
 #[derive(Debug, Args, Default)]
 pub struct FilterArgs {

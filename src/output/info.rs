@@ -199,6 +199,64 @@ impl Info {
         Ok(())
     }
 
+    /// Moves the counts and lists of `part` (a summary of the items that follow the ones summarised
+    /// here, e.g. one chunk of a parallel decode) into `self`, leaving `part` empty for reuse.
+    /// Merging the parts of a dump in file order gives exactly the summary of adding every item to
+    /// one `Info`.
+    ///
+    /// ```
+    /// use rdbkit::{Decoder, output::info::Info};
+    /// let dump = rdbkit::testing::tiny_dump();
+    /// let (mut whole, mut merged) = (Info::new(0), Info::new(0));
+    /// for item in Decoder::new(&dump) {
+    ///     let item = item?;
+    ///     whole.add(&item)?;
+    ///     let mut part = Info::new(0);
+    ///     part.add(&item)?;
+    ///     merged.merge(&mut part);
+    /// }
+    /// assert_eq!(whole.to_json(), merged.to_json());
+    /// # Ok::<(), rdbkit::DecodeError>(())
+    /// ```
+    pub fn merge(&mut self, part: &mut Info) {
+        if let Some(h) = part.header.take() {
+            self.header = Some(h);
+            self.valkey = part.valkey;
+        }
+        self.aux.append(&mut part.aux);
+        for (db, s) in std::mem::take(&mut part.dbs) {
+            let d = self.dbs.entry(db).or_default();
+            d.keys += s.keys;
+            d.expires += s.expires;
+            d.expired += s.expired;
+            d.empty += s.empty;
+            d.dropped += s.dropped;
+        }
+        if self.by_type_id.len() < part.by_type_id.len() {
+            self.by_type_id.resize(part.by_type_id.len(), 0);
+        }
+        for (mine, theirs) in self.by_type_id.iter_mut().zip(part.by_type_id.iter_mut()) {
+            *mine += std::mem::take(theirs);
+        }
+        self.salvaged.append(&mut part.salvaged);
+        self.elements += std::mem::take(&mut part.elements);
+        for (m, n) in std::mem::take(&mut part.modules) {
+            *self.modules.entry(m).or_default() += n;
+        }
+        self.module_aux.append(&mut part.module_aux);
+        self.functions.append(&mut part.functions);
+        self.scripts.append(&mut part.scripts);
+        self.slot_infos += std::mem::take(&mut part.slot_infos);
+        if let Some(c) = part.checksum.take() {
+            self.checksum = Some(c);
+        }
+        if let Some(p) = part.producer.take() {
+            self.producer = Some(p);
+        }
+        self.with_idle += std::mem::take(&mut part.with_idle);
+        self.with_freq += std::mem::take(&mut part.with_freq);
+    }
+
     fn aux_str(&self, key: &str) -> Option<String> {
         self.aux
             .iter()
