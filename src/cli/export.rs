@@ -1,11 +1,14 @@
 //! `rdbkit export`: JSON lines or RESP commands.
 
-use super::{FilterArgs, InputArgs};
+use super::report::SizeArgs;
+use super::{FilterArgs, InputArgs, ThreadArgs};
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
+use rdbkit::filter::Filter;
 use rdbkit::output::json;
+use rdbkit::output::report::memory::Limits;
 use rdbkit::output::resp::{entry_commands, CommandOptions, Resp};
-use rdbkit::source::Input;
+use rdbkit::source::{Chunk, ChunkWorker, Input};
 use rdbkit::Item;
 use std::io::Write;
 use std::path::PathBuf;
@@ -32,10 +35,124 @@ pub struct ExportArgs {
     output: Option<PathBuf>,
     #[command(flatten)]
     filter: FilterArgs,
+    #[command(flatten)]
+    size: SizeArgs,
+    #[command(flatten)]
+    threads: ThreadArgs,
 }
 
-/// Flush the output buffer beyond this size.
-const FLUSH_AT: usize = 1 << 20;
+/// The output of a run of consecutive items: formatted bytes and counts. RESP output needs a
+/// `SELECT` before the first key whose database differs from the previous key's, which for the
+/// first key of a part depends on the parts before it: that `SELECT` is left out and inserted at
+/// `select_at` when the part is written, if needed.
+#[derive(Debug, Default)]
+struct Part {
+    resp: Resp,
+    keys: u64,
+    empty: u64,
+    commands: u64,
+    /// Database of the first key with commands, and where in `resp.buf` its commands start.
+    first_db: Option<(u64, usize)>,
+    /// Database of the last key with commands.
+    last_db: Option<u64>,
+}
+
+/// Formats chunks of items into [`Part`]s (on worker threads for mapped input).
+struct Exporter {
+    format: Format,
+    filter: Filter,
+    min_size: Option<u64>,
+    limits: Limits,
+}
+
+impl ChunkWorker for Exporter {
+    /// Scratch for decompressed blobs.
+    type State = Vec<u8>;
+    type Out = Part;
+    type Error = anyhow::Error;
+
+    fn state(&self) -> Vec<u8> {
+        Vec::new()
+    }
+
+    fn output(&self) -> Part {
+        Part::default()
+    }
+
+    fn work(&self, scratch: &mut Vec<u8>, chunk: Chunk<'_, '_>, p: &mut Part) -> Result<()> {
+        let opts = CommandOptions {
+            restore_version: chunk
+                .version
+                .map_or(CommandOptions::default().restore_version, |v| {
+                    v.min(u32::from(u16::MAX)) as u16
+                }),
+            ..CommandOptions::default()
+        };
+        for (item, _) in chunk.items {
+            match item {
+                Item::Entry(e) if self.filter.matches(e) => {
+                    let v = e.value_in(scratch)?;
+                    if self
+                        .min_size
+                        .is_some_and(|min| self.limits.estimate(e, &v).bytes < min)
+                    {
+                        continue;
+                    }
+                    p.keys += 1;
+                    match self.format {
+                        Format::Jsonl => {
+                            json::entry(&mut p.resp.buf, e, &v);
+                            p.resp.buf.push(b'\n');
+                        }
+                        // Redis skips empty collections on load; there is no command for them
+                        Format::Resp if v.is_empty() => p.empty += 1,
+                        Format::Resp => {
+                            match p.last_db {
+                                None => p.first_db = Some((e.db, p.resp.buf.len())),
+                                Some(db) if db != e.db => {
+                                    select(&mut p.resp, e.db);
+                                    p.commands += 1;
+                                }
+                                Some(_) => {}
+                            }
+                            p.last_db = Some(e.db);
+                            p.commands +=
+                                entry_commands(&mut p.resp, e, &v, &opts).map_err(|err| {
+                                    anyhow::anyhow!(
+                                        "key {}: {err}",
+                                        rdbkit::model::escape_bytes(&e.key)
+                                    )
+                                })? as u64;
+                        }
+                    }
+                }
+                Item::Function { code }
+                    if self.format == Format::Resp && self.filter.is_empty() =>
+                {
+                    p.resp.cmd(&[b"FUNCTION", b"LOAD", b"REPLACE", code]);
+                    p.commands += 1;
+                }
+                Item::Script { body, .. }
+                    if self.format == Format::Resp && self.filter.is_empty() =>
+                {
+                    p.resp.cmd(&[b"SCRIPT", b"LOAD", body]);
+                    p.commands += 1;
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+fn select(resp: &mut Resp, db: u64) {
+    resp.begin(2);
+    resp.arg(b"SELECT");
+    resp.arg_int(db as i64);
+}
+
+/// A part's buffer is kept for reuse up to this capacity.
+const KEEP_BUFFER: usize = 8 << 20;
 
 /// Runs `export`.
 pub fn run(a: &ExportArgs) -> Result<()> {
@@ -47,65 +164,54 @@ pub fn run(a: &ExportArgs) -> Result<()> {
         }
         None => Box::new(std::io::stdout().lock()),
     };
-    let filter = a.filter.to_filter();
-    let mut resp = Resp::default();
-    let mut opts = CommandOptions::default();
+    let exporter = Exporter {
+        format: a.format,
+        filter: a.filter.to_filter(),
+        min_size: a.size.min_size,
+        limits: Limits::default(),
+    };
+    let mut total = Part::default();
     let mut current_db: Option<u64> = None;
-    let mut scratch = Vec::new();
-    let (mut keys, mut empty, mut commands) = (0u64, 0u64, 0u64);
-    input.decode(!a.input.no_checksum, |item, _| -> Result<()> {
-        match item {
-            Item::Header { version, .. } => {
-                opts.restore_version = version.min(u32::from(u16::MAX)) as u16
-            }
-            Item::Entry(e) if filter.matches(&e) => {
-                let v = e.value_in(&mut scratch)?;
-                keys += 1;
-                match a.format {
-                    Format::Jsonl => {
-                        json::entry(&mut resp.buf, &e, &v);
-                        resp.buf.push(b'\n');
-                    }
-                    Format::Resp => {
-                        if v.is_empty() {
-                            // Redis skips empty collections on load; there is no command for them
-                            empty += 1;
-                        } else {
-                            if current_db != Some(e.db) {
-                                resp.begin(2);
-                                resp.arg(b"SELECT");
-                                resp.arg_int(e.db as i64);
-                                current_db = Some(e.db);
-                                commands += 1;
-                            }
-                            commands += entry_commands(&mut resp, &e, &v, &opts).map_err(|err| {
-                                anyhow::anyhow!(
-                                    "key {}: {err}",
-                                    rdbkit::model::escape_bytes(&e.key)
-                                )
-                            })? as u64;
-                        }
-                    }
+    let mut selects = Resp::default();
+    let res = input.decode_chunks(
+        a.threads.options(!a.input.no_checksum),
+        &exporter,
+        |p| -> Result<()> {
+            let buf = &p.resp.buf;
+            match p.first_db {
+                Some((db, at)) if current_db != Some(db) => {
+                    selects.buf.clear();
+                    select(&mut selects, db);
+                    out.write_all(&buf[..at])?;
+                    out.write_all(&selects.buf)?;
+                    out.write_all(&buf[at..])?;
+                    total.commands += 1;
                 }
+                _ => out.write_all(buf)?,
             }
-            Item::Function { code } if a.format == Format::Resp && filter.is_empty() => {
-                resp.cmd(&[b"FUNCTION", b"LOAD", b"REPLACE", &code]);
-                commands += 1;
+            if p.last_db.is_some() {
+                current_db = p.last_db;
             }
-            Item::Script { body, .. } if a.format == Format::Resp && filter.is_empty() => {
-                resp.cmd(&[b"SCRIPT", b"LOAD", &body]);
-                commands += 1;
-            }
-            _ => {}
-        }
-        if resp.buf.len() >= FLUSH_AT {
-            out.write_all(&resp.buf)?;
-            resp.buf.clear();
-        }
-        Ok(())
-    })?;
-    out.write_all(&resp.buf)?;
+            total.keys += p.keys;
+            total.empty += p.empty;
+            total.commands += p.commands;
+            p.resp.buf.clear();
+            p.resp.buf.shrink_to(KEEP_BUFFER);
+            *p = Part {
+                resp: std::mem::take(&mut p.resp),
+                ..Part::default()
+            };
+            Ok(())
+        },
+    );
     out.flush()?;
+    res?;
+    let Part {
+        keys,
+        empty,
+        commands,
+        ..
+    } = total;
     match a.format {
         Format::Jsonl => eprintln!("exported {keys} keys"),
         Format::Resp => eprintln!(
