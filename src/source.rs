@@ -525,12 +525,18 @@ struct Done<'a, O, E> {
     result: std::thread::Result<std::result::Result<(), E>>,
 }
 
+/// A chunk's input span and, once worked on, its result.
+type Waiting<'a, W> = (
+    u64,
+    Option<Done<'a, <W as ChunkWorker>::Out, <W as ChunkWorker>::Error>>,
+);
+
 /// The merging side of [`parallel`]: finished chunks wait here until every chunk before them is
 /// merged.
 struct InOrder<'a, W: ChunkWorker, M> {
     merge: M,
-    /// Chunks from `next` on, in order: `None` while a worker has them.
-    waiting: std::collections::VecDeque<(u64, Option<Done<'a, W::Out, W::Error>>)>,
+    /// Chunks from `next` on, in order: input span, and the result (`None` while a worker has it).
+    waiting: std::collections::VecDeque<Waiting<'a, W>>,
     next: u64,
     in_flight_bytes: u64,
     /// Drained outputs and item buffers, for reuse.
