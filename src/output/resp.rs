@@ -22,15 +22,31 @@ impl Resp {
 
     #[inline]
     fn header(&mut self, tag: u8, n: usize) {
-        self.buf.push(tag);
-        let mut b = crate::model::itoa_buf(n as i64);
-        self.buf.extend_from_slice(b.as_slice());
-        self.buf.extend_from_slice(b"\r\n");
+        // lengths are mostly 1–3 digits: written without the general integer formatter
+        match n {
+            0..=9 => self
+                .buf
+                .extend_from_slice(&[tag, b'0' + n as u8, b'\r', b'\n']),
+            10..=99 => self.buf.extend_from_slice(&[
+                tag,
+                b'0' + (n / 10) as u8,
+                b'0' + (n % 10) as u8,
+                b'\r',
+                b'\n',
+            ]),
+            _ => {
+                let mut b = crate::model::itoa_buf(n as i64);
+                self.buf.push(tag);
+                self.buf.extend_from_slice(b.as_slice());
+                self.buf.extend_from_slice(b"\r\n");
+            }
+        }
     }
 
     /// One bulk-string argument.
     #[inline]
     pub fn arg(&mut self, a: &[u8]) {
+        self.buf.reserve(a.len() + 16);
         self.header(b'$', a.len());
         self.buf.extend_from_slice(a);
         self.buf.extend_from_slice(b"\r\n");
@@ -62,11 +78,7 @@ impl Resp {
         } else if f == f64::NEG_INFINITY {
             self.arg(b"-inf")
         } else {
-            let mut tmp = [0u8; 40];
-            let mut w = &mut tmp[..];
-            let _ = write!(w, "{f:?}");
-            let n = 40 - w.len();
-            self.arg(&tmp[..n]);
+            self.arg(crate::model::f64_buf(f).as_slice());
         }
     }
 
