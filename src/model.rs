@@ -712,6 +712,25 @@ impl<'a> Entry<'a> {
         self.decode_with(self.raw, &mut crate::decode::value::Arena::new(scratch))
     }
 
+    /// Checks the value as [`Entry::value_in`] does (the same errors) and returns its element
+    /// count, emptiness and module type, without building it where the encoding allows.
+    pub(crate) fn summary_in(
+        &self,
+        scratch: &mut Vec<u8>,
+    ) -> Result<crate::decode::value::Summary, crate::DecodeError> {
+        let total = crate::decode::value::lzf_total(self.type_id, self.raw, self.dialect);
+        scratch.clear();
+        scratch.resize(total, 0);
+        crate::decode::value::summarize_value(
+            self.type_id,
+            self.raw,
+            self.value_offset,
+            self.dialect,
+            &mut crate::decode::value::Arena::new(scratch),
+        )
+        .map_err(|e| e.with_key(&self.key))
+    }
+
     /// The logical type of the value.
     pub fn value_type(&self) -> ValueType {
         // the decoder only yields entries whose type id it knows

@@ -136,27 +136,23 @@ impl Info {
             }
             Item::Aux { key, value } => self.aux.push((key.to_vec(), value.to_vec())),
             Item::Entry(e) => {
-                let mut scratch = std::mem::take(&mut self.scratch);
-                let v = match e.value_in(&mut scratch) {
+                let v = match e.summary_in(&mut self.scratch) {
                     Ok(v) => v,
                     // the record's framing held (its raw span is known), only the value inside
                     // is corrupt: with salvage on, note it and go on with the next key
                     Err(err) if self.salvage => {
                         self.salvaged.push(err.to_string());
-                        self.scratch = scratch;
                         return Ok(());
                     }
                     Err(err) => return Err(err),
                 };
-                let (len, empty) = (v.len() as u64, v.is_empty());
-                if let crate::Value::Module(m) = &v {
+                let (len, empty) = (v.len as u64, v.empty);
+                if let Some(id) = v.module {
                     *self
                         .modules
-                        .entry(format!("{}/{}", m.id.name(), m.id.encver()))
+                        .entry(format!("{}/{}", id.name(), id.encver()))
                         .or_default() += 1;
                 }
-                drop(v);
-                self.scratch = scratch;
                 let db = self.dbs.entry(e.db).or_default();
                 db.keys += 1;
                 let expired = e.is_expired_at(self.now_ms);
