@@ -141,6 +141,20 @@ impl<'a> Cursor<'a> {
         Ok(())
     }
 
+    /// A string with a one-byte (6-bit) length whose bytes are all present: the bytes, and the
+    /// cursor moves past them. `None` (cursor unmoved) for anything else.
+    #[inline]
+    pub(crate) fn short_string(&mut self) -> Option<&'a [u8]> {
+        let rest = self.data.get(self.pos..)?;
+        let n = usize::from(*rest.first()?);
+        if n >= 0x40 {
+            return None;
+        }
+        let s = rest.get(1..1 + n)?;
+        self.pos += 1 + n;
+        Some(s)
+    }
+
     #[inline]
     pub(crate) fn read_u8(&mut self, what: &'static str) -> Result<u8> {
         match self.data.get(self.pos) {

@@ -217,6 +217,10 @@ pub(crate) fn lzf_decompress_into(data: &[u8], out: &mut [u8], offset: u64) -> R
 
 #[inline]
 pub(crate) fn read_string<'a>(c: &mut Cursor<'a>, what: &'static str) -> Result<RdbString<'a>> {
+    // most strings are short raw ones: a 6-bit length and the bytes
+    if let Some(s) = c.short_string() {
+        return Ok(RdbString::Raw(s));
+    }
     let start = c.offset();
     match read_len_or_enc(c, what)? {
         Len::Len(n) => Ok(RdbString::Raw(c.read_len_bytes(n, what)?)),
