@@ -1,0 +1,227 @@
+//! The parallel decode (`--threads N`, `source::Input::decode_chunks`) gives exactly what the
+//! sequential one gives: byte-identical export output, identical `info`, and the same error — the
+//! first in file order — with the same partial output before it.
+
+use rdbkit::source::{Chunk, ChunkOptions, ChunkWorker, Input};
+use rdbkit::write::{put_string, RdbWriter};
+use rdbkit::{DecodeError, Item};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+fn rdbkit(args: &[&str], stdin: Option<&Path>) -> (Option<i32>, Vec<u8>, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rdbkit"));
+    cmd.args(args);
+    if let Some(p) = stdin {
+        cmd.stdin(Stdio::from(std::fs::File::open(p).unwrap()));
+    }
+    let out = cmd.output().unwrap();
+    (
+        out.status.code(),
+        out.stdout,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Every `.rdb` under `dir`, recursively, up to 20 MB.
+fn dumps(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            dumps(&p, out);
+        } else if p.extension().is_some_and(|x| x == "rdb")
+            && e.metadata().is_ok_and(|m| m.len() < 20 << 20)
+        {
+            out.push(p);
+        }
+    }
+}
+
+fn all_dumps() -> Vec<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    dumps(&root.join("testdata"), &mut files);
+    let corpus = root.join("../shared/corpus");
+    if corpus.is_dir() {
+        dumps(&corpus, &mut files);
+    } else {
+        eprintln!("../shared/corpus absent: only testdata/ compared");
+    }
+    files.sort();
+    files
+}
+
+/// Export (both formats) and info (plain and salvage) of every test and corpus dump, decoded in
+/// one thread and on three threads with one item per chunk (the most reordering there can be).
+#[test]
+fn parallel_output_is_byte_identical_to_sequential() {
+    let files = all_dumps();
+    let mut compared = 0;
+    for f in &files {
+        let file = f.to_str().unwrap();
+        for args in [
+            &["export", "--format", "jsonl"][..],
+            &["export", "--format", "resp"],
+            &["info", "--json"],
+            &["info", "--salvage"],
+        ] {
+            let run = |extra: &[&str]| {
+                let mut a = args.to_vec();
+                a.extend_from_slice(extra);
+                a.push(file);
+                rdbkit(&a, None)
+            };
+            let seq = run(&["--threads", "1"]);
+            let par = run(&["--threads", "3", "--chunk-bytes", "1"]);
+            assert!(seq == par, "{args:?} {file}:\n{seq:?}\n{par:?}");
+            compared += 1;
+        }
+    }
+    eprintln!("{} dumps, {compared} comparisons", files.len());
+}
+
+/// Streamed input (stdin) is decoded in one thread; its output equals the parallel mapped one.
+#[test]
+fn stdin_output_equals_parallel_output() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    dumps(&root.join("testdata"), &mut files);
+    for f in &files {
+        for format in ["jsonl", "resp"] {
+            let args = ["export", "--format", format, "--threads", "2"];
+            let piped = rdbkit(&[&args[..], &["-"]].concat(), Some(f));
+            let mapped = rdbkit(
+                &[&args[..], &["--chunk-bytes", "64", f.to_str().unwrap()]].concat(),
+                None,
+            );
+            assert!(piped == mapped, "{format} {}", f.display());
+        }
+    }
+}
+
+/// A hash listpack with one element: frames fine (a listpack is one string), fails to decode
+/// ("1 elements, expected pairs").
+fn odd_hash() -> Vec<u8> {
+    let lp = [9, 0, 0, 0, 1, 0, 0x01, 0x01, 0xff];
+    let mut raw = Vec::new();
+    put_string(&mut raw, &lp);
+    raw
+}
+
+/// Keys `k0…k{n-1}` with values of a few hundred bytes, and `bad` keys whose value is corrupt.
+fn dump_with(bad: &[usize], n: usize, tail: &[u8]) -> Vec<u8> {
+    let mut w = RdbWriter::new(12);
+    w.aux(b"redis-ver", b"8.2.3").select_db(0);
+    for i in 0..n {
+        let key = format!("k{i}");
+        if bad.contains(&i) {
+            w.raw_key(key.as_bytes(), 16, &odd_hash(), None);
+        } else {
+            w.string_key(key.as_bytes(), &[b'v'; 300], None);
+        }
+        if i == n / 2 {
+            w.select_db(3);
+        }
+    }
+    w.bytes(tail);
+    w.finish()
+}
+
+/// With several corrupt values and a framing error after them, every thread count and chunk size
+/// reports the first corrupt value (key and offset), after the same partial output.
+#[test]
+fn first_error_in_file_order_wins() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        // value errors at k40 and k70, unknown opcode 0x42 after the keys
+        ("values", dump_with(&[40, 70], 100, &[0x42])),
+        // framing error only
+        ("framing", dump_with(&[], 100, &[0x42])),
+        // a value error in the last key before the framing error
+        ("last", dump_with(&[99], 100, &[0x42])),
+    ];
+    for (name, dump) in cases {
+        let path = dir.path().join(format!("{name}.rdb"));
+        std::fs::write(&path, &dump).unwrap();
+        let file = path.to_str().unwrap();
+        for args in [
+            &["export", "--format", "jsonl"][..],
+            &["export", "--format", "resp"],
+            &["info"],
+            &["info", "--salvage"],
+        ] {
+            let run = |extra: &[&str]| {
+                let mut a = args.to_vec();
+                a.extend_from_slice(extra);
+                a.push(file);
+                rdbkit(&a, None)
+            };
+            let seq = run(&["--threads", "1"]);
+            assert_eq!(seq.0, Some(1), "{name} {args:?}: {}", seq.2);
+            if name == "values" && !args.contains(&"--salvage") {
+                assert!(seq.2.contains("\"k40\""), "{}", seq.2);
+            }
+            for (threads, chunk) in [("2", "1"), ("3", "1"), ("2", "700"), ("2", "100000")] {
+                let par = run(&["--threads", threads, "--chunk-bytes", chunk]);
+                assert!(
+                    seq == par,
+                    "{name} {args:?} threads {threads} chunk {chunk}:\n{seq:?}\n{par:?}"
+                );
+            }
+        }
+    }
+}
+
+/// The library API: outputs reach `merge` in file order whatever the chunking.
+#[test]
+fn decode_chunks_merges_in_file_order() {
+    struct Offsets;
+    impl ChunkWorker for Offsets {
+        type State = ();
+        type Out = Vec<u64>;
+        type Error = DecodeError;
+        fn state(&self) {}
+        fn output(&self) -> Vec<u64> {
+            Vec::new()
+        }
+        fn work(
+            &self,
+            _: &mut (),
+            c: Chunk<'_, '_>,
+            out: &mut Vec<u64>,
+        ) -> Result<(), DecodeError> {
+            for (item, pos) in c.items {
+                if let Item::Entry(e) = item {
+                    e.value()?;
+                    out.push(e.offset);
+                }
+                assert!(*pos > 0);
+            }
+            Ok(())
+        }
+    }
+    let dump = dump_with(&[], 2000, &[]);
+    let mut want = Vec::new();
+    for item in rdbkit::Decoder::new(&dump) {
+        if let Item::Entry(e) = item.unwrap() {
+            want.push(e.offset);
+        }
+    }
+    for (threads, chunk_bytes) in [(1, 1), (2, 1), (4, 1), (2, 4096), (3, 1 << 20)] {
+        let mut got = Vec::new();
+        let opts = ChunkOptions {
+            verify_checksum: true,
+            threads,
+            chunk_bytes,
+        };
+        Input::Bytes(dump.clone())
+            .decode_chunks(opts, &Offsets, |o: &mut Vec<u64>| {
+                got.append(o);
+                Ok::<(), DecodeError>(())
+            })
+            .unwrap();
+        assert_eq!(got, want, "threads {threads} chunk {chunk_bytes}");
+    }
+}
