@@ -141,17 +141,19 @@ impl<'a> Cursor<'a> {
         Ok(())
     }
 
-    /// A string with a one-byte (6-bit) length whose bytes are all present: the bytes, and the
-    /// cursor moves past them. `None` (cursor unmoved) for anything else.
-    #[inline]
+    /// A string with a 6- or 14-bit length whose bytes are all present: the bytes, and the cursor
+    /// moves past them. `None` (cursor unmoved) for anything else.
+    #[inline(always)]
     pub(crate) fn short_string(&mut self) -> Option<&'a [u8]> {
         let rest = self.data.get(self.pos..)?;
-        let n = usize::from(*rest.first()?);
-        if n >= 0x40 {
-            return None;
-        }
-        let s = rest.get(1..1 + n)?;
-        self.pos += 1 + n;
+        let b = usize::from(*rest.first()?);
+        let (n, head) = match b {
+            0..=0x3f => (b, 1),
+            0x40..=0x7f => (((b & 0x3f) << 8) | usize::from(*rest.get(1)?), 2),
+            _ => return None,
+        };
+        let s = rest.get(head..head + n)?;
+        self.pos += head + n;
         Some(s)
     }
 

@@ -117,7 +117,7 @@ pub(crate) fn walk<'b>(
 /// of any encoding but 32-bit strings; `None` for everything else (then the checked loop of
 /// [`walk`] takes over at `p`). Hand-written over the slice because the `Cursor` loop was ~70
 /// instructions per element, the largest item of `rdbkit info` on D1 (callgrind).
-#[inline]
+#[inline(always)]
 fn plain_elem(b: &[u8], p: usize) -> Option<(Elem<'_>, usize)> {
     let first = *b.get(p)?;
     let at = |i: usize| b.get(p + i).copied();
