@@ -331,7 +331,16 @@ impl<'scope, 'a: 'scope> TrailerCheck<'scope, 'a> {
     }
 
     /// Resolves the checksum of an `Eof` item (other items pass unchanged).
+    #[inline]
     fn resolve(&mut self, item: &mut Item<'_>, d: &Decoder<'_>) -> Result<()> {
+        match item {
+            Item::Eof { .. } => self.resolve_eof(item, d),
+            _ => Ok(()),
+        }
+    }
+
+    #[cold]
+    fn resolve_eof(&mut self, item: &mut Item<'_>, d: &Decoder<'_>) -> Result<()> {
         if let Item::Eof { checksum, offset } = item {
             let data = self.data;
             let body_end = *offset as usize + 1;

@@ -75,7 +75,18 @@ pub enum RdbString<'a> {
 
 impl<'a> RdbString<'a> {
     /// The logical bytes, decompressing if needed.
+    #[inline]
     pub fn to_bytes(self) -> Result<Cow<'a, [u8]>> {
+        match self {
+            RdbString::Raw(b) => Ok(Cow::Borrowed(b)),
+            other => other.to_owned_bytes(),
+        }
+    }
+
+    /// [`RdbString::to_bytes`] of the forms that need an allocation (kept out of line: the raw
+    /// form is the common one, on every key).
+    #[inline(never)]
+    fn to_owned_bytes(self) -> Result<Cow<'a, [u8]>> {
         match self {
             RdbString::Raw(b) => Ok(Cow::Borrowed(b)),
             RdbString::Int(i) => Ok(Cow::Owned(i.to_string().into_bytes())),
@@ -86,6 +97,7 @@ impl<'a> RdbString<'a> {
     }
 
     /// The logical value as an element (integers stay integers).
+    #[inline]
     pub fn to_elem(self) -> Result<Elem<'a>> {
         match self {
             RdbString::Int(i) => Ok(Elem::Int(i)),
