@@ -227,12 +227,18 @@ pub(crate) fn lzf_decompress_into(data: &[u8], out: &mut [u8], offset: u64) -> R
     Ok(())
 }
 
-#[inline]
+#[inline(always)]
 pub(crate) fn read_string<'a>(c: &mut Cursor<'a>, what: &'static str) -> Result<RdbString<'a>> {
-    // most strings are short raw ones: a 6-bit length and the bytes
-    if let Some(s) = c.short_string() {
-        return Ok(RdbString::Raw(s));
+    // most strings are short raw ones: a 6- or 14-bit length and the bytes
+    match c.short_string() {
+        Some(s) => Ok(RdbString::Raw(s)),
+        None => read_string_slow(c, what),
     }
+}
+
+/// [`read_string`] of every form (the fast path there only takes short raw strings).
+#[inline(never)]
+fn read_string_slow<'a>(c: &mut Cursor<'a>, what: &'static str) -> Result<RdbString<'a>> {
     let start = c.offset();
     match read_len_or_enc(c, what)? {
         Len::Len(n) => Ok(RdbString::Raw(c.read_len_bytes(n, what)?)),

@@ -192,6 +192,9 @@ impl<'a> BlobStore<'a> for Arena<'a> {
 /// Total decompressed size of the LZF blobs of a blob-encoded value (0 when it has none or its
 /// headers do not parse: the decode itself then reports the error).
 pub(crate) fn lzf_total(t: u8, raw: &[u8], d: Dialect) -> usize {
+    if !matches!(t, 9..=14 | 16..=18 | 20 | 23 | 25) {
+        return 0;
+    }
     let mut c = Cursor::blob(raw, 0);
     let mut total = 0u64;
     let mut add = |c: &mut Cursor<'_>| -> Result<()> {
