@@ -72,6 +72,7 @@ impl<'a> Elem<'a> {
     pub fn write_to(&self, out: &mut Vec<u8>) {
         match self {
             Elem::Bytes(b) => out.extend_from_slice(b),
+            Elem::Int(i @ 0..=9) => out.push(b'0' + *i as u8),
             Elem::Int(i) => {
                 let mut buf = itoa_buf(*i);
                 out.extend_from_slice(buf.as_slice());

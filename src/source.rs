@@ -576,7 +576,6 @@ where
             (self.merge)(&mut done.out)?;
             result?;
             self.outs.push(done.out);
-            done.items.clear();
             self.item_bufs.push(done.items);
         }
         Ok(())
@@ -623,6 +622,8 @@ fn parallel<'a, W: ChunkWorker>(
                             worker.work(&mut state, chunk, &mut job.out)
                         }))
                     };
+                    // dropped here rather than on the merging thread, which also frames
+                    job.items.clear();
                     let done = Done {
                         seq: job.seq,
                         items: job.items,

@@ -328,19 +328,24 @@ fn short_decimal(b: &[u8]) -> Option<f64> {
     if digits.is_empty() || digits.len() > 16 {
         return None;
     }
-    let (mut m, mut frac, mut n, mut dot) = (0u64, 0usize, 0usize, false);
+    // the position of the dot, if any; it needs digits on both sides
+    let (mut m, mut dot) = (0u64, None);
     for (i, &c) in digits.iter().enumerate() {
-        match c {
-            b'0'..=b'9' => {
-                m = m * 10 + u64::from(c - b'0');
-                n += 1;
-                frac += usize::from(dot);
-            }
-            // a dot needs digits on both sides
-            b'.' if !dot && i > 0 && i + 1 < digits.len() => dot = true,
-            _ => return None,
+        let d = c.wrapping_sub(b'0');
+        if d < 10 {
+            m = m * 10 + u64::from(d);
+        } else if c == b'.' && dot.is_none() {
+            dot = Some(i);
+        } else {
+            return None;
         }
     }
+    let frac = match dot {
+        None => 0,
+        Some(i) if i > 0 && i + 1 < digits.len() => digits.len() - 1 - i,
+        Some(_) => return None,
+    };
+    let n = digits.len() - usize::from(dot.is_some());
     if n > 15 {
         return None;
     }

@@ -76,6 +76,21 @@ fn plain_len(b: &[u8]) -> usize {
         }
         i += 8;
     }
+    // fewer than 8 bytes left after clean words: one more word check covers them, overlapping
+    // bytes already checked (or padded with plain ones when the string is that short)
+    if b.len() - i < 8 && i < b.len() {
+        let last = match b.len().checked_sub(8) {
+            Some(from) => word(&b[from..]),
+            None => {
+                let mut pad = [b'a'; 8];
+                pad[..b.len()].copy_from_slice(b);
+                word(&pad)
+            }
+        };
+        if special(last) == 0 {
+            return b.len();
+        }
+    }
     while i < b.len() && matches!(b[i], 0x20..=0x7f) && b[i] != b'"' && b[i] != b'\\' {
         i += 1;
     }
@@ -125,7 +140,10 @@ fn escaped(out: &mut Vec<u8>, b: &[u8]) -> bool {
 }
 
 fn int(out: &mut Vec<u8>, v: i64) {
-    out.extend_from_slice(crate::model::itoa_buf(v).as_slice());
+    match v {
+        0..=9 => out.push(b'0' + v as u8),
+        _ => out.extend_from_slice(crate::model::itoa_buf(v).as_slice()),
+    }
 }
 
 fn elem(out: &mut Vec<u8>, e: &Elem<'_>) {

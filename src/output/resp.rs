@@ -55,6 +55,11 @@ impl Resp {
     /// An integer argument.
     #[inline]
     pub fn arg_int(&mut self, i: i64) {
+        if let 0..=9 = i {
+            self.buf
+                .extend_from_slice(&[b'$', b'1', b'\r', b'\n', b'0' + i as u8, b'\r', b'\n']);
+            return;
+        }
         let mut b = crate::model::itoa_buf(i);
         let s = b.as_slice();
         self.header(b'$', s.len());
