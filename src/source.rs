@@ -397,7 +397,7 @@ pub const DEFAULT_CHUNK_BYTES: u64 = 256 << 10;
 
 /// Most input bytes of dispatched chunks not merged yet (beyond one chunk): bounds the memory of
 /// the chunk outputs held for ordering.
-const MAX_IN_FLIGHT_BYTES: u64 = 32 << 20;
+const MAX_IN_FLIGHT_BYTES: u64 = 8 << 20;
 
 /// The number of threads the machine offers (1 when unknown).
 pub fn default_threads() -> usize {

@@ -152,7 +152,7 @@ fn select(resp: &mut Resp, db: u64) {
 }
 
 /// A part's buffer is kept for reuse up to this capacity.
-const KEEP_BUFFER: usize = 8 << 20;
+const KEEP_BUFFER: usize = 2 << 20;
 
 /// Runs `export`.
 pub fn run(a: &ExportArgs) -> Result<()> {
