@@ -490,7 +490,8 @@ fn sequential<W: ChunkWorker>(
     let mut out = worker.output();
     let mut version = None;
     let mut merged_at = 0u64;
-    let mut work_failed = false;
+    // set when the callback returned an error: the decode stopped there, nothing is left to merge
+    let mut stopped = false;
     let res = input.decode(opts.verify_checksum, |item, pos| {
         if let Item::Header { version: v, .. } = item {
             version = Some(v);
@@ -500,8 +501,8 @@ fn sequential<W: ChunkWorker>(
             items: &items,
             version,
         };
+        stopped = true;
         if let Err(e) = worker.work(&mut state, chunk, &mut out) {
-            work_failed = true;
             merge(&mut out)?;
             return Err(e);
         }
@@ -509,9 +510,10 @@ fn sequential<W: ChunkWorker>(
             merge(&mut out)?;
             merged_at = pos;
         }
+        stopped = false;
         Ok(())
     });
-    if !work_failed {
+    if !stopped {
         // what was worked on before the end (or before a framing error) still goes out
         merge(&mut out)?;
     }
