@@ -273,6 +273,52 @@ fn rate_limit_holds_the_import_back() {
     assert_eq!(target.keyspace().values().sum::<u64>(), 22_000);
 }
 
+/// The keys of a dump, in file order.
+fn dump_keys(dump: &Path) -> Vec<Vec<u8>> {
+    let data = std::fs::read(dump).unwrap();
+    rdbkit::Decoder::new(&data)
+        .filter_map(|i| match i.unwrap() {
+            rdbkit::Item::Entry(e) => Some(e.key.into_owned()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Every key is on node `home(key)` with the `DEBUG DIGEST-VALUE` it has on `loader` (which
+/// loaded the dump itself), and on no other node.
+fn assert_keys_at_home(
+    loader: &Server,
+    nodes: &[Server],
+    keys: &[Vec<u8>],
+    home: impl Fn(&[u8]) -> usize,
+) {
+    let zeros = "0".repeat(40);
+    for chunk in keys.chunks(2000) {
+        let digests = |s: &Server| -> Vec<String> {
+            let mut c = redis::cmd("DEBUG");
+            c.arg("DIGEST-VALUE");
+            for k in chunk {
+                c.arg(k);
+            }
+            c.query(&mut s.conn()).unwrap()
+        };
+        let want = digests(loader);
+        let per_node: Vec<Vec<String>> = nodes.iter().map(digests).collect();
+        for (i, k) in chunk.iter().enumerate() {
+            let home = home(k);
+            for (n, d) in per_node.iter().enumerate() {
+                let expect = if n == home { &want[i] } else { &zeros };
+                assert_eq!(
+                    &d[i],
+                    expect,
+                    "key {} on node {n}",
+                    String::from_utf8_lossy(k)
+                );
+            }
+        }
+    }
+}
+
 /// Three primaries on loopback with the slots split evenly.
 fn cluster() -> Vec<Server> {
     let nodes: Vec<Server> = (0..3)
@@ -343,40 +389,11 @@ fn cluster_import_routes_every_key_to_its_slot_owner() {
         .map(|n| n.keyspace().values().sum::<u64>())
         .sum();
     assert_eq!(total, 32_000);
-    // every key lives on exactly one node, with the value the dump holds
-    let data = std::fs::read(&dump).unwrap();
-    let keys: Vec<Vec<u8>> = rdbkit::Decoder::new(&data)
-        .filter_map(|i| match i.unwrap() {
-            rdbkit::Item::Entry(e) => Some(e.key.into_owned()),
-            _ => None,
-        })
-        .collect();
-    let zeros = "0".repeat(40);
-    for chunk in keys.chunks(2000) {
-        let digests = |s: &Server| -> Vec<String> {
-            let mut c = redis::cmd("DEBUG");
-            c.arg("DIGEST-VALUE");
-            for k in chunk {
-                c.arg(k);
-            }
-            c.query(&mut s.conn()).unwrap()
-        };
-        let want = digests(&loader);
-        let per_node: Vec<Vec<String>> = nodes.iter().map(digests).collect();
-        for (i, k) in chunk.iter().enumerate() {
-            let holders: Vec<&String> = per_node
-                .iter()
-                .map(|d| &d[i])
-                .filter(|d| **d != zeros)
-                .collect();
-            assert_eq!(
-                holders,
-                vec![&want[i]],
-                "key {}",
-                String::from_utf8_lossy(k)
-            );
-        }
-    }
+    // every key lives on the node that owns its slot, with the value the dump holds
+    let keys = dump_keys(&dump);
+    assert_keys_at_home(&loader, &nodes, &keys, |k| {
+        usize::from(rdbkit::cluster::key_hash_slot(k) / 5462).min(2)
+    });
     // verify reads every key back from the node that owns its slot
     let out = rdbkit(&[
         "verify",
@@ -443,13 +460,7 @@ fn cluster_import_follows_ask_and_moved_during_a_reshard() {
                 .unwrap()
         })
         .collect();
-    let data = std::fs::read(&dump).unwrap();
-    let keys: Vec<Vec<u8>> = rdbkit::Decoder::new(&data)
-        .filter_map(|i| match i.unwrap() {
-            rdbkit::Item::Entry(e) => Some(e.key.into_owned()),
-            _ => None,
-        })
-        .collect();
+    let keys = dump_keys(&dump);
     let slot = |k: &[u8]| rdbkit::cluster::key_hash_slot(k);
     let owner0 = |s: u16| s < 5462;
     // ASK: 40 slots of node 0 that hold keys, migrating to node 1 before the import starts
@@ -541,38 +552,16 @@ fn cluster_import_follows_ask_and_moved_during_a_reshard() {
     );
     assert_eq!(nodes.iter().map(held).sum::<u64>(), keys.len() as u64);
     // each key on the node that owns (or imports) its slot, with the dump's value
-    let zeros = "0".repeat(40);
-    for chunk in keys.chunks(2000) {
-        let digests = |s: &Server| -> Vec<String> {
-            let mut c = redis::cmd("DEBUG");
-            c.arg("DIGEST-VALUE");
-            for k in chunk {
-                c.arg(k);
-            }
-            c.query(&mut s.conn()).unwrap()
-        };
-        let want = digests(&loader);
-        let per_node: Vec<Vec<String>> = nodes.iter().map(digests).collect();
-        for (i, k) in chunk.iter().enumerate() {
-            let s = slot(k);
-            let home = if ask_slots.contains(&s) {
-                1
-            } else if moved_slots.contains(&s) {
-                2
-            } else {
-                usize::from(s / 5462).min(2)
-            };
-            for (n, d) in per_node.iter().enumerate() {
-                let expect = if n == home { &want[i] } else { &zeros };
-                assert_eq!(
-                    &d[i],
-                    expect,
-                    "key {} on node {n}",
-                    String::from_utf8_lossy(k)
-                );
-            }
+    assert_keys_at_home(&loader, &nodes, &keys, |k| {
+        let s = slot(k);
+        if ask_slots.contains(&s) {
+            1
+        } else if moved_slots.contains(&s) {
+            2
+        } else {
+            usize::from(s / 5462).min(2)
         }
-    }
+    });
     // verify follows the cluster too: keys of slots still migrating are read from the importing
     // node (ASK), and once the migration is finished the slot map is read again (MOVED)
     let verify = || {
