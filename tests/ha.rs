@@ -319,6 +319,16 @@ fn assert_keys_at_home(
     }
 }
 
+/// `rdbkit verify` of `dump` against `node` passes with `n` keys equal.
+fn assert_verifies(dump: &Path, node: &Server, n: usize) {
+    let out = rdbkit(&["verify", dump.to_str().unwrap(), "--target", &node.url()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let want = format!("verified: {n} keys equal, 0 differ");
+    assert!(text(&out).contains(&want), "{}", text(&out));
+}
+
 /// Three primaries on loopback with the slots split evenly.
 fn cluster() -> Vec<Server> {
     let nodes: Vec<Server> = (0..3)
@@ -395,20 +405,7 @@ fn cluster_import_routes_every_key_to_its_slot_owner() {
         usize::from(rdbkit::cluster::key_hash_slot(k) / 5462).min(2)
     });
     // verify reads every key back from the node that owns its slot
-    let out = rdbkit(&[
-        "verify",
-        dump.to_str().unwrap(),
-        "--target",
-        &nodes[2].url(),
-    ])
-    .output()
-    .unwrap();
-    assert!(out.status.success(), "{}", text(&out));
-    assert!(
-        text(&out).contains("verified: 32000 keys equal, 0 differ"),
-        "{}",
-        text(&out)
-    );
+    assert_verifies(&dump, &nodes[2], 32_000);
     // a multi-db dump is refused unless --db-map folds it into db 0
     let multi = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/redis82_multiple_dbs_v12.rdb");
     let out = rdbkit(&[
@@ -564,22 +561,7 @@ fn cluster_import_follows_ask_and_moved_during_a_reshard() {
     });
     // verify follows the cluster too: keys of slots still migrating are read from the importing
     // node (ASK), and once the migration is finished the slot map is read again (MOVED)
-    let verify = || {
-        let out = rdbkit(&[
-            "verify",
-            dump.to_str().unwrap(),
-            "--target",
-            &nodes[0].url(),
-        ])
-        .output()
-        .unwrap();
-        assert!(out.status.success(), "{}", text(&out));
-        assert!(
-            text(&out).contains(&format!("verified: {} keys equal, 0 differ", keys.len())),
-            "{}",
-            text(&out)
-        );
-    };
+    let verify = || assert_verifies(&dump, &nodes[0], keys.len());
     verify();
     for &s in &ask_slots {
         for n in [&nodes[1], &nodes[0], &nodes[2]] {
