@@ -2,7 +2,7 @@
 //!
 //! [`Decoder`] walks a byte slice (usually a memory map) and yields one [`Item`] at a time. A key
 //! record's value is only *skipped* to find its raw span; [`Entry::value`] decodes it on demand.
-//! The same record parser ([`parse_item`]) drives [`crate::source::StreamDecoder`] for pipes and
+//! The same record parser (`parse_item`) drives [`crate::source::StreamDecoder`] for pipes and
 //! gzip input.
 
 pub(crate) mod cursor;

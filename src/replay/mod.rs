@@ -577,7 +577,7 @@ pub struct Summary {
     /// Keys whose module is missing are tolerated.
     pub skip_modules: bool,
     /// Keys sent whose acknowledgement never came (the import stopped): they may or may not be
-    /// on the target. The first [`MAX_REPORTS`].
+    /// on the target. The first 1000.
     pub in_doubt: Vec<String>,
     /// How many keys were in doubt.
     pub in_doubt_total: u64,
