@@ -33,7 +33,7 @@ pub mod replay;
 pub mod source;
 pub mod write;
 
-pub use decode::{crc64, Decoder};
+pub use decode::{crc64, crc64_combine, Decoder};
 pub use error::{DecodeError, ErrorKind};
 pub use model::{
     Checksum, Consumer, ConsumerGroup, Elem, Entry, HashField, IdmpProducer, Item, Magic, ModuleId,

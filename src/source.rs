@@ -8,7 +8,7 @@
 //! size plus the largest single record.
 
 use crate::decode::cursor::Cursor;
-use crate::decode::{check_trailer, crc64, parse_item, Decoder, State};
+use crate::decode::{check_trailer, crc64, crc64_combine, parse_item, Decoder, State};
 use crate::error::{DecodeError, Result};
 use crate::model::{Item, Producer};
 use std::fs::File;
@@ -379,6 +379,11 @@ pub struct ChunkOptions {
     /// Input bytes per chunk (at least one item per chunk). Outputs are merged after about this
     /// much input in every mode.
     pub chunk_bytes: u64,
+    /// Most input bytes of chunks handed to workers and not merged yet: bounds the outputs held
+    /// for ordering, and how far framing runs ahead of the workers. A deep queue keeps the workers
+    /// fed while the framing thread is not scheduled (it shares the cores with them); worth it
+    /// when a chunk's output is small (`info`'s counters), not when it is formatted text.
+    pub in_flight_bytes: u64,
 }
 
 impl Default for ChunkOptions {
@@ -387,6 +392,7 @@ impl Default for ChunkOptions {
             verify_checksum: true,
             threads: default_threads(),
             chunk_bytes: DEFAULT_CHUNK_BYTES,
+            in_flight_bytes: DEFAULT_IN_FLIGHT_BYTES,
         }
     }
 }
@@ -395,9 +401,9 @@ impl Default for ChunkOptions {
 /// next to decoding it, small enough that two workers stay busy until the end of a dump.
 pub const DEFAULT_CHUNK_BYTES: u64 = 256 << 10;
 
-/// Most input bytes of dispatched chunks not merged yet (beyond one chunk): bounds the memory of
-/// the chunk outputs held for ordering.
-const MAX_IN_FLIGHT_BYTES: u64 = 8 << 20;
+/// [`ChunkOptions::in_flight_bytes`] by default: bounds formatted output held for ordering to a
+/// few MiB.
+pub const DEFAULT_IN_FLIGHT_BYTES: u64 = 8 << 20;
 
 /// The number of threads the machine offers (1 when unknown).
 pub fn default_threads() -> usize {
@@ -471,8 +477,8 @@ impl Input {
         merge: impl FnMut(&mut W::Out) -> std::result::Result<(), W::Error>,
     ) -> std::result::Result<Producer, W::Error> {
         match self {
-            Input::Mapped(m) if opts.threads > 1 => parallel(&m, opts, worker, merge),
-            Input::Bytes(b) if opts.threads > 1 => parallel(&b, opts, worker, merge),
+            Input::Mapped(m) if opts.threads > 1 => parallel(&m, Some(&m), opts, worker, merge),
+            Input::Bytes(b) if opts.threads > 1 => parallel(&b, None, opts, worker, merge),
             other => sequential(other, opts, worker, merge),
         }
     }
@@ -520,48 +526,97 @@ fn sequential<W: ChunkWorker>(
     res
 }
 
-/// A chunk on its way to a worker.
+/// A chunk on its way to a worker: a span of whole records the framer has checked, which the
+/// worker reads again (handing over bytes rather than decoded items keeps the items in the cache
+/// of the core that works on them), and maybe the final `Eof`, whose checksum the framer resolves.
 struct Job<'a, O> {
     seq: u64,
-    items: Vec<(Item<'a>, u64)>,
+    /// Input span `start..end` and the decoder state at `start`.
+    span: (usize, usize, State),
+    eof: Option<(Item<'a>, u64)>,
     version: Option<u32>,
     out: O,
 }
 
 /// A chunk worked on.
-struct Done<'a, O, E> {
+struct Done<O, E> {
     seq: u64,
-    items: Vec<(Item<'a>, u64)>,
     out: O,
+    /// CRC64 of the span (when verifying), combined in file order by the merging thread.
+    crc: u64,
     result: std::thread::Result<std::result::Result<(), E>>,
 }
 
 /// A chunk's input span and, once worked on, its result.
-type Waiting<'a, W> = (
+type Waiting<W> = (
     u64,
-    Option<Done<'a, <W as ChunkWorker>::Out, <W as ChunkWorker>::Error>>,
+    Option<Done<<W as ChunkWorker>::Out, <W as ChunkWorker>::Error>>,
 );
 
-/// The merging side of [`parallel`]: finished chunks wait here until every chunk before them is
-/// merged.
-struct InOrder<'a, W: ChunkWorker, M> {
+/// The framing and merging side of [`parallel`]: hands spans to the workers and merges their
+/// outputs in file order (finished chunks wait here until every chunk before them is merged).
+struct Dispatch<'a, 'c, W: ChunkWorker, M> {
+    worker: &'c W,
     merge: M,
+    jobs: &'c std::sync::mpsc::SyncSender<Job<'a, W::Out>>,
+    done: &'c std::sync::mpsc::Receiver<Done<W::Out, W::Error>>,
+    max_in_flight: usize,
+    max_in_flight_bytes: u64,
+    seq: u64,
     /// Chunks from `next` on, in order: input span, and the result (`None` while a worker has it).
-    waiting: std::collections::VecDeque<Waiting<'a, W>>,
+    waiting: std::collections::VecDeque<Waiting<W>>,
     next: u64,
     in_flight_bytes: u64,
-    /// Drained outputs and item buffers, for reuse.
+    /// CRC64 of the input of every chunk merged so far.
+    crc: u64,
+    /// Drained outputs, for reuse.
     outs: Vec<W::Out>,
-    item_bufs: Vec<Vec<(Item<'a>, u64)>>,
 }
 
-impl<'a, W, M> InOrder<'a, W, M>
+impl<'a, W, M> Dispatch<'a, '_, W, M>
 where
     W: ChunkWorker,
     M: FnMut(&mut W::Out) -> std::result::Result<(), W::Error>,
 {
-    /// Stores a finished chunk and merges every chunk that is now next in order.
-    fn receive(&mut self, done: Done<'a, W::Out, W::Error>) -> std::result::Result<(), W::Error> {
+    /// Hands a span (and the `Eof` after it) to a worker, once there is room in flight.
+    fn send(
+        &mut self,
+        span: (usize, usize, State),
+        eof: Option<(Item<'a>, u64)>,
+        version: Option<u32>,
+    ) -> std::result::Result<(), W::Error> {
+        while self.waiting.len() >= self.max_in_flight
+            || (!self.waiting.is_empty() && self.in_flight_bytes >= self.max_in_flight_bytes)
+        {
+            self.receive_one()?;
+        }
+        let bytes = (span.1 - span.0) as u64;
+        let job = Job {
+            seq: self.seq,
+            span,
+            eof,
+            version,
+            out: self.outs.pop().unwrap_or_else(|| self.worker.output()),
+        };
+        self.seq += 1;
+        self.waiting.push_back((bytes, None));
+        self.in_flight_bytes += bytes;
+        // never blocks: the channel has room for every chunk in flight
+        self.jobs.send(job).expect("chunk workers ended early");
+        Ok(())
+    }
+
+    /// Merges every chunk handed out.
+    fn finish(&mut self) -> std::result::Result<(), W::Error> {
+        while !self.waiting.is_empty() {
+            self.receive_one()?;
+        }
+        Ok(())
+    }
+
+    /// Stores the next finished chunk and merges every chunk that is now next in order.
+    fn receive_one(&mut self) -> std::result::Result<(), W::Error> {
+        let done = self.done.recv().expect("chunk workers ended early");
         if let Some(w) = self.waiting.get_mut((done.seq - self.next) as usize) {
             w.1 = Some(done);
         }
@@ -571,6 +626,7 @@ where
             };
             self.next += 1;
             self.in_flight_bytes -= span;
+            self.crc = crc64_combine(self.crc, done.crc, span);
             let result = match done.result {
                 Ok(r) => r,
                 Err(panic) => std::panic::resume_unwind(panic),
@@ -578,17 +634,93 @@ where
             (self.merge)(&mut done.out)?;
             result?;
             self.outs.push(done.out);
-            self.item_bufs.push(done.items);
         }
         Ok(())
     }
 }
 
-/// [`Input::decode_chunks`] on worker threads: this thread frames the items (cheap: values are
-/// only skipped) into chunks, workers decode and format them, and this thread merges the outputs
-/// in file order. At most `4 × threads` chunks or [`MAX_IN_FLIGHT_BYTES`] of input are in flight.
+/// Reads the records of a job's span again (the framer checked them), appending them to `items`.
+fn reread<'a>(
+    data: &'a [u8],
+    (start, end, state): (usize, usize, State),
+    items: &mut Vec<(Item<'a>, u64)>,
+) -> Result<()> {
+    let mut d = Decoder::resume(data.get(..end).unwrap_or_default(), start, state);
+    while d.position() < end as u64 {
+        match d.next_item()? {
+            Some(item) => items.push((item, d.position())),
+            None => break,
+        }
+    }
+    if d.position() != end as u64 {
+        // the framer read the same bytes from the same state, so this cannot happen; if it did,
+        // say so rather than lose records
+        return Err(DecodeError::invalid(
+            d.position(),
+            "record",
+            format!("chunk re-read ended here, framing at {end}"),
+        ));
+    }
+    Ok(())
+}
+
+/// A worker of [`parallel`]: re-reads each job's span, hashes it and works on its items.
+fn work_jobs<'a, W: ChunkWorker>(
+    data: &'a [u8],
+    worker: &W,
+    verify: bool,
+    jobs: &std::sync::Mutex<std::sync::mpsc::Receiver<Job<'a, W::Out>>>,
+    done: std::sync::mpsc::Sender<Done<W::Out, W::Error>>,
+    cancelled: &std::sync::atomic::AtomicBool,
+) {
+    let mut state = worker.state();
+    let mut items = Vec::new();
+    loop {
+        let job = match jobs.lock() {
+            Ok(rx) => rx.recv(),
+            Err(_) => break,
+        };
+        let Ok(mut job) = job else { break };
+        let (start, end) = (job.span.0, job.span.1);
+        let mut crc = 0;
+        let result = if cancelled.load(std::sync::atomic::Ordering::Relaxed) {
+            Ok(Ok(()))
+        } else {
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                if verify {
+                    crc = crc64(0, data.get(start..end).unwrap_or_default());
+                }
+                let reread = reread(data, job.span, &mut items);
+                items.extend(job.eof.take());
+                let chunk = Chunk {
+                    items: &items,
+                    version: job.version,
+                };
+                // the items read before a re-read error are worked on, then the error stands
+                let worked = worker.work(&mut state, chunk, &mut job.out);
+                worked.and(reread.map_err(W::Error::from))
+            }))
+        };
+        items.clear();
+        let finished = Done {
+            seq: job.seq,
+            out: job.out,
+            crc,
+            result,
+        };
+        if done.send(finished).is_err() {
+            break;
+        }
+    }
+}
+
+/// [`Input::decode_chunks`] on worker threads: this thread frames the records (values are only
+/// skipped) into spans of about `chunk_bytes`; workers decode each span's items, compute its
+/// CRC64 and work on the items; this thread merges the outputs, and the CRCs, in file order. At
+/// most [`ChunkOptions::in_flight_bytes`] of input are in flight.
 fn parallel<'a, W: ChunkWorker>(
     data: &'a [u8],
+    map: Option<&memmap2::Mmap>,
     opts: ChunkOptions,
     worker: &W,
     merge: impl FnMut(&mut W::Out) -> std::result::Result<(), W::Error>,
@@ -596,111 +728,94 @@ fn parallel<'a, W: ChunkWorker>(
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::{mpsc, Mutex};
 
-    let max_in_flight = opts.threads * 4;
+    // chunks in flight: as many as the byte budget holds, and at least a few per thread
+    let max_in_flight = (opts.in_flight_bytes / opts.chunk_bytes.max(1))
+        .clamp(opts.threads as u64 * 4, 1024) as usize;
     let (job_tx, job_rx) = mpsc::sync_channel::<Job<'a, W::Out>>(max_in_flight);
     let job_rx = Mutex::new(job_rx);
-    let (done_tx, done_rx) = mpsc::channel::<Done<'a, W::Out, W::Error>>();
+    let (done_tx, done_rx) = mpsc::channel::<Done<W::Out, W::Error>>();
     let cancelled = AtomicBool::new(false);
+    let verify = opts.verify_checksum;
     std::thread::scope(|scope| {
-        let mut trailer = TrailerCheck::start(scope, data, opts.verify_checksum);
+        if let Some(m) = map {
+            scope.spawn(move || populate(m));
+        }
         for _ in 0..opts.threads {
             let (job_rx, done_tx, cancelled) = (&job_rx, done_tx.clone(), &cancelled);
-            scope.spawn(move || {
-                let mut state = worker.state();
-                loop {
-                    let job = match job_rx.lock() {
-                        Ok(rx) => rx.recv(),
-                        Err(_) => break,
-                    };
-                    let Ok(mut job) = job else { break };
-                    let result = if cancelled.load(Ordering::Relaxed) {
-                        Ok(Ok(()))
-                    } else {
-                        let chunk = Chunk {
-                            items: &job.items,
-                            version: job.version,
-                        };
-                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                            worker.work(&mut state, chunk, &mut job.out)
-                        }))
-                    };
-                    // dropped here rather than on the merging thread, which also frames
-                    job.items.clear();
-                    let done = Done {
-                        seq: job.seq,
-                        items: job.items,
-                        out: job.out,
-                        result,
-                    };
-                    if done_tx.send(done).is_err() {
-                        break;
-                    }
-                }
-            });
+            scope.spawn(move || work_jobs(data, worker, verify, job_rx, done_tx, cancelled));
         }
         drop(done_tx);
 
-        let mut order = InOrder::<'a, W, _> {
+        let mut dispatch = Dispatch {
+            worker,
             merge,
+            jobs: &job_tx,
+            done: &done_rx,
+            max_in_flight,
+            max_in_flight_bytes: opts.in_flight_bytes,
+            seq: 0,
             waiting: Default::default(),
             next: 0,
             in_flight_bytes: 0,
+            crc: 0,
             outs: Vec::new(),
-            item_bufs: Vec::new(),
         };
         let mut d = Decoder::new(data).verify_checksum(false);
         let mut framing: Result<()> = Ok(());
         let mut run = || -> std::result::Result<(), W::Error> {
-            let mut items: Vec<(Item<'a>, u64)> = Vec::new();
-            let (mut chunk_start, mut seq) = (0u64, 0u64);
+            let mut chunk_start = 0usize;
+            let mut chunk_state = d.state().clone();
             loop {
-                let end = match d.next_item() {
-                    Ok(Some(mut item)) => match trailer.resolve(&mut item, &d) {
-                        Ok(()) => {
-                            items.push((item, d.position()));
-                            false
-                        }
-                        Err(e) => {
-                            framing = Err(e);
-                            true
-                        }
-                    },
-                    Ok(None) => true,
+                let before = d.position() as usize;
+                let (end, trailer) = match d.next_item() {
+                    Ok(Some(Item::Eof { checksum, offset })) => (true, Some((checksum, offset))),
+                    Ok(Some(_)) => (false, None),
+                    Ok(None) => (true, None),
                     Err(e) => {
                         framing = Err(e);
-                        true
+                        (true, None)
                     }
                 };
-                let span = d.position() - chunk_start;
-                if !items.is_empty() && (end || span >= opts.chunk_bytes) {
-                    while order.waiting.len() >= max_in_flight
-                        || (!order.waiting.is_empty()
-                            && order.in_flight_bytes >= MAX_IN_FLIGHT_BYTES)
-                    {
-                        order.receive(done_rx.recv().expect("chunk workers ended early"))?;
+                let mut eof = None;
+                let span_end = match trailer {
+                    None => d.position() as usize,
+                    Some((checksum, offset)) => {
+                        // the span ends before the trailer; every span is merged, and so hashed,
+                        // before the framer resolves the checksum
+                        if before > chunk_start {
+                            let state = std::mem::replace(&mut chunk_state, d.state().clone());
+                            dispatch.send((chunk_start, before, state), None, d.version())?;
+                            chunk_start = before;
+                        }
+                        dispatch.finish()?;
+                        let (crc, rest) = (dispatch.crc, data.get(before..=offset as usize));
+                        let resolved = check_trailer(checksum, verify, offset + 1, || {
+                            let rest = rest.unwrap_or_default();
+                            crc64_combine(crc, crc64(0, rest), rest.len() as u64)
+                        });
+                        match resolved {
+                            Ok(checksum) => {
+                                eof = Some((Item::Eof { checksum, offset }, d.position()))
+                            }
+                            Err(e) => {
+                                framing = Err(e.with_producer(Some(&d.producer().to_string())))
+                            }
+                        }
+                        before
                     }
-                    let next_items = order.item_bufs.pop().unwrap_or_default();
-                    let job = Job {
-                        seq,
-                        items: std::mem::replace(&mut items, next_items),
-                        version: d.version(),
-                        out: order.outs.pop().unwrap_or_else(|| worker.output()),
-                    };
-                    seq += 1;
-                    order.waiting.push_back((span, None));
-                    order.in_flight_bytes += span;
-                    chunk_start = d.position();
-                    // never blocks: the channel has room for every chunk in flight
-                    job_tx.send(job).expect("chunk workers ended early");
+                };
+                if (span_end > chunk_start || eof.is_some())
+                    && (end || (span_end - chunk_start) as u64 >= opts.chunk_bytes)
+                {
+                    let state = std::mem::replace(&mut chunk_state, d.state().clone());
+                    dispatch.send((chunk_start, span_end, state), eof, d.version())?;
+                    chunk_start = span_end;
                 }
                 if end {
                     break;
                 }
             }
-            while !order.waiting.is_empty() {
-                order.receive(done_rx.recv().expect("chunk workers ended early"))?;
-            }
-            Ok(())
+            dispatch.finish()
         };
         let res = run();
         cancelled.store(true, Ordering::Relaxed);
@@ -709,4 +824,18 @@ fn parallel<'a, W: ChunkWorker>(
         framing?;
         Ok(d.producer())
     })
+}
+
+fn populate(m: &memmap2::Mmap) {
+    const STEP: usize = 4 << 20;
+    let mut off = 0;
+    while off < m.len() {
+        let n = STEP.min(m.len() - off);
+        if m.advise_range(memmap2::Advice::PopulateRead, off, n)
+            .is_err()
+        {
+            return;
+        }
+        off += n;
+    }
 }

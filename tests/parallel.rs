@@ -129,6 +129,12 @@ fn dump_with(bad: &[usize], n: usize, tail: &[u8]) -> Vec<u8> {
     w.finish()
 }
 
+/// `dump` with the last byte of its CRC64 trailer changed.
+fn bad_trailer(mut dump: Vec<u8>) -> Vec<u8> {
+    *dump.last_mut().unwrap() ^= 1;
+    dump
+}
+
 /// With several corrupt values and a framing error after them, every thread count and chunk size
 /// reports the first corrupt value (key and offset), after the same partial output.
 #[test]
@@ -141,6 +147,14 @@ fn first_error_in_file_order_wins() {
         ("framing", dump_with(&[], 100, &[0x42])),
         // a value error in the last key before the framing error
         ("last", dump_with(&[99], 100, &[0x42])),
+        // a wrong CRC64 trailer: the checksum of the spans hashed by the workers, joined in file
+        // order, must find it, and name the same offset
+        ("checksum", bad_trailer(dump_with(&[], 100, &[]))),
+        // a value error before the wrong trailer wins
+        (
+            "value-then-checksum",
+            bad_trailer(dump_with(&[40], 100, &[])),
+        ),
     ];
     for (name, dump) in cases {
         let path = dir.path().join(format!("{name}.rdb"));
@@ -160,8 +174,15 @@ fn first_error_in_file_order_wins() {
             };
             let seq = run(&["--threads", "1"]);
             assert_eq!(seq.0, Some(1), "{name} {args:?}: {}", seq.2);
-            if name == "values" && !args.contains(&"--salvage") {
+            if name.starts_with("value") && !args.contains(&"--salvage") {
                 assert!(seq.2.contains("\"k40\""), "{}", seq.2);
+            }
+            if name == "checksum" {
+                assert!(
+                    seq.2.contains("checksum") || seq.2.contains("CRC"),
+                    "{}",
+                    seq.2
+                );
             }
             for (threads, chunk) in [("2", "1"), ("3", "1"), ("2", "700"), ("2", "100000")] {
                 let par = run(&["--threads", threads, "--chunk-bytes", chunk]);
@@ -215,6 +236,7 @@ fn decode_chunks_merges_in_file_order() {
             verify_checksum: true,
             threads,
             chunk_bytes,
+            ..Default::default()
         };
         Input::Bytes(dump.clone())
             .decode_chunks(opts, &Offsets, |o: &mut Vec<u64>| {

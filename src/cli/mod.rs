@@ -72,6 +72,7 @@ impl ThreadArgs {
                 .threads
                 .map_or_else(rdbkit::source::default_threads, usize::from),
             chunk_bytes: self.chunk_bytes,
+            ..Default::default()
         }
     }
 }
