@@ -10,6 +10,7 @@
 use crate::decode::cursor::Cursor;
 use crate::decode::{check_trailer, crc64, crc64_combine, parse_item, Decoder, State};
 use crate::error::{DecodeError, Result};
+use crate::model::Checksum;
 use crate::model::{Item, Producer};
 use std::fs::File;
 use std::io::{self, Read};
@@ -526,186 +527,223 @@ fn sequential<W: ChunkWorker>(
     res
 }
 
-/// A chunk on its way to a worker: a span of whole records the framer has checked, which the
-/// worker reads again (handing over bytes rather than decoded items keeps the items in the cache
-/// of the core that works on them), and maybe the final `Eof`, whose checksum the framer resolves.
-struct Job<'a, O> {
+/// Where the records of a region begin.
+enum Start {
+    /// Known: the first region, and regions read again on the merging thread.
+    At(usize, State),
+    /// Where the worker of the region before stopped reading, handed over through the
+    /// [`Frontier`].
+    HandedOver,
+}
+
+/// A region on its way to a worker.
+struct Job<O> {
     seq: u64,
-    /// Input span `start..end` and the decoder state at `start`.
-    span: (usize, usize, State),
-    eof: Option<(Item<'a>, u64)>,
-    version: Option<u32>,
+    /// The bytes `start..end`: the worker hashes them, and reads the records that begin in them
+    /// (the last one may end past `end`).
+    region: (usize, usize),
+    start: Start,
     out: O,
 }
 
-/// A chunk worked on.
+/// What reading the records of a region found.
+struct RegionRead {
+    /// Where the records read began and the state assumed there; `None` when no record boundary
+    /// was found.
+    began: Option<(usize, State)>,
+    /// Position and state after the last record read.
+    ended: (usize, State),
+    /// An `Eof` read (its checksum unresolved): its offset and the position after it.
+    eof: Option<(Checksum, u64, u64)>,
+}
+
+/// A region worked on.
 struct Done<O, E> {
     seq: u64,
     out: O,
-    /// CRC64 of the span (when verifying), combined in file order by the merging thread.
+    /// CRC64 of the region's bytes before the trailer (when verifying), joined in file order.
     crc: u64,
+    read: RegionRead,
     result: std::thread::Result<std::result::Result<(), E>>,
 }
 
-/// A chunk's input span and, once worked on, its result.
-type Waiting<W> = (
-    u64,
-    Option<Done<<W as ChunkWorker>::Out, <W as ChunkWorker>::Error>>,
-);
-
-/// The framing and merging side of [`parallel`]: hands spans to the workers and merges their
-/// outputs in file order (finished chunks wait here until every chunk before them is merged).
-struct Dispatch<'a, 'c, W: ChunkWorker, M> {
-    worker: &'c W,
-    merge: M,
-    jobs: &'c std::sync::mpsc::SyncSender<Job<'a, W::Out>>,
-    done: &'c std::sync::mpsc::Receiver<Done<W::Out, W::Error>>,
-    max_in_flight: usize,
-    max_in_flight_bytes: u64,
-    seq: u64,
-    /// Chunks from `next` on, in order: input span, and the result (`None` while a worker has it).
-    waiting: std::collections::VecDeque<Waiting<W>>,
-    next: u64,
-    in_flight_bytes: u64,
-    /// CRC64 of the input of every chunk merged so far.
-    crc: u64,
-    /// Drained outputs, for reuse.
-    outs: Vec<W::Out>,
+/// Where each region's records begin, handed from the worker of the region before once it has
+/// read its records (before working on them). Records can only be found by reading from the
+/// start, so the reading is a chain through the regions; it is the cheap part (a region's worker
+/// hashes its bytes while it waits, and works on its items after handing over), so the work of
+/// consecutive regions overlaps.
+#[derive(Default)]
+struct Frontier {
+    /// Region number → where its records begin (`None`: the region before ended in an error or
+    /// at the `Eof`, or was cancelled).
+    slots: std::sync::Mutex<std::collections::HashMap<u64, Option<(usize, State)>>>,
+    published: std::sync::Condvar,
+    cancelled: std::sync::atomic::AtomicBool,
 }
 
-impl<'a, W, M> Dispatch<'a, '_, W, M>
-where
-    W: ChunkWorker,
-    M: FnMut(&mut W::Out) -> std::result::Result<(), W::Error>,
-{
-    /// Hands a span (and the `Eof` after it) to a worker, once there is room in flight.
-    fn send(
-        &mut self,
-        span: (usize, usize, State),
-        eof: Option<(Item<'a>, u64)>,
-        version: Option<u32>,
-    ) -> std::result::Result<(), W::Error> {
-        while self.waiting.len() >= self.max_in_flight
-            || (!self.waiting.is_empty() && self.in_flight_bytes >= self.max_in_flight_bytes)
-        {
-            self.receive_one()?;
+impl Frontier {
+    fn publish(&self, seq: u64, start: Option<(usize, State)>) {
+        if let Ok(mut slots) = self.slots.lock() {
+            slots.insert(seq, start);
         }
-        let bytes = (span.1 - span.0) as u64;
-        let job = Job {
-            seq: self.seq,
-            span,
-            eof,
-            version,
-            out: self.outs.pop().unwrap_or_else(|| self.worker.output()),
-        };
-        self.seq += 1;
-        self.waiting.push_back((bytes, None));
-        self.in_flight_bytes += bytes;
-        // never blocks: the channel has room for every chunk in flight
-        self.jobs.send(job).expect("chunk workers ended early");
-        Ok(())
+        self.published.notify_all();
     }
 
-    /// Merges every chunk handed out.
-    fn finish(&mut self) -> std::result::Result<(), W::Error> {
-        while !self.waiting.is_empty() {
-            self.receive_one()?;
+    /// Waits for the start of region `seq` (`None` if the region before cannot give it).
+    fn wait(&self, seq: u64) -> Option<(usize, State)> {
+        let mut slots = self.slots.lock().ok()?;
+        loop {
+            if let Some(start) = slots.remove(&seq) {
+                return start;
+            }
+            if self.cancelled.load(std::sync::atomic::Ordering::Relaxed) {
+                return None;
+            }
+            slots = self.published.wait(slots).ok()?;
         }
-        Ok(())
     }
 
-    /// Stores the next finished chunk and merges every chunk that is now next in order.
-    fn receive_one(&mut self) -> std::result::Result<(), W::Error> {
-        let done = self.done.recv().expect("chunk workers ended early");
-        if let Some(w) = self.waiting.get_mut((done.seq - self.next) as usize) {
-            w.1 = Some(done);
-        }
-        while self.waiting.front().is_some_and(|w| w.1.is_some()) {
-            let Some((span, Some(mut done))) = self.waiting.pop_front() else {
-                break;
-            };
-            self.next += 1;
-            self.in_flight_bytes -= span;
-            self.crc = crc64_combine(self.crc, done.crc, span);
-            let result = match done.result {
-                Ok(r) => r,
-                Err(panic) => std::panic::resume_unwind(panic),
-            };
-            (self.merge)(&mut done.out)?;
-            result?;
-            self.outs.push(done.out);
-        }
-        Ok(())
+    fn cancel(&self) {
+        self.cancelled
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        let _lock = self.slots.lock();
+        self.published.notify_all();
     }
 }
 
-/// Reads the records of a job's span again (the framer checked them), appending them to `items`.
-fn reread<'a>(
+/// Reads the records that begin in `region`, from `start` (known, or waited for from
+/// `frontier`), appending them to `items`. Stops at an `Eof` (reported, not appended) or at the
+/// first error (returned).
+fn read_region<'a>(
     data: &'a [u8],
-    (start, end, state): (usize, usize, State),
+    region: (usize, usize),
+    start: Start,
+    frontier: Option<(&Frontier, u64)>,
     items: &mut Vec<(Item<'a>, u64)>,
-) -> Result<()> {
-    let mut d = Decoder::resume(data.get(..end).unwrap_or_default(), start, state);
-    while d.position() < end as u64 {
-        match d.next_item()? {
-            Some(item) => items.push((item, d.position())),
-            None => break,
+) -> (RegionRead, Result<()>) {
+    let (pos, state) = match start {
+        Start::At(pos, state) => (pos, state),
+        Start::HandedOver => match frontier.and_then(|(f, seq)| f.wait(seq)) {
+            Some(start) => start,
+            None => {
+                let read = RegionRead {
+                    began: None,
+                    ended: (region.0, State::default()),
+                    eof: None,
+                };
+                return (read, Ok(()));
+            }
+        },
+    };
+    let began = Some((pos, state.clone()));
+    let mut d = Decoder::resume(data, pos, state);
+    let (mut eof, mut res) = (None, Ok(()));
+    while (d.position() as usize) < region.1 {
+        match d.next_item() {
+            Ok(Some(Item::Eof { checksum, offset })) => {
+                eof = Some((checksum, offset, d.position()));
+                break;
+            }
+            Ok(Some(item)) => items.push((item, d.position())),
+            Ok(None) => break,
+            Err(e) => {
+                res = Err(e);
+                break;
+            }
         }
     }
-    if d.position() != end as u64 {
-        // the framer read the same bytes from the same state, so this cannot happen; if it did,
-        // say so rather than lose records
-        return Err(DecodeError::invalid(
-            d.position(),
-            "record",
-            format!("chunk re-read ended here, framing at {end}"),
-        ));
-    }
-    Ok(())
+    let read = RegionRead {
+        began,
+        ended: (d.position() as usize, d.state().clone()),
+        eof,
+    };
+    (read, res)
 }
 
-/// A worker of [`parallel`]: re-reads each job's span, hashes it and works on its items.
-fn work_jobs<'a, W: ChunkWorker>(
+/// Reads a region's records and works on them; the items read before a read error are worked on,
+/// then the error stands.
+fn work_region<'a, W: ChunkWorker>(
     data: &'a [u8],
     worker: &W,
+    state: &mut W::State,
+    items: &mut Vec<(Item<'a>, u64)>,
+    (region, start): ((usize, usize), Start),
+    frontier: Option<(&Frontier, u64)>,
+    out: &mut W::Out,
+) -> (RegionRead, std::result::Result<(), W::Error>) {
+    items.clear();
+    let (read, res) = read_region(data, region, start, frontier, items);
+    if let Some((f, seq)) = frontier {
+        let next =
+            (res.is_ok() && read.eof.is_none() && read.began.is_some()).then(|| read.ended.clone());
+        f.publish(seq + 1, next);
+    }
+    let chunk = Chunk {
+        items,
+        version: read.ended.1.version(),
+    };
+    let worked = worker.work(state, chunk, out);
+    items.clear();
+    (read, worked.and(res.map_err(W::Error::from)))
+}
+
+/// A worker of [`parallel`]: hashes each job's region, reads its records and works on them.
+fn work_jobs<W: ChunkWorker>(
+    data: &[u8],
+    worker: &W,
     verify: bool,
-    jobs: &std::sync::Mutex<std::sync::mpsc::Receiver<Job<'a, W::Out>>>,
+    jobs: &std::sync::Mutex<std::sync::mpsc::Receiver<Job<W::Out>>>,
     done: std::sync::mpsc::Sender<Done<W::Out, W::Error>>,
     cancelled: &std::sync::atomic::AtomicBool,
+    frontier: &Frontier,
 ) {
     let mut state = worker.state();
     let mut items = Vec::new();
+    let hashed_end = data.len().saturating_sub(8);
     loop {
         let job = match jobs.lock() {
             Ok(rx) => rx.recv(),
             Err(_) => break,
         };
         let Ok(mut job) = job else { break };
-        let (start, end) = (job.span.0, job.span.1);
         let mut crc = 0;
+        let mut read = RegionRead {
+            began: None,
+            ended: (job.region.0, State::default()),
+            eof: None,
+        };
         let result = if cancelled.load(std::sync::atomic::Ordering::Relaxed) {
+            frontier.publish(job.seq + 1, None);
             Ok(Ok(()))
         } else {
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                // first, while the region before is read: no wait on anything
                 if verify {
-                    crc = crc64(0, data.get(start..end).unwrap_or_default());
+                    let (a, b) = (job.region.0.min(hashed_end), job.region.1.min(hashed_end));
+                    crc = crc64(0, data.get(a..b).unwrap_or_default());
                 }
-                let reread = reread(data, job.span, &mut items);
-                items.extend(job.eof.take());
-                let chunk = Chunk {
-                    items: &items,
-                    version: job.version,
-                };
-                // the items read before a re-read error are worked on, then the error stands
-                let worked = worker.work(&mut state, chunk, &mut job.out);
-                worked.and(reread.map_err(W::Error::from))
+                let (r, res) = work_region(
+                    data,
+                    worker,
+                    &mut state,
+                    &mut items,
+                    (job.region, job.start),
+                    Some((frontier, job.seq)),
+                    &mut job.out,
+                );
+                read = r;
+                res
             }))
         };
-        items.clear();
+        if result.is_err() {
+            // a panic may have come before the hand-over: let the next region's worker go on
+            frontier.publish(job.seq + 1, None);
+        }
         let finished = Done {
             seq: job.seq,
             out: job.out,
             crc,
+            read,
             result,
         };
         if done.send(finished).is_err() {
@@ -714,12 +752,225 @@ fn work_jobs<'a, W: ChunkWorker>(
     }
 }
 
-/// [`Input::decode_chunks`] on worker threads: this thread frames the records (values are only
-/// skipped) into spans of about `chunk_bytes`; workers decode each span's items, compute its
-/// CRC64 and work on the items; this thread merges the outputs, and the CRCs, in file order. At
-/// most [`ChunkOptions::in_flight_bytes`] of input are in flight.
-fn parallel<'a, W: ChunkWorker>(
+/// A region handed out, and its result once worked on.
+type Waiting<W> = (
+    (usize, usize),
+    Option<Done<<W as ChunkWorker>::Out, <W as ChunkWorker>::Error>>,
+);
+
+/// The merging side of [`parallel`]: hands regions to the workers, and merges their outputs in
+/// file order after checking that each region's records began where the previous region's
+/// ended, in the same state.
+struct Merger<'a, 'c, W: ChunkWorker, M> {
     data: &'a [u8],
+    worker: &'c W,
+    merge: M,
+    jobs: &'c std::sync::mpsc::SyncSender<Job<W::Out>>,
+    done: &'c std::sync::mpsc::Receiver<Done<W::Out, W::Error>>,
+    verify: bool,
+    max_in_flight: usize,
+    max_in_flight_bytes: u64,
+    seq: u64,
+    /// Regions from `next` on, in order, and their results once worked on.
+    waiting: std::collections::VecDeque<Waiting<W>>,
+    next: u64,
+    in_flight_bytes: u64,
+    /// CRC64 of every region merged so far: of the input up to `hashed_to`.
+    crc: u64,
+    hashed_to: usize,
+    /// Where the records of the regions merged so far ended, and the decoder state there.
+    ended: (usize, State),
+    /// The resolved `Eof` was merged: later regions (bytes after the trailer) are dropped.
+    finished: bool,
+    /// For regions read again on this thread.
+    state: Option<W::State>,
+    items: Vec<(Item<'a>, u64)>,
+    outs: Vec<W::Out>,
+}
+
+impl<'a, W, M> Merger<'a, '_, W, M>
+where
+    W: ChunkWorker,
+    M: FnMut(&mut W::Out) -> std::result::Result<(), W::Error>,
+{
+    /// Hands a region to a worker, once there is room in flight.
+    fn send(&mut self, region: (usize, usize)) -> std::result::Result<(), W::Error> {
+        while self.waiting.len() >= self.max_in_flight
+            || (!self.waiting.is_empty() && self.in_flight_bytes >= self.max_in_flight_bytes)
+        {
+            self.receive_one()?;
+        }
+        let start = if self.seq == 0 {
+            Start::At(0, State::default())
+        } else {
+            Start::HandedOver
+        };
+        let bytes = (region.1 - region.0) as u64;
+        let job = Job {
+            seq: self.seq,
+            region,
+            start,
+            out: self.outs.pop().unwrap_or_else(|| self.worker.output()),
+        };
+        self.seq += 1;
+        self.waiting.push_back((region, None));
+        self.in_flight_bytes += bytes;
+        // never blocks: the channel has room for every region in flight
+        self.jobs.send(job).expect("chunk workers ended early");
+        Ok(())
+    }
+
+    /// Merges every region handed out.
+    fn finish(&mut self) -> std::result::Result<(), W::Error> {
+        while !self.waiting.is_empty() {
+            self.receive_one()?;
+        }
+        if !self.finished {
+            // the records ended without an `Eof`: read on from there to report why
+            let end = self.data.len() + 1;
+            let start = Start::At(self.ended.0, self.ended.1.clone());
+            let out = self.worker.output();
+            self.local((self.ended.0, end), start, out)?;
+        }
+        Ok(())
+    }
+
+    /// Stores the next finished region and merges every region that is now next in order.
+    fn receive_one(&mut self) -> std::result::Result<(), W::Error> {
+        let done = self.done.recv().expect("chunk workers ended early");
+        if let Some(w) = self.waiting.get_mut((done.seq - self.next) as usize) {
+            w.1 = Some(done);
+        }
+        while self.waiting.front().is_some_and(|w| w.1.is_some()) {
+            let Some((region, Some(done))) = self.waiting.pop_front() else {
+                break;
+            };
+            self.next += 1;
+            self.in_flight_bytes -= (region.1 - region.0) as u64;
+            let hashed_end = self.data.len().saturating_sub(8);
+            let hashed = region
+                .1
+                .min(hashed_end)
+                .saturating_sub(region.0.min(hashed_end));
+            self.crc = crc64_combine(self.crc, done.crc, hashed as u64);
+            self.hashed_to = region.1.min(hashed_end);
+            self.settle(region, done)?;
+        }
+        Ok(())
+    }
+
+    /// Merges a region whose records began where the last merged ones ended; reads it again here
+    /// otherwise.
+    fn settle(
+        &mut self,
+        region: (usize, usize),
+        mut done: Done<W::Out, W::Error>,
+    ) -> std::result::Result<(), W::Error> {
+        let result = match done.result {
+            Ok(r) => r,
+            Err(panic) => std::panic::resume_unwind(panic),
+        };
+        if self.finished {
+            return Ok(());
+        }
+        let right = done
+            .read
+            .began
+            .as_ref()
+            .is_some_and(|(p, s)| *p == self.ended.0 && *s == self.ended.1);
+        if right {
+            (self.merge)(&mut done.out)?;
+            result?;
+            self.outs.push(done.out);
+            self.ended = done.read.ended;
+            if let Some(eof) = done.read.eof {
+                self.merge_eof(eof)?;
+            }
+            return Ok(());
+        }
+        // A worker reads from where the region before it stopped, so this is not reached unless
+        // that worker failed (its error was returned above) or panicked. Rather than trust it,
+        // drop the output and read the region again here.
+        drop(done.out);
+        if self.ended.0 >= region.1 {
+            return Ok(());
+        }
+        let start = Start::At(self.ended.0, self.ended.1.clone());
+        let out = self.worker.output();
+        self.local(region, start, out)
+    }
+
+    /// Reads and works on a region on this thread, and merges it.
+    fn local(
+        &mut self,
+        region: (usize, usize),
+        start: Start,
+        mut out: W::Out,
+    ) -> std::result::Result<(), W::Error> {
+        let state = self.state.get_or_insert_with(|| self.worker.state());
+        let (read, result) = work_region(
+            self.data,
+            self.worker,
+            state,
+            &mut self.items,
+            (region, start),
+            None,
+            &mut out,
+        );
+        (self.merge)(&mut out)?;
+        result?;
+        self.outs.push(out);
+        self.ended = read.ended;
+        if let Some(eof) = read.eof {
+            self.merge_eof(eof)?;
+        }
+        Ok(())
+    }
+
+    /// Resolves the checksum of the `Eof` and merges it, worked on like any item.
+    fn merge_eof(
+        &mut self,
+        (checksum, offset, after): (Checksum, u64, u64),
+    ) -> std::result::Result<(), W::Error> {
+        self.finished = true;
+        let body_end = offset as usize + 1;
+        let data = self.data;
+        // the regions merged so far cover the bytes before the trailer when the dump ends with it;
+        // otherwise (bytes after the trailer) hash here
+        let (crc, hashed_to) = (self.crc, self.hashed_to);
+        let checksum = check_trailer(checksum, self.verify, offset + 1, || {
+            if hashed_to == body_end {
+                crc
+            } else {
+                crc64(0, data.get(..body_end).unwrap_or_default())
+            }
+        })
+        .map_err(|e| e.with_producer(Some(&self.ended.1.producer().to_string())))?;
+        let state = self.state.get_or_insert_with(|| self.worker.state());
+        let items = [(Item::Eof { checksum, offset }, after)];
+        let chunk = Chunk {
+            items: &items,
+            version: self.ended.1.version(),
+        };
+        let mut out = self.outs.pop().unwrap_or_else(|| self.worker.output());
+        let worked = self.worker.work(state, chunk, &mut out);
+        (self.merge)(&mut out)?;
+        worked?;
+        self.outs.push(out);
+        Ok(())
+    }
+}
+
+/// [`Input::decode_chunks`] on worker threads. The input is cut into regions of `chunk_bytes`.
+/// A worker hashes its region (CRC64), then reads the records that begin in it, from where the
+/// worker of the region before stopped (the [`Frontier`]: the decoder state is handed over with
+/// the position), hands over where it stopped, and works on its items while the next region is
+/// read. The items stay on the core that decoded them; nothing is read twice. This thread merges
+/// the outputs and joins the hashes in file order, checking that each region's records began
+/// where the previous region's ended, in the same state. At most
+/// [`ChunkOptions::in_flight_bytes`] of input are in flight.
+fn parallel<W: ChunkWorker>(
+    data: &[u8],
     map: Option<&memmap2::Mmap>,
     opts: ChunkOptions,
     worker: &W,
@@ -728,29 +979,36 @@ fn parallel<'a, W: ChunkWorker>(
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::{mpsc, Mutex};
 
-    // chunks in flight: as many as the byte budget holds, and at least a few per thread
-    let max_in_flight = (opts.in_flight_bytes / opts.chunk_bytes.max(1))
-        .clamp(opts.threads as u64 * 4, 1024) as usize;
-    let (job_tx, job_rx) = mpsc::sync_channel::<Job<'a, W::Out>>(max_in_flight);
+    let chunk = opts.chunk_bytes.clamp(1, usize::MAX as u64) as usize;
+    // regions in flight: as many as the byte budget holds, and at least a few per thread
+    let max_in_flight =
+        (opts.in_flight_bytes / chunk as u64).clamp(opts.threads as u64 * 4, 1024) as usize;
+    let (job_tx, job_rx) = mpsc::sync_channel::<Job<W::Out>>(max_in_flight);
     let job_rx = Mutex::new(job_rx);
     let (done_tx, done_rx) = mpsc::channel::<Done<W::Out, W::Error>>();
     let cancelled = AtomicBool::new(false);
+    let frontier = Frontier::default();
     let verify = opts.verify_checksum;
     std::thread::scope(|scope| {
         if let Some(m) = map {
             scope.spawn(move || populate(m));
         }
         for _ in 0..opts.threads {
-            let (job_rx, done_tx, cancelled) = (&job_rx, done_tx.clone(), &cancelled);
-            scope.spawn(move || work_jobs(data, worker, verify, job_rx, done_tx, cancelled));
+            let (job_rx, done_tx, cancelled, frontier) =
+                (&job_rx, done_tx.clone(), &cancelled, &frontier);
+            scope.spawn(move || {
+                work_jobs(data, worker, verify, job_rx, done_tx, cancelled, frontier)
+            });
         }
         drop(done_tx);
 
-        let mut dispatch = Dispatch {
+        let mut merger = Merger {
+            data,
             worker,
             merge,
             jobs: &job_tx,
             done: &done_rx,
+            verify,
             max_in_flight,
             max_in_flight_bytes: opts.in_flight_bytes,
             seq: 0,
@@ -758,74 +1016,41 @@ fn parallel<'a, W: ChunkWorker>(
             next: 0,
             in_flight_bytes: 0,
             crc: 0,
+            hashed_to: 0,
+            ended: (0, State::default()),
+            finished: false,
+            state: None,
+            items: Vec::new(),
             outs: Vec::new(),
         };
-        let mut d = Decoder::new(data).verify_checksum(false);
-        let mut framing: Result<()> = Ok(());
         let mut run = || -> std::result::Result<(), W::Error> {
-            let mut chunk_start = 0usize;
-            let mut chunk_state = d.state().clone();
-            loop {
-                let before = d.position() as usize;
-                let (end, trailer) = match d.next_item() {
-                    Ok(Some(Item::Eof { checksum, offset })) => (true, Some((checksum, offset))),
-                    Ok(Some(_)) => (false, None),
-                    Ok(None) => (true, None),
-                    Err(e) => {
-                        framing = Err(e);
-                        (true, None)
-                    }
-                };
-                let mut eof = None;
-                let span_end = match trailer {
-                    None => d.position() as usize,
-                    Some((checksum, offset)) => {
-                        // the span ends before the trailer; every span is merged, and so hashed,
-                        // before the framer resolves the checksum
-                        if before > chunk_start {
-                            let state = std::mem::replace(&mut chunk_state, d.state().clone());
-                            dispatch.send((chunk_start, before, state), None, d.version())?;
-                            chunk_start = before;
-                        }
-                        dispatch.finish()?;
-                        let (crc, rest) = (dispatch.crc, data.get(before..=offset as usize));
-                        let resolved = check_trailer(checksum, verify, offset + 1, || {
-                            let rest = rest.unwrap_or_default();
-                            crc64_combine(crc, crc64(0, rest), rest.len() as u64)
-                        });
-                        match resolved {
-                            Ok(checksum) => {
-                                eof = Some((Item::Eof { checksum, offset }, d.position()))
-                            }
-                            Err(e) => {
-                                framing = Err(e.with_producer(Some(&d.producer().to_string())))
-                            }
-                        }
-                        before
-                    }
-                };
-                if (span_end > chunk_start || eof.is_some())
-                    && (end || (span_end - chunk_start) as u64 >= opts.chunk_bytes)
-                {
-                    let state = std::mem::replace(&mut chunk_state, d.state().clone());
-                    dispatch.send((chunk_start, span_end, state), eof, d.version())?;
-                    chunk_start = span_end;
-                }
-                if end {
-                    break;
-                }
+            let mut at = 0;
+            while at < data.len() && !merger.finished {
+                let end = at.saturating_add(chunk).min(data.len());
+                merger.send((at, end))?;
+                at = end;
             }
-            dispatch.finish()
+            merger.finish()
         };
-        let res = run();
+        // a worker's panic is re-raised by the merger: stop the workers before passing it on,
+        // or the scope would wait for them forever
+        let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(&mut run));
         cancelled.store(true, Ordering::Relaxed);
+        frontier.cancel();
+        let producer = merger.ended.1.producer();
+        drop(merger);
         drop(job_tx);
-        res?;
-        framing?;
-        Ok(d.producer())
+        match res {
+            Ok(res) => res?,
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+        Ok(producer)
     })
 }
 
+/// Maps the pages of `m` ahead of the workers (`MADV_POPULATE_READ`, in steps): one thread takes
+/// the page faults in a few large calls instead of every worker taking them one by one. A hint:
+/// kernels before 5.14 refuse it, and faults then happen on first touch as usual.
 fn populate(m: &memmap2::Mmap) {
     const STEP: usize = 4 << 20;
     let mut off = 0;

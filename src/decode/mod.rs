@@ -33,7 +33,7 @@ pub const VALKEY_VERSIONS: std::ops::RangeInclusive<u32> = 80..=81;
 const LEGACY_SCRIPT_PREFIX: &[u8] = b"\xDB__lua_script__";
 
 /// Prefix opcodes seen since the last key record (format §2: they attach to the next key).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 struct Pending {
     expire_ms: Option<i64>,
     idle: Option<u64>,
@@ -43,7 +43,7 @@ struct Pending {
 
 /// Decoder state carried between records. Small and cloneable, so the streaming reader can retry a
 /// record after reading more input.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct State {
     header: Option<(Magic, u32)>,
     db: u64,
