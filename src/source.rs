@@ -381,9 +381,8 @@ pub struct ChunkOptions {
     /// much input in every mode.
     pub chunk_bytes: u64,
     /// Most input bytes of chunks handed to workers and not merged yet: bounds the outputs held
-    /// for ordering, and how far framing runs ahead of the workers. A deep queue keeps the workers
-    /// fed while the framing thread is not scheduled (it shares the cores with them); worth it
-    /// when a chunk's output is small (`info`'s counters), not when it is formatted text.
+    /// for ordering. A deeper queue helps a little when a chunk's output is small (`info`'s
+    /// counters), not when it is formatted text.
     pub in_flight_bytes: u64,
 }
 
@@ -478,8 +477,8 @@ impl Input {
         merge: impl FnMut(&mut W::Out) -> std::result::Result<(), W::Error>,
     ) -> std::result::Result<Producer, W::Error> {
         match self {
-            Input::Mapped(m) if opts.threads > 1 => parallel(&m, Some(&m), opts, worker, merge),
-            Input::Bytes(b) if opts.threads > 1 => parallel(&b, None, opts, worker, merge),
+            Input::Mapped(m) if opts.threads > 1 => parallel(&m, opts, worker, merge),
+            Input::Bytes(b) if opts.threads > 1 => parallel(&b, opts, worker, merge),
             other => sequential(other, opts, worker, merge),
         }
     }
@@ -971,7 +970,6 @@ where
 /// [`ChunkOptions::in_flight_bytes`] of input are in flight.
 fn parallel<W: ChunkWorker>(
     data: &[u8],
-    map: Option<&memmap2::Mmap>,
     opts: ChunkOptions,
     worker: &W,
     merge: impl FnMut(&mut W::Out) -> std::result::Result<(), W::Error>,
@@ -990,9 +988,6 @@ fn parallel<W: ChunkWorker>(
     let frontier = Frontier::default();
     let verify = opts.verify_checksum;
     std::thread::scope(|scope| {
-        if let Some(m) = map {
-            scope.spawn(move || populate(m));
-        }
         for _ in 0..opts.threads {
             let (job_rx, done_tx, cancelled, frontier) =
                 (&job_rx, done_tx.clone(), &cancelled, &frontier);
@@ -1046,21 +1041,4 @@ fn parallel<W: ChunkWorker>(
         }
         Ok(producer)
     })
-}
-
-/// Maps the pages of `m` ahead of the workers (`MADV_POPULATE_READ`, in steps): one thread takes
-/// the page faults in a few large calls instead of every worker taking them one by one. A hint:
-/// kernels before 5.14 refuse it, and faults then happen on first touch as usual.
-fn populate(m: &memmap2::Mmap) {
-    const STEP: usize = 4 << 20;
-    let mut off = 0;
-    while off < m.len() {
-        let n = STEP.min(m.len() - off);
-        if m.advise_range(memmap2::Advice::PopulateRead, off, n)
-            .is_err()
-        {
-            return;
-        }
-        off += n;
-    }
 }
