@@ -279,7 +279,9 @@ fn each_fault_once_is_survived_with_nothing_lost() {
     }
     let s = setup();
     for (fault, cause) in [
-        (Fault::Cut, "closed the connection"),
+        // a cut is seen by the reader (end of stream) or, when a batch is being sent at that
+        // moment, by the writer (EPIPE): both are the cut
+        (Fault::Cut, "closed the connection|write failed"),
         (Fault::Stall, "no reply for"),
         (
             Fault::WrongType,
@@ -294,7 +296,10 @@ fn each_fault_once_is_survived_with_nothing_lost() {
         assert!(out.status.success(), "{fault:?}: {t}");
         assert_eq!(proxy.fired.load(SeqCst), 1, "{fault:?} never fired: {t}");
         assert!(t.contains("reconnects: 1"), "{fault:?}: {t}");
-        assert!(t.contains(cause), "{fault:?}: no {cause:?} in {t}");
+        assert!(
+            cause.split('|').any(|c| t.contains(c)),
+            "{fault:?}: no {cause:?} in {t}"
+        );
         assert!(
             t.contains(&format!("written: {} keys", s.keys)),
             "{fault:?}: {t}"
