@@ -380,8 +380,9 @@ pub struct ChunkOptions {
     /// Input bytes per chunk (at least one item per chunk). Outputs are merged after about this
     /// much input in every mode.
     pub chunk_bytes: u64,
-    /// Most input bytes of chunks handed to workers and not merged yet: bounds the outputs held
-    /// for ordering. A deeper queue helps a little when a chunk's output is small (`info`'s
+    /// How far past the records merged so far chunks are handed out, in input bytes: bounds the
+    /// outputs held for ordering (to the output of this much input, plus the record that
+    /// straddles its end). A deeper queue helps a little when a chunk's output is small (`info`'s
     /// counters), not when it is formatted text.
     pub in_flight_bytes: u64,
 }
@@ -768,12 +769,12 @@ struct Merger<'a, 'c, W: ChunkWorker, M> {
     done: &'c std::sync::mpsc::Receiver<Done<W::Out, W::Error>>,
     verify: bool,
     max_in_flight: usize,
-    max_in_flight_bytes: u64,
+    /// How far past `ended` regions are handed out, in bytes.
+    max_ahead: usize,
     seq: u64,
     /// Regions from `next` on, in order, and their results once worked on.
     waiting: std::collections::VecDeque<Waiting<W>>,
     next: u64,
-    in_flight_bytes: u64,
     /// CRC64 of every region merged so far: of the input up to `hashed_to`.
     crc: u64,
     hashed_to: usize,
@@ -784,7 +785,9 @@ struct Merger<'a, 'c, W: ChunkWorker, M> {
     /// For regions read again on this thread.
     state: Option<W::State>,
     items: Vec<(Item<'a>, u64)>,
+    /// Drained outputs for reuse, at most `keep_outs`.
     outs: Vec<W::Out>,
+    keep_outs: usize,
 }
 
 impl<'a, W, M> Merger<'a, '_, W, M>
@@ -792,10 +795,13 @@ where
     W: ChunkWorker,
     M: FnMut(&mut W::Out) -> std::result::Result<(), W::Error>,
 {
-    /// Hands a region to a worker, once there is room in flight.
+    /// Hands a region to a worker, once there is room in flight. Room is counted from where the
+    /// merged records end, not in regions: a region's output covers the records that begin in
+    /// it, however far they reach (one 1 MiB value, one region).
     fn send(&mut self, region: (usize, usize)) -> std::result::Result<(), W::Error> {
-        while self.waiting.len() >= self.max_in_flight
-            || (!self.waiting.is_empty() && self.in_flight_bytes >= self.max_in_flight_bytes)
+        while !self.waiting.is_empty()
+            && (self.waiting.len() >= self.max_in_flight
+                || region.1 > self.ended.0.saturating_add(self.max_ahead))
         {
             self.receive_one()?;
         }
@@ -804,7 +810,6 @@ where
         } else {
             Start::HandedOver
         };
-        let bytes = (region.1 - region.0) as u64;
         let job = Job {
             seq: self.seq,
             region,
@@ -813,10 +818,18 @@ where
         };
         self.seq += 1;
         self.waiting.push_back((region, None));
-        self.in_flight_bytes += bytes;
         // never blocks: the channel has room for every region in flight
         self.jobs.send(job).expect("chunk workers ended early");
         Ok(())
+    }
+
+    /// Keeps a drained output for reuse, a few at most: an output keeps the capacity of the
+    /// largest region it held, and a pool as deep as the queue would keep that many times the
+    /// largest output (measured: 115 MiB for `export` of D2, against 30 MiB).
+    fn recycle(&mut self, out: W::Out) {
+        if self.outs.len() < self.keep_outs {
+            self.outs.push(out);
+        }
     }
 
     /// Merges every region handed out.
@@ -845,7 +858,6 @@ where
                 break;
             };
             self.next += 1;
-            self.in_flight_bytes -= (region.1 - region.0) as u64;
             let hashed_end = self.data.len().saturating_sub(8);
             let hashed = region
                 .1
@@ -880,7 +892,7 @@ where
         if right {
             (self.merge)(&mut done.out)?;
             result?;
-            self.outs.push(done.out);
+            self.recycle(done.out);
             self.ended = done.read.ended;
             if let Some(eof) = done.read.eof {
                 self.merge_eof(eof)?;
@@ -918,7 +930,7 @@ where
         );
         (self.merge)(&mut out)?;
         result?;
-        self.outs.push(out);
+        self.recycle(out);
         self.ended = read.ended;
         if let Some(eof) = read.eof {
             self.merge_eof(eof)?;
@@ -955,7 +967,7 @@ where
         let worked = self.worker.work(state, chunk, &mut out);
         (self.merge)(&mut out)?;
         worked?;
-        self.outs.push(out);
+        self.recycle(out);
         Ok(())
     }
 }
@@ -1005,11 +1017,10 @@ fn parallel<W: ChunkWorker>(
             done: &done_rx,
             verify,
             max_in_flight,
-            max_in_flight_bytes: opts.in_flight_bytes,
+            max_ahead: opts.in_flight_bytes.try_into().unwrap_or(usize::MAX),
             seq: 0,
             waiting: Default::default(),
             next: 0,
-            in_flight_bytes: 0,
             crc: 0,
             hashed_to: 0,
             ended: (0, State::default()),
@@ -1017,6 +1028,7 @@ fn parallel<W: ChunkWorker>(
             state: None,
             items: Vec::new(),
             outs: Vec::new(),
+            keep_outs: opts.threads,
         };
         let mut run = || -> std::result::Result<(), W::Error> {
             let mut at = 0;
