@@ -28,7 +28,7 @@ while IFS= read -r -d '' f; do
 done < <(find "${sources[@]}" -type f -print0 | sort -z)
 echo "fuzz-seeds: ${#dumps[@]} dumps under ${sources[*]}"
 
-file_targets=(decode_file stream_decoder roundtrip)
+file_targets=(decode_file stream_decoder roundtrip parallel)
 for t in "${file_targets[@]}"; do mkdir -p "$corpus/$t"; done
 copied=0
 for f in "${dumps[@]}"; do
