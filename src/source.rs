@@ -548,8 +548,8 @@ struct Job<O> {
 
 /// What reading the records of a region found.
 struct RegionRead {
-    /// Where the records read began and the state assumed there; `None` when no record boundary
-    /// was found.
+    /// Where the records read began and the decoder state there; `None` when the region before
+    /// could not hand over (it ended in an error or at the `Eof`, or the decode was cancelled).
     began: Option<(usize, State)>,
     /// Position and state after the last record read.
     ended: (usize, State),
