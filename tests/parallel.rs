@@ -22,6 +22,11 @@ fn rdbkit(args: &[&str], stdin: Option<&Path>) -> (Option<i32>, Vec<u8>, String)
     )
 }
 
+/// `rdbkit ARGS EXTRA FILE`.
+fn rdbkit_on(args: &[&str], extra: &[&str], file: &str) -> (Option<i32>, Vec<u8>, String) {
+    rdbkit(&[args, extra, &[file]].concat(), None)
+}
+
 /// Every `.rdb` under `dir`, recursively, up to 20 MB.
 fn dumps(dir: &Path, out: &mut Vec<PathBuf>) {
     let Ok(rd) = std::fs::read_dir(dir) else {
@@ -69,12 +74,7 @@ fn parallel_output_is_byte_identical_to_sequential() {
             &["info", "--json"],
             &["info", "--salvage"],
         ] {
-            let run = |extra: &[&str]| {
-                let mut a = args.to_vec();
-                a.extend_from_slice(extra);
-                a.push(file);
-                rdbkit(&a, None)
-            };
+            let run = |extra: &[&str]| rdbkit_on(args, extra, file);
             let seq = run(&["--threads", "1"]);
             let len = std::fs::metadata(f).unwrap().len();
             let mut chunks = vec![(len / 40).max(1)];
@@ -178,12 +178,7 @@ fn first_error_in_file_order_wins() {
             &["info"],
             &["info", "--salvage"],
         ] {
-            let run = |extra: &[&str]| {
-                let mut a = args.to_vec();
-                a.extend_from_slice(extra);
-                a.push(file);
-                rdbkit(&a, None)
-            };
+            let run = |extra: &[&str]| rdbkit_on(args, extra, file);
             let seq = run(&["--threads", "1"]);
             assert_eq!(seq.0, Some(1), "{name} {args:?}: {}", seq.2);
             if name.starts_with("value") && !args.contains(&"--salvage") {
@@ -296,12 +291,7 @@ fn records_inside_values_are_read_as_values() {
     std::fs::write(&path, &dump).unwrap();
     let file = path.to_str().unwrap();
     for args in [&["export", "--format", "jsonl"][..], &["info", "--json"]] {
-        let run = |extra: &[&str]| {
-            let mut a = args.to_vec();
-            a.extend_from_slice(extra);
-            a.push(file);
-            rdbkit(&a, None)
-        };
+        let run = |extra: &[&str]| rdbkit_on(args, extra, file);
         let seq = run(&["--threads", "1"]);
         assert_eq!(seq.0, Some(0), "{}", seq.2);
         for chunk in ["7", "100", "1000", "4096", "20000"] {
