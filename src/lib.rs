@@ -50,6 +50,55 @@ pub mod testing {
         w.string_key(b"greeting", b"hello", None);
         w.finish()
     }
+
+    /// A seeded xorshift64 generator: repeatable pseudo-random test input without a dependency.
+    #[derive(Debug, Clone)]
+    pub struct XorShift(u64);
+
+    impl Default for XorShift {
+        fn default() -> Self {
+            XorShift(0x9e37_79b9_7f4a_7c15)
+        }
+    }
+
+    impl XorShift {
+        /// A generator from `seed` (not zero: zero stays zero).
+        pub fn with_seed(seed: u64) -> Self {
+            XorShift(seed.max(1))
+        }
+
+        /// The next value.
+        pub fn next_u64(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+    }
+
+    /// Every `.rdb` file under `dir`, recursively, shorter than `max_len` bytes, sorted (none
+    /// when `dir` does not exist).
+    pub fn rdb_files(dir: &std::path::Path, max_len: u64) -> Vec<std::path::PathBuf> {
+        fn walk(dir: &std::path::Path, max_len: u64, out: &mut Vec<std::path::PathBuf>) {
+            let Ok(rd) = std::fs::read_dir(dir) else {
+                return;
+            };
+            for e in rd.flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    walk(&p, max_len, out);
+                } else if p.extension().is_some_and(|x| x == "rdb")
+                    && e.metadata().is_ok_and(|m| m.len() < max_len)
+                {
+                    out.push(p);
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(dir, max_len, &mut out);
+        out.sort();
+        out
+    }
 }
 
 #[cfg(test)]

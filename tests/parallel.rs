@@ -27,30 +27,12 @@ fn rdbkit_on(args: &[&str], extra: &[&str], file: &str) -> (Option<i32>, Vec<u8>
     rdbkit(&[args, extra, &[file]].concat(), None)
 }
 
-/// Every `.rdb` under `dir`, recursively, up to 20 MB.
-fn dumps(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(rd) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for e in rd.flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            dumps(&p, out);
-        } else if p.extension().is_some_and(|x| x == "rdb")
-            && e.metadata().is_ok_and(|m| m.len() < 20 << 20)
-        {
-            out.push(p);
-        }
-    }
-}
-
 fn all_dumps() -> Vec<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let mut files = Vec::new();
-    dumps(&root.join("testdata"), &mut files);
+    let mut files = rdbkit::testing::rdb_files(&root.join("testdata"), 20 << 20);
     let corpus = root.join("../shared/corpus");
     if corpus.is_dir() {
-        dumps(&corpus, &mut files);
+        files.extend(rdbkit::testing::rdb_files(&corpus, 20 << 20));
     } else {
         eprintln!("../shared/corpus absent: only testdata/ compared");
     }
@@ -98,8 +80,8 @@ fn parallel_output_is_byte_identical_to_sequential() {
 #[test]
 fn stdin_output_equals_parallel_output() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let mut files = Vec::new();
-    dumps(&root.join("testdata"), &mut files);
+    let files = rdbkit::testing::rdb_files(&root.join("testdata"), 20 << 20);
+    assert!(!files.is_empty());
     for f in &files {
         for format in ["jsonl", "resp"] {
             let args = ["export", "--format", format, "--threads", "2"];

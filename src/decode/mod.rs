@@ -672,15 +672,8 @@ mod tests {
     #[test]
     fn crc64_combine_equals_the_crc_of_the_concatenation() {
         // lengths around the operator boundaries (powers of two) and the SIMD block sizes
-        let mut x = 0x9e37_79b9_7f4a_7c15u64;
-        let data: Vec<u8> = (0..70_000)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
-            .collect();
+        let mut rng = crate::testing::XorShift::default();
+        let data: Vec<u8> = (0..70_000).map(|_| rng.next_u64() as u8).collect();
         for split in [
             0, 1, 7, 8, 15, 16, 63, 64, 65, 255, 256, 4095, 4096, 65_536, 70_000,
         ] {

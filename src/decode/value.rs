@@ -767,22 +767,7 @@ mod tests {
     use super::*;
     use crate::model::Item;
     use crate::Decoder;
-    use std::path::{Path, PathBuf};
-
-    /// Every `.rdb` under `dir`, recursively.
-    fn dumps(dir: &Path, out: &mut Vec<PathBuf>) {
-        let Ok(rd) = std::fs::read_dir(dir) else {
-            return;
-        };
-        for e in rd.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                dumps(&p, out);
-            } else if p.extension().is_some_and(|x| x == "rdb") {
-                out.push(p);
-            }
-        }
-    }
+    use std::path::Path;
 
     fn compare(t: u8, raw: &[u8], offset: u64, d: Dialect, what: &str) {
         let run = |summary: bool| {
@@ -806,12 +791,14 @@ mod tests {
     #[test]
     fn summary_matches_decode() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let mut files = Vec::new();
-        dumps(&root.join("testdata"), &mut files);
-        dumps(&root.join("../shared/corpus"), &mut files);
+        let mut files = crate::testing::rdb_files(&root.join("testdata"), u64::MAX);
+        files.extend(crate::testing::rdb_files(
+            &root.join("../shared/corpus"),
+            u64::MAX,
+        ));
         assert!(!files.is_empty());
         let (mut values, mut mutants) = (0usize, 0usize);
-        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut rng = crate::testing::XorShift::default();
         for f in &files {
             let data = std::fs::read(f).unwrap();
             for item in Decoder::new(&data).verify_checksum(false) {
@@ -822,9 +809,7 @@ mod tests {
                 // a few mutations per value: byte flips, and a cut
                 let mut raw = e.raw.to_vec();
                 for _ in 0..raw.len().min(6) {
-                    seed ^= seed << 13;
-                    seed ^= seed >> 7;
-                    seed ^= seed << 17;
+                    let seed = rng.next_u64();
                     let at = (seed % raw.len() as u64) as usize;
                     let old = raw[at];
                     raw[at] ^= (seed >> 32) as u8 | 1;

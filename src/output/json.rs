@@ -454,13 +454,8 @@ mod tests {
             b"\xc3",
             b"\x80",
         ];
-        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut rng = crate::testing::XorShift::default();
+        let mut next = || rng.next_u64();
         for _ in 0..20_000 {
             let len = (next() % 40) as usize;
             // mostly plain text, sometimes one of the special pieces
