@@ -25,17 +25,44 @@ fn redis_max_type(v: u16) -> u8 {
     }
 }
 
-/// Module type name → module name in `MODULE LIST` (for the modules commonly found in dumps).
-fn module_for_type(type_name: &str) -> Option<&'static str> {
+/// Module type name → module name in `MODULE LIST`, for the modules commonly found in dumps.
+/// Every data type of the modules in [`KNOWN_MODULES`] is listed here.
+fn module_for_type(type_name: &str, valkey_target: bool) -> Option<&'static str> {
     Some(match type_name {
-        "graphdata" => "graph",
+        // FalkorDB / RedisGraph register three types
+        "graphdata" | "graphmeta" | "graphalas" => "graph",
+        // RedisJSON is `ReJSON`; valkey-json (module `json`) reads the same type
+        "ReJSON-RL" if valkey_target => "json",
         "ReJSON-RL" => "rejson",
-        "MBbloom--" | "MBbloomCF" | "CMSk-TYPE" | "TopK-TYPE" | "TDIS-TYPE" => "bf",
+        // RedisBloom; valkey-bloom is also named `bf` but has only its own type `bloomfltr`
+        "MBbloom--" | "MBbloomCF" | "CMSk-TYPE" | "TopK-TYPE" | "TDIS-TYPE" if !valkey_target => {
+            "bf"
+        }
+        "bloomfltr" if valkey_target => "bf",
         "TSDB-TYPE" => "timeseries",
         "ft_index0" | "ft_invidx" => "search",
         "vectorset" => "vectorset",
         _ => return None,
     })
+}
+
+/// Modules (lower-case `MODULE LIST` names) whose data types [`module_for_type`] lists in full: a
+/// module type it does not know cannot belong to them. RediSearch is not one (its type list is
+/// not pinned down), nor is any module not named here.
+const KNOWN_MODULES: &[&str] = &["graph", "rejson", "json", "bf", "timeseries", "vectorset"];
+
+/// True when a target with these modules (lower-case names) lacks module type `type_name`.
+/// A type of a known module needs that module; any other type can only come from a loaded module
+/// outside [`KNOWN_MODULES`] (a target with none of those lacks it for certain).
+pub(crate) fn module_type_missing(
+    type_name: &str,
+    modules: &[String],
+    valkey_target: bool,
+) -> bool {
+    match module_for_type(type_name, valkey_target) {
+        Some(module) => !modules.iter().any(|m| m == module),
+        None => modules.iter().all(|m| KNOWN_MODULES.contains(&m.as_str())),
+    }
 }
 
 /// `(db, key) → exists on the target`, for `--skip-existing` keys written with commands.
@@ -114,12 +141,7 @@ impl<'s> Planner<'s> {
     fn module_missing(&self, v: &Value<'_>) -> Option<String> {
         let Value::Module(m) = v else { return None };
         let name = m.id.name();
-        let present = match module_for_type(&name) {
-            Some(module) => self.target.modules.iter().any(|m| m == module),
-            // unknown module type: a target with modules may have it; RESTORE will tell
-            None => !self.target.modules.is_empty(),
-        };
-        (!present).then_some(name)
+        module_type_missing(&name, &self.target.modules, self.target.valkey).then_some(name)
     }
 
     /// Plans one entry into `batch`. `Ok(false)` when the key is skipped.
@@ -302,5 +324,45 @@ fn restore(r: &mut Resp, e: &Entry<'_>, ver: u16, replace: bool) {
     }
     if replace {
         r.arg(b"REPLACE");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::module_type_missing;
+
+    fn mods(names: &[&str]) -> Vec<String> {
+        names.iter().map(|n| n.to_string()).collect()
+    }
+
+    #[test]
+    fn module_types_are_missing_unless_a_loaded_module_may_hold_them() {
+        // Redis 8.2 with FalkorDB: MODULE LIST says graph and vectorset
+        let falkor = mods(&["graph", "vectorset"]);
+        for t in ["graphdata", "graphmeta", "graphalas", "vectorset"] {
+            assert!(!module_type_missing(t, &falkor, false), "{t}");
+        }
+        // KeyDB's and librdb's test modules, RedisJSON, RedisBloom: none of them is loaded
+        for t in [
+            "test___dt",
+            "test__rdb",
+            "ReJSON-RL",
+            "MBbloom--",
+            "TSDB-TYPE",
+        ] {
+            assert!(module_type_missing(t, &falkor, false), "{t}");
+        }
+        // no modules at all (open-source Redis 7, Valkey): everything is missing
+        assert!(module_type_missing("graphdata", &[], false));
+        assert!(module_type_missing("test___dt", &[], true));
+        // a module we do not know may hold any unknown type: RESTORE decides
+        let other = mods(&["graph", "hellotype"]);
+        assert!(!module_type_missing("test___dt", &other, false));
+        assert!(module_type_missing("ReJSON-RL", &other, false));
+        // valkey-json reads RedisJSON values; valkey-bloom (also `bf`) does not read RedisBloom's
+        assert!(!module_type_missing("ReJSON-RL", &mods(&["json"]), true));
+        assert!(module_type_missing("MBbloom--", &mods(&["bf"]), true));
+        assert!(!module_type_missing("bloomfltr", &mods(&["bf"]), true));
+        assert!(!module_type_missing("MBbloom--", &mods(&["bf"]), false));
     }
 }
