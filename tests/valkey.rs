@@ -304,7 +304,7 @@ fn fill(s: &Server, field_ttls: bool) -> BTreeSet<Vec<u8>> {
     run(&["HSET", "hash:ttl", "a", "1", "b", "2"]);
     run(&["PEXPIREAT", "hash:ttl", &EXPIRE_AT_MS.to_string()]);
     for i in 1..=30 {
-        run(&["XADD", "stream:s", &format!("{i}-1"), "n", &nums[i]]);
+        run(&["XADD", "stream:s", &format!("{i}-1"), "n", &i.to_string()]);
     }
     run(&["XDEL", "stream:s", "5-1"]);
     run(&["XGROUP", "CREATE", "stream:s", "g1", "0"]);
