@@ -672,7 +672,7 @@ fn bench_output(c: &mut Criterion) {
 
     let mut resp = Resp::default();
     for (e, v) in es.iter().zip(&values) {
-        entry_commands(&mut resp, e, v, &opts).unwrap();
+        entry_commands(&mut resp, e, v, &opts, &mut Default::default()).unwrap();
     }
     let mut g = c.benchmark_group("resp");
     g.throughput(Throughput::Bytes(resp.buf.len() as u64));
@@ -682,7 +682,7 @@ fn bench_output(c: &mut Criterion) {
         b.iter(|| {
             r.buf.clear();
             for (e, v) in es.iter().zip(&values) {
-                entry_commands(&mut r, e, v, &opts).unwrap();
+                entry_commands(&mut r, e, v, &opts, &mut Default::default()).unwrap();
             }
             r.buf.len()
         })

@@ -305,12 +305,45 @@ pub struct ConsumerGroup<'a> {
     pub name: Cow<'a, [u8]>,
     /// Last delivered ID.
     pub last_delivered: StreamId,
-    /// Logical read counter (RDB type 19+).
+    /// Logical read counter as recorded (RDB type 19+; `None` for older streams, whose loader
+    /// estimates it). [`ConsumerGroup::ENTRIES_READ_UNKNOWN`] is Redis's "unknown" marker (the
+    /// server shows `entries-read` nil): see [`ConsumerGroup::entries_read`].
     pub entries_read: Option<u64>,
     /// The group's pending entries list.
     pub pending: Vec<PendingEntry>,
     /// Consumers in file order.
     pub consumers: Vec<Consumer<'a>>,
+}
+
+impl ConsumerGroup<'_> {
+    /// What a dump records as a group's entries-read when the server did not know it: Redis's
+    /// `SCG_INVALID_ENTRIES_READ` (-1), saved as an unsigned length.
+    pub const ENTRIES_READ_UNKNOWN: u64 = u64::MAX;
+
+    /// The recorded entries-read as the server holds it: `Some(None)` for "unknown" (nil in
+    /// `XINFO STREAM … FULL`), `None` when the dump does not record it (before RDB type 19).
+    /// A value above `i64::MAX` other than the marker (a server would hold it as a negative
+    /// number) reads as unknown.
+    ///
+    /// ```
+    /// use rdbkit::model::{ConsumerGroup, StreamId};
+    /// let mut g = ConsumerGroup {
+    ///     name: b"g"[..].into(),
+    ///     last_delivered: StreamId::default(),
+    ///     entries_read: Some(ConsumerGroup::ENTRIES_READ_UNKNOWN),
+    ///     pending: vec![],
+    ///     consumers: vec![],
+    /// };
+    /// assert_eq!(g.known_entries_read(), Some(None));
+    /// g.entries_read = Some(7);
+    /// assert_eq!(g.known_entries_read(), Some(Some(7)));
+    /// g.entries_read = None;
+    /// assert_eq!(g.known_entries_read(), None);
+    /// ```
+    pub fn known_entries_read(&self) -> Option<Option<u64>> {
+        self.entries_read
+            .map(|r| (r <= i64::MAX as u64).then_some(r))
+    }
 }
 
 /// Stream idempotency state (RDB 13, type 26).

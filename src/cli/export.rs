@@ -7,7 +7,7 @@ use clap::{Args, ValueEnum};
 use rdbkit::filter::Filter;
 use rdbkit::output::json;
 use rdbkit::output::report::memory::Limits;
-use rdbkit::output::resp::{entry_commands, CommandOptions, Resp};
+use rdbkit::output::resp::{entry_commands, CommandOptions, Losses, Resp};
 use rdbkit::source::{Chunk, ChunkWorker, Input};
 use rdbkit::Item;
 use std::io::Write;
@@ -55,6 +55,8 @@ struct Part {
     first_db: Option<(u64, usize)>,
     /// Database of the last key with commands.
     last_db: Option<u64>,
+    /// What the commands could not carry to the target.
+    losses: Losses,
 }
 
 /// Formats chunks of items into [`Part`]s (on worker threads for mapped input).
@@ -116,13 +118,13 @@ impl ChunkWorker for Exporter {
                                 Some(_) => {}
                             }
                             p.last_db = Some(e.db);
-                            p.commands +=
-                                entry_commands(&mut p.resp, e, &v, &opts).map_err(|err| {
-                                    anyhow::anyhow!(
-                                        "key {}: {err}",
-                                        rdbkit::model::escape_bytes(&e.key)
-                                    )
-                                })? as u64;
+                            p.commands += entry_commands(&mut p.resp, e, &v, &opts, &mut p.losses)
+                                .map_err(|err| {
+                                anyhow::anyhow!(
+                                    "key {}: {err}",
+                                    rdbkit::model::escape_bytes(&e.key)
+                                )
+                            })? as u64;
                         }
                     }
                 }
@@ -195,6 +197,7 @@ pub fn run(a: &ExportArgs) -> Result<()> {
             total.keys += p.keys;
             total.empty += p.empty;
             total.commands += p.commands;
+            total.losses.add(&p.losses);
             p.resp.buf.clear();
             p.resp.buf.shrink_to(KEEP_BUFFER);
             *p = Part {
@@ -210,8 +213,12 @@ pub fn run(a: &ExportArgs) -> Result<()> {
         keys,
         empty,
         commands,
+        losses,
         ..
     } = total;
+    for line in losses.describe() {
+        eprintln!("not expressible on the target: {line}");
+    }
     match a.format {
         Format::Jsonl => eprintln!("exported {keys} keys"),
         Format::Resp => eprintln!(

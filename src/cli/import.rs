@@ -1,6 +1,6 @@
 //! `rdbkit import`: replay a dump into a running primary.
 
-use super::FilterArgs;
+use super::{FieldTtls, FilterArgs};
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -130,6 +130,10 @@ pub struct ImportArgs {
     /// Keys of modules the target lacks are skipped without failing the run.
     #[arg(long)]
     skip_modules: bool,
+    /// Hash field TTLs on a target without them (before Redis 7.4): refuse the hash, or write
+    /// it without them (fields already expired left out; counted in the summary).
+    #[arg(long, value_enum, default_value = "refuse")]
+    field_ttls: FieldTtls,
     /// Source-to-target database mapping, e.g. 0:5,1:0.
     #[arg(long, value_parser = parse_db_map)]
     db_map: Option<BTreeMap<u64, u64>>,
@@ -356,6 +360,7 @@ pub fn run(a: &ImportArgs) -> Result<()> {
         skip_existing: a.skip_existing,
         flush_target: a.flush_target,
         skip_modules: a.skip_modules,
+        drop_field_ttls: a.field_ttls == FieldTtls::Drop,
         connections: a.connections.max(1),
         conn: replay::ConnConfig {
             window_commands: a.window_commands.max(1),

@@ -138,3 +138,13 @@ pub fn now_ms() -> i64 {
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
 }
+
+/// `--field-ttls`: what to do with hash field TTLs a target cannot hold (before Redis 7.4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum FieldTtls {
+    /// Refuse such hashes (reported per key; the run fails).
+    #[default]
+    Refuse,
+    /// Write them without their field TTLs, leaving out fields already expired (counted).
+    Drop,
+}

@@ -278,8 +278,13 @@ pub fn entry(out: &mut Vec<u8>, entry: &Entry<'_>, value: &Value<'_>) {
                 bytes(out, &g.name);
                 out.extend_from_slice(b",\"last_delivered_id\":");
                 id(out, g.last_delivered);
-                if let Some(r) = g.entries_read {
-                    let _ = write!(out, ",\"entries_read\":{r}");
+                match g.known_entries_read() {
+                    Some(Some(r)) => {
+                        let _ = write!(out, ",\"entries_read\":{r}");
+                    }
+                    // Redis's "unknown" marker: nil in XINFO, null here
+                    Some(None) => out.extend_from_slice(b",\"entries_read\":null"),
+                    None => {}
                 }
                 out.extend_from_slice(b",\"pending\":[");
                 for (j, p) in g.pending.iter().enumerate() {

@@ -153,6 +153,9 @@ pub struct ImportConfig {
     pub flush_target: bool,
     /// Missing modules are expected: their keys are skipped without failing the run.
     pub skip_modules: bool,
+    /// On a target without hash field TTLs, write such hashes without them (counted) instead of
+    /// refusing them.
+    pub drop_field_ttls: bool,
     /// Parallel data connections.
     pub connections: usize,
     /// Data-plane limits.
@@ -183,6 +186,7 @@ impl Default for ImportConfig {
             skip_existing: false,
             flush_target: false,
             skip_modules: false,
+            drop_field_ttls: false,
             connections: 2,
             memory_budget: DEFAULT_MEMORY_BUDGET,
             conn: ConnConfig::default(),
@@ -975,6 +979,9 @@ fn produce(
         Ok(())
     })?;
     shared.advance(file, planned);
+    for line in planner.losses.describe() {
+        shared.note(line);
+    }
     for (i, slot) in open.iter_mut().enumerate() {
         send(slot, i)?;
     }

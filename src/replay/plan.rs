@@ -5,7 +5,7 @@ use super::batch::{Batch, KeyMode, Resp};
 use super::target::TargetInfo;
 use super::{ImportConfig, Mode, Shared, Skip};
 use crate::model::{Entry, Value};
-use crate::output::resp::{entry_commands, CommandOptions};
+use crate::output::resp::{entry_commands, CommandOptions, Losses};
 use crate::payload;
 
 /// Batches are cut at this many bytes or keys.
@@ -80,6 +80,8 @@ pub(crate) struct Planner<'s> {
     pub resume_from: u64,
     /// Existence check for `--skip-existing` keys written with commands: (db, key) → exists.
     pub exists: Option<ExistsCheck<'s>>,
+    /// What the commands written could not carry (field TTLs dropped, inexact streams…).
+    pub losses: Losses,
     resp: Resp,
     cmd_opts: CommandOptions,
     scratch: Vec<u8>,
@@ -99,6 +101,9 @@ impl<'s> Planner<'s> {
             stream_v2: target.at_least(7, 0),
             field_ttl: target.at_least(7, 4),
             restore_version: 0,
+            can_restore: false,
+            drop_field_ttls: cfg.drop_field_ttls,
+            now_ms,
         };
         Planner {
             cfg,
@@ -109,6 +114,7 @@ impl<'s> Planner<'s> {
             now_ms,
             resume_from,
             exists: None,
+            losses: Losses::default(),
             resp: Resp::default(),
             cmd_opts,
             scratch: Vec::new(),
@@ -244,8 +250,10 @@ impl<'s> Planner<'s> {
                 self.resp.cmd(&[b"DEL", &e.key]);
                 n += 1;
             }
-            self.cmd_opts.restore_version = self.dump_version.min(self.target.rdb_version);
-            match entry_commands(&mut self.resp, e, &v, &self.cmd_opts) {
+            self.cmd_opts.restore_version =
+                restore_ver.unwrap_or(self.dump_version.min(self.target.rdb_version));
+            self.cmd_opts.can_restore = restore_ver.is_some();
+            match entry_commands(&mut self.resp, e, &v, &self.cmd_opts, &mut self.losses) {
                 Ok(c) => n += c,
                 Err(why) => {
                     self.resp.buf.clear();
