@@ -99,6 +99,43 @@ pub mod testing {
         out.sort();
         out
     }
+
+    /// True under `RDBKIT_REQUIRE_SERVERS=1` (set by `.ci/run`): whatever a test needs (the
+    /// servers, the FalkorDB module, the corpus, Chromium) must be there; a test that cannot run
+    /// fails instead of skipping.
+    pub fn required() -> bool {
+        std::env::var("RDBKIT_REQUIRE_SERVERS").as_deref() == Ok("1")
+    }
+
+    /// Says that (part of) a test cannot run for want of `what`: panics under
+    /// `RDBKIT_REQUIRE_SERVERS=1`, else prints `SKIP: {what}` and returns true.
+    #[track_caller]
+    pub fn skip(what: &str) -> bool {
+        if required() {
+            panic!("{what} (RDBKIT_REQUIRE_SERVERS=1: a missing requirement is a failure)");
+        }
+        eprintln!("SKIP: {what}");
+        true
+    }
+
+    /// The public dump corpus: `$RDBKIT_CORPUS`, else `<crate>/../shared/corpus`, a directory
+    /// holding `MANIFEST.tsv`. When it is absent: `None`, after [`skip`] (a panic in CI).
+    #[track_caller]
+    pub fn corpus_dir() -> Option<std::path::PathBuf> {
+        let dir = match std::env::var_os("RDBKIT_CORPUS") {
+            Some(d) => std::path::PathBuf::from(d),
+            None => std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus"),
+        };
+        if dir.join("MANIFEST.tsv").is_file() {
+            Some(dir)
+        } else {
+            skip(&format!(
+                "no corpus at {} (MANIFEST.tsv; set RDBKIT_CORPUS)",
+                dir.display()
+            ));
+            None
+        }
+    }
 }
 
 #[cfg(test)]

@@ -25,11 +25,9 @@ use std::path::{Path, PathBuf};
 // The MANIFEST
 // ---------------------------------------------------------------------------------------------
 
+/// The corpus, or `None` after a SKIP (a failure under `RDBKIT_REQUIRE_SERVERS=1`).
 fn corpus_root() -> Option<PathBuf> {
-    let root = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/corpus"));
-    root.join("MANIFEST.tsv")
-        .is_file()
-        .then(|| root.to_path_buf())
+    rdbkit::testing::corpus_dir()
 }
 
 #[derive(Debug, Clone)]
@@ -525,7 +523,6 @@ const NOT_LOADABLE: &[NotLoadable] = &[
 #[test]
 fn corpus_dumps_decode_or_fail_as_classified() {
     let Some(root) = corpus_root() else {
-        eprintln!("skipping: ../shared/corpus (MANIFEST.tsv) is absent");
         return;
     };
     let rows = manifest(&root);
@@ -652,7 +649,6 @@ fn corpus_dumps_decode_or_fail_as_classified() {
 #[test]
 fn key_counts_match_manifest_dbsize_incl_expired() {
     let Some(root) = corpus_root() else {
-        eprintln!("skipping: ../shared/corpus (MANIFEST.tsv) is absent");
         return;
     };
     let mut failures = Vec::new();
@@ -2225,7 +2221,6 @@ fn compare_expected(
 #[test]
 fn keys_and_values_match_expected_output_files() {
     let Some(root) = corpus_root() else {
-        eprintln!("skipping: ../shared/corpus (MANIFEST.tsv) is absent");
         return;
     };
     let pairs = match expected_pairs(&root) {

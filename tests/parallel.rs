@@ -30,11 +30,8 @@ fn rdbkit_on(args: &[&str], extra: &[&str], file: &str) -> (Option<i32>, Vec<u8>
 fn all_dumps() -> Vec<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut files = rdbkit::testing::rdb_files(&root.join("testdata"), 20 << 20);
-    let corpus = root.join("../shared/corpus");
-    if corpus.is_dir() {
+    if let Some(corpus) = rdbkit::testing::corpus_dir() {
         files.extend(rdbkit::testing::rdb_files(&corpus, 20 << 20));
-    } else {
-        eprintln!("../shared/corpus absent: only testdata/ compared");
     }
     files.sort();
     files

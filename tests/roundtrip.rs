@@ -1,6 +1,7 @@
 //! Proof for the decoder: every dump that Redis 8.2 loads, exported by `rdbkit export --format resp`
-//! and piped into an empty 8.2 with `redis-cli --pipe`, gives the same `DEBUG DIGEST` as 8.2 loading
-//! the dump itself; `rdbkit info` key counts equal `INFO keyspace`; key TTLs are equal.
+//! and piped into an empty 8.2 with `redis-cli --pipe`, gives the same dataset as 8.2 loading the
+//! dump itself (`common::same_dataset`: digest, key and field TTLs, stream groups, module values);
+//! `rdbkit info` key counts equal `INFO keyspace`; the expire times rdbkit decodes are the loaded ones.
 
 mod common;
 
@@ -55,7 +56,7 @@ fn pexpiretime(server: &Server, db: u64, key: &[u8]) -> i64 {
 ///
 /// The loader is a fresh primary started on the dump: `DEBUG RELOAD` would be faster but keeps hash
 /// fields whose TTL has passed, which a startup load drops (corpus: redis-replicator/dump-ttlhash.rdb).
-fn round_trip(target: &Server, dump: &Path, check_ttls: bool) -> Result<(), String> {
+fn round_trip(target: &Server, dump: &Path) -> Result<(), String> {
     let counts = loadable_counts(dump)?;
     let loader = &Server::with_falkordb(Some(dump), &[]);
     let keyspace = loader.keyspace();
@@ -73,26 +74,30 @@ fn round_trip(target: &Server, dump: &Path, check_ttls: bool) -> Result<(), Stri
     }
     reset(target);
     target.pipe(&out.stdout);
-    let (want, got) = (loader.digest(), target.digest());
-    if want != got {
-        return Err(format!("digest {got} after export, {want} after load"));
-    }
-    if check_ttls {
-        let data = std::fs::read(dump).unwrap();
-        let now = common_now_ms();
-        for item in Decoder::new(&data) {
-            if let Item::Entry(e) = item.map_err(|e| e.to_string())? {
-                if let Some(ms) = e.expire_ms.filter(|&ms| ms > now + 60_000) {
-                    let (a, b) = (
-                        pexpiretime(loader, e.db, &e.key),
-                        pexpiretime(target, e.db, &e.key),
-                    );
-                    if a != ms || b != ms {
-                        return Err(format!(
-                            "TTL of {:?}: dump {ms}, loaded {a}, exported {b}",
-                            e.key
-                        ));
-                    }
+    // TODO(issue 12 item 5, `streams`): streams written as commands lose an unknown
+    // entries-read (nil), the recorded-first-entry-id, and a length that is not the count of
+    // entries (stream "trim" of stream_listpacks_1.rdb); drop this exception once that is fixed.
+    common::same_dataset_but(
+        loader,
+        target,
+        &[
+            "/entries-read: ",
+            "/recorded-first-entry-id: ",
+            "XINFO STREAM FULL/length: ",
+        ],
+    )?;
+    // and the loader's expire times are the dump's, as rdbkit decodes them
+    let data = std::fs::read(dump).unwrap();
+    let now = common_now_ms();
+    for item in Decoder::new(&data) {
+        if let Item::Entry(e) = item.map_err(|e| e.to_string())? {
+            if let Some(ms) = e.expire_ms.filter(|&ms| ms > now + 60_000) {
+                let loaded = pexpiretime(loader, e.db, &e.key);
+                if loaded != ms {
+                    return Err(format!(
+                        "TTL of {:?}: dump {ms} as decoded, {loaded} as loaded by 8.2",
+                        e.key
+                    ));
                 }
             }
         }
@@ -107,14 +112,14 @@ fn common_now_ms() -> i64 {
         .as_millis() as i64
 }
 
-fn run_all(dumps: &[PathBuf], check_ttls: bool) {
+fn run_all(dumps: &[PathBuf]) {
     if common::skip_if_missing(Version::V82) {
         return;
     }
     let target = Server::with_falkordb(None, &[]);
     let mut failures = Vec::new();
     for d in dumps {
-        if let Err(e) = round_trip(&target, d, check_ttls) {
+        if let Err(e) = round_trip(&target, d) {
             failures.push(format!("{}: {e}", d.display()));
         }
     }
@@ -125,11 +130,11 @@ fn run_all(dumps: &[PathBuf], check_ttls: bool) {
         dumps.len(),
         failures.join("\n")
     );
-    eprintln!("{} dumps round-tripped with equal digests", dumps.len());
+    eprintln!("{} dumps round-tripped to equal datasets", dumps.len());
 }
 
 #[test]
-fn testdata_dumps_round_trip_with_equal_digest() {
+fn testdata_dumps_round_trip_to_equal_datasets() {
     let mut dumps: Vec<PathBuf> =
         std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/testdata"))
             .unwrap()
@@ -138,13 +143,13 @@ fn testdata_dumps_round_trip_with_equal_digest() {
             .collect();
     dumps.sort();
     assert!(dumps.len() >= 5, "testdata/ holds too few dumps");
-    run_all(&dumps, true);
+    run_all(&dumps);
 }
 
 /// Corpus rows (MANIFEST.tsv) that Redis 8.2 loads with what is installed here.
 fn corpus_loadable_by_82() -> Option<Vec<PathBuf>> {
-    let root = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/corpus"));
-    let manifest = std::fs::read_to_string(root.join("MANIFEST.tsv")).ok()?;
+    let root = rdbkit::testing::corpus_dir()?;
+    let manifest = std::fs::read_to_string(root.join("MANIFEST.tsv")).unwrap();
     let mut lines = manifest.lines();
     let header: Vec<&str> = lines.next()?.split('\t').collect();
     let col = |name: &str| header.iter().position(|h| *h == name).unwrap();
@@ -166,11 +171,10 @@ fn corpus_loadable_by_82() -> Option<Vec<PathBuf>> {
 }
 
 #[test]
-fn corpus_dumps_round_trip_with_equal_digest() {
+fn corpus_dumps_round_trip_to_equal_datasets() {
     let Some(dumps) = corpus_loadable_by_82() else {
-        eprintln!("skipping: ../shared/corpus is absent");
         return;
     };
     assert!(dumps.len() > 100);
-    run_all(&dumps, false);
+    run_all(&dumps);
 }

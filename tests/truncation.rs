@@ -123,24 +123,21 @@ fn inputs() -> Vec<(String, Vec<u8>)> {
         let name = format!("testdata/{}", p.file_name().unwrap().to_string_lossy());
         out.push((name, std::fs::read(&p).unwrap()));
     }
-    let root = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/corpus"));
-    match std::fs::read_to_string(root.join("MANIFEST.tsv")) {
-        Err(_) => eprintln!("../shared/corpus is absent: testdata/ only"),
-        Ok(manifest) => {
-            let mut lines = manifest.lines();
-            let header: Vec<&str> = lines.next().unwrap().split('\t').collect();
-            let col = |n: &str| header.iter().position(|h| *h == n).unwrap();
-            let (path, dup) = (col("path"), col("dup_of"));
-            for line in lines {
-                let f: Vec<&str> = line.split('\t').collect();
-                if f.get(dup).is_some_and(|d| !d.is_empty()) {
-                    continue; // byte-identical to an earlier row
-                }
-                out.push((
-                    f[path].to_string(),
-                    std::fs::read(root.join(f[path])).unwrap(),
-                ));
+    if let Some(root) = rdbkit::testing::corpus_dir() {
+        let manifest = std::fs::read_to_string(root.join("MANIFEST.tsv")).unwrap();
+        let mut lines = manifest.lines();
+        let header: Vec<&str> = lines.next().unwrap().split('\t').collect();
+        let col = |n: &str| header.iter().position(|h| *h == n).unwrap();
+        let (path, dup) = (col("path"), col("dup_of"));
+        for line in lines {
+            let f: Vec<&str> = line.split('\t').collect();
+            if f.get(dup).is_some_and(|d| !d.is_empty()) {
+                continue; // byte-identical to an earlier row
             }
+            out.push((
+                f[path].to_string(),
+                std::fs::read(root.join(f[path])).unwrap(),
+            ));
         }
     }
     out
