@@ -626,7 +626,7 @@ fn dataset_diffs(a: Node, b: Node) -> Vec<String> {
                 .get(&db)
                 .and_then(|c| c.get("subexpiry"))
                 .is_some_and(|&n| n > 0);
-        if a.version >= Version::V82 && field_ttls {
+        if a.version == Version::V82 && field_ttls {
             diffs.extend(field_ttl_diffs(&mut ca, &mut cb, db, &hashes));
         }
     }
