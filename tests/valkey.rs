@@ -598,7 +598,6 @@ fn valkey81_dump_into_redis82() {
 /// (types 20 and 21, which 7.0 cannot read) go by commands, the rest by RESTORE; equal to the
 /// Valkey that wrote it (stream groups included), and `verify` passes.
 #[test]
-#[ignore = "fails until issue 12 item 5 (stream groups' unknown entries-read written as commands) lands"]
 fn valkey81_dump_into_redis70() {
     if skip_if_missing(Version::Valkey81) || skip_if_missing(Version::V70) {
         return;
