@@ -807,3 +807,56 @@ fn module_type_the_target_lacks_is_reported_before_sending() {
         assert!(out.status.success(), "{}", text(&out));
     }
 }
+
+/// A Valkey 9 dump (`VALKEY080`, a HASH_2 hash with field TTLs) into Redis 8.2: Redis cannot
+/// RESTORE Valkey's type 22, so the hash goes by commands with its field TTLs; values and each
+/// field's expiry equal HDT3213/rdb's JSON of the dump, and `verify` passes.
+#[test]
+fn valkey9_hash_with_field_ttls_into_redis82() {
+    if skip_if_missing(Version::V82) {
+        return;
+    }
+    let Some(root) = corpus_dir() else { return };
+    let dump = root.join("HDT3213-rdb/valkey_hash2_with_hfe.rdb");
+    let json: Vec<serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(dump.with_extension("json")).unwrap())
+            .unwrap();
+    let target = Server::start(Version::V82);
+    let out = import(&dump, &target, &[]);
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    assert_eq!(written(&t), (1, 0, 1), "{t}");
+    let got = snapshot(&target);
+    assert_eq!(got.len(), json.len());
+    let mut c = target.conn();
+    for r in &json {
+        let key = r["key"].as_str().unwrap();
+        let want: BTreeMap<Vec<u8>, Vec<u8>> = r["hash"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.as_bytes().to_vec(),
+                    v.as_str().unwrap().as_bytes().to_vec(),
+                )
+            })
+            .collect();
+        let state = &got[&(0, key.as_bytes().to_vec())];
+        assert_eq!(state.val, Val::Hash(want), "{key}");
+        for (field, at) in r["expire"].as_object().unwrap() {
+            let at = at.as_i64().unwrap();
+            let got: Vec<i64> = redis::cmd("HPEXPIRETIME")
+                .arg(key)
+                .arg("FIELDS")
+                .arg(1)
+                .arg(field)
+                .query(&mut c)
+                .unwrap();
+            // the JSON writes 0 for a field without a TTL
+            assert_eq!(got, [if at == 0 { -1 } else { at }], "{key}.{field}");
+        }
+    }
+    let vo = verify(&dump, &target);
+    assert!(vo.status.success(), "{}", text(&vo));
+}
