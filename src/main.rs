@@ -37,7 +37,11 @@ fn main() -> ExitCode {
                 return ExitCode::SUCCESS;
             }
             eprintln!("rdbkit: {e:#}");
-            ExitCode::from(1)
+            if e.chain().any(|c| c.is::<cli::Usage>()) {
+                ExitCode::from(2)
+            } else {
+                ExitCode::from(1)
+            }
         }
     }
 }

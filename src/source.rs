@@ -228,6 +228,13 @@ impl Input {
         let mut file = File::open(path)?;
         let mut magic = [0u8; 2];
         let meta = file.metadata()?;
+        if meta.is_dir() {
+            // reading would fail at offset 0 with EISDIR, which does not say what was wrong
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "is a directory, not a dump file",
+            ));
+        }
         if meta.is_file() {
             let n = file.read(&mut magic)?;
             if n == 2 && magic == [0x1f, 0x8b] {

@@ -393,7 +393,7 @@ fn a_fault_that_never_clears_ends_the_import_with_keys_in_doubt() {
             .take_while(|l| l.starts_with("  ") && !l.starts_with("  …"))
             .map(str::trim)
             .collect();
-        assert_eq!(listed.len() as u64, doubt.min(1000), "{fault:?}: {t}");
+        assert_eq!(listed.len() as u64, doubt.min(5), "{fault:?}: {t}");
         // what is counted as written is at most what the server holds
         let written: u64 = t
             .lines()

@@ -282,7 +282,7 @@ fn conflicts_replace_skip_existing_remap_and_filters() {
         .unwrap();
     let out = import(&dump, &target, &[]);
     assert!(!out.status.success());
-    assert!(text(&out).contains("db1 holds 1 keys"), "{}", text(&out));
+    assert!(text(&out).contains("db1 holds 1 key;"), "{}", text(&out));
     assert_eq!(target.keyspace().values().sum::<u64>(), 1);
     // --skip-existing keeps their value and counts it
     let out = import(&dump, &target, &["--skip-existing"]);

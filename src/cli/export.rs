@@ -5,9 +5,9 @@ use super::{FilterArgs, InputArgs, ThreadArgs};
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use rdbkit::filter::Filter;
-use rdbkit::output::json;
 use rdbkit::output::report::memory::Limits;
 use rdbkit::output::resp::{entry_commands, CommandOptions, Losses, Resp};
+use rdbkit::output::{count, json};
 use rdbkit::source::{Chunk, ChunkWorker, Input};
 use rdbkit::Item;
 use std::io::Write;
@@ -220,9 +220,11 @@ pub fn run(a: &ExportArgs) -> Result<()> {
         eprintln!("not expressible on the target: {line}");
     }
     match a.format {
-        Format::Jsonl => eprintln!("exported {keys} keys"),
+        Format::Jsonl => eprintln!("exported {}", count(keys, "key")),
         Format::Resp => eprintln!(
-            "exported {keys} keys as {commands} commands ({empty} empty collections skipped)"
+            "exported {} as {} ({empty} empty collections skipped)",
+            count(keys, "key"),
+            count(commands, "command")
         ),
     }
     Ok(())

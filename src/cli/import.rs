@@ -1,16 +1,17 @@
 //! `rdbkit import`: replay a dump into a running primary.
 
-use super::{FieldTtls, FilterArgs};
+use super::{FieldTtls, FilterArgs, Usage};
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
+use rdbkit::output::count;
 use rdbkit::replay::{
-    self, ImportConfig, Mode, Progress, RateLimit, Source, Summary, Target, TlsOptions,
+    self, ImportConfig, Mode, Progress, RateLimit, ReplayError, Source, Summary, Target, TlsOptions,
 };
 use rdbkit::source::Input;
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -28,9 +29,11 @@ pub enum ModeArg {
 /// Connection options shared by import and verify.
 #[derive(Debug, Args)]
 pub struct TargetArgs {
-    /// Target: redis://[user[:password]@]host:port[/db], rediss://…, or
-    /// redis+sentinel://[user[:password]@]host1:26379,host2:26379/master[/db]
-    /// (the data server's password also from REDISCLI_AUTH).
+    /// Target: redis://[user[:password]@]host:port[/db], rediss://… (TLS),
+    /// unix:///path/to/redis.sock[?db=N] (also redis+unix://), or
+    /// redis+sentinel://[user[:password]@]host1:26379,host2:26379/master[/db] (also
+    /// redis-sentinel://, sentinel://); with --sentinel, redis://[:password@]MASTER[/db] names
+    /// the master and the data server's credentials (the password also from REDISCLI_AUTH).
     #[arg(
         long,
         env = "RDBKIT_TARGET",
@@ -38,10 +41,11 @@ pub struct TargetArgs {
         required_unless_present = "sentinel"
     )]
     pub target: Option<String>,
-    /// Sentinels (host:port,host:port) to ask for the primary, instead of --target.
-    #[arg(long, requires = "master_name", conflicts_with = "target")]
+    /// Sentinels to ask for the primary: host:port entries, or redis://[user:]password@host:port
+    /// URLs carrying the sentinel's password (comma or space separated).
+    #[arg(long)]
     pub sentinel: Option<String>,
-    /// The master name the sentinels monitor.
+    /// The master name the sentinels monitor (or the host of --target).
     #[arg(long)]
     pub master_name: Option<String>,
     /// Password for the sentinels (not the data server).
@@ -65,32 +69,28 @@ pub struct TargetArgs {
 }
 
 impl TargetArgs {
-    /// The parsed target, with `REDISCLI_AUTH` as the password when the URL has none.
+    /// The parsed target, with `REDISCLI_AUTH` as the password when the URL has none. A target
+    /// that cannot be parsed is a usage error (exit 2).
     pub fn target(&self) -> Result<Target> {
         let env_pw = std::env::var("REDISCLI_AUTH").ok();
+        let usage = |e: replay::ReplayError| anyhow::Error::new(Usage(e.to_string()));
         if let Some(addrs) = &self.sentinel {
-            let name = self.master_name.as_deref().unwrap_or_default();
-            let mut url = String::from("redis+sentinel://");
-            if let Some(u) = &self.user {
-                url.push_str(u);
-                url.push('@');
-            }
-            url.push_str(&format!("{addrs}/{name}"));
-            return Ok(Target::parse_sentinel(
-                &url,
+            return Target::with_sentinels(
+                addrs,
+                self.master_name.as_deref(),
+                self.target.as_deref(),
+                self.user.clone(),
                 env_pw,
                 self.sentinel_password.clone(),
-            )?);
+            )
+            .map_err(usage);
         }
         let url = self.target.as_deref().unwrap_or_default();
-        if url.starts_with("redis+sentinel://") {
-            return Ok(Target::parse_sentinel(
-                url,
-                env_pw,
-                self.sentinel_password.clone(),
-            )?);
+        if replay::target::is_sentinel_url(url) {
+            return Target::parse_sentinel(url, env_pw, self.sentinel_password.clone())
+                .map_err(usage);
         }
-        let mut t = Target::parse(url, env_pw)?;
+        let mut t = Target::parse(url, env_pw).map_err(usage)?;
         t.set_tls(TlsOptions {
             ca: self.tls_ca.clone(),
             cert: self.tls_cert.clone(),
@@ -170,6 +170,10 @@ pub struct ImportArgs {
     /// Timeout of each WAIT, in milliseconds.
     #[arg(long, default_value_t = 1000)]
     wait_timeout_ms: u64,
+    /// Where the whole lists of failed, not-written and in-doubt keys go when there are any (the
+    /// summary shows the first few of each); default: a new file in the temporary directory.
+    #[arg(long, value_name = "PATH")]
+    keys_file: Option<PathBuf>,
     /// Milliseconds between checkpoint writes.
     #[arg(long, default_value_t = 2000)]
     checkpoint_interval_ms: u64,
@@ -266,11 +270,15 @@ pub fn progress_callback(quiet: bool) -> Box<dyn Fn(&Progress) + Send> {
     }
 }
 
+/// Keys of each list printed in the summary; the file named there has them all.
+const SHOWN: usize = 5;
+
 /// Prints the final summary.
-pub fn print_summary(s: &Summary) {
+pub fn print_summary(s: &Summary, target: &Target) {
     let secs = s.elapsed.as_secs_f64();
     println!(
-        "target: {} {} (RDB {}){}",
+        "target: {} ({} {}, RDB {}{})",
+        target.display(),
         if s.target.valkey { "Valkey" } else { "Redis" },
         s.target.version,
         s.target.rdb_version,
@@ -281,8 +289,8 @@ pub fn print_summary(s: &Summary) {
         }
     );
     println!(
-        "written: {} keys ({} by RESTORE, {} by commands) in {secs:.2}s, {:.0} keys/s, {:.1} MB/s of dump",
-        s.written(),
+        "written: {} ({} by RESTORE, {} by commands) in {secs:.2}s, {:.0} keys/s, {:.1} MB/s of dump",
+        count(s.written(), "key"),
         s.written_restore,
         s.written_commands,
         s.written() as f64 / secs.max(1e-9),
@@ -298,7 +306,7 @@ pub fn print_summary(s: &Summary) {
         );
     }
     for m in &s.module_aux_unrestored {
-        println!("module aux not restored: {m}");
+        println!("module aux: {m}");
     }
     if s.reconnects > 0 {
         println!("reconnects: {}", s.reconnects);
@@ -306,30 +314,92 @@ pub fn print_summary(s: &Summary) {
     for n in &s.notes {
         println!("note: {n}");
     }
+    let file = s
+        .keys_file
+        .as_ref()
+        .map(|p| format!(" (all of them in {})", p.display()))
+        .unwrap_or_default();
+    let list = |total: u64, keys: &mut dyn Iterator<Item = String>| {
+        let mut shown = 0u64;
+        for k in keys.take(SHOWN) {
+            println!("  {k}");
+            shown += 1;
+        }
+        if total > shown {
+            println!("  … and {} more{file}", total - shown);
+        }
+    };
     if s.failed > 0 {
-        println!("failed: {} keys", s.failed);
+        println!("failed: {}", count(s.failed, "key"));
+        list(
+            s.failed,
+            &mut s.failures.iter().map(|(k, why)| format!("{k}: {why}")),
+        );
     }
-    for (k, why) in s.reports.iter().take(20) {
-        println!("  {k}: {why}");
-    }
-    if s.reports.len() > 20 {
-        println!("  … and {} more", s.reports.len() - 20);
+    if s.reported_total > 0 {
+        println!("not written: {}", count(s.reported_total, "key"));
+        list(
+            s.reported_total,
+            &mut s.reports.iter().map(|(k, why)| format!("{k}: {why}")),
+        );
     }
     if s.in_doubt_total > 0 {
         println!(
-            "in doubt: {} keys were sent but never acknowledged; they may or may not be on the target:",
-            s.in_doubt_total
+            "in doubt: {} sent but never acknowledged; they may or may not be on the target:",
+            count(s.in_doubt_total, "key")
         );
-        for k in &s.in_doubt {
-            println!("  {k}");
-        }
-        if s.in_doubt_total > s.in_doubt.len() as u64 {
-            println!(
-                "  … and {} more",
-                s.in_doubt_total - s.in_doubt.len() as u64
-            );
-        }
+        list(s.in_doubt_total, &mut s.in_doubt.iter().cloned());
     }
+    if let Some(p) = &s.keys_file {
+        println!(
+            "key lists: {} (one line per key: list, key, reason)",
+            p.display()
+        );
+    }
+}
+
+/// What to do after the import stopped for `cause`: advice that fits it, or none when the
+/// message already says it.
+fn advice(cause: &ReplayError, checkpoint: Option<&Path>) -> Option<String> {
+    let resume = match checkpoint {
+        Some(p) => format!(
+            "rerun the same command (--checkpoint {}) to resume after the acknowledged keys",
+            p.display()
+        ),
+        None => "rerun with --replace to write every key again".to_string(),
+    };
+    let fatal = |prefix: &str| matches!(cause, ReplayError::Fatal { message, .. } if message.starts_with(prefix));
+    Some(match cause {
+        ReplayError::Dump { .. } => {
+            "the keys before that offset were written (see the summary above); a rerun cannot mend a damaged file: import an intact copy of the dump".into()
+        }
+        _ if fatal("OOM") => format!(
+            "the target is out of memory: free memory on it or raise its maxmemory (CONFIG SET maxmemory …), then {resume}"
+        ),
+        _ if fatal("READONLY") => format!(
+            "the target is a replica now: point --target at the primary (or use --sentinel), then {resume}"
+        ),
+        _ if fatal("LOADING") => {
+            format!("the target is still loading its data: wait until it is done, then {resume}")
+        }
+        _ if fatal("MISCONF") => format!(
+            "the target cannot persist its data (MISCONF): fix its disk or save settings, then {resume}"
+        ),
+        ReplayError::Conflict(_)
+        | ReplayError::Config(_)
+        | ReplayError::Auth(_)
+        | ReplayError::Checkpoint(_) => return None,
+        _ => resume,
+    })
+}
+
+/// `rdbkit-import-<unix seconds>-<pid>.keys.tsv` in the temporary directory.
+fn default_keys_file() -> PathBuf {
+    std::env::temp_dir().join(format!(
+        "rdbkit-import-{}-{}.keys.tsv",
+        super::now_ms() / 1000,
+        std::process::id()
+    ))
 }
 
 /// Runs `import`.
@@ -377,20 +447,27 @@ pub fn run(a: &ImportArgs) -> Result<()> {
         verify_checksum: !a.no_checksum,
         rate_limit: a.rate_limit,
         memory_budget: a.buffer_mb.max(1) << 20,
+        keys_file: Some(a.keys_file.clone().unwrap_or_else(default_keys_file)),
     };
-    let resume_hint = match &a.checkpoint {
-        Some(p) => format!("rerun with --checkpoint {} to resume", p.display()),
-        None => "rerun with --replace to write every key again".to_string(),
-    };
+    let names: Vec<String> = a.files.iter().map(|f| f.display().to_string()).collect();
+    eprintln!("importing {} into {}", names.join(", "), target.display());
+    let shown = target.clone();
     let summary = match replay::import(sources, target, cfg, progress_callback(a.quiet)) {
         Ok(s) => s,
-        Err(replay::ReplayError::Interrupted { cause, summary }) => {
-            print_summary(&summary);
-            bail!("the import stopped: {cause}; {resume_hint}");
+        Err(ReplayError::Interrupted { cause, summary }) => {
+            print_summary(&summary, &shown);
+            match advice(&cause, a.checkpoint.as_deref()) {
+                Some(advice) => bail!("the import stopped: {cause}; {advice}"),
+                None => bail!("the import stopped: {cause}"),
+            }
+        }
+        // found before anything was written (the scan for the target databases)
+        Err(e @ ReplayError::Dump { .. }) => {
+            bail!("{e}; nothing was written: a rerun cannot mend a damaged file, import an intact copy of the dump")
         }
         Err(e) => return Err(e.into()),
     };
-    print_summary(&summary);
+    print_summary(&summary, &shown);
     if !summary.is_success() {
         bail!("not every key was written (see the summary above)");
     }

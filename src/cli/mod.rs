@@ -41,6 +41,12 @@ pub enum Command {
     Split(rewrite::SplitArgs),
 }
 
+/// A mistake in how rdbkit was called that clap could not see (e.g. a `--target` that is not a
+/// URL): exits 2, like clap's own usage errors.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Usage(pub String);
+
 /// Input options shared by the subcommands that read a dump.
 #[derive(Debug, Args)]
 pub struct InputArgs {

@@ -283,8 +283,9 @@ pub fn run_split(a: &SplitArgs) -> Result<()> {
             })
             .collect();
         println!(
-            "{}\t{keys} keys\tslots {}\t{}{}",
+            "{}\t{}\tslots {}\t{}{}",
             path.display(),
+            rdbkit::output::count(keys, "key"),
             ranges.join(","),
             shard.name,
             shard

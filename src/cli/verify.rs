@@ -4,6 +4,7 @@ use super::import::TargetArgs;
 use super::{FilterArgs, InputArgs};
 use anyhow::{bail, Context, Result};
 use clap::Args;
+use rdbkit::output::count;
 use rdbkit::replay::verify::{verify, VerifyConfig};
 use rdbkit::source::Input;
 use std::collections::BTreeMap;
@@ -41,11 +42,13 @@ pub fn run(a: &VerifyArgs) -> Result<()> {
         println!("MISMATCH {k}: {why}");
     }
     println!(
-        "verified: {} keys equal, {} differ, {} not compared (filtered, expiring or empty)",
-        r.matched, r.mismatched, r.skipped
+        "verified: {} equal, {} differ, {} not compared (filtered, expiring or empty)",
+        count(r.matched as u64, "key"),
+        r.mismatched,
+        r.skipped
     );
     if r.mismatched > 0 {
-        bail!("{} keys differ", r.mismatched);
+        bail!("{} differ", count(r.mismatched as u64, "key"));
     }
     Ok(())
 }

@@ -260,6 +260,18 @@ impl Info {
             .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
     }
 
+    /// The checksum's state (`verified`, `unchecked`, `absent`, `not_verified`, `not_reached`) and
+    /// the CRC64 stored in the file when there is one.
+    fn checksum_parts(&self) -> (&'static str, Option<u64>) {
+        match self.checksum {
+            Some(Checksum::Verified(v)) => ("verified", Some(v)),
+            Some(Checksum::Disabled) => ("unchecked", None),
+            Some(Checksum::Absent) => ("absent", None),
+            Some(Checksum::NotChecked(v)) => ("not_verified", Some(v)),
+            None => ("not_reached", None),
+        }
+    }
+
     fn checksum_text(&self) -> String {
         match self.checksum {
             Some(Checksum::Verified(v)) => format!("verified ({v:#018x})"),
@@ -320,7 +332,10 @@ impl Info {
             "slot_infos": self.slot_infos,
             "keys_with_idle": self.with_idle,
             "keys_with_freq": self.with_freq,
-            "checksum": self.checksum_text(),
+            "checksum": {
+                "state": self.checksum_parts().0,
+                "value": self.checksum_parts().1.map(|v| format!("{v:#018x}")),
+            },
             "salvaged": self.salvaged,
         })
     }
@@ -339,15 +354,7 @@ impl Info {
             };
             let _ = writeln!(s, "rdb version:   {v} ({magic} magic)");
         }
-        for key in [
-            "redis-ver",
-            "valkey-ver",
-            "redis-bits",
-            "used-mem",
-            "aof-base",
-            "repl-id",
-            "repl-offset",
-        ] {
+        for key in BY_NAME {
             if let Some(v) = self.aux_str(key) {
                 let _ = writeln!(s, "{:<15}{v}", format!("{key}:"));
             }
@@ -392,7 +399,12 @@ impl Info {
             let _ = writeln!(s, "  {t:<40} {n}");
         }
         if !self.modules.is_empty() {
-            let _ = writeln!(s, "modules:       {:?}", self.modules);
+            let mods: Vec<String> = self
+                .modules
+                .iter()
+                .map(|(m, n)| format!("{m} ({})", crate::output::count(*n, "key")))
+                .collect();
+            let _ = writeln!(s, "modules:       {}", mods.join(", "));
         }
         if !self.module_aux.is_empty() {
             let _ = writeln!(s, "module aux:    {}", self.module_aux.join(", "));
@@ -406,8 +418,9 @@ impl Info {
         if self.with_idle + self.with_freq > 0 {
             let _ = writeln!(
                 s,
-                "lru/lfu:       idle on {} keys, freq on {} keys",
-                self.with_idle, self.with_freq
+                "lru/lfu:       idle on {}, freq on {}",
+                crate::output::count(self.with_idle, "key"),
+                crate::output::count(self.with_freq, "key")
             );
         }
         if self.slot_infos > 0 {
@@ -416,7 +429,12 @@ impl Info {
         let aux_other: Vec<String> = self
             .aux
             .iter()
-            .filter(|(k, _)| !k.starts_with(b"redis-") && !k.starts_with(b"valkey-"))
+            // the fields printed above by name are not repeated
+            .filter(|(k, _)| {
+                let printed = BY_NAME.iter().any(|n| n.as_bytes() == &k[..])
+                    || (&k[..] == b"ctime" && self.ctime().is_some());
+                !printed
+            })
             .map(|(k, v)| {
                 format!(
                     "{}={}",
@@ -431,6 +449,17 @@ impl Info {
         s
     }
 }
+
+/// Aux fields that `info` prints on their own line (the `aux:` line lists the others).
+const BY_NAME: [&str; 7] = [
+    "redis-ver",
+    "valkey-ver",
+    "redis-bits",
+    "used-mem",
+    "aof-base",
+    "repl-id",
+    "repl-offset",
+];
 
 /// `YYYY-MM-DD HH:MM:SS UTC` for Unix seconds (civil-from-days, Howard Hinnant's algorithm).
 pub fn format_utc(secs: i64) -> String {

@@ -419,8 +419,8 @@ impl Report {
         if self.unmodelled.keys > 0 {
             let _ = writeln!(
                 s,
-                "module values: {} keys counted at their serialized size ({})",
-                self.unmodelled.keys,
+                "module values: {} counted at their serialized size ({})",
+                crate::output::count(self.unmodelled.keys, "key"),
                 human(self.unmodelled.memory)
             );
         }

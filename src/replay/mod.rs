@@ -10,6 +10,7 @@
 
 pub mod batch;
 pub mod conn;
+pub mod keylist;
 pub mod plan;
 mod redirect;
 pub mod reply;
@@ -49,7 +50,7 @@ pub enum ReplayError {
     #[error("{0}")]
     Conflict(String),
     /// The target answered with an error that stops the import (OOM, READONLY, LOADING…).
-    #[error("target refused writes: {message} ({written} keys written before)")]
+    #[error("target refused writes: {message} ({} written before)", crate::output::count(*.written, "key"))]
     Fatal {
         /// The target's reply.
         message: String,
@@ -57,7 +58,7 @@ pub enum ReplayError {
         written: u64,
     },
     /// Reconnecting failed too often.
-    #[error("connection {conn} gave up after {attempts} reconnect attempts ({why}); {written} keys written, dump offset {offset} fully acknowledged")]
+    #[error("connection {conn} gave up after {attempts} reconnect attempts ({why}); {} written, dump offset {offset} fully acknowledged", crate::output::count(*.written, "key"))]
     GaveUp {
         /// Connection index.
         conn: usize,
@@ -73,6 +74,16 @@ pub enum ReplayError {
     /// The dump is corrupt.
     #[error(transparent)]
     Decode(#[from] crate::DecodeError),
+    /// One of the dumps is truncated or corrupt: which, where, and its size.
+    #[error("{}", dump_error(name, *len, error))]
+    Dump {
+        /// The input's name (its path).
+        name: String,
+        /// Its size when known.
+        len: Option<u64>,
+        /// What the decoder found.
+        error: crate::DecodeError,
+    },
     /// A control-plane command failed.
     #[error("{0}")]
     Redis(String),
@@ -88,6 +99,37 @@ pub enum ReplayError {
         /// What it had done.
         summary: Box<Summary>,
     },
+}
+
+/// `NAME is truncated at offset N (0x…) of S bytes: <what the record needs>`.
+fn dump_error(name: &str, len: Option<u64>, e: &crate::DecodeError) -> String {
+    let state = if e.is_truncation() {
+        "truncated"
+    } else {
+        "corrupt"
+    };
+    let off = e.offset();
+    let size = len.map(|l| format!(" of {l} bytes")).unwrap_or_default();
+    let key = e
+        .key()
+        .map(|k| format!(" (key {})", escape_bytes(k)))
+        .unwrap_or_default();
+    format!(
+        "{name} is {state} at offset {off} ({off:#x}){size}: {}{key}",
+        e.kind()
+    )
+}
+
+/// A decode error of input `name` says which input it is.
+fn in_dump(e: ReplayError, name: &str, len: Option<u64>) -> ReplayError {
+    match e {
+        ReplayError::Decode(error) => ReplayError::Dump {
+            name: name.to_string(),
+            len,
+            error,
+        },
+        e => e,
+    }
 }
 
 /// How keys are written.
@@ -171,6 +213,9 @@ pub struct ImportConfig {
     /// Most bytes of encoded commands held at once (queued, in flight, kept for a rewrite after
     /// failover); one value larger than this still goes, alone.
     pub memory_budget: usize,
+    /// Where the whole lists of failed, not-written and in-doubt keys go (created when the first
+    /// key is reported); without it only the first 1000 of each are kept, in the summary.
+    pub keys_file: Option<PathBuf>,
 }
 
 /// Default [`ImportConfig::memory_budget`].
@@ -194,6 +239,7 @@ impl Default for ImportConfig {
             checkpoint_interval: Duration::from_secs(2),
             rate_limit: None,
             verify_checksum: true,
+            keys_file: None,
         }
     }
 }
@@ -233,6 +279,9 @@ impl Stats {
 /// Most per-key reports kept for the summary.
 const MAX_REPORTS: usize = 1000;
 
+/// (key, reason) of one list.
+type KeyReports = Vec<(Vec<u8>, String)>;
+
 /// State shared by the planner and the connections.
 pub struct Shared {
     target: Target,
@@ -241,8 +290,12 @@ pub struct Shared {
     pub stats: Stats,
     skip_existing: bool,
     skipped: Mutex<BTreeMap<Skip, u64>>,
-    /// (key, reason) for failed and not-written keys, first [`MAX_REPORTS`].
-    reports: Mutex<Vec<(Vec<u8>, String)>>,
+    /// (key, reason) for failed and not-written keys, first [`MAX_REPORTS`] of each list.
+    reports: Mutex<[KeyReports; 2]>,
+    /// Keys not written for a reported reason.
+    not_written: AtomicU64,
+    /// The whole lists, when a file was asked for.
+    key_log: Option<keylist::KeyLog>,
     /// Keys sent but never acknowledged when the import stopped, first [`MAX_REPORTS`].
     in_doubt: Mutex<Vec<Vec<u8>>>,
     /// Cluster: hash slot → shard, updated by MOVED.
@@ -341,6 +394,8 @@ impl Shared {
         memory_budget: usize,
     ) -> Shared {
         Shared {
+            not_written: AtomicU64::new(0),
+            key_log: None,
             pool: Mutex::default(),
             memory: batch::MemoryBudget::new(memory_budget),
             in_doubt: Mutex::default(),
@@ -371,8 +426,12 @@ impl Shared {
         }
     }
 
-    fn report(&self, key: &[u8], why: String) {
+    fn report(&self, list: keylist::KeyList, key: &[u8], why: String) {
+        if let Some(log) = &self.key_log {
+            log.add(list, key, &why);
+        }
         let mut r = self.reports.lock().unwrap_or_else(|e| e.into_inner());
+        let r = &mut r[usize::from(list != keylist::KeyList::Failed)];
         if r.len() < MAX_REPORTS {
             r.push((key.to_vec(), why));
         }
@@ -387,13 +446,14 @@ impl Shared {
             .or_default() += 1;
         self.stats.skipped.fetch_add(1, Relaxed);
         if let Some((k, msg)) = report {
-            self.report(k, msg);
+            self.not_written.fetch_add(1, Relaxed);
+            self.report(keylist::KeyList::NotWritten, k, msg);
         }
     }
 
     pub(crate) fn fail(&self, key: &[u8], why: String) {
         self.stats.failed.fetch_add(1, Relaxed);
-        self.report(key, why);
+        self.report(keylist::KeyList::Failed, key, why);
     }
 
     pub(crate) fn note(&self, n: String) {
@@ -497,6 +557,9 @@ impl Shared {
     /// not be there.
     pub(crate) fn in_doubt(&self, key: &[u8]) {
         self.stats.in_doubt.fetch_add(1, Relaxed);
+        if let Some(log) = &self.key_log {
+            log.add(keylist::KeyList::InDoubt, key, "");
+        }
         let mut d = self.in_doubt.lock().unwrap_or_else(|e| e.into_inner());
         if d.len() < MAX_REPORTS {
             d.push(key.to_vec());
@@ -562,13 +625,21 @@ pub struct Summary {
     pub skipped: BTreeMap<&'static str, u64>,
     /// Keys that failed.
     pub failed: u64,
-    /// (key, reason) for failed keys and keys not written for a reported reason.
+    /// (key, reason) for failed keys, the first 1000.
+    pub failures: Vec<(String, String)>,
+    /// (key, reason) for keys not written for a reported reason (module missing, not
+    /// representable…), the first 1000.
     pub reports: Vec<(String, String)>,
+    /// How many keys were not written for a reported reason.
+    pub reported_total: u64,
+    /// The file holding the whole lists (failed, not written, in doubt), when there is one.
+    pub keys_file: Option<PathBuf>,
     /// Function libraries loaded.
     pub functions: u64,
     /// Lua scripts loaded.
     pub scripts: u64,
-    /// Module aux records that could not be restored.
+    /// Module aux data that was not restored: one line per module (or per record that the
+    /// target refused).
     pub module_aux_unrestored: Vec<String>,
     /// Reconnects during the run.
     pub reconnects: u64,
@@ -779,7 +850,7 @@ fn check_conflicts(
                 .query::<()>(con)
                 .map_err(redis_err("FLUSHDB"))?;
         } else if !(cfg.replace || cfg.skip_existing || resuming) {
-            busy.push(format!("db{db} holds {n} keys"));
+            busy.push(format!("db{db} holds {}", crate::output::count(n, "key")));
         }
     }
     if busy.is_empty() {
@@ -807,6 +878,8 @@ struct Produced {
     functions: u64,
     scripts: u64,
     module_aux: Vec<String>,
+    /// Module aux records per module that the target has no command for.
+    aux_unsupported: BTreeMap<String, u64>,
 }
 
 /// Per-run context shared by the producer threads.
@@ -841,6 +914,7 @@ fn produce(
         now,
         run.resume.get(file).copied().unwrap_or(0),
     );
+    planner.resuming = run.resuming;
     if cfg.skip_existing {
         let mut c = shared.target.pinned()?.control(cfg.conn.reply_timeout)?;
         planner.exists = Some(Box::new(move |db, key| {
@@ -968,10 +1042,7 @@ fn produce(
                         out.module_aux.push(format!("{name}/{} {w}: {err}", id.encver()));
                     }
                 } else {
-                    out.module_aux.push(format!(
-                        "{name}/{} {w}: module aux data has no command on this target (RESTOREMODAUX is Redis Enterprise only)",
-                        id.encver()
-                    ));
+                    *out.aux_unsupported.entry(name).or_default() += 1;
                 }
             }
             _ => {}
@@ -1010,8 +1081,11 @@ pub fn import(
             let mut con = client
                 .get_multiplexed_async_connection()
                 .await
-                .map_err(|e| ReplayError::Connect(format!("{}: {e}", target.display())))?;
-            TargetInfo::probe(&mut con).await
+                .map_err(|e| target.failure("", &e))?;
+            TargetInfo::probe(&mut con).await.map_err(|e| match e {
+                ReplayError::Connect(m) => target.failure("", &m),
+                e => e,
+            })
         };
         tokio::time::timeout(limit, probe).await.map_err(|_| {
             ReplayError::Connect(format!(
@@ -1028,7 +1102,7 @@ pub fn import(
     };
     let names: Vec<String> = sources.iter().map(|s| s.name.clone()).collect();
     let lens: Vec<Option<u64>> = sources.iter().map(|s| s.input.len_hint()).collect();
-    let shared = Arc::new(Shared::new(
+    let mut shared = Shared::new(
         target,
         cfg.skip_existing,
         cfg.conn.wait_replicas,
@@ -1036,7 +1110,9 @@ pub fn import(
         cfg.rate_limit,
         cluster.clone(),
         cfg.memory_budget,
-    ));
+    );
+    shared.key_log = cfg.keys_file.clone().map(keylist::KeyLog::new);
+    let shared = Arc::new(shared);
     if info.bulk_limit_assumed {
         shared.note(
             "the target refused CONFIG GET proto-max-bulk-len; assuming the 512 MB default".into(),
@@ -1049,6 +1125,7 @@ pub fn import(
         None => Vec::new(),
     };
     let mut resume = vec![0u64; sources.len()];
+    let mut resumed_any = false;
     for c in &saved {
         let Some(i) = names.iter().position(|n| *n == c.name) else {
             continue;
@@ -1060,12 +1137,38 @@ pub fn import(
             )));
         }
         resume[i] = c.offset;
+        resumed_any = true;
+        // the watermark never goes below what an earlier run acknowledged
+        shared.advance(i, c.offset);
         shared.note(format!(
             "resuming {} after dump offset {} (keys after it are re-sent with REPLACE)",
             c.name, c.offset
         ));
     }
-    let resuming = resume.iter().any(|&o| o > 0);
+    // a checkpoint of this dump, even at offset 0, means an earlier run of this import wrote here
+    let resuming = resumed_any;
+    // written before anything else, so that a run killed at once still leaves one
+    if let Some(p) = &cfg.checkpoint {
+        let start: Vec<Checkpoint> = names
+            .iter()
+            .enumerate()
+            .map(|(i, name)| Checkpoint {
+                name: name.clone(),
+                dump_len: lens[i],
+                offset: resume[i],
+            })
+            .collect();
+        write_checkpoint(p, &start, 0)?;
+    }
+    let no_checkpoint = |e: ReplayError| {
+        match (e, &cfg.checkpoint) {
+        (ReplayError::Conflict(m), Some(p)) if !resuming => ReplayError::Conflict(format!(
+            "{m}. No checkpoint was found at {} for this dump, so this is not a resume of an interrupted import (one is written as soon as an import starts): the keys on the target come from elsewhere",
+            p.display()
+        )),
+        (e, _) => e,
+    }
+    };
 
     // conflicts: the databases of mapped inputs are checked before anything is written; streamed
     // inputs check each database when they first reach it. An empty target can refuse nothing
@@ -1084,19 +1187,20 @@ pub fn import(
             }
         };
     let mut dbs = BTreeSet::new();
-    for s in sources.iter().filter(|_| !target_empty) {
-        match &s.input {
-            Input::Mapped(m) => dbs.extend(prescan(m, &cfg)?),
-            Input::Bytes(b) => dbs.extend(prescan(b, &cfg)?),
-            Input::Stream(_) => {}
-        }
+    for (i, s) in sources.iter().enumerate().filter(|_| !target_empty) {
+        let scanned = match &s.input {
+            Input::Mapped(m) => prescan(m, &cfg),
+            Input::Bytes(b) => prescan(b, &cfg),
+            Input::Stream(_) => Ok(BTreeSet::new()),
+        };
+        dbs.extend(scanned.map_err(|e| in_dump(e, &s.name, lens[i]))?);
     }
     match &cluster {
-        None => check_conflicts(&mut con, false, &dbs, &cfg, resuming)?,
+        None => check_conflicts(&mut con, false, &dbs, &cfg, resuming).map_err(no_checkpoint)?,
         Some((_, nodes)) => {
             for node in nodes {
                 let mut c = node.control(limit)?;
-                check_conflicts(&mut c, true, &dbs, &cfg, resuming)?;
+                check_conflicts(&mut c, true, &dbs, &cfg, resuming).map_err(no_checkpoint)?;
             }
         }
     }
@@ -1234,17 +1338,27 @@ pub fn import(
     let mut functions = 0;
     let mut scripts = 0;
     let mut module_aux = Vec::new();
-    for p in produced {
+    let mut aux_kept: BTreeMap<String, u64> = BTreeMap::new();
+    for (i, p) in produced.into_iter().enumerate() {
         match p {
             Ok(p) => {
                 functions += p.functions;
                 scripts += p.scripts;
                 module_aux.extend(p.module_aux);
+                for (m, n) in p.aux_unsupported {
+                    *aux_kept.entry(m).or_default() += n;
+                }
             }
             Err(e) => {
-                cause.get_or_insert(e);
+                cause.get_or_insert(no_checkpoint(in_dump(e, &names[i], lens[i])));
             }
         }
+    }
+    for (m, n) in aux_kept {
+        module_aux.push(format!(
+            "{m}: {} of module-wide data (what the module saves beside its keys) not restored: only Redis Enterprise can load it (RESTOREMODAUX); the {m} keys are written like any other",
+            crate::output::count(n, "aux record")
+        ));
     }
     if cause.is_none() {
         if let Some(p) = &cfg.checkpoint {
@@ -1286,13 +1400,24 @@ pub fn import(
         .iter()
         .map(|(k, v)| (k.name(), *v))
         .collect();
-    let reports = shared
+    let [failures, reports] = shared
         .reports
         .lock()
         .unwrap_or_else(|e| e.into_inner())
-        .iter()
-        .map(|(k, m)| (escape_bytes(k), m.clone()))
-        .collect();
+        .clone()
+        .map(|list| {
+            list.iter()
+                .map(|(k, m)| (escape_bytes(k), m.clone()))
+                .collect::<Vec<_>>()
+        });
+    let keys_file = match shared.key_log.as_ref().map(keylist::KeyLog::finish) {
+        Some(Ok(path)) => path,
+        Some(Err(e)) => {
+            shared.note(format!("the key lists could not be written: {e}"));
+            None
+        }
+        None => None,
+    };
     let notes = shared
         .notes
         .lock()
@@ -1313,7 +1438,10 @@ pub fn import(
         written_commands: s.written_commands.load(Relaxed),
         skipped,
         failed: s.failed.load(Relaxed),
+        failures,
         reports,
+        reported_total: shared.not_written.load(Relaxed),
+        keys_file,
         functions,
         scripts,
         module_aux_unrestored: module_aux,

@@ -78,6 +78,8 @@ pub(crate) struct Planner<'s> {
     pub now_ms: i64,
     /// Keys ending at or before this dump offset were acknowledged in an earlier run.
     pub resume_from: u64,
+    /// This run resumes an earlier one (keys are written with REPLACE).
+    pub resuming: bool,
     /// Existence check for `--skip-existing` keys written with commands: (db, key) → exists.
     pub exists: Option<ExistsCheck<'s>>,
     /// What the commands written could not carry (field TTLs dropped, inexact streams…).
@@ -113,6 +115,7 @@ impl<'s> Planner<'s> {
             dump_valkey: false,
             now_ms,
             resume_from,
+            resuming: resume_from > 0,
             exists: None,
             losses: Losses::default(),
             resp: Resp::default(),
@@ -165,7 +168,7 @@ impl<'s> Planner<'s> {
             self.shared.skip(Skip::Expired, None);
             return Ok(false);
         }
-        let replace = self.cfg.replace || self.resume_from > 0;
+        let replace = self.cfg.replace || self.resuming;
         let module = e.type_id == 7;
         let restore_ver = self.restore_version(e);
         let payload_len = payload::len_for_entry(e) as u64;
@@ -212,10 +215,7 @@ impl<'s> Planner<'s> {
             if !fits {
                 self.shared.fail(
                     &e.key,
-                    format!(
-                        "payload of {payload_len} bytes exceeds proto-max-bulk-len {}",
-                        self.target.bulk_limit
-                    ),
+                    too_big("its RESTORE payload", payload_len, self.target.bulk_limit),
                 );
                 return Ok(false);
             }
@@ -224,6 +224,15 @@ impl<'s> Planner<'s> {
             });
         } else {
             let mut v = e.value_in(&mut self.scratch)?;
+            // commands split a large value, but no server holds a string (or an element) longer
+            // than its proto-max-bulk-len: say so instead of sending what it will refuse
+            if let Some(size) = largest_part(&v) {
+                if size > self.target.bulk_limit {
+                    self.shared
+                        .fail(&e.key, too_big("a value", size, self.target.bulk_limit));
+                    return Ok(false);
+                }
+            }
             if v.is_empty() {
                 self.shared.skip(Skip::Empty, None);
                 return Ok(false);
@@ -294,6 +303,31 @@ impl<'s> Planner<'s> {
     pub fn batch_full(batch: &Batch) -> bool {
         batch.bytes.len() >= BATCH_BYTES || batch.keys.len() >= BATCH_KEYS
     }
+}
+
+/// The longest string a value holds: the string itself, or its largest element (streams and
+/// modules: `None`).
+fn largest_part(v: &Value<'_>) -> Option<u64> {
+    let len = |e: &crate::model::Elem<'_>| match e {
+        crate::model::Elem::Bytes(b) => b.len() as u64,
+        crate::model::Elem::Int(_) => 20,
+    };
+    match v {
+        Value::String(s) => Some(len(s)),
+        Value::List(l) | Value::Set(l) => l.iter().map(len).max(),
+        Value::SortedSet(z) => z.iter().map(|(m, _)| len(m)).max(),
+        Value::Hash(h) => h.iter().map(|f| len(&f.field).max(len(&f.value))).max(),
+        Value::Stream(_) | Value::Module(_) => None,
+    }
+}
+
+/// The report for a key the target's `proto-max-bulk-len` keeps out.
+fn too_big(what: &str, size: u64, limit: u64) -> String {
+    // RESTORE's payload must fit with the command's other arguments; round up to whole MiB
+    let need_mb = (size + 1024).div_ceil(1 << 20);
+    format!(
+        "{what} is {size} bytes, more than the target's proto-max-bulk-len ({limit}): raise the target's proto-max-bulk-len for it (CONFIG SET proto-max-bulk-len {need_mb}mb), then import this key again"
+    )
 }
 
 /// `RESTORE key ttl payload [ABSTTL] [IDLETIME s | FREQ f] [REPLACE]`, the payload built in place.

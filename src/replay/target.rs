@@ -47,6 +47,8 @@ pub struct Target {
     pub host: String,
     /// Port.
     pub port: u16,
+    /// A Unix socket to connect to instead of `host:port` (`unix://` and `redis+unix://` URLs).
+    pub socket: Option<PathBuf>,
     /// ACL user.
     pub username: Option<String>,
     password: Option<Secret>,
@@ -68,44 +70,52 @@ pub struct Sentinel {
     /// ACL user for the sentinels.
     pub username: Option<String>,
     password: Option<Secret>,
+    /// Credentials given with an address (`redis://[user]:password@host:port`), which win over
+    /// `username`/`password` for that sentinel.
+    creds: Vec<(Option<String>, Option<Secret>)>,
     current: std::sync::Mutex<Option<(String, u16)>>,
     failovers: std::sync::Mutex<Vec<String>>,
 }
 
 impl Sentinel {
-    /// Sentinels at `addrs` (`host:port`, comma separated) for `master`; the password usually
-    /// comes from `--sentinel-password` or its environment variable.
+    /// Sentinels at `addrs` for `master`: `host:port` entries, or `redis://[user:]password@host:port`
+    /// URLs that carry the sentinel's credentials (the `SENTINEL_HOSTS` form of several platforms),
+    /// separated by commas or spaces. Other sentinels' password usually comes from
+    /// `--sentinel-password` or its environment variable.
+    ///
+    /// ```
+    /// let s = rdbkit::replay::target::Sentinel::new(
+    ///     "redis://:s3cret@10.0.0.1:26379, 10.0.0.2", "mymaster", None, None).unwrap();
+    /// assert_eq!(s.addrs, vec![("10.0.0.1".to_string(), 26379), ("10.0.0.2".to_string(), 26379)]);
+    /// assert!(!format!("{s:?}").contains("s3cret"));
+    /// ```
     pub fn new(
         addrs: &str,
         master: &str,
         username: Option<String>,
         password: Option<String>,
     ) -> Result<Sentinel, ReplayError> {
-        let addrs = addrs
-            .split(',')
-            .filter(|a| !a.trim().is_empty())
-            .map(|a| {
-                let a = a.trim();
-                let (h, p) = a.rsplit_once(':').unwrap_or((a, "26379"));
-                let p = p
-                    .parse()
-                    .map_err(|_| ReplayError::Config(format!("bad sentinel port in {a:?}")))?;
-                Ok((
-                    h.trim_start_matches('[').trim_end_matches(']').to_string(),
-                    p,
-                ))
-            })
-            .collect::<Result<Vec<_>, ReplayError>>()?;
-        if addrs.is_empty() || master.is_empty() {
+        let mut hosts = Vec::new();
+        let mut creds = Vec::new();
+        for a in addrs
+            .split(|c: char| c == ',' || c.is_whitespace())
+            .filter(|a| !a.is_empty())
+        {
+            let (host, port, cred) = parse_sentinel_addr(a)?;
+            hosts.push((host, port));
+            creds.push(cred);
+        }
+        if hosts.is_empty() || master.is_empty() {
             return Err(ReplayError::Config(
                 "sentinel mode needs sentinel addresses and a master name".into(),
             ));
         }
         Ok(Sentinel {
-            addrs,
+            addrs: hosts,
             master: master.to_string(),
             username,
             password: password.filter(|p| !p.is_empty()).map(Secret::new),
+            creds,
             current: Default::default(),
             failovers: Default::default(),
         })
@@ -130,13 +140,19 @@ impl Sentinel {
     /// Asks the sentinels (first that answers) for the primary's address.
     fn ask(&self) -> Result<(String, u16), ReplayError> {
         let mut last = String::from("no sentinel answered");
-        for (h, p) in &self.addrs {
+        for (i, (h, p)) in self.addrs.iter().enumerate() {
+            let (user, pass) = match self.creds.get(i) {
+                Some((u, Some(pw))) => (u.clone(), Some(pw)),
+                Some((Some(u), None)) => (Some(u.clone()), self.password.as_ref()),
+                _ => (self.username.clone(), self.password.as_ref()),
+            };
+            let has_password = pass.is_some();
             let info = redis::ConnectionInfo {
                 addr: redis::ConnectionAddr::Tcp(h.clone(), *p),
                 redis: redis::RedisConnectionInfo {
                     db: 0,
-                    username: self.username.clone(),
-                    password: self.password.as_ref().map(|p| p.expose().to_string()),
+                    username: user,
+                    password: pass.map(|p| p.expose().to_string()),
                     protocol: redis::ProtocolVersion::RESP2,
                 },
             };
@@ -155,7 +171,15 @@ impl Sentinel {
                 Ok(None) => {
                     last = format!("sentinel {h}:{p} does not know master {:?}", self.master)
                 }
-                Err(e) => last = format!("sentinel {h}:{p}: {e}"),
+                Err(e) => {
+                    let e = e.to_string();
+                    if let Some(why) = auth_problem(&e, has_password) {
+                        return Err(ReplayError::Auth(format!(
+                            "sentinel {h}:{p}: {why}; the sentinels' password goes in --sentinel-password, RDBKIT_SENTINEL_PASSWORD or a --sentinel entry redis://:password@{h}:{p}"
+                        )));
+                    }
+                    last = format!("sentinel {h}:{p}: {e}")
+                }
             }
         }
         Err(ReplayError::Connect(last))
@@ -167,28 +191,42 @@ pub trait Transport: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Transport for T {}
 
 impl Target {
-    /// Parses `redis://[user[:password]@]host[:port][/db]` or `rediss://…`. `env_password` (from
-    /// `REDISCLI_AUTH`) is used when the URL carries none.
+    /// Parses `redis://[user[:password]@]host[:port][/db]`, `rediss://…` (TLS), or a Unix socket
+    /// `unix://[user[:password]@]/path/to.sock[?db=N]` (also `redis+unix://`). `env_password`
+    /// (from `REDISCLI_AUTH`) is used when the URL carries none. Sentinel URLs go to
+    /// [`Target::parse_sentinel`].
     ///
     /// ```
     /// let t = rdbkit::replay::Target::parse("redis://app:s3cret@10.0.0.5:6380/2", None).unwrap();
     /// assert_eq!((t.host.as_str(), t.port, t.db), ("10.0.0.5", 6380, Some(2)));
     /// assert_eq!(t.display(), "redis://app:***@10.0.0.5:6380/2");
     /// assert!(!format!("{t:?}").contains("s3cret"));
+    /// let u = rdbkit::replay::Target::parse("unix:///run/redis.sock?db=3", None).unwrap();
+    /// assert_eq!(u.socket.as_deref(), Some(std::path::Path::new("/run/redis.sock")));
+    /// assert_eq!(u.display(), "unix:///run/redis.sock?db=3");
     /// ```
     pub fn parse(url: &str, env_password: Option<String>) -> Result<Target, ReplayError> {
+        let Some((scheme, _)) = url.split_once("://") else {
+            return Err(ReplayError::Config(no_scheme(url)));
+        };
+        match scheme.to_ascii_lowercase().as_str() {
+            "redis" | "rediss" => {}
+            "unix" | "redis+unix" => return Self::parse_unix(url, env_password),
+            s if SENTINEL_SCHEMES.contains(&s) => {
+                return Self::parse_sentinel(url, env_password, None)
+            }
+            _ => {
+                // the scheme only: the rest of the URL may hold a password
+                let shown: String = scheme.chars().take(32).collect();
+                return Err(ReplayError::Config(format!(
+                    "unsupported URL scheme {shown:?}: {ACCEPTED_SCHEMES}"
+                )));
+            }
+        }
         // Parse errors must not echo the URL: it may hold a password.
         let u = url::Url::parse(url)
             .map_err(|e| ReplayError::Config(format!("invalid target URL: {e}")))?;
-        let tls = match u.scheme() {
-            "redis" => None,
-            "rediss" => Some(TlsOptions::default()),
-            s => {
-                return Err(ReplayError::Config(format!(
-                    "unsupported URL scheme {s:?} (redis:// or rediss://)"
-                )))
-            }
-        };
+        let tls = (u.scheme() == "rediss").then(TlsOptions::default);
         let host = u
             .host_str()
             .ok_or_else(|| ReplayError::Config("target URL has no host".into()))?
@@ -216,6 +254,7 @@ impl Target {
         Ok(Target {
             host,
             port: u.port().unwrap_or(6379),
+            socket: None,
             username,
             password,
             db,
@@ -224,8 +263,72 @@ impl Target {
         })
     }
 
-    /// Parses `redis+sentinel://[user[:password]@]host1:26379,host2:26379/master[/db]`. The
-    /// credentials are the data server's; the sentinels' password is given separately.
+    /// `unix://[user[:password]@]/path[?db=N]` or `redis+unix://…`; a path without a leading `/`
+    /// is relative to the current directory.
+    fn parse_unix(url: &str, env_password: Option<String>) -> Result<Target, ReplayError> {
+        let rest = url.split_once("://").map_or(url, |(_, r)| r);
+        let (rest, query) = rest.split_once('?').unwrap_or((rest, ""));
+        // credentials end at the last '@' before the path's first '/'
+        let (auth, path) = match rest.split_once('/') {
+            Some((head, _)) if head.contains('@') => {
+                let (a, p) = rest.split_at(head.rfind('@').unwrap_or(0));
+                (Some(a), &p[1..])
+            }
+            _ => (None, rest),
+        };
+        let dec = |s: &str| {
+            percent_decode(s)
+                .map_err(|_| ReplayError::Config("socket URL is not valid percent-encoding".into()))
+        };
+        let (username, password) = split_auth(auth, &dec)?;
+        let path = dec(path)?;
+        if path.is_empty() {
+            return Err(ReplayError::Config(
+                "socket URL has no path: unix:///path/to/redis.sock".into(),
+            ));
+        }
+        let mut db = None;
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            // a value may be a password: only the parameter's name is ever shown
+            match pair.split_once('=') {
+                Some(("db", d)) => {
+                    db = Some(d.parse().map_err(|_| {
+                        ReplayError::Config(format!("socket URL db {d:?} is not a number"))
+                    })?)
+                }
+                _ => {
+                    let k: String = pair
+                        .split('=')
+                        .next()
+                        .unwrap_or_default()
+                        .chars()
+                        .take(32)
+                        .collect();
+                    return Err(ReplayError::Config(format!(
+                        "socket URL parameter {k:?} is not supported (only db=N; the password goes in REDISCLI_AUTH or unix://:password@/path)"
+                    )));
+                }
+            }
+        }
+        Ok(Target {
+            host: "localhost".into(),
+            port: 0,
+            socket: Some(PathBuf::from(path)),
+            username,
+            password: password
+                .or(env_password)
+                .filter(|p| !p.is_empty())
+                .map(Secret::new),
+            db,
+            tls: None,
+            sentinel: None,
+        })
+    }
+
+    /// Parses `redis+sentinel://[user[:password]@]host1:26379,host2:26379/master[/db]` (also
+    /// `redis-sentinel://` and `sentinel://`, as Kubernetes Sentinel operators print them; the
+    /// master may also follow as `#master`). The credentials are the data server's; the
+    /// sentinels' password is given separately.
     ///
     /// ```
     /// let t = rdbkit::replay::Target::parse_sentinel(
@@ -235,23 +338,37 @@ impl Target {
     /// assert_eq!(s.addrs, vec![("10.0.0.1".to_string(), 26379), ("10.0.0.2".to_string(), 26380)]);
     /// assert_eq!(t.db, Some(3));
     /// assert!(!t.display().contains("pw"));
+    /// let k = rdbkit::replay::Target::parse_sentinel("sentinel://s1:26379/0#mymaster", None, None).unwrap();
+    /// assert_eq!((k.sentinel.as_ref().unwrap().master.as_str(), k.db), ("mymaster", Some(0)));
     /// ```
     pub fn parse_sentinel(
         url: &str,
         env_password: Option<String>,
         sentinel_password: Option<String>,
     ) -> Result<Target, ReplayError> {
-        let rest = url.strip_prefix("redis+sentinel://").ok_or_else(|| {
-            ReplayError::Config("a sentinel URL starts with redis+sentinel://".into())
-        })?;
+        let rest = match url.split_once("://") {
+            Some((s, r)) if SENTINEL_SCHEMES.contains(&s.to_ascii_lowercase().as_str()) => r,
+            _ => return Err(ReplayError::Config(
+                "a sentinel URL starts with redis+sentinel://, redis-sentinel:// or sentinel://"
+                    .into(),
+            )),
+        };
+        let (rest, fragment) = match rest.split_once('#') {
+            Some((r, f)) => (r, Some(f)),
+            None => (rest, None),
+        };
         let (auth, rest) = match rest.rsplit_once('@') {
             Some((a, r)) => (Some(a), r),
             None => (None, rest),
         };
         let mut parts = rest.splitn(3, '/');
         let hosts = parts.next().unwrap_or_default();
-        let master = parts.next().unwrap_or_default();
-        let db = match parts.next().map(|d| d.trim_end_matches('/')) {
+        let (master, db) = match fragment {
+            // lettuce's form: /db#master
+            Some(m) => (m, parts.next()),
+            None => (parts.next().unwrap_or_default(), parts.next()),
+        };
+        let db = match db.map(|d| d.trim_end_matches('/')) {
             None | Some("") => None,
             Some(d) => Some(d.parse().map_err(|_| {
                 ReplayError::Config(format!("sentinel URL db {d:?} is not a number"))
@@ -264,27 +381,78 @@ impl Target {
                 )
             })
         };
-        let (username, password) = match auth {
-            Some(a) => match a.split_once(':') {
-                Some((u, p)) => ((!u.is_empty()).then(|| dec(u)).transpose()?, Some(dec(p)?)),
-                None => (Some(dec(a)?), None),
-            },
-            None => (None, None),
-        };
-        let password = password
-            .or(env_password)
-            .filter(|p| !p.is_empty())
-            .map(Secret::new);
+        let (username, password) = split_auth(auth, &dec)?;
+        if master.is_empty() {
+            return Err(ReplayError::Config(
+                "the sentinel URL names no master: …/mymaster[/db] or …/db#mymaster".into(),
+            ));
+        }
         let sentinel = Sentinel::new(hosts, master, None, sentinel_password)?;
-        Ok(Target {
+        Ok(Self::via(sentinel, username, password.or(env_password), db))
+    }
+
+    /// `--sentinel ADDRS`: the master name from `master` (`--master-name`) or else from the host
+    /// of `data_url` (`redis://[user:]password@mymaster[/db]`), whose credentials and db are the
+    /// data server's.
+    ///
+    /// ```
+    /// let t = rdbkit::replay::Target::with_sentinels(
+    ///     "s1:26379", None, Some("redis://:pw@mymaster/5"), None, None, None).unwrap();
+    /// assert_eq!((t.sentinel.as_ref().unwrap().master.as_str(), t.db), ("mymaster", Some(5)));
+    /// assert_eq!(t.display(), "redis+sentinel://:***@s1:26379/mymaster/5");
+    /// ```
+    pub fn with_sentinels(
+        sentinels: &str,
+        master: Option<&str>,
+        data_url: Option<&str>,
+        username: Option<String>,
+        env_password: Option<String>,
+        sentinel_password: Option<String>,
+    ) -> Result<Target, ReplayError> {
+        let data = data_url.map(|u| Target::parse(u, None)).transpose()?;
+        if data.as_ref().is_some_and(|d| d.sentinel.is_some()) {
+            return Err(ReplayError::Config(
+                "--sentinel and a sentinel URL in --target: give the sentinels once".into(),
+            ));
+        }
+        let Some(master) = master
+            .map(str::to_string)
+            .or_else(|| data.as_ref().map(|d| d.host.clone()))
+            .filter(|m| !m.is_empty())
+        else {
+            return Err(ReplayError::Config(
+                "--sentinel needs the master name: --master-name NAME, or --target redis://[:password@]NAME[/db]".into(),
+            ));
+        };
+        let sentinel = Sentinel::new(sentinels, &master, None, sentinel_password)?;
+        let (user, password, db) = match data {
+            Some(d) => (d.username, d.password.map(|p| p.0), d.db),
+            None => (None, None, None),
+        };
+        Ok(Self::via(
+            sentinel,
+            username.or(user),
+            password.or(env_password),
+            db,
+        ))
+    }
+
+    fn via(
+        sentinel: Sentinel,
+        username: Option<String>,
+        password: Option<String>,
+        db: Option<u64>,
+    ) -> Target {
+        Target {
             host: String::new(),
             port: 0,
+            socket: None,
             username,
-            password,
+            password: password.filter(|p| !p.is_empty()).map(Secret::new),
             db,
             tls: None,
             sentinel: Some(Arc::new(sentinel)),
-        })
+        }
     }
 
     /// The primary's address: fixed, or asked of the sentinels (and confirmed with `ROLE`).
@@ -300,7 +468,7 @@ impl Target {
         let mut con = probe.control(std::time::Duration::from_secs(2))?;
         let role: redis::Value = redis::cmd("ROLE")
             .query(&mut con)
-            .map_err(|e| ReplayError::Connect(format!("ROLE on {}: {e}", probe.display())))?;
+            .map_err(|e| probe.failure("ROLE: ", &e))?;
         let is_master = matches!(&role, redis::Value::Array(v) if matches!(v.first(), Some(redis::Value::BulkString(b)) if b == b"master"));
         if !is_master {
             return Err(ReplayError::Connect(format!(
@@ -324,6 +492,7 @@ impl Target {
         Target {
             host,
             port,
+            socket: None,
             sentinel: None,
             ..self.clone()
         }
@@ -355,6 +524,11 @@ impl Target {
             (None, Some(_)) => ":***@".to_string(),
             (None, None) => String::new(),
         };
+        if let Some(path) = &self.socket {
+            let db = self.db.map(|d| format!("?db={d}")).unwrap_or_default();
+            let sep = if path.is_absolute() { "" } else { "/" };
+            return format!("unix://{auth}{sep}{}{db}", path.display());
+        }
         let db = self.db.map(|d| format!("/{d}")).unwrap_or_default();
         if let Some(s) = &self.sentinel {
             let hosts: Vec<String> = s.addrs.iter().map(|(h, p)| format!("{h}:{p}")).collect();
@@ -377,21 +551,28 @@ impl Target {
         } else {
             (self.host.clone(), self.port)
         };
-        let tcp = TcpStream::connect((host.as_str(), port))
-            .await
-            .map_err(|e| ReplayError::Connect(format!("{}: {e}", self.display())))?;
-        let _ = tcp.set_nodelay(true);
-        let mut stream: Box<dyn Transport> = match &self.tls {
-            None => Box::new(tcp),
-            Some(t) => {
-                let connector = tokio_rustls::TlsConnector::from(Arc::new(tls_config(t)?));
-                let name =
-                    rustls::pki_types::ServerName::try_from(self.host.clone()).map_err(|e| {
-                        ReplayError::Config(format!("TLS server name {:?}: {e}", self.host))
-                    })?;
-                Box::new(connector.connect(name, tcp).await.map_err(|e| {
-                    ReplayError::Connect(format!("TLS handshake with {}: {e}", self.display()))
-                })?)
+        let mut stream: Box<dyn Transport> = if let Some(path) = &self.socket {
+            Box::new(
+                tokio::net::UnixStream::connect(path)
+                    .await
+                    .map_err(|e| ReplayError::Connect(format!("{}: {e}", self.display())))?,
+            )
+        } else {
+            let tcp = TcpStream::connect((host.as_str(), port))
+                .await
+                .map_err(|e| ReplayError::Connect(format!("{}: {e}", self.display())))?;
+            let _ = tcp.set_nodelay(true);
+            match &self.tls {
+                None => Box::new(tcp),
+                Some(t) => {
+                    let connector = tokio_rustls::TlsConnector::from(Arc::new(tls_config(t)?));
+                    let name = rustls::pki_types::ServerName::try_from(self.host.clone()).map_err(
+                        |e| ReplayError::Config(format!("TLS server name {:?}: {e}", self.host)),
+                    )?;
+                    Box::new(connector.connect(name, tcp).await.map_err(|e| {
+                        ReplayError::Connect(format!("TLS handshake with {}: {e}", self.display()))
+                    })?)
+                }
             }
         };
         if let Some(p) = &self.password {
@@ -421,7 +602,9 @@ impl Target {
                 match super::reply::parse(&buf).map_err(ReplayError::Protocol)? {
                     Some((super::reply::Reply::Ok, _)) => break,
                     // the server's text, never ours: it cannot contain the password
-                    Some((super::reply::Reply::Error(e), _)) => return Err(ReplayError::Auth(e)),
+                    Some((super::reply::Reply::Error(e), _)) => {
+                        return Err(self.failure("AUTH: ", &e));
+                    }
                     Some((other, _)) => {
                         return Err(ReplayError::Protocol(format!(
                             "unexpected reply {other:?} to AUTH"
@@ -440,17 +623,26 @@ impl Target {
         let c = self
             .client()?
             .get_connection_with_timeout(timeout)
-            .map_err(|e| ReplayError::Connect(format!("{}: {e}", self.display())))?;
+            .map_err(|e| self.failure("", &e))?;
         let set = c
             .set_read_timeout(Some(timeout))
             .and_then(|()| c.set_write_timeout(Some(timeout)));
         set.map_err(|e| ReplayError::Connect(format!("{}: {e}", self.display())))?;
+        let mut c = c;
+        // a server that wants a password answers NOAUTH to the first command: say so here,
+        // naming the target, instead of in whatever command comes first
+        redis::cmd("PING")
+            .query::<redis::Value>(&mut c)
+            .map_err(|e| self.failure("PING: ", &e))?;
         Ok(c)
     }
 
     /// A `redis` crate client for the control plane (probing, functions, verify).
     pub fn client(&self) -> Result<redis::Client, ReplayError> {
         let addr = match &self.tls {
+            _ if self.socket.is_some() => {
+                redis::ConnectionAddr::Unix(self.socket.clone().unwrap_or_default())
+            }
             None => redis::ConnectionAddr::Tcp(self.host.clone(), self.port),
             Some(t) => redis::ConnectionAddr::TcpTls {
                 host: self.host.clone(),
@@ -495,6 +687,16 @@ impl Target {
         }
     }
 
+    /// A failed connection or command on this target as an error for the user: authentication
+    /// problems say plainly what is wrong and how to give the password; others keep their text.
+    pub fn failure(&self, what: &str, err: &dyn std::fmt::Display) -> ReplayError {
+        let text = err.to_string();
+        match auth_problem(&text, self.password.is_some()) {
+            Some(why) => ReplayError::Auth(format!("{}: {why}", self.display())),
+            None => ReplayError::Connect(format!("{}: {what}{text}", self.display())),
+        }
+    }
+
     /// Sets TLS file options (only meaningful for `rediss://`).
     pub fn set_tls(&mut self, opts: TlsOptions) {
         if self.tls.is_some() {
@@ -508,6 +710,123 @@ impl Target {
             self.password = p.filter(|p| !p.is_empty()).map(Secret::new);
         }
     }
+}
+
+/// The schemes of Sentinel URLs (`redis+sentinel://` and the forms Kubernetes operators print).
+const SENTINEL_SCHEMES: &[&str] = &["redis+sentinel", "redis-sentinel", "sentinel"];
+
+/// True for `redis+sentinel://`, `redis-sentinel://` and `sentinel://` URLs.
+pub fn is_sentinel_url(url: &str) -> bool {
+    url.split_once("://")
+        .is_some_and(|(s, _)| SENTINEL_SCHEMES.contains(&s.to_ascii_lowercase().as_str()))
+}
+
+/// What every "bad URL" message lists.
+const ACCEPTED_SCHEMES: &str = "use redis://[user[:password]@]host[:port][/db], rediss://… (TLS), \
+     redis+sentinel://, redis-sentinel:// or sentinel://[user[:password]@]host:26379[,host:26379]/master[/db] (Sentinel), \
+     or unix:///path/to/redis.sock[?db=N] / redis+unix://… (Unix socket)";
+
+/// The message for a target without `scheme://`: a plain `host:port` gets the URL it means
+/// (unless it holds credentials, which are never echoed).
+fn no_scheme(url: &str) -> String {
+    let plain = !url.is_empty()
+        && !url.contains('@')
+        && url.len() <= 256
+        && url
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || ".-_:[]/".contains(c));
+    if plain {
+        format!("the target {url:?} is not a URL: did you mean redis://{url}? ({ACCEPTED_SCHEMES})")
+    } else {
+        format!("the target is not a URL: {ACCEPTED_SCHEMES}")
+    }
+}
+
+/// `user:password`, `:password` or `user` (before an `@`) into its parts, percent-decoded.
+fn split_auth(
+    auth: Option<&str>,
+    dec: &dyn Fn(&str) -> Result<String, ReplayError>,
+) -> Result<(Option<String>, Option<String>), ReplayError> {
+    Ok(match auth {
+        Some(a) => match a.split_once(':') {
+            Some((u, p)) => ((!u.is_empty()).then(|| dec(u)).transpose()?, Some(dec(p)?)),
+            None => ((!a.is_empty()).then(|| dec(a)).transpose()?, None),
+        },
+        None => (None, None),
+    })
+}
+
+type SentinelAddr = (String, u16, (Option<String>, Option<Secret>));
+
+/// One `--sentinel` entry: `host[:port]`, `[v6addr]:port`, or `redis://[user:]password@host[:port]`.
+fn parse_sentinel_addr(a: &str) -> Result<SentinelAddr, ReplayError> {
+    if let Some((scheme, _)) = a.split_once("://") {
+        if !scheme.eq_ignore_ascii_case("redis") {
+            let shown: String = scheme.chars().take(32).collect();
+            return Err(ReplayError::Config(format!(
+                "a --sentinel entry is host:port or redis://[user:]password@host:port, not {shown}://"
+            )));
+        }
+        let u = url::Url::parse(a)
+            .map_err(|e| ReplayError::Config(format!("invalid sentinel URL: {e}")))?;
+        let host = u
+            .host_str()
+            .ok_or_else(|| ReplayError::Config("a sentinel URL has no host".into()))?
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string();
+        let dec = |s: &str| {
+            percent_decode(s).map_err(|_| {
+                ReplayError::Config("sentinel credentials are not valid percent-encoding".into())
+            })
+        };
+        let user = (!u.username().is_empty())
+            .then(|| dec(u.username()))
+            .transpose()?;
+        let password = u.password().map(dec).transpose()?.map(Secret::new);
+        return Ok((host, u.port().unwrap_or(26379), (user, password)));
+    }
+    let (h, p) = match a.rsplit_once(':') {
+        // a bare IPv6 address has colons but no brackets
+        Some((h, p)) if !h.contains(':') || h.ends_with(']') => (h, p),
+        _ => (a, "26379"),
+    };
+    let p = p
+        .parse()
+        .map_err(|_| ReplayError::Config(format!("bad sentinel port in {a:?}")))?;
+    Ok((
+        h.trim_start_matches('[').trim_end_matches(']').to_string(),
+        p,
+        (None, None),
+    ))
+}
+
+/// A plain explanation when a server's or the client library's error text is about
+/// authentication: a missing password, or one the server refused.
+pub(crate) fn auth_problem(err: &str, has_password: bool) -> Option<String> {
+    let e = err.to_ascii_lowercase();
+    if e.contains("noauth") || (e.contains("authentication required") && !has_password) {
+        return Some(
+            "the server requires a password and none was given: set REDISCLI_AUTH=<password> \
+             (and the user, if not default, in the URL: redis://user@host:port), or give it in \
+             the URL as redis://user:password@host:port (redis://:password@… for the default user)"
+                .into(),
+        );
+    }
+    let refused = [
+        "wrongpass",
+        "authenticationfailed",
+        "invalid password",
+        "invalid username-password",
+    ];
+    if refused.iter().any(|r| e.contains(r)) {
+        return Some(
+            "the server refused the password (wrong password, or not this user's): check \
+             REDISCLI_AUTH or the user:password@ part of the URL"
+                .into(),
+        );
+    }
+    None
 }
 
 fn percent_decode(s: &str) -> Result<String, ()> {
