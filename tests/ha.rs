@@ -329,50 +329,6 @@ fn assert_verifies(dump: &Path, node: &Server, n: usize) {
     assert!(text(&out).contains(&want), "{}", text(&out));
 }
 
-/// Three primaries on loopback with the slots split evenly.
-fn cluster() -> Vec<Server> {
-    let nodes: Vec<Server> = (0..3)
-        .map(|_| {
-            Server::start_opts(
-                Version::V82,
-                &[
-                    "--cluster-enabled",
-                    "yes",
-                    "--cluster-config-file",
-                    "nodes.conf",
-                ],
-            )
-        })
-        .collect();
-    for (i, n) in nodes.iter().enumerate() {
-        let (a, b) = (i * 5462, ((i + 1) * 5462).min(16384) - 1);
-        redis::cmd("CLUSTER")
-            .arg("ADDSLOTSRANGE")
-            .arg(a)
-            .arg(b)
-            .query::<()>(&mut n.conn())
-            .unwrap();
-    }
-    for n in &nodes[1..] {
-        redis::cmd("CLUSTER")
-            .arg("MEET")
-            .arg("127.0.0.1")
-            .arg(n.port)
-            .query::<()>(&mut nodes[0].conn())
-            .unwrap();
-    }
-    wait_until(Duration::from_secs(30), || {
-        nodes.iter().all(|n| {
-            let info: String = redis::cmd("CLUSTER")
-                .arg("INFO")
-                .query(&mut n.conn())
-                .unwrap();
-            info.contains("cluster_state:ok") && info.contains("cluster_known_nodes:3")
-        })
-    });
-    nodes
-}
-
 #[test]
 fn cluster_import_routes_every_key_to_its_slot_owner() {
     if common::skip_if_missing(Version::V82) {
@@ -381,7 +337,7 @@ fn cluster_import_routes_every_key_to_its_slot_owner() {
     let tmp = tempfile::tempdir().unwrap();
     let dump = common::populated_dump(tmp.path(), 30_000);
     let loader = Server::start_with_dump(Version::V82, &dump, &[]);
-    let nodes = cluster();
+    let nodes = common::cluster();
     let out = rdbkit(&[
         "import",
         dump.to_str().unwrap(),
@@ -447,7 +403,7 @@ fn cluster_import_follows_ask_and_moved_during_a_reshard() {
     let tmp = tempfile::tempdir().unwrap();
     let dump = common::populated_dump(tmp.path(), 30_000);
     let loader = Server::start_with_dump(Version::V82, &dump, &[]);
-    let nodes = cluster();
+    let nodes = common::cluster();
     let ids: Vec<String> = nodes
         .iter()
         .map(|n| {

@@ -8,6 +8,7 @@ use rdbkit::output::count;
 use rdbkit::replay::verify::{verify, VerifyConfig};
 use rdbkit::source::Input;
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 /// Arguments of `rdbkit verify`.
 #[derive(Debug, Args)]
@@ -24,6 +25,15 @@ pub struct VerifyArgs {
     /// Allowed key expiry difference in milliseconds.
     #[arg(long, default_value_t = 2000)]
     ttl_tolerance_ms: i64,
+    /// Pipelined connections per primary.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
+    connections: u16,
+    /// Most reply bytes (as expected from the dump) in flight per connection.
+    #[arg(long, default_value_t = VerifyConfig::default().window_bytes)]
+    window_bytes: usize,
+    /// Seconds without a reply before a connection is considered dead.
+    #[arg(long, default_value_t = 30)]
+    timeout: u64,
 }
 
 /// Runs `verify`.
@@ -36,11 +46,27 @@ pub fn run(a: &VerifyArgs) -> Result<()> {
         db_map: a.db_map.clone().unwrap_or_default(),
         ttl_tolerance_ms: a.ttl_tolerance_ms,
         verify_checksum: !a.input.no_checksum,
+        connections: usize::from(a.connections),
+        window_bytes: a.window_bytes.max(1),
+        timeout: Duration::from_secs(a.timeout.max(1)),
+        ..VerifyConfig::default()
     };
     let r = verify(input, &target, &cfg)?;
     for (k, why) in &r.mismatches {
         println!("MISMATCH {k}: {why}");
     }
+    println!(
+        "read over {} connections: {} commands in {} batches, at most {} reply bytes in flight per connection{}",
+        r.connections,
+        r.commands,
+        r.batches,
+        r.peak_window_bytes,
+        if r.redirected > 0 {
+            format!(", {} keys redirected (MOVED/ASK) and read again", r.redirected)
+        } else {
+            String::new()
+        }
+    );
     println!(
         "verified: {} equal, {} differ, {} not compared (filtered, expiring or empty)",
         count(r.matched as u64, "key"),

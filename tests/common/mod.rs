@@ -907,3 +907,52 @@ fn show(v: &redis::Value) -> String {
         other => format!("{other:?}"),
     }
 }
+
+/// Three primaries on loopback with the slots split evenly.
+pub fn cluster() -> Vec<Server> {
+    let nodes: Vec<Server> = (0..3)
+        .map(|_| {
+            Server::start_opts(
+                Version::V82,
+                &[
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-config-file",
+                    "nodes.conf",
+                ],
+            )
+        })
+        .collect();
+    for (i, n) in nodes.iter().enumerate() {
+        let (a, b) = (i * 5462, ((i + 1) * 5462).min(16384) - 1);
+        redis::cmd("CLUSTER")
+            .arg("ADDSLOTSRANGE")
+            .arg(a)
+            .arg(b)
+            .query::<()>(&mut n.conn())
+            .unwrap();
+    }
+    for n in &nodes[1..] {
+        redis::cmd("CLUSTER")
+            .arg("MEET")
+            .arg("127.0.0.1")
+            .arg(n.port)
+            .query::<()>(&mut nodes[0].conn())
+            .unwrap();
+    }
+    let start = std::time::Instant::now();
+    while !nodes.iter().all(|n| {
+        let info: String = redis::cmd("CLUSTER")
+            .arg("INFO")
+            .query(&mut n.conn())
+            .unwrap();
+        info.contains("cluster_state:ok") && info.contains("cluster_known_nodes:3")
+    }) {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the cluster did not form within 30 s"
+        );
+        thread::sleep(Duration::from_millis(100));
+    }
+    nodes
+}

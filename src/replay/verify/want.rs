@@ -1,0 +1,778 @@
+//! One key to verify: what the dump holds (copied out of the decoder's buffers, in one byte buffer
+//! per key), the read commands that check it, and the comparison of each reply with the dump.
+//!
+//! Every key starts with `TYPE` and ends with the key's expiry; collections read their length and
+//! then their elements in chunks of at most [`Limits::chunk_elems`] elements and about
+//! [`Limits::chunk_bytes`] bytes (LRANGE ranges, SMISMEMBER, ZRANGE ranges, HMGET + HPEXPIRETIME,
+//! XRANGE … COUNT), big strings STRLEN + GETRANGE pieces, so that no reply is much larger than a
+//! chunk. Replies are compared one by one as they arrive, in command order; the first difference
+//! is the key's verdict and the key's later replies are only read past.
+
+use super::resp::V;
+use crate::model::{escape_bytes, Elem, Entry, StreamId, Value};
+use crate::output::resp::Resp;
+use crate::replay::conn::Redirect;
+
+/// Sizes of the reads.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    /// Most elements read by one command.
+    pub chunk_elems: usize,
+    /// About the most bytes one command reads (one element larger than this is read alone).
+    pub chunk_bytes: usize,
+    /// The target has HPEXPIRETIME (7.4+).
+    pub hfe: bool,
+    /// The target has PEXPIRETIME (7.0+); older servers are asked PTTL.
+    pub pexpiretime: bool,
+    /// Now, in Unix ms (PTTL is turned into an expiry with it).
+    pub now: i64,
+    /// Allowed difference between the dump's and the target's key expiry, in ms; hash fields that
+    /// expire within it are not read.
+    pub tol: i64,
+}
+
+/// One read command of a key.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Step {
+    Type,
+    Get,
+    StrLen,
+    /// Byte range `[a, b)` of a string.
+    GetRange(usize, usize),
+    /// LLEN / SCARD / ZCARD / HLEN.
+    Len,
+    /// Element range `[a, b)` (list elements, set members, zset ranks, live hash fields, stream
+    /// entries).
+    LRange(usize, usize),
+    SMisMember(usize, usize),
+    ZRange(usize, usize),
+    HMGet(usize, usize),
+    HPExpireTime(usize, usize),
+    XRange(usize, usize),
+    XInfoGroups,
+    Ttl,
+}
+
+#[derive(Debug)]
+enum Kind {
+    String,
+    List,
+    Set,
+    ZSet,
+    Hash,
+    Stream(Box<StreamWant>),
+    Module(String),
+}
+
+#[derive(Debug)]
+struct StreamWant {
+    ids: Vec<StreamId>,
+    /// Per entry: the end of its field/value elements.
+    fends: Vec<usize>,
+    /// (name, last delivered id, pending entries with a consumer)
+    groups: Vec<(Vec<u8>, String, usize)>,
+}
+
+/// A key of the dump on its way through a verify connection.
+#[derive(Debug)]
+pub(crate) struct Want {
+    /// Position in the dump (mismatches are reported in dump order).
+    pub seq: u64,
+    /// Target database.
+    pub db: u64,
+    /// The key.
+    pub key: Vec<u8>,
+    expire_ms: Option<i64>,
+    kind: Kind,
+    /// Elements, concatenated (hash: field, value, field, value…; stream: field, value… of every
+    /// entry; string: the value).
+    data: Vec<u8>,
+    ends: Vec<usize>,
+    scores: Vec<f64>,
+    /// Expiry (or -1) of each live hash field.
+    fexp: Vec<i64>,
+    /// Hash: fields in the dump, expiring ones included.
+    total: usize,
+    /// Zset: element indexes sorted by member (built at the first ZRANGE reply of a big zset).
+    zindex: Vec<u32>,
+    steps: Vec<Step>,
+    limits: Limits,
+    /// Replies compared so far.
+    pub replied: usize,
+    /// Commands sent so far (ASKING not counted).
+    pub sent: usize,
+    /// The verdict, once a difference was found.
+    pub diff: Option<String>,
+    /// Read on the node named by an ASK: every command goes after `ASKING`.
+    pub asking: bool,
+    /// A node answered MOVED or ASK: the key is read again there.
+    pub redirect: Option<Redirect>,
+}
+
+/// The verdict for a key the target does not hold.
+const MISSING: &str = "missing on target";
+
+/// The start of the verdict for a key whose read answered WRONGTYPE, followed by the dump's type:
+/// the target's type is asked afterwards for the keys listed (see [`type_differs`]).
+pub(crate) const TYPE_DIFFERS: &str = "\0type differs from ";
+
+/// The message for a key of type `got` on the target, when the verdict was [`TYPE_DIFFERS`].
+pub(crate) fn type_differs(why: &str, got: Option<&str>) -> Option<String> {
+    let want = why.strip_prefix(TYPE_DIFFERS)?;
+    Some(match got {
+        Some(t) => format!("type {t} on target, {want} in dump"),
+        None => format!("type on target is not {want} (WRONGTYPE), {want} in dump"),
+    })
+}
+
+/// Estimated reply bytes of a small command (an integer, a short status, a nil).
+const SMALL_REPLY: usize = 16;
+
+fn chunks(
+    n: usize,
+    size: impl Fn(usize) -> usize,
+    max_elems: usize,
+    max_bytes: usize,
+) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let mut a = 0;
+    while a < n {
+        let mut b = a;
+        let mut bytes = 0;
+        while b < n && b - a < max_elems.max(1) && (b == a || bytes + size(b) <= max_bytes) {
+            bytes += size(b);
+            b += 1;
+        }
+        out.push((a, b));
+        a = b;
+    }
+    out
+}
+
+impl Want {
+    /// Copies what `v` (the value of `e`) must look like on the target, with the reads that check
+    /// it. Hash fields that expire within the tolerance are not read (but still counted as
+    /// possible).
+    pub(crate) fn new(seq: u64, db: u64, e: &Entry<'_>, v: &Value<'_>, limits: Limits) -> Want {
+        let mut w = Want {
+            seq,
+            db,
+            key: e.key.to_vec(),
+            expire_ms: e.expire_ms,
+            kind: Kind::String,
+            // the decoded elements take about as much as the encoded value
+            data: Vec::with_capacity(e.raw.len() + 16),
+            ends: Vec::with_capacity(match v {
+                Value::Hash(f) => 2 * f.len(),
+                Value::Stream(_) => 0,
+                v => v.len(),
+            }),
+            scores: Vec::new(),
+            fexp: Vec::new(),
+            total: 0,
+            zindex: Vec::new(),
+            steps: Vec::new(),
+            limits,
+            replied: 0,
+            sent: 0,
+            diff: None,
+            asking: false,
+            redirect: None,
+        };
+        let push = |w: &mut Want, el: &Elem<'_>| {
+            el.write_to(&mut w.data);
+            w.ends.push(w.data.len());
+        };
+        w.kind = match v {
+            Value::String(s) => {
+                push(&mut w, s);
+                Kind::String
+            }
+            Value::List(items) => {
+                items.iter().for_each(|el| push(&mut w, el));
+                Kind::List
+            }
+            Value::Set(items) => {
+                items.iter().for_each(|el| push(&mut w, el));
+                Kind::Set
+            }
+            Value::SortedSet(items) => {
+                for (m, s) in items {
+                    push(&mut w, m);
+                    w.scores.push(*s);
+                }
+                Kind::ZSet
+            }
+            Value::Hash(fields) => {
+                w.total = fields.len();
+                for f in fields {
+                    if f.expire_ms.is_some_and(|x| x <= limits.now + limits.tol) {
+                        continue;
+                    }
+                    push(&mut w, &f.field);
+                    push(&mut w, &f.value);
+                    w.fexp.push(f.expire_ms.unwrap_or(-1));
+                }
+                Kind::Hash
+            }
+            Value::Stream(s) => {
+                let mut sw = StreamWant {
+                    ids: Vec::with_capacity(s.entries.len()),
+                    fends: Vec::with_capacity(s.entries.len()),
+                    groups: Vec::new(),
+                };
+                for en in &s.entries {
+                    for (f, v) in &en.fields {
+                        push(&mut w, f);
+                        push(&mut w, v);
+                    }
+                    sw.ids.push(en.id);
+                    sw.fends.push(w.ends.len());
+                }
+                sw.groups = s
+                    .groups
+                    .iter()
+                    .map(|g| {
+                        let live = g.pending.iter().filter(|p| p.consumer.is_some()).count();
+                        (g.name.to_vec(), g.last_delivered.to_string(), live)
+                    })
+                    .collect();
+                Kind::Stream(Box::new(sw))
+            }
+            Value::Module(m) => Kind::Module(m.id.name()),
+        };
+        w.steps = w.plan();
+        w
+    }
+
+    fn elem(&self, i: usize) -> &[u8] {
+        let a = if i == 0 { 0 } else { self.ends[i - 1] };
+        &self.data[a..self.ends[i]]
+    }
+
+    fn elem_len(&self, i: usize) -> usize {
+        self.ends[i] - if i == 0 { 0 } else { self.ends[i - 1] }
+    }
+
+    fn plan(&self) -> Vec<Step> {
+        let l = self.limits;
+        let mut s = Vec::with_capacity(4);
+        // strings and collections are not asked TYPE: their read answers nil or 0 when the key is
+        // missing and WRONGTYPE when its type differs (whose name is asked afterwards); an empty
+        // stream exists, and a module value has no read
+        if matches!(self.kind, Kind::Stream(_) | Kind::Module(_)) {
+            s.push(Step::Type);
+        }
+        let ranges =
+            |n: usize, size: &dyn Fn(usize) -> usize| chunks(n, size, l.chunk_elems, l.chunk_bytes);
+        match &self.kind {
+            Kind::String => {
+                let n = self.data.len();
+                if n <= l.chunk_bytes {
+                    s.push(Step::Get);
+                } else {
+                    s.push(Step::StrLen);
+                    let pieces = chunks(n.div_ceil(l.chunk_bytes), |_| 1, 1, 1);
+                    s.extend(pieces.iter().map(|&(a, _)| {
+                        Step::GetRange(a * l.chunk_bytes, ((a + 1) * l.chunk_bytes).min(n))
+                    }));
+                }
+            }
+            Kind::List => {
+                s.push(Step::Len);
+                let r = ranges(self.ends.len(), &|i| self.elem_len(i));
+                s.extend(r.into_iter().map(|(a, b)| Step::LRange(a, b)));
+            }
+            Kind::Set => {
+                s.push(Step::Len);
+                let r = ranges(self.ends.len(), &|i| self.elem_len(i));
+                s.extend(r.into_iter().map(|(a, b)| Step::SMisMember(a, b)));
+            }
+            Kind::ZSet => {
+                s.push(Step::Len);
+                let r = ranges(self.ends.len(), &|i| self.elem_len(i) + 24);
+                s.extend(r.into_iter().map(|(a, b)| Step::ZRange(a, b)));
+            }
+            Kind::Hash => {
+                s.push(Step::Len);
+                let size = |i: usize| self.elem_len(2 * i) + self.elem_len(2 * i + 1);
+                for (a, b) in ranges(self.fexp.len(), &size) {
+                    s.push(Step::HMGet(a, b));
+                    if l.hfe {
+                        s.push(Step::HPExpireTime(a, b));
+                    }
+                }
+            }
+            Kind::Stream(st) => {
+                let size = |i: usize| {
+                    let a = if i == 0 { 0 } else { st.fends[i - 1] };
+                    let b = st.fends[i];
+                    let (x, y) = (
+                        if a == 0 { 0 } else { self.ends[a - 1] },
+                        if b == 0 { 0 } else { self.ends[b - 1] },
+                    );
+                    y - x + 32
+                };
+                let r = ranges(st.ids.len(), &size);
+                s.extend(r.into_iter().map(|(a, b)| Step::XRange(a, b)));
+                s.push(Step::XInfoGroups);
+            }
+            Kind::Module(_) => {}
+        }
+        s.push(Step::Ttl);
+        s
+    }
+
+    /// Nothing more to send: every command went, or the verdict is known.
+    pub(crate) fn sending_done(&self) -> bool {
+        self.sent == self.steps.len() || self.diff.is_some()
+    }
+
+    /// Every sent command has its reply, and nothing more will be sent.
+    pub(crate) fn complete(&self) -> bool {
+        self.replied == self.sent && self.sending_done()
+    }
+
+    /// Takes back the command [`Want::encode_next`] encoded last (the caller removed its bytes).
+    pub(crate) fn unsend(&mut self) {
+        self.sent -= 1;
+    }
+
+    /// Encodes the next command into `out` and returns the bytes its reply is expected to take.
+    pub(crate) fn encode_next(&mut self, out: &mut Resp) -> usize {
+        let step = self.steps[self.sent];
+        self.sent += 1;
+        let key = &self.key[..];
+        let small = |out: &mut Resp, name: &[u8]| {
+            out.cmd(&[name, key]);
+            SMALL_REPLY
+        };
+        match step {
+            Step::Type => small(out, b"TYPE"),
+            Step::Get => {
+                out.cmd(&[b"GET", key]);
+                self.data.len() + SMALL_REPLY
+            }
+            Step::StrLen => small(out, b"STRLEN"),
+            Step::GetRange(a, b) => {
+                out.begin(4);
+                out.arg(b"GETRANGE");
+                out.arg(key);
+                out.arg_int(a as i64);
+                out.arg_int(b as i64 - 1);
+                b - a + SMALL_REPLY
+            }
+            Step::Len => small(
+                out,
+                match self.kind {
+                    Kind::List => b"LLEN",
+                    Kind::Set => b"SCARD",
+                    Kind::ZSet => b"ZCARD",
+                    _ => b"HLEN",
+                },
+            ),
+            Step::LRange(a, b) => {
+                out.begin(4);
+                out.arg(b"LRANGE");
+                out.arg(key);
+                out.arg_int(a as i64);
+                out.arg_int(b as i64 - 1);
+                self.ends[b - 1] - self.ends.get(a.wrapping_sub(1)).copied().unwrap_or(0)
+                    + SMALL_REPLY * (b - a + 1)
+            }
+            Step::SMisMember(a, b) => {
+                out.begin(2 + b - a);
+                out.arg(b"SMISMEMBER");
+                out.arg(key);
+                for i in a..b {
+                    out.arg(self.elem(i));
+                }
+                4 * (b - a) + SMALL_REPLY
+            }
+            Step::ZRange(a, b) => {
+                out.begin(5);
+                out.arg(b"ZRANGE");
+                out.arg(key);
+                out.arg_int(a as i64);
+                out.arg_int(b as i64 - 1);
+                out.arg(b"WITHSCORES");
+                (a..b).map(|i| self.elem_len(i) + 40).sum::<usize>() + SMALL_REPLY
+            }
+            Step::HMGet(a, b) => {
+                out.begin(2 + b - a);
+                out.arg(b"HMGET");
+                out.arg(key);
+                for i in a..b {
+                    out.arg(self.elem(2 * i));
+                }
+                (a..b).map(|i| self.elem_len(2 * i + 1) + 8).sum::<usize>() + SMALL_REPLY
+            }
+            Step::HPExpireTime(a, b) => {
+                out.begin(4 + b - a);
+                out.arg(b"HPEXPIRETIME");
+                out.arg(key);
+                out.arg(b"FIELDS");
+                out.arg_int((b - a) as i64);
+                for i in a..b {
+                    out.arg(self.elem(2 * i));
+                }
+                16 * (b - a) + SMALL_REPLY
+            }
+            Step::XRange(a, b) => {
+                let Kind::Stream(st) = &self.kind else {
+                    unreachable!("XRANGE is planned for streams only")
+                };
+                out.begin(6);
+                out.arg(b"XRANGE");
+                out.arg(key);
+                out.arg(st.ids[a].to_string().as_bytes());
+                out.arg(st.ids[b - 1].to_string().as_bytes());
+                out.arg(b"COUNT");
+                // one more than the dump has: an extra entry on the target shows
+                out.arg_int((b - a + 1) as i64);
+                let (x, y) = (if a == 0 { 0 } else { st.fends[a - 1] }, st.fends[b - 1]);
+                let bytes = if y == 0 { 0 } else { self.ends[y - 1] }
+                    - if x == 0 { 0 } else { self.ends[x - 1] };
+                bytes + 48 * (b - a + 1)
+            }
+            Step::XInfoGroups => {
+                out.cmd(&[b"XINFO", b"GROUPS", key]);
+                let Kind::Stream(st) = &self.kind else {
+                    unreachable!("XINFO GROUPS is planned for streams only")
+                };
+                200 * st.groups.len() + SMALL_REPLY
+            }
+            Step::Ttl if self.limits.pexpiretime => small(out, b"PEXPIRETIME"),
+            Step::Ttl => small(out, b"PTTL"),
+        }
+    }
+
+    /// Takes a redirection instead of a reply: nothing more is sent here, the replies still due
+    /// are read past.
+    pub(crate) fn on_redirect(&mut self, to: Redirect) {
+        self.replied += 1;
+        if self.redirect.is_none() {
+            self.redirect = Some(to);
+        }
+        self.diff.get_or_insert_with(|| "redirected".into());
+    }
+
+    /// Starts over, to be read on the node a redirection named.
+    pub(crate) fn restart(&mut self) -> Option<Redirect> {
+        let to = self.redirect.take()?;
+        self.replied = 0;
+        self.sent = 0;
+        self.diff = None;
+        self.asking = to.ask;
+        Some(to)
+    }
+
+    /// The type name `TYPE` must answer.
+    fn type_name(&self) -> &str {
+        match &self.kind {
+            Kind::String => "string",
+            Kind::List => "list",
+            Kind::Set => "set",
+            Kind::ZSet => "zset",
+            Kind::Hash => "hash",
+            Kind::Stream(_) => "stream",
+            Kind::Module(m) => m,
+        }
+    }
+
+    /// Takes the reply to the next unanswered command (never a redirection: the connection
+    /// handles those) and records the first difference.
+    pub(crate) fn on_reply(&mut self, r: &V<'_>) {
+        let step = self.steps[self.replied];
+        self.replied += 1;
+        if self.diff.is_some() {
+            return;
+        }
+        self.diff = match r {
+            V::Error(e) if e.starts_with(b"WRONGTYPE") => {
+                Some(format!("{TYPE_DIFFERS}{}", self.type_name()))
+            }
+            V::Error(e) => Some(format!(
+                "{}: {}",
+                step_name(step),
+                escape_bytes(e).trim_matches('"')
+            )),
+            r => self.compare(step, r),
+        };
+    }
+
+    fn compare(&mut self, step: Step, r: &V<'_>) -> Option<String> {
+        let bad = || unexpected(step, r);
+        match step {
+            Step::Type => {
+                let Some(t) = r.bytes() else { return bad() };
+                if t == b"none" {
+                    Some(MISSING.into())
+                } else if t != self.type_name().as_bytes() {
+                    Some(format!(
+                        "type {} on target, {} in dump",
+                        String::from_utf8_lossy(t),
+                        self.type_name()
+                    ))
+                } else {
+                    None
+                }
+            }
+            Step::Get if *r == V::Nil => Some(MISSING.into()),
+            Step::Get => {
+                let got = r.bytes().unwrap_or_default();
+                (got != self.data).then(|| {
+                    format!(
+                        "string value differs ({} vs {} bytes)",
+                        got.len(),
+                        self.data.len()
+                    )
+                })
+            }
+            Step::StrLen | Step::Len if *r == V::Int(0) => Some(MISSING.into()),
+            Step::StrLen => {
+                let V::Int(n) = r else { return bad() };
+                (*n as usize != self.data.len())
+                    .then(|| format!("string value differs ({n} vs {} bytes)", self.data.len()))
+            }
+            Step::GetRange(a, b) => {
+                let got = r.bytes().unwrap_or_default();
+                (got != &self.data[a..b]).then(|| {
+                    let at = a + got
+                        .iter()
+                        .zip(&self.data[a..b])
+                        .position(|(x, y)| x != y)
+                        .unwrap_or(got.len().min(b - a));
+                    format!(
+                        "string value differs at byte {at} ({} bytes)",
+                        self.data.len()
+                    )
+                })
+            }
+            Step::Len => {
+                let V::Int(n) = r else { return bad() };
+                let n = *n as usize;
+                match self.kind {
+                    Kind::List if n != self.ends.len() => Some(format!(
+                        "list length {n} on target, {} in dump",
+                        self.ends.len()
+                    )),
+                    Kind::Set if n != self.ends.len() => Some(format!(
+                        "set size {n} on target, {} in dump",
+                        self.ends.len()
+                    )),
+                    Kind::ZSet if n != self.ends.len() => Some(format!(
+                        "zset size {n} on target, {} in dump",
+                        self.ends.len()
+                    )),
+                    Kind::Hash if n < self.fexp.len() || n > self.total => Some(format!(
+                        "hash has {n} fields on target, {} in dump",
+                        self.total
+                    )),
+                    _ => None,
+                }
+            }
+            Step::LRange(a, b) => {
+                let Some(got) = r.items() else { return bad() };
+                if got.len() != b - a {
+                    return Some(format!("list element {} differs", a + got.len().min(b - a)));
+                }
+                (a..b)
+                    .zip(got)
+                    .position(|(i, g)| g.bytes() != Some(self.elem(i)))
+                    .map(|i| format!("list element {} differs", a + i))
+            }
+            Step::SMisMember(a, b) => {
+                let Some(got) = r.items() else { return bad() };
+                (got.len() != b - a || got.iter().any(|g| *g != V::Int(1)))
+                    .then(|| "set member missing on target".into())
+            }
+            Step::ZRange(..) => {
+                let Some(got) = r.items() else { return bad() };
+                if got.len() % 2 != 0 {
+                    return bad();
+                }
+                for pair in got.chunks(2) {
+                    let (Some(m), Some(s)) = (pair[0].bytes(), pair[1].bytes()) else {
+                        return bad();
+                    };
+                    let ok = self
+                        .zfind(m)
+                        .is_some_and(|i| parse_score(s) == Some(self.scores[i]));
+                    if !ok {
+                        return Some(format!("zset member {} differs", escape_bytes(m)));
+                    }
+                }
+                None
+            }
+            Step::HMGet(a, b) => {
+                let Some(got) = r.items() else { return bad() };
+                if got.len() != b - a {
+                    return bad();
+                }
+                (a..b)
+                    .zip(got)
+                    .find(|(i, g)| g.bytes() != Some(self.elem(2 * i + 1)))
+                    .map(|(i, _)| format!("hash field {} differs", escape_bytes(self.elem(2 * i))))
+            }
+            Step::HPExpireTime(a, b) => {
+                let Some(got) = r.items() else { return bad() };
+                if got.len() != b - a {
+                    return bad();
+                }
+                (a..b).zip(got).find_map(|(i, g)| {
+                    let want = self.fexp[i];
+                    (*g != V::Int(want)).then(|| {
+                        let g = match g {
+                            V::Int(n) => n.to_string(),
+                            other => format!("{other:?}"),
+                        };
+                        format!(
+                            "field TTL of {} is {g} on target, {:?} in dump",
+                            escape_bytes(self.elem(2 * i)),
+                            (want >= 0).then_some(want)
+                        )
+                    })
+                })
+            }
+            Step::XRange(a, b) => self.compare_entries(a, b, r),
+            Step::XInfoGroups => self.compare_groups(r),
+            Step::Ttl => {
+                let V::Int(got) = *r else { return bad() };
+                let got = if self.limits.pexpiretime || got < 0 {
+                    got
+                } else {
+                    self.limits.now + got
+                };
+                match self.expire_ms {
+                    None if got >= 0 => Some(format!("TTL {got} on target, none in dump")),
+                    Some(ms) if got < 0 || (got - ms).abs() > self.limits.tol => {
+                        Some(format!("expiry {got} on target, {ms} in dump"))
+                    }
+                    _ => None,
+                }
+            }
+        }
+    }
+
+    /// The dump's index of zset member `m`.
+    fn zfind(&mut self, m: &[u8]) -> Option<usize> {
+        let n = self.ends.len();
+        if n <= 16 {
+            return (0..n).find(|&i| self.elem(i) == m);
+        }
+        if self.zindex.is_empty() {
+            let mut idx: Vec<u32> = (0..n as u32).collect();
+            idx.sort_unstable_by(|&x, &y| self.elem(x as usize).cmp(self.elem(y as usize)));
+            self.zindex = idx;
+        }
+        let pos = self
+            .zindex
+            .binary_search_by(|&i| self.elem(i as usize).cmp(m))
+            .ok()?;
+        Some(self.zindex[pos] as usize)
+    }
+
+    fn compare_entries(&self, a: usize, b: usize, r: &V<'_>) -> Option<String> {
+        let Kind::Stream(st) = &self.kind else {
+            return None;
+        };
+        let Some(got) = r.items() else {
+            return unexpected(Step::XRange(a, b), r);
+        };
+        if got.len() != b - a {
+            return Some(format!(
+                "stream entries {}..{}: {} on target, {} in dump",
+                st.ids[a],
+                st.ids[b - 1],
+                got.len(),
+                b - a
+            ));
+        }
+        for (i, g) in (a..b).zip(got) {
+            let differs = || Some(format!("stream entry {} differs", st.ids[i]));
+            let Some([id, fv]) = g.items().and_then(|x| <&[V<'_>; 2]>::try_from(x).ok()) else {
+                return differs();
+            };
+            if id.bytes() != Some(st.ids[i].to_string().as_bytes()) {
+                return differs();
+            }
+            let (x, y) = (if i == 0 { 0 } else { st.fends[i - 1] }, st.fends[i]);
+            let fv = fv.items().unwrap_or_default();
+            if fv.len() != y - x || (x..y).zip(fv).any(|(j, v)| v.bytes() != Some(self.elem(j))) {
+                return differs();
+            }
+        }
+        None
+    }
+
+    fn compare_groups(&self, r: &V<'_>) -> Option<String> {
+        let Kind::Stream(st) = &self.kind else {
+            return None;
+        };
+        let Some(groups) = r.items() else {
+            return unexpected(Step::XInfoGroups, r);
+        };
+        if groups.len() != st.groups.len() {
+            return Some(format!(
+                "{} consumer groups on target, {} in dump",
+                groups.len(),
+                st.groups.len()
+            ));
+        }
+        fn field<'v, 'a>(h: &'v V<'a>, name: &[u8]) -> Option<&'v V<'a>> {
+            h.items()?
+                .chunks(2)
+                .find(|p| p[0].bytes() == Some(name))
+                .and_then(|p| p.get(1))
+        }
+        for (name, last_delivered, live_pel) in &st.groups {
+            let shown = String::from_utf8_lossy(name);
+            let Some(h) = groups
+                .iter()
+                .find(|h| field(h, b"name").and_then(V::bytes) == Some(&name[..]))
+            else {
+                return Some(format!("consumer group {shown} missing"));
+            };
+            let pel = match field(h, b"pending") {
+                Some(V::Int(n)) => *n as usize,
+                _ => usize::MAX,
+            };
+            let last = field(h, b"last-delivered-id")
+                .and_then(|v| v.bytes().map(|b| String::from_utf8_lossy(b).into_owned()))
+                .unwrap_or_default();
+            if last != *last_delivered || pel != *live_pel {
+                return Some(format!(
+                    "consumer group {shown}: last id {last} / {pel} pending on target, {last_delivered} / {live_pel} in dump"
+                ));
+            }
+        }
+        None
+    }
+}
+
+fn unexpected(step: Step, r: &V<'_>) -> Option<String> {
+    Some(format!("unexpected reply to {}: {r:?}", step_name(step)))
+}
+
+fn parse_score(s: &[u8]) -> Option<f64> {
+    crate::decode::string::parse_double(s)
+}
+
+fn step_name(s: Step) -> &'static str {
+    match s {
+        Step::Type => "TYPE",
+        Step::Get => "GET",
+        Step::StrLen => "STRLEN",
+        Step::GetRange(..) => "GETRANGE",
+        Step::Len => "length",
+        Step::LRange(..) => "LRANGE",
+        Step::SMisMember(..) => "SMISMEMBER",
+        Step::ZRange(..) => "ZRANGE",
+        Step::HMGet(..) => "HMGET",
+        Step::HPExpireTime(..) => "HPEXPIRETIME",
+        Step::XRange(..) => "XRANGE",
+        Step::XInfoGroups => "XINFO GROUPS",
+        Step::Ttl => "PEXPIRETIME",
+    }
+}

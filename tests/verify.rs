@@ -1,0 +1,343 @@
+//! `rdbkit verify` against real servers: pipelined reads over several connections with a window
+//! many times smaller than the data, big values read in chunks, and each kind of difference found
+//! (value, missing key, type, key TTL, field TTL) on a single 8.2 and on a 3-primary cluster.
+
+mod common;
+
+use common::{Server, Version};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn verify(dump: &Path, target: &Server, extra: &[&str]) -> Output {
+    let url = target.url();
+    let mut args = vec!["verify", dump.to_str().unwrap(), "--target", &url];
+    args.extend_from_slice(extra);
+    Command::new(env!("CARGO_BIN_EXE_rdbkit"))
+        .args(&args)
+        .output()
+        .unwrap()
+}
+
+/// Far-future expiry (2100-01-01) plus `i` seconds.
+fn at(i: u64) -> u64 {
+    4_102_444_800_000 + i * 1000
+}
+
+/// Sends `cmds` pipelined, 1000 at a time.
+fn run(s: &Server, cmds: Vec<redis::Cmd>) {
+    let mut c = s.conn();
+    for chunk in cmds.chunks(1000) {
+        let mut p = redis::pipe();
+        for cmd in chunk {
+            p.add_command(cmd.clone()).ignore();
+        }
+        p.query::<()>(&mut c).unwrap();
+    }
+}
+
+macro_rules! cmd {
+    ($($a:expr),* $(,)?) => {{
+        let mut c = redis::Cmd::new();
+        $(c.arg($a);)*
+        c
+    }};
+}
+
+/// The big values, each larger than verify's chunk (1000 elements / 1 MiB).
+const BIG_STRING: usize = 3 << 20;
+const BIG_ELEMS: usize = 5000;
+
+/// A dump written by 8.2: `n` small keys of every type (strings, lists, sets, zsets, hashes with
+/// field TTLs on every third, a fifth of the keys with a TTL) and one big value of each type.
+fn mixed_dump(dir: &Path, n: u64) -> PathBuf {
+    let s = Server::start(Version::V82);
+    let mut cmds = Vec::new();
+    for i in 0..n {
+        let k = |p: &str| format!("{p}:{i}");
+        let key = match i % 8 {
+            0..=3 => {
+                cmds.push(cmd!(
+                    &"SET",
+                    &k("s"),
+                    &format!("value-{i}-{}", "x".repeat((i % 50) as usize))
+                ));
+                k("s")
+            }
+            4 => {
+                cmds.push(cmd!(&"RPUSH", &k("l"), &"a", &i, &"c", &format!("e{i}")));
+                k("l")
+            }
+            5 => {
+                cmds.push(cmd!(&"SADD", &k("t"), &"a", &i, &format!("m{i}")));
+                k("t")
+            }
+            6 => {
+                cmds.push(cmd!(
+                    &"ZADD",
+                    &k("z"),
+                    &1.5,
+                    &"a",
+                    &(i as f64 / 3.0),
+                    &format!("m{i}")
+                ));
+                k("z")
+            }
+            _ => {
+                cmds.push(cmd!(
+                    &"HSET",
+                    &k("h"),
+                    &"f1",
+                    &i,
+                    &"f2",
+                    &"v2",
+                    &"f3",
+                    &format!("v{i}")
+                ));
+                if i % 3 == 0 {
+                    cmds.push(cmd!(
+                        &"HPEXPIREAT",
+                        &k("h"),
+                        &at(i),
+                        &"FIELDS",
+                        &2,
+                        &"f1",
+                        &"f2"
+                    ));
+                }
+                k("h")
+            }
+        };
+        if i % 5 == 0 {
+            cmds.push(cmd!(&"PEXPIREAT", &key, &at(i)));
+        }
+    }
+    cmds.push(cmd!(&"SET", &"big:string", &"s".repeat(BIG_STRING)));
+    let elems: Vec<String> = (0..BIG_ELEMS).map(|j| format!("element-{j}")).collect();
+    for part in elems.chunks(500) {
+        let mut l = cmd!(&"RPUSH", &"big:list");
+        let mut t = cmd!(&"SADD", &"big:set");
+        let mut z = cmd!(&"ZADD", &"big:zset");
+        let mut h = cmd!(&"HSET", &"big:hash");
+        for (j, e) in part.iter().enumerate() {
+            l.arg(e);
+            t.arg(e);
+            z.arg(j as f64 * 0.25).arg(e);
+            h.arg(e).arg(j);
+        }
+        cmds.extend([l, t, z, h]);
+        let mut ttl = cmd!(&"HPEXPIREAT", &"big:hash", &at(7), &"FIELDS", &part.len());
+        ttl.arg(part);
+        cmds.push(ttl);
+    }
+    for j in 0..2500 {
+        cmds.push(cmd!(
+            &"XADD",
+            &"big:stream",
+            &format!("{}-1", j + 1),
+            &"f",
+            &j
+        ));
+    }
+    cmds.push(cmd!(&"XGROUP", &"CREATE", &"big:stream", &"g", &"100-1"));
+    run(&s, cmds);
+    redis::cmd("SAVE").query::<()>(&mut s.conn()).unwrap();
+    let out = dir.join("mixed.rdb");
+    std::fs::copy(s.dir().join("load.rdb"), &out).unwrap();
+    out
+}
+
+/// The changes every test makes to its target, and the MISMATCH line each must produce.
+fn spoil(target: &[&Server], keys: u64) -> Vec<String> {
+    let node = |k: &str| -> &Server {
+        let slot = rdbkit::cluster::key_hash_slot(k.as_bytes());
+        target[usize::from(slot / 5462).min(target.len() - 1) % target.len()]
+    };
+    let one = |k: &str, c: redis::Cmd| c.query::<()>(&mut node(k).conn()).unwrap();
+    let last = |p: &str, r: u64| {
+        (0..keys)
+            .rev()
+            .find(|i| i % 8 == r)
+            .map(|i| format!("{p}:{i}"))
+    };
+    let s = last("s", 3).unwrap();
+    let l = last("l", 4).unwrap();
+    let z = last("z", 6).unwrap();
+    // a string with a TTL (i % 5 == 0, i % 8 < 4) and a hash with field TTLs (i % 3 == 0, i % 8 == 7)
+    let ttl_key = (0..keys)
+        .rev()
+        .find(|i| i % 40 == 0)
+        .map(|i| format!("s:{i}"))
+        .unwrap();
+    let fttl = (0..keys).rev().find(|i| i % 24 == 15).unwrap();
+    let fttl_key = format!("h:{fttl}");
+    one(&s, cmd!(&"SET", &s, &"other"));
+    one(&l, cmd!(&"DEL", &l));
+    one(&z, cmd!(&"DEL", &z));
+    one(&z, cmd!(&"SET", &z, &"now a string"));
+    one(&ttl_key, cmd!(&"PEXPIREAT", &ttl_key, &(at(0) + 3_600_000)));
+    one(
+        &fttl_key,
+        cmd!(&"HPEXPIREAT", &fttl_key, &(at(0) + 5), &"FIELDS", &1, &"f2"),
+    );
+    one("big:list", cmd!(&"LSET", &"big:list", &4500, &"changed"));
+    one(
+        "big:string",
+        cmd!(&"SETRANGE", &"big:string", &3_000_000, &"Z"),
+    );
+    one(
+        "big:hash",
+        cmd!(
+            &"HPEXPIREAT",
+            &"big:hash",
+            &at(8),
+            &"FIELDS",
+            &1,
+            &"element-4999"
+        ),
+    );
+    let value_len = format!(
+        "value-{}-{}",
+        &s[2..],
+        "x".repeat((s[2..].parse::<u64>().unwrap() % 50) as usize)
+    )
+    .len();
+    let fttl_field_at = at(fttl);
+    vec![
+        format!("MISMATCH db0 \"{s}\": string value differs (5 vs {value_len} bytes)"),
+        format!("MISMATCH db0 \"{l}\": missing on target"),
+        format!("MISMATCH db0 \"{z}\": type string on target, zset in dump"),
+        format!(
+            "MISMATCH db0 \"{ttl_key}\": expiry {} on target, {} in dump",
+            at(0) + 3_600_000,
+            at(ttl_key[2..].parse().unwrap())
+        ),
+        format!(
+            "MISMATCH db0 \"{fttl_key}\": field TTL of \"f2\" is {} on target, Some({fttl_field_at}) in dump",
+            at(0) + 5
+        ),
+        "MISMATCH db0 \"big:list\": list element 4500 differs".to_string(),
+        format!("MISMATCH db0 \"big:string\": string value differs at byte 3000000 ({BIG_STRING} bytes)"),
+        format!(
+            "MISMATCH db0 \"big:hash\": field TTL of \"element-4999\" is {} on target, Some({}) in dump",
+            at(8),
+            at(7)
+        ),
+    ]
+}
+
+/// `read over N connections: C commands in B batches, at most W reply bytes in flight …`
+fn pipeline_stats(out: &str) -> (u64, u64, u64, u64) {
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("read over "))
+        .unwrap_or_else(|| panic!("no pipeline line:\n{out}"));
+    let n: Vec<u64> = line
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    (n[0], n[1], n[2], n[3])
+}
+
+fn assert_mismatches(out: &Output, want: &[String], equal: u64) {
+    let t = text(out);
+    assert!(!out.status.success(), "{t}");
+    let got: Vec<&str> = t.lines().filter(|l| l.starts_with("MISMATCH")).collect();
+    let mut want_sorted: Vec<&str> = want.iter().map(String::as_str).collect();
+    let mut got_sorted = got.clone();
+    want_sorted.sort();
+    got_sorted.sort();
+    assert_eq!(got_sorted, want_sorted, "{t}");
+    let summary = format!("verified: {equal} keys equal, {} differ", want.len());
+    assert!(t.contains(&summary), "{t}");
+}
+
+#[test]
+fn verify_pipelines_many_windows_and_finds_each_difference() {
+    if common::skip_if_missing(Version::V82) {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let n = 40_000;
+    let dump = mixed_dump(tmp.path(), n);
+    let keys = n + 6;
+    let target = Server::start_with_dump(Version::V82, &dump, &[]);
+    // 64 KiB of replies in flight per connection: the dump's ~4 MB of values is 60 windows
+    let small = ["--connections", "3", "--window-bytes", "65536"];
+    let out = verify(&dump, &target, &small);
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    assert!(
+        t.contains(&format!("verified: {keys} keys equal, 0 differ")),
+        "{t}"
+    );
+    let (conns, commands, batches, peak) = pipeline_stats(&t);
+    assert_eq!(conns, 3, "{t}");
+    assert!(batches >= 60, "{t}");
+    // at least two commands per key; the big values go in many chunk reads
+    assert!(commands >= 2 * keys + 5 * (BIG_ELEMS as u64 / 1000), "{t}");
+    // the window was filled and never exceeded (big values are read in chunks of half of it)
+    assert!((48 << 10..=64 << 10).contains(&peak), "{t}");
+
+    let want = spoil(&[&target], n);
+    assert_mismatches(
+        &verify(&dump, &target, &small),
+        &want,
+        keys - want.len() as u64,
+    );
+    // the defaults agree
+    assert_mismatches(
+        &verify(&dump, &target, &[]),
+        &want,
+        keys - want.len() as u64,
+    );
+}
+
+#[test]
+fn verify_on_a_cluster_reads_every_primary_and_finds_each_difference() {
+    if common::skip_if_missing(Version::V82) {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let n = 12_000;
+    let dump = mixed_dump(tmp.path(), n);
+    let keys = n + 6;
+    let nodes = common::cluster();
+    let url = nodes[0].url();
+    let imp = Command::new(env!("CARGO_BIN_EXE_rdbkit"))
+        .args([
+            "import",
+            dump.to_str().unwrap(),
+            "--target",
+            &url,
+            "--quiet",
+        ])
+        .output()
+        .unwrap();
+    assert!(imp.status.success(), "{}", text(&imp));
+    let small = ["--connections", "2", "--window-bytes", "32768"];
+    let out = verify(&dump, &nodes[1], &small);
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    assert!(
+        t.contains(&format!("verified: {keys} keys equal, 0 differ")),
+        "{t}"
+    );
+    let (conns, _, batches, _) = pipeline_stats(&t);
+    assert_eq!(conns, 6, "two connections to each of three primaries: {t}");
+    assert!(batches >= 20, "{t}");
+    let refs: Vec<&Server> = nodes.iter().collect();
+    let want = spoil(&refs, n);
+    assert_mismatches(
+        &verify(&dump, &nodes[2], &small),
+        &want,
+        keys - want.len() as u64,
+    );
+}
