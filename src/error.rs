@@ -63,6 +63,21 @@ pub enum ErrorKind {
         /// Extra explanation (e.g. Redis Enterprise opcodes).
         note: &'static str,
     },
+    /// A type id that a newer Redis writes but whose layout could not be confirmed from Redis's
+    /// own source, so the value is refused rather than guessed.
+    #[error(
+        "type {byte} ({name}, written since {since}): its layout is not confirmed by Redis's \
+         source (only third-party parsers describe it), so rdbkit does not decode it rather than \
+         risk a misread"
+    )]
+    UnconfirmedType {
+        /// The type byte.
+        byte: u8,
+        /// Its name in Redis (`RDB_TYPE_…`).
+        name: &'static str,
+        /// The RDB version (and Redis release) that introduced it.
+        since: &'static str,
+    },
     /// A length encoding byte that is not valid where it appears.
     #[error("invalid length encoding byte 0x{0:02x}")]
     BadLength(u8),

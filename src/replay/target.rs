@@ -954,6 +954,7 @@ pub struct TargetInfo {
 
 /// Redis release → RDB version it reads (librdb's table, format §15.4); newest first.
 const REDIS_RDB: &[((u32, u32), u16)] = &[
+    ((8, 8), 14),
     ((8, 6), 13),
     ((7, 4), 12),
     ((7, 2), 11),
@@ -973,7 +974,8 @@ const REDIS_RDB: &[((u32, u32), u16)] = &[
 /// assert_eq!(rdb_version_for("8.2.3", false), 12);
 /// assert_eq!(rdb_version_for("7.0.15", false), 10);
 /// assert_eq!(rdb_version_for("6.2.14", false), 9);
-/// assert_eq!(rdb_version_for("99.0.0", false), 13);
+/// assert_eq!(rdb_version_for("99.0.0", false), 14);
+/// assert_eq!(rdb_version_for("8.6.0", false), 13);
 /// assert_eq!(rdb_version_for("9.0.0", true), 80);
 /// assert_eq!(rdb_version_for("8.1.1", true), 11);
 /// ```
