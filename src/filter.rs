@@ -1,6 +1,8 @@
 //! Key selection shared by export, import and reports: databases, Redis-style key globs, types.
 
+use crate::dups::DuplicateSelection;
 use crate::model::{Entry, ValueType};
+use std::sync::Arc;
 
 /// Which entries a command works on. Empty lists mean "all".
 #[derive(Debug, Clone, Default)]
@@ -11,6 +13,9 @@ pub struct Filter {
     pub keys: Vec<Vec<u8>>,
     /// Types to keep.
     pub types: Vec<ValueType>,
+    /// Copies of duplicated keys left out (`--duplicates first|last`); not a selection rule of
+    /// its own, so [`Filter::is_empty`] ignores it.
+    pub duplicates: Option<Arc<DuplicateSelection>>,
 }
 
 impl Filter {
@@ -28,6 +33,7 @@ impl Filter {
         (self.dbs.is_empty() || self.dbs.contains(&e.db))
             && (self.types.is_empty() || self.types.contains(&e.value_type()))
             && (self.keys.is_empty() || self.keys.iter().any(|p| glob_match(p, &e.key)))
+            && self.duplicates.as_ref().is_none_or(|d| d.keeps(e))
     }
 
     /// True when no rule is set.

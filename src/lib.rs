@@ -24,6 +24,7 @@
 
 pub mod cluster;
 pub mod decode;
+pub mod dups;
 pub mod error;
 pub mod filter;
 pub mod model;

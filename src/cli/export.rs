@@ -36,6 +36,8 @@ pub struct ExportArgs {
     #[command(flatten)]
     filter: FilterArgs,
     #[command(flatten)]
+    dups: super::DuplicateArgs,
+    #[command(flatten)]
     size: SizeArgs,
     #[command(flatten)]
     threads: ThreadArgs,
@@ -168,7 +170,7 @@ pub fn run(a: &ExportArgs) -> Result<()> {
     };
     let exporter = Exporter {
         format: a.format,
-        filter: a.filter.to_filter(),
+        filter: a.filter.to_filter_for(&a.input.file, &a.dups)?,
         min_size: a.size.min_size,
         limits: Limits::default(),
     };
@@ -208,7 +210,7 @@ pub fn run(a: &ExportArgs) -> Result<()> {
         },
     );
     out.flush()?;
-    res?;
+    res.with_context(|| a.input.file.display().to_string())?;
     let Part {
         keys,
         empty,

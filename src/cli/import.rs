@@ -139,6 +139,8 @@ pub struct ImportArgs {
     db_map: Option<BTreeMap<u64, u64>>,
     #[command(flatten)]
     filter: FilterArgs,
+    #[command(flatten)]
+    dups: super::DuplicateArgs,
     /// Parallel connections (one key's commands always share one).
     #[arg(long, default_value_t = 2)]
     connections: usize,
@@ -418,8 +420,25 @@ pub fn run(a: &ImportArgs) -> Result<()> {
             })
         })
         .collect::<Result<Vec<_>>>()?;
+    // duplicate keys are looked for in every file before anything is written
+    let mut filter = a.filter.to_filter();
+    let mut selection: Option<rdbkit::dups::DuplicateSelection> = None;
+    for f in &a.files {
+        if f.as_os_str() == "-" {
+            eprintln!(
+                "note: stdin is read once, so its duplicate keys are not checked; give the dump \
+                 as a file to have them checked"
+            );
+        }
+        if let Some(sel) = super::check_duplicates(f, a.dups.duplicates)? {
+            selection
+                .get_or_insert_with(Default::default)
+                .extend((*sel).clone());
+        }
+    }
+    filter.duplicates = selection.map(std::sync::Arc::new);
     let cfg = ImportConfig {
-        filter: a.filter.to_filter(),
+        filter,
         db_map: a.db_map.clone().unwrap_or_default(),
         mode: match a.mode {
             ModeArg::Auto => Mode::Auto,

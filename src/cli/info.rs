@@ -61,6 +61,12 @@ pub fn run(a: &InfoArgs) -> Result<()> {
         salvage: a.salvage,
     };
     let mut info = worker.output();
+    // duplicates are counted and listed, not refused: `info` is how one finds them
+    if a.input.file.as_os_str() != "-" {
+        let path = &a.input.file;
+        // a dump that does not decode is reported by the pass below
+        info.duplicates = rdbkit::dups::scan(|| Input::open(path)).ok();
+    }
     let opts = ChunkOptions {
         // a chunk's output is a few counters: a deeper queue costs nothing and keeps both workers
         // busy when one is descheduled
@@ -78,7 +84,7 @@ pub fn run(a: &InfoArgs) -> Result<()> {
         }
         // salvage: show what was readable before the framing broke, then fail
         Err(e) if a.salvage => Some(e),
-        Err(e) => return Err(e.into()),
+        Err(e) => return Err(anyhow::Error::from(e).context(a.input.file.display().to_string())),
     };
     let out = if a.json {
         serde_json::to_string_pretty(&info.to_json())? + "\n"
@@ -87,7 +93,10 @@ pub fn run(a: &InfoArgs) -> Result<()> {
     };
     std::io::stdout().lock().write_all(out.as_bytes())?;
     if let Some(e) = stopped {
-        anyhow::bail!("decoding stopped (the keys above were readable): {e}");
+        anyhow::bail!(
+            "{}: decoding stopped (the keys above were readable): {e}",
+            a.input.file.display()
+        );
     }
     if !info.salvaged.is_empty() {
         anyhow::bail!("{} corrupt values were skipped", info.salvaged.len());

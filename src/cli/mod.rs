@@ -10,6 +10,7 @@ pub mod verify;
 
 use clap::{Args, Parser, Subcommand};
 use rdbkit::filter::Filter;
+use rdbkit::source;
 use rdbkit::ValueType;
 use std::path::PathBuf;
 
@@ -110,7 +111,22 @@ impl FilterArgs {
             dbs: self.dbs.clone(),
             keys: self.keys.iter().map(|k| unescape(k)).collect(),
             types: self.types.clone(),
+            duplicates: None,
         }
+    }
+}
+
+impl FilterArgs {
+    /// Builds the library filter for the dump at `path`, after checking it for duplicate keys
+    /// ([`check_duplicates`]: an error when some are found and no copy is chosen).
+    pub fn to_filter_for(
+        &self,
+        path: &std::path::Path,
+        dups: &DuplicateArgs,
+    ) -> anyhow::Result<Filter> {
+        let mut f = self.to_filter();
+        f.duplicates = check_duplicates(path, dups.duplicates)?;
+        Ok(f)
     }
 }
 
@@ -153,4 +169,95 @@ pub enum FieldTtls {
     Refuse,
     /// Write them without their field TTLs, leaving out fields already expired (counted).
     Drop,
+}
+
+/// Which copy of a duplicated key to use (`--duplicates`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DupChoice {
+    /// The first copy in file order.
+    First,
+    /// The last copy in file order.
+    Last,
+}
+
+/// The duplicate-key option shared by every command that reads keys.
+#[derive(Debug, Args, Default)]
+pub struct DuplicateArgs {
+    /// A key found twice in one database makes the dump invalid (Redis refuses to load it); this
+    /// chooses the copy to use instead: `first` or `last` in file order.
+    #[arg(long, value_enum, value_name = "first|last")]
+    pub duplicates: Option<DupChoice>,
+}
+
+/// How many duplicated keys an error or a report lists.
+pub const DUPLICATES_LISTED: usize = 10;
+
+/// Lists the first duplicated keys, one a line, and how many more there are.
+pub fn list_duplicates(found: &rdbkit::dups::DuplicateScan) -> String {
+    let mut s = String::new();
+    for d in found.duplicates.iter().take(DUPLICATES_LISTED) {
+        s.push_str(&format!("  {d}\n"));
+    }
+    if found.duplicates.len() > DUPLICATES_LISTED {
+        s.push_str(&format!(
+            "  … and {} more\n",
+            found.duplicates.len() - DUPLICATES_LISTED
+        ));
+    }
+    s
+}
+
+/// Looks for keys that appear more than once in one database of `path` (a pass over the dump
+/// before the command's own). None found: `None`. Found and no copy chosen: an error naming them
+/// (Redis refuses such a dump). Found and a copy chosen: the copies to leave out, for the
+/// [`Filter`]. Stdin cannot be read twice: it is not checked (`import` says so).
+pub fn check_duplicates(
+    path: &std::path::Path,
+    choice: Option<DupChoice>,
+) -> anyhow::Result<Option<std::sync::Arc<rdbkit::dups::DuplicateSelection>>> {
+    use rdbkit::dups::{scan, DuplicatePolicy, DuplicateSelection};
+    if path.as_os_str() == "-" {
+        if choice == Some(DupChoice::Last) {
+            anyhow::bail!(
+                "--duplicates last needs the dump as a file: stdin cannot be read twice to find \
+                 the last copy"
+            );
+        }
+        return Ok(None);
+    }
+    let found = scan(|| source::Input::open(path))
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    if found.duplicates.is_empty() {
+        return Ok(None);
+    }
+    let policy = match choice {
+        None => anyhow::bail!(
+            "{}: {} in one database ({} extra {}); Redis refuses such a dump (\"RDB has \
+             duplicated key\"):\n{}choose a copy with --duplicates first or --duplicates last",
+            path.display(),
+            rdbkit::dups::count_keys(found.duplicates.len()),
+            found.extra_copies(),
+            if found.extra_copies() == 1 {
+                "copy"
+            } else {
+                "copies"
+            },
+            list_duplicates(&found)
+        ),
+        Some(DupChoice::First) => DuplicatePolicy::First,
+        Some(DupChoice::Last) => DuplicatePolicy::Last,
+    };
+    let sel = DuplicateSelection::new(&found, policy);
+    eprintln!(
+        "{}: {} in one database; using the {} copy ({} left out)",
+        path.display(),
+        rdbkit::dups::count_keys(found.duplicates.len()),
+        if policy == DuplicatePolicy::First {
+            "first"
+        } else {
+            "last"
+        },
+        sel.dropped()
+    );
+    Ok(Some(std::sync::Arc::new(sel)))
 }

@@ -56,6 +56,8 @@ pub struct ReportArgs {
     #[command(flatten)]
     filter: FilterArgs,
     #[command(flatten)]
+    dups: super::DuplicateArgs,
+    #[command(flatten)]
     size: SizeArgs,
 }
 
@@ -72,7 +74,7 @@ pub fn run(a: &ReportArgs) -> Result<()> {
         )),
         None => Box::new(std::io::stdout().lock()),
     };
-    let filter = a.filter.to_filter();
+    let filter = a.filter.to_filter_for(&a.input.file, &a.dups)?;
     let min_size = a.size.min_size.unwrap_or(0);
     let mut rep = Report::new(ReportOptions {
         top: a.top,
@@ -86,30 +88,32 @@ pub fn run(a: &ReportArgs) -> Result<()> {
     if a.format == Format::Csv {
         buf.push_str(report::CSV_HEADER);
     }
-    input.decode(!a.input.no_checksum, |item, _| -> Result<()> {
-        let Item::Entry(e) = item else { return Ok(()) };
-        if !filter.matches(&e) {
-            return Ok(());
-        }
-        let rec = rep.record(&e, &mut scratch)?;
-        if rec.memory < min_size {
-            return Ok(());
-        }
-        rep.add(&rec);
-        match a.format {
-            Format::Csv => report::csv_row(&mut buf, &rec),
-            Format::Jsonl => {
-                buf.push_str(&report::record_json(&rec).to_string());
-                buf.push('\n');
+    input
+        .decode(!a.input.no_checksum, |item, _| -> Result<()> {
+            let Item::Entry(e) = item else { return Ok(()) };
+            if !filter.matches(&e) {
+                return Ok(());
             }
-            _ => {}
-        }
-        if buf.len() >= FLUSH_AT {
-            out.write_all(buf.as_bytes())?;
-            buf.clear();
-        }
-        Ok(())
-    })?;
+            let rec = rep.record(&e, &mut scratch)?;
+            if rec.memory < min_size {
+                return Ok(());
+            }
+            rep.add(&rec);
+            match a.format {
+                Format::Csv => report::csv_row(&mut buf, &rec),
+                Format::Jsonl => {
+                    buf.push_str(&report::record_json(&rec).to_string());
+                    buf.push('\n');
+                }
+                _ => {}
+            }
+            if buf.len() >= FLUSH_AT {
+                out.write_all(buf.as_bytes())?;
+                buf.clear();
+            }
+            Ok(())
+        })
+        .with_context(|| a.input.file.display().to_string())?;
     match a.format {
         Format::Csv | Format::Jsonl => {}
         Format::Text => buf = rep.to_text(),

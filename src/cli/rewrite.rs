@@ -30,6 +30,8 @@ pub struct FilterCmdArgs {
     #[command(flatten)]
     filter: FilterArgs,
     #[command(flatten)]
+    dups: super::DuplicateArgs,
+    #[command(flatten)]
     size: SizeArgs,
 }
 
@@ -47,6 +49,8 @@ pub struct SplitArgs {
     output: PathBuf,
     #[command(flatten)]
     filter: FilterArgs,
+    #[command(flatten)]
+    dups: super::DuplicateArgs,
     #[command(flatten)]
     size: SizeArgs,
 }
@@ -204,7 +208,8 @@ fn rewrite(
             sinks[i].key(&e);
         }
         Ok(())
-    })?;
+    })
+    .with_context(|| input.file.display().to_string())?;
     if sinks.is_empty() {
         bail!("{}: no RDB header", input.file.display());
     }
@@ -213,7 +218,7 @@ fn rewrite(
 
 /// Runs `filter`.
 pub fn run_filter(a: &FilterCmdArgs) -> Result<()> {
-    let filter = a.filter.to_filter();
+    let filter = a.filter.to_filter_for(&a.input.file, &a.dups)?;
     let (mut sinks, total) = rewrite(&a.input, &filter, a.size.min_size, 1, |_| Ok(0))?;
     let sink = sinks.remove(0);
     let keys = sink.keys;
@@ -244,7 +249,7 @@ fn shards(spec: &str) -> Result<Vec<Shard>> {
 pub fn run_split(a: &SplitArgs) -> Result<()> {
     let shards = shards(&a.cluster_slots)?;
     let map = SlotMap::new(&shards).map_err(|e| anyhow::anyhow!("{}: {e}", a.cluster_slots))?;
-    let filter = a.filter.to_filter();
+    let filter = a.filter.to_filter_for(&a.input.file, &a.dups)?;
     let (sinks, total) = rewrite(&a.input, &filter, a.size.min_size, shards.len(), |e| {
         if e.db != 0 {
             bail!(

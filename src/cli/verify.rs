@@ -22,6 +22,8 @@ pub struct VerifyArgs {
     db_map: Option<BTreeMap<u64, u64>>,
     #[command(flatten)]
     filter: FilterArgs,
+    #[command(flatten)]
+    dups: super::DuplicateArgs,
     /// Allowed key expiry difference in milliseconds.
     #[arg(long, default_value_t = 2000)]
     ttl_tolerance_ms: i64,
@@ -42,7 +44,7 @@ pub fn run(a: &VerifyArgs) -> Result<()> {
     let input = Input::open(&a.input.file)
         .with_context(|| format!("opening {}", a.input.file.display()))?;
     let cfg = VerifyConfig {
-        filter: a.filter.to_filter(),
+        filter: a.filter.to_filter_for(&a.input.file, &a.dups)?,
         db_map: a.db_map.clone().unwrap_or_default(),
         ttl_tolerance_ms: a.ttl_tolerance_ms,
         verify_checksum: !a.input.no_checksum,
@@ -51,7 +53,7 @@ pub fn run(a: &VerifyArgs) -> Result<()> {
         timeout: Duration::from_secs(a.timeout.max(1)),
         ..VerifyConfig::default()
     };
-    let r = verify(input, &target, &cfg)?;
+    let r = verify(input, &target, &cfg).with_context(|| a.input.file.display().to_string())?;
     for (k, why) in &r.mismatches {
         println!("MISMATCH {k}: {why}");
     }

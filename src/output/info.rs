@@ -66,7 +66,18 @@ pub struct Info {
     pub with_idle: u64,
     /// Keys with LFU frequency.
     pub with_freq: u64,
+    /// Keys found more than once in one database (`None`: not checked, for stdin).
+    pub duplicates: Option<crate::dups::DuplicateScan>,
     now_ms: i64,
+}
+
+/// A key as the JSON lines export writes bytes: a string when UTF-8, else `{"base64": …}`.
+fn key_json(k: &[u8]) -> serde_json::Value {
+    use base64::Engine;
+    match std::str::from_utf8(k) {
+        Ok(s) => s.into(),
+        Err(_) => json!({"base64": base64::engine::general_purpose::STANDARD.encode(k)}),
+    }
 }
 
 /// Library name from a FUNCTION LOAD shebang (`#!lua name=mylib …`).
@@ -337,6 +348,15 @@ impl Info {
                 "value": self.checksum_parts().1.map(|v| format!("{v:#018x}")),
             },
             "salvaged": self.salvaged,
+            "duplicates": self.duplicates.as_ref().map(|d| json!({
+                "keys": d.duplicates.len(),
+                "extra_copies": d.extra_copies(),
+                "list": d.duplicates.iter().map(|x| json!({
+                    "db": x.db,
+                    "key": key_json(&x.key),
+                    "offsets": x.offsets,
+                })).collect::<Vec<_>>(),
+            })),
         })
     }
 
@@ -389,6 +409,26 @@ impl Info {
                 d.empty,
                 d.loadable()
             );
+        }
+        match &self.duplicates {
+            Some(d) if !d.duplicates.is_empty() => {
+                let _ = writeln!(
+                    s,
+                    "duplicates:    {} in one database ({} extra copies); Redis \
+                     refuses this dump (\"RDB has duplicated key\")",
+                    crate::dups::count_keys(d.duplicates.len()),
+                    d.extra_copies()
+                );
+                for x in &d.duplicates {
+                    let _ = writeln!(s, "  {x}");
+                }
+            }
+            Some(_) => {
+                let _ = writeln!(s, "duplicates:    none");
+            }
+            None => {
+                let _ = writeln!(s, "duplicates:    not checked (stdin is read once; a dump that does not decode is not checked)");
+            }
         }
         let _ = writeln!(s, "types:");
         for (t, n) in &self.types() {

@@ -1,0 +1,296 @@
+//! Duplicate keys: the same key twice in one database of a dump.
+//!
+//! Redis refuses such a dump (`RDB has duplicated key '…' in DB n`), so every command refuses it too
+//! unless a copy is chosen ([`DuplicatePolicy`]). [`scan`] finds the duplicates before a command
+//! starts; [`DuplicateSelection`] then keeps the chosen copy in [`crate::filter::Filter`], which
+//! every command consults, so `export`, `import`, `verify`, `report`, `filter` and `split` all see
+//! the same copy.
+//!
+//! Memory: the scan keeps one 64-bit hash of (db, key) per key (8 bytes a key, the vector
+//! reserved from the RESIZEDB hints that Redis writes), sorts them and looks for equal
+//! neighbours. Only when some hashes repeat does a second pass collect the keys with those hashes
+//! (bytes and offsets), which confirms real duplicates and rules out hash collisions.
+
+use crate::error::DecodeError;
+use crate::model::{Entry, Item};
+use crate::source::Input;
+use std::collections::{HashMap, HashSet};
+use std::hash::{Hash, Hasher};
+
+/// What to do with a key that appears more than once in one database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DuplicatePolicy {
+    /// Refuse the dump, as Redis does (the default).
+    #[default]
+    Refuse,
+    /// Keep the first copy in file order.
+    First,
+    /// Keep the last copy in file order (what a replay without the check would leave).
+    Last,
+}
+
+/// One key found more than once in one database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Duplicate {
+    /// Database number.
+    pub db: u64,
+    /// The key.
+    pub key: Vec<u8>,
+    /// Record offsets of every copy, in file order.
+    pub offsets: Vec<u64>,
+}
+
+impl std::fmt::Display for Duplicate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let offsets: Vec<String> = self.offsets.iter().map(|o| format!("0x{o:x}")).collect();
+        write!(
+            f,
+            "db {} key {} at offsets {}",
+            self.db,
+            crate::model::escape_bytes(&self.key),
+            offsets.join(", ")
+        )
+    }
+}
+
+/// What [`scan`] found.
+#[derive(Debug, Clone, Default)]
+pub struct DuplicateScan {
+    /// Keys read (every copy counted).
+    pub keys: u64,
+    /// The duplicated keys, in file order of their first copy.
+    pub duplicates: Vec<Duplicate>,
+}
+
+impl DuplicateScan {
+    /// Copies beyond the first, summed over the duplicated keys.
+    pub fn extra_copies(&self) -> u64 {
+        self.duplicates
+            .iter()
+            .map(|d| d.offsets.len() as u64 - 1)
+            .sum()
+    }
+}
+
+/// "1 key appears more than once" / "3 keys appear more than once".
+pub fn count_keys(n: usize) -> String {
+    if n == 1 {
+        "1 key appears more than once".into()
+    } else {
+        format!("{n} keys appear more than once")
+    }
+}
+
+fn key_hash(db: u64, key: &[u8]) -> u64 {
+    // SipHash-1-3 with fixed keys: deterministic, and collisions are confirmed anyway
+    let mut h = std::hash::DefaultHasher::new();
+    db.hash(&mut h);
+    key.hash(&mut h);
+    h.finish()
+}
+
+/// Finds the keys that appear more than once in one database of the dump that `open` opens
+/// (called once, or twice when some key hashes repeat). Records are framed, not decoded; the
+/// checksum is not verified here (the command's own pass does that).
+pub fn scan(mut open: impl FnMut() -> std::io::Result<Input>) -> Result<DuplicateScan, ScanError> {
+    let mut hashes: Vec<u64> = Vec::new();
+    open()?.decode(false, |item, _| -> Result<(), DecodeError> {
+        match item {
+            Item::ResizeDb { db_size, .. } => {
+                // a hint: never reserve more than a few million at once on its word alone
+                hashes.reserve(db_size.min(1 << 22) as usize);
+            }
+            Item::Entry(e) => hashes.push(key_hash(e.db, &e.key)),
+            _ => {}
+        }
+        Ok(())
+    })?;
+    let keys = hashes.len() as u64;
+    hashes.sort_unstable();
+    let suspects: HashSet<u64> = hashes
+        .windows(2)
+        .filter(|w| w[0] == w[1])
+        .map(|w| w[0])
+        .collect();
+    drop(hashes);
+    let mut out = DuplicateScan {
+        keys,
+        duplicates: Vec::new(),
+    };
+    if suspects.is_empty() {
+        return Ok(out);
+    }
+    // second pass: the keys behind the repeated hashes, compared byte for byte
+    let mut copies: HashMap<(u64, Vec<u8>), Vec<u64>> = HashMap::new();
+    let mut order: Vec<(u64, Vec<u8>)> = Vec::new();
+    open()?.decode(false, |item, _| -> Result<(), DecodeError> {
+        if let Item::Entry(e) = item {
+            if suspects.contains(&key_hash(e.db, &e.key)) {
+                let id = (e.db, e.key.to_vec());
+                let offsets = copies.entry(id.clone()).or_default();
+                if offsets.is_empty() {
+                    order.push(id);
+                }
+                offsets.push(e.offset);
+            }
+        }
+        Ok(())
+    })?;
+    for id in order {
+        if let Some(offsets) = copies.remove(&id).filter(|o| o.len() > 1) {
+            out.duplicates.push(Duplicate {
+                db: id.0,
+                key: id.1,
+                offsets,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Why [`scan`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ScanError {
+    /// The input could not be opened again.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// The dump does not decode.
+    #[error("{0}")]
+    Decode(#[from] DecodeError),
+}
+
+/// The copies a [`DuplicatePolicy`] drops, for [`crate::filter::Filter`].
+#[derive(Debug, Clone, Default)]
+pub struct DuplicateSelection {
+    /// Record offset → (db, key) of the copies left out.
+    dropped: HashMap<u64, Vec<(u64, Vec<u8>)>>,
+}
+
+impl DuplicateSelection {
+    /// The copies that `policy` leaves out of the dump scanned as `found` (`Refuse` drops none:
+    /// the caller refuses the dump instead).
+    pub fn new(found: &DuplicateScan, policy: DuplicatePolicy) -> Self {
+        let mut dropped: HashMap<u64, Vec<(u64, Vec<u8>)>> = HashMap::new();
+        for d in &found.duplicates {
+            let keep = match policy {
+                DuplicatePolicy::Refuse => continue,
+                DuplicatePolicy::First => d.offsets.first(),
+                DuplicatePolicy::Last => d.offsets.last(),
+            };
+            for o in d.offsets.iter().filter(|&o| Some(o) != keep) {
+                dropped.entry(*o).or_default().push((d.db, d.key.clone()));
+            }
+        }
+        DuplicateSelection { dropped }
+    }
+
+    /// Adds the selection of another input (a multi-file import): copies are named by offset,
+    /// database and key, so selections of different files do not mix up.
+    pub fn extend(&mut self, other: DuplicateSelection) {
+        for (o, ids) in other.dropped {
+            self.dropped.entry(o).or_default().extend(ids);
+        }
+    }
+
+    /// False for a copy that the policy leaves out.
+    #[inline]
+    pub fn keeps(&self, e: &Entry<'_>) -> bool {
+        if self.dropped.is_empty() {
+            return true;
+        }
+        match self.dropped.get(&e.offset) {
+            Some(ids) => !ids
+                .iter()
+                .any(|(db, k)| *db == e.db && k.as_slice() == e.key.as_ref()),
+            None => true,
+        }
+    }
+
+    /// Number of copies left out.
+    pub fn dropped(&self) -> usize {
+        self.dropped.values().map(Vec::len).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::write::RdbWriter;
+
+    fn dump() -> Vec<u8> {
+        let mut w = RdbWriter::new(12);
+        w.select_db(0)
+            .resize_db(4, 0)
+            .string_key(b"a", b"1", None)
+            .string_key(b"dup", b"first", None)
+            .string_key(b"b", b"2", None)
+            .string_key(b"dup", b"second", None)
+            .select_db(1)
+            .string_key(b"dup", b"other db", None);
+        w.finish()
+    }
+
+    fn values(d: &[u8], sel: &DuplicateSelection) -> Vec<(u64, Vec<u8>, Vec<u8>)> {
+        crate::Decoder::new(d)
+            .filter_map(|i| match i.unwrap() {
+                Item::Entry(e) if sel.keeps(&e) => {
+                    let v = match e.value().unwrap() {
+                        crate::Value::String(s) => s.to_bytes().into_owned(),
+                        _ => unreachable!(),
+                    };
+                    Some((e.db, e.key.to_vec(), v))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn finds_duplicates_per_db_and_selects_a_copy() {
+        let d = dump();
+        let found = scan(|| Ok(Input::Bytes(d.clone()))).unwrap();
+        assert_eq!(found.keys, 5);
+        assert_eq!(found.duplicates.len(), 1, "{:?}", found.duplicates);
+        let dup = &found.duplicates[0];
+        assert_eq!((dup.db, dup.key.as_slice()), (0, &b"dup"[..]));
+        assert_eq!(dup.offsets.len(), 2);
+        assert!(dup.offsets[0] < dup.offsets[1]);
+        assert_eq!(found.extra_copies(), 1);
+
+        let first = DuplicateSelection::new(&found, DuplicatePolicy::First);
+        let last = DuplicateSelection::new(&found, DuplicatePolicy::Last);
+        assert_eq!(first.dropped(), 1);
+        let v = |sel: &DuplicateSelection| -> Vec<Vec<u8>> {
+            values(&d, sel)
+                .into_iter()
+                .filter(|(db, k, _)| *db == 0 && k == b"dup")
+                .map(|(_, _, v)| v)
+                .collect()
+        };
+        assert_eq!(v(&first), vec![b"first".to_vec()]);
+        assert_eq!(v(&last), vec![b"second".to_vec()]);
+        // the key of db 1 is not a duplicate and is always kept
+        assert!(values(&d, &last).contains(&(1, b"dup".to_vec(), b"other db".to_vec())));
+        assert_eq!(
+            DuplicateSelection::new(&found, DuplicatePolicy::Refuse).dropped(),
+            0
+        );
+    }
+
+    #[test]
+    fn no_duplicates_means_one_pass_and_nothing_dropped() {
+        let mut w = RdbWriter::new(12);
+        w.select_db(0);
+        for i in 0..1000 {
+            w.string_key(format!("k{i}").as_bytes(), b"v", None);
+        }
+        let d = w.finish();
+        let mut opened = 0;
+        let found = scan(|| {
+            opened += 1;
+            Ok(Input::Bytes(d.clone()))
+        })
+        .unwrap();
+        assert_eq!((found.keys, found.duplicates.len(), opened), (1000, 0, 1));
+    }
+}
