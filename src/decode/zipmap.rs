@@ -201,9 +201,17 @@ pub(crate) mod tests {
         b[0] = 255;
         let err = decode(&b).unwrap_err().to_string();
         assert!(err.contains("header count 255"), "{err}");
-        // a value length byte of 255 is a 5-byte length, as 254 is
+        // a value length byte of 254 is followed by a 4-byte length ≥ 254
+        let mut blob = vec![1, 1, b'k', 254, 44, 1, 0, 0, 0];
+        blob.extend_from_slice(&[b'v'; 300]);
+        blob.push(255);
+        assert_eq!(decode(&blob).unwrap()[1].len(), 300);
+        // … a shorter length in that form, or a value length byte of 255, is refused (as 7.0 and
+        // 8.2 do)
+        let blob = [1, 1, b'k', 254, 2, 0, 0, 0, 0, b'v', b'w', 255];
+        assert!(decode(&blob).is_err());
         let blob = [1, 1, b'k', 255, 2, 0, 0, 0, 0, b'v', b'w', 255];
-        assert_eq!(decode(&blob).unwrap(), vec![b"k".to_vec(), b"vw".to_vec()]);
+        assert!(decode(&blob).is_err());
         // bytes between the first end marker and the last byte are ignored
         let mut tail = build(&[(b"a", b"1")], 0);
         tail.extend_from_slice(&[7, 7, 255]);
