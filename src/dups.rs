@@ -60,6 +60,9 @@ pub struct DuplicateScan {
     pub keys: u64,
     /// The duplicated keys, in file order of their first copy.
     pub duplicates: Vec<Duplicate>,
+    /// The offset where framing stopped early (a corrupt or truncated dump): only the keys before
+    /// it were checked. The command's own pass reports that error, in file order with the others.
+    pub stopped_at: Option<u64>,
 }
 
 impl DuplicateScan {
@@ -91,10 +94,11 @@ fn key_hash(db: u64, key: &[u8]) -> u64 {
 
 /// Finds the keys that appear more than once in one database of the dump that `open` opens
 /// (called once, or twice when some key hashes repeat). Records are framed, not decoded; the
-/// checksum is not verified here (the command's own pass does that).
+/// checksum is not verified here (the command's own pass does that). A dump that stops framing
+/// early is checked up to that point ([`DuplicateScan::stopped_at`]).
 pub fn scan(mut open: impl FnMut() -> std::io::Result<Input>) -> Result<DuplicateScan, ScanError> {
     let mut hashes: Vec<u64> = Vec::new();
-    open()?.decode(false, |item, _| -> Result<(), DecodeError> {
+    let first = open()?.decode(false, |item, _| -> Result<(), DecodeError> {
         match item {
             Item::ResizeDb { db_size, .. } => {
                 // a hint: never reserve more than a few million at once on its word alone
@@ -104,7 +108,8 @@ pub fn scan(mut open: impl FnMut() -> std::io::Result<Input>) -> Result<Duplicat
             _ => {}
         }
         Ok(())
-    })?;
+    });
+    let stopped_at = first.err().map(|e| e.offset());
     let keys = hashes.len() as u64;
     hashes.sort_unstable();
     let suspects: HashSet<u64> = hashes
@@ -116,6 +121,7 @@ pub fn scan(mut open: impl FnMut() -> std::io::Result<Input>) -> Result<Duplicat
     let mut out = DuplicateScan {
         keys,
         duplicates: Vec::new(),
+        stopped_at,
     };
     if suspects.is_empty() {
         return Ok(out);
@@ -123,7 +129,8 @@ pub fn scan(mut open: impl FnMut() -> std::io::Result<Input>) -> Result<Duplicat
     // second pass: the keys behind the repeated hashes, compared byte for byte
     let mut copies: HashMap<(u64, Vec<u8>), Vec<u64>> = HashMap::new();
     let mut order: Vec<(u64, Vec<u8>)> = Vec::new();
-    open()?.decode(false, |item, _| -> Result<(), DecodeError> {
+    // stops where the first pass stopped, with the same error
+    let _ = open()?.decode(false, |item, _| -> Result<(), DecodeError> {
         if let Item::Entry(e) = item {
             if suspects.contains(&key_hash(e.db, &e.key)) {
                 let id = (e.db, e.key.to_vec());
@@ -135,7 +142,7 @@ pub fn scan(mut open: impl FnMut() -> std::io::Result<Input>) -> Result<Duplicat
             }
         }
         Ok(())
-    })?;
+    });
     for id in order {
         if let Some(offsets) = copies.remove(&id).filter(|o| o.len() > 1) {
             out.duplicates.push(Duplicate {
@@ -154,9 +161,6 @@ pub enum ScanError {
     /// The input could not be opened again.
     #[error("{0}")]
     Io(#[from] std::io::Error),
-    /// The dump does not decode.
-    #[error("{0}")]
-    Decode(#[from] DecodeError),
 }
 
 /// The copies a [`DuplicatePolicy`] drops, for [`crate::filter::Filter`].

@@ -64,7 +64,8 @@ pub fn run(a: &InfoArgs) -> Result<()> {
     // duplicates are counted and listed, not refused: `info` is how one finds them
     if a.input.file.as_os_str() != "-" {
         let path = &a.input.file;
-        // a dump that does not decode is reported by the pass below
+        // a dump that does not decode to its end is checked up to the error, which the pass
+        // below reports
         info.duplicates = rdbkit::dups::scan(|| Input::open(path)).ok();
     }
     let opts = ChunkOptions {

@@ -423,11 +423,14 @@ impl Info {
                     let _ = writeln!(s, "  {x}");
                 }
             }
+            Some(d) if d.stopped_at.is_some() => {
+                let _ = writeln!(s, "duplicates:    none before the decode error");
+            }
             Some(_) => {
                 let _ = writeln!(s, "duplicates:    none");
             }
             None => {
-                let _ = writeln!(s, "duplicates:    not checked (stdin is read once; a dump that does not decode is not checked)");
+                let _ = writeln!(s, "duplicates:    not checked (stdin is read once)");
             }
         }
         let _ = writeln!(s, "types:");
