@@ -25,6 +25,10 @@ echo "fuzz-ci: targets built in $((SECONDS - start)) s"
 scripts/fuzz-seeds.sh
 
 if (($# > 0)); then targets=("$@"); else mapfile -t targets < <(cargo fuzz list); fi
+if ((${#targets[@]} == 0)); then
+    echo "fuzz-ci: no fuzz targets (cargo fuzz list printed none)" >&2
+    exit 1
+fi
 host=$(rustc -vV | sed -n 's/^host: //p')
 bin=$repo/fuzz/target/$host/release
 logs=$repo/fuzz/logs
@@ -38,6 +42,11 @@ run_one() {
         local runs cov
         runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$logs/$t.log")
         cov=$(grep -o 'cov: [0-9]* ft: [0-9]*' "$logs/$t.log" | tail -1)
+        # a target that exits 0 without running inputs (wrong binary, no corpus read) is a failure
+        if [[ ! $runs =~ ^[0-9]+$ ]] || ((runs == 0)); then
+            printf 'fuzz-ci: %-15s FAILED: ran no inputs (log: fuzz/logs/%s.log)\n' "$t" "$t"
+            return 1
+        fi
         printf 'fuzz-ci: %-15s ok   %9s runs  %s\n' "$t" "$runs" "$cov"
     else
         printf 'fuzz-ci: %-15s FAILED (log: fuzz/logs/%s.log)\n' "$t" "$t"

@@ -37,8 +37,9 @@ pub fn crc16(data: &[u8]) -> u16 {
 /// ```
 /// use rdbkit::cluster::key_hash_slot;
 /// assert_eq!(key_hash_slot(b"foo"), 12182);
-/// assert_eq!(key_hash_slot(b"{user1000}.following"), key_hash_slot(b"{user1000}.followers"));
-/// assert_eq!(key_hash_slot(b"{}foo"), key_hash_slot(b"{}foo")); // empty tag: whole key hashed
+/// // slots as `CLUSTER KEYSLOT` gives them (Redis 8.2)
+/// assert_eq!(key_hash_slot(b"{user1000}.following"), 3443); // the tag `user1000` is hashed
+/// assert_eq!(key_hash_slot(b"{}foo"), 9500); // empty tag: the whole key is hashed
 /// ```
 pub fn key_hash_slot(key: &[u8]) -> u16 {
     let tagged = key.iter().position(|&b| b == b'{').and_then(|open| {
@@ -229,6 +230,12 @@ mod tests {
             key_hash_slot(b"{user1000}.following"),
             key_hash_slot(b"user1000")
         );
+        // CLUSTER KEYSLOT on Redis 8.2
+        assert_eq!(key_hash_slot(b"{user1000}.following"), 3443);
+        assert_eq!(key_hash_slot(b"{}foo"), 9500);
+        assert_eq!(key_hash_slot(b"foo{}"), 5542);
+        assert_eq!(key_hash_slot(b"{}"), 15257);
+        assert_eq!(key_hash_slot(b"{bar"), 4015);
         // only the first `{` counts; `{}` hashes the whole key; `}` before `{` is plain text
         assert_eq!(key_hash_slot(b"foo{}{bar}"), crc16(b"foo{}{bar}") & 16383);
         assert_eq!(key_hash_slot(b"foo{{bar}}zap"), key_hash_slot(b"{bar"));

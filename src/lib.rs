@@ -10,13 +10,16 @@
 //! ```
 //! use rdbkit::{Decoder, Item, Value};
 //! let dump = rdbkit::testing::tiny_dump();
+//! let mut strings = Vec::new();
 //! for item in Decoder::new(&dump) {
 //!     if let Item::Entry(entry) = item? {
 //!         if let Value::String(s) = entry.value()? {
 //!             println!("{} = {}", String::from_utf8_lossy(&entry.key), String::from_utf8_lossy(&s.to_bytes()));
+//!             strings.push((entry.key.to_vec(), s.to_bytes().to_vec()));
 //!         }
 //!     }
 //! }
+//! assert_eq!(strings, [(b"greeting".to_vec(), b"hello".to_vec())]);
 //! # Ok::<(), rdbkit::DecodeError>(())
 //! ```
 #![deny(missing_docs)]

@@ -490,8 +490,9 @@ fn value_over_the_bulk_limit_goes_by_commands_in_chunks() {
     common::assert_same_dataset(&target, &src);
 }
 
-/// A test CA and a server certificate for `localhost`/127.0.0.1 signed by it (openssl CLI).
-fn tls_files(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+/// A test CA, a server certificate for `localhost`/127.0.0.1 and a client certificate, both signed
+/// by it (openssl CLI): (ca, server cert, server key, client cert, client key).
+fn tls_files(dir: &Path) -> (PathBuf, PathBuf, PathBuf, PathBuf, PathBuf) {
     let run = |args: &[&str]| {
         let out = Command::new("openssl")
             .args(args)
@@ -549,25 +550,66 @@ fn tls_files(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
         "-extfile",
         "ext.cnf",
     ]);
-    (dir.join("ca.pem"), dir.join("srv.pem"), dir.join("srv.key"))
+    // extensions make it an X.509 v3 certificate (rustls refuses v1)
+    std::fs::write(
+        dir.join("cli.cnf"),
+        "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n",
+    )
+    .unwrap();
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "cli.key",
+        "-out",
+        "cli.csr",
+        "-subj",
+        "/CN=rdbkit test client",
+    ]);
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "cli.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "cli.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "cli.cnf",
+    ]);
+    (
+        dir.join("ca.pem"),
+        dir.join("srv.pem"),
+        dir.join("srv.key"),
+        dir.join("cli.pem"),
+        dir.join("cli.key"),
+    )
 }
 
 /// Over TLS (`rediss://`, Debian's 7.0 is built with TLS) the dataset equals the one written over
-/// plain TCP; the server's certificate is checked against `--tls-ca`, and refused without it.
+/// plain TCP. The server's certificate is checked against `--tls-ca`, and refused without it
+/// unless `--tls-insecure`; the server requires a client certificate (`--tls-cert`/`--tls-key`).
 #[test]
 fn tls_import_equals_plain_import() {
     if common::skip_if_missing(Version::V70) || common::skip_if_missing(Version::V82) {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
-    let (ca, cert, key) = tls_files(tmp.path());
+    let (ca, cert, key, cli_cert, cli_key) = tls_files(tmp.path());
     let dump = common::populated_dump(tmp.path(), 50_000);
-    let tls_port = common::free_port().to_string();
     let tls = Server::start_opts(
         Version::V70,
         &[
             "--tls-port",
-            &tls_port,
+            common::FREE_PORT,
             "--tls-cert-file",
             cert.to_str().unwrap(),
             "--tls-key-file",
@@ -575,13 +617,21 @@ fn tls_import_equals_plain_import() {
             "--tls-ca-cert-file",
             ca.to_str().unwrap(),
             "--tls-auth-clients",
-            "no",
+            "yes",
         ],
     );
+    let tls_port = tls.extra_port.unwrap();
     let plain = Server::start(Version::V70);
     let out = import(&dump, &plain, &[]);
     assert!(out.status.success(), "{}", text(&out));
     let url = format!("rediss://localhost:{tls_port}");
+    let client = [
+        "--tls-cert".to_string(),
+        cli_cert.to_str().unwrap().to_string(),
+        "--tls-key".into(),
+        cli_key.to_str().unwrap().to_string(),
+    ];
+    let with_ca = ["--tls-ca".to_string(), ca.to_str().unwrap().to_string()];
     let args = |extra: &[&'static str]| {
         let mut a = vec![
             "import".to_string(),
@@ -600,14 +650,129 @@ fn tls_import_equals_plain_import() {
             .unwrap()
     };
     // an unknown CA is refused before anything is written
-    let out = run(args(&[]));
+    let mut a = args(&[]);
+    a.extend(client.iter().cloned());
+    let out = run(a);
     assert!(!out.status.success());
     assert!(text(&out).contains("certificate"), "{}", text(&out));
-    assert_eq!(tls.keyspace().values().sum::<u64>(), 0);
+    // without a client certificate the server refuses the connection
     let mut a = args(&[]);
-    a.extend(["--tls-ca".to_string(), ca.to_str().unwrap().to_string()]);
+    a.extend(with_ca.iter().cloned());
+    let out = run(a);
+    assert!(!out.status.success(), "{}", text(&out));
+    assert_eq!(tls.keyspace().values().sum::<u64>(), 0);
+    // --tls-insecure skips the check of the server's certificate (no --tls-ca)
+    let mut a = args(&["--tls-insecure"]);
+    a.extend(client.iter().cloned());
     let out = run(a);
     assert!(out.status.success(), "{}", text(&out));
     assert!(text(&out).contains("written: 52000 keys"), "{}", text(&out));
+    // verify with the CA and the client certificate
+    let mut a = vec![
+        "verify".to_string(),
+        dump.to_str().unwrap().to_string(),
+        "--target".into(),
+        url.clone(),
+    ];
+    a.extend(with_ca.iter().cloned());
+    a.extend(client.iter().cloned());
+    let out = run(a);
+    assert!(out.status.success(), "{}", text(&out));
     common::assert_same_dataset(&tls, &plain);
+}
+
+/// `redis://user:password@host` authenticates as an ACL user: the default user here may not write,
+/// so the import succeeds only as that user (and fails with a wrong password).
+#[test]
+fn import_authenticates_as_an_acl_user() {
+    if common::skip_if_missing(Version::V82) {
+        return;
+    }
+    let dump = testdata("redis82_multiple_dbs_v12.rdb");
+    let loader = Server::start_with_dump(Version::V82, &dump, &[]);
+    let target = Server::start(Version::V82);
+    let mut c = target.conn();
+    for rule in [
+        &["importer", "on", ">s3cret", "~*", "&*", "+@all"][..],
+        &["default", "-@write"],
+    ] {
+        redis::cmd("ACL")
+            .arg("SETUSER")
+            .arg(rule)
+            .exec(&mut c)
+            .unwrap();
+    }
+    let as_user = |url: String| {
+        rdbkit(&[
+            "import",
+            dump.to_str().unwrap(),
+            "--target",
+            &url,
+            "--quiet",
+        ])
+    };
+    let out = as_user(target.url());
+    assert!(
+        !out.status.success(),
+        "the default user wrote: {}",
+        text(&out)
+    );
+    let out = as_user(format!("redis://importer:wrong@127.0.0.1:{}", target.port));
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(
+        !text(&out).contains("wrong"),
+        "the password is shown: {}",
+        text(&out)
+    );
+    assert_eq!(target.keyspace().values().sum::<u64>(), 0);
+    let out = as_user(format!("redis://importer:s3cret@127.0.0.1:{}", target.port));
+    assert!(out.status.success(), "{}", text(&out));
+    common::assert_same_dataset(&target, &loader);
+}
+
+/// `--wait-replicas 1`: every batch is acknowledged only once the replica has it, so the replica
+/// equals the dump as soon as the import ends (no waiting here); `--wait-replicas 2` with one
+/// replica counts the batches that reached too few replicas.
+#[test]
+fn wait_replicas_means_replicated() {
+    if common::skip_if_missing(Version::V82) {
+        return;
+    }
+    let dump = testdata("redis82_multiple_dbs_v12.rdb");
+    let loader = Server::start_with_dump(Version::V82, &dump, &[]);
+    let primary = Server::start(Version::V82);
+    let replica = Server::start_opts(
+        Version::V82,
+        &["--replicaof", "127.0.0.1", &primary.port.to_string()],
+    );
+    let start = Instant::now();
+    loop {
+        let info: String = redis::cmd("INFO")
+            .arg("replication")
+            .query(&mut primary.conn())
+            .unwrap();
+        if info.contains("connected_slaves:1") && info.contains("state=online") {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "replica never came online: {info}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = import(&dump, &primary, &["--wait-replicas", "1"]);
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    common::assert_same_dataset(&replica, &loader);
+    reset(&primary);
+    let out = import(
+        &dump,
+        &primary,
+        &["--wait-replicas", "2", "--wait-timeout-ms", "100"],
+    );
+    let t = text(&out);
+    assert!(
+        t.contains("replica"),
+        "fewer replicas than asked went unreported: {t}"
+    );
 }

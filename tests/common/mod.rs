@@ -135,9 +135,15 @@ pub fn falkordb_or_skip() -> bool {
         ))
 }
 
+/// In the extra arguments of [`Server::start_opts`], stands for a second free port, chosen anew on
+/// each start attempt like the main one (e.g. `--tls-port`); see [`Server::extra_port`].
+pub const FREE_PORT: &str = "{free port}";
+
 pub struct Server {
     pub port: u16,
     pub version: Version,
+    /// The port that replaced [`FREE_PORT`] in the extra arguments, if any.
+    pub extra_port: Option<u16>,
     child: Child,
     dir: TempDir,
 }
@@ -178,6 +184,14 @@ impl Server {
 
         for _ in 0..PORT_ATTEMPTS {
             let port = free_port();
+            let extra_port = extra_args.contains(&FREE_PORT).then(free_port);
+            let extra_args: Vec<String> = extra_args
+                .iter()
+                .map(|a| match extra_port {
+                    Some(p) if *a == FREE_PORT => p.to_string(),
+                    _ => a.to_string(),
+                })
+                .collect();
             let mut cmd = Command::new(v.binary());
             cmd.arg("--port")
                 .arg(port.to_string())
@@ -194,7 +208,7 @@ impl Server {
             }
             let log = File::create(&log_path).expect("create server.log");
             let mut child = cmd
-                .args(extra_args)
+                .args(&extra_args)
                 .current_dir(dir.path())
                 .stdin(Stdio::null())
                 .stdout(log.try_clone().expect("clone log handle"))
@@ -206,6 +220,7 @@ impl Server {
                     return Server {
                         port,
                         version: v,
+                        extra_port,
                         child,
                         dir,
                     }
