@@ -717,10 +717,13 @@ fn import_authenticates_as_an_acl_user() {
         "the default user wrote: {}",
         text(&out)
     );
-    let out = as_user(format!("redis://importer:wrong@127.0.0.1:{}", target.port));
+    let out = as_user(format!(
+        "redis://importer:Wr0ngPw@127.0.0.1:{}",
+        target.port
+    ));
     assert!(!out.status.success(), "{}", text(&out));
     assert!(
-        !text(&out).contains("wrong"),
+        !text(&out).contains("Wr0ngPw"),
         "the password is shown: {}",
         text(&out)
     );
