@@ -5,7 +5,8 @@
 mod common;
 
 use common::{Server, Version};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -125,30 +126,247 @@ fn sentinel_setup() -> (Server, Server, Vec<Sentinel>) {
     (primary, replica, sentinels)
 }
 
-fn digest_of_port(port: u16) -> String {
-    let mut c = redis::Client::open(format!("redis://127.0.0.1:{port}"))
-        .unwrap()
-        .get_connection()
+/// A dump of realistic shape written by a real 8.2, large enough to fill the importer's memory
+/// budget (32 MiB) several times: `strings` strings of 100 bytes (`DEBUG POPULATE`), and a tenth
+/// as many each of hashes, lists, sets and sorted sets of 5-20 elements, 20% of all collections
+/// with a key TTL, every 50th hash with field TTLs, and streams with consumer groups and pending
+/// entries. About 150 bytes per string in RESTOREs: 1,000,000 strings make ~150 MB of commands.
+fn big_mixed_dump(dir: &Path, strings: u64) -> PathBuf {
+    let s = Server::start(Version::V82);
+    let mut c = s.conn();
+    redis::cmd("DEBUG")
+        .arg("POPULATE")
+        .arg(strings)
+        .arg("str")
+        .arg(100)
+        .query::<()>(&mut c)
         .unwrap();
-    redis::cmd("DEBUG").arg("DIGEST").query(&mut c).unwrap()
+    let n = strings / 10;
+    let far = 4_102_444_800_000u64; // 2100-01-01
+    for chunk in (0..n).collect::<Vec<_>>().chunks(2000) {
+        let mut p = redis::pipe();
+        for &i in chunk {
+            let len = 5 + i % 16;
+            let elems: Vec<String> = (0..len).map(|j| format!("element-{i}-{j}")).collect();
+            let mut h = redis::cmd("HSET");
+            h.arg(format!("hash:{i}"));
+            for (j, e) in elems.iter().enumerate() {
+                h.arg(format!("field{j}")).arg(e);
+            }
+            p.add_command(h).ignore();
+            p.cmd("RPUSH").arg(format!("list:{i}")).arg(&elems).ignore();
+            p.cmd("SADD").arg(format!("set:{i}")).arg(&elems).ignore();
+            let mut z = redis::cmd("ZADD");
+            z.arg(format!("zset:{i}"));
+            for (j, e) in elems.iter().enumerate() {
+                z.arg(j as f64 * 1.5 + i as f64).arg(e);
+            }
+            p.add_command(z).ignore();
+            if i % 5 == 0 {
+                for k in ["hash", "list", "set", "zset"] {
+                    p.cmd("PEXPIREAT")
+                        .arg(format!("{k}:{i}"))
+                        .arg(far + i)
+                        .ignore();
+                }
+            }
+            if i % 50 == 0 {
+                p.cmd("HPEXPIREAT")
+                    .arg(format!("hash:{i}"))
+                    .arg(far + 7 * i)
+                    .arg("FIELDS")
+                    .arg(2)
+                    .arg("field0")
+                    .arg("field1")
+                    .ignore();
+            }
+        }
+        p.query::<()>(&mut c).unwrap();
+    }
+    for st in 0..3 {
+        let key = format!("stream:{st}");
+        let mut p = redis::pipe();
+        for e in 0..500 {
+            p.cmd("XADD")
+                .arg(&key)
+                .arg("*")
+                .arg("n")
+                .arg(e)
+                .arg("payload")
+                .arg(format!("{st}-{e}"))
+                .ignore();
+        }
+        p.cmd("XGROUP")
+            .arg("CREATE")
+            .arg(&key)
+            .arg("g1")
+            .arg("0")
+            .ignore();
+        p.cmd("XGROUP")
+            .arg("CREATE")
+            .arg(&key)
+            .arg("g2")
+            .arg("$")
+            .ignore();
+        p.cmd("XREADGROUP")
+            .arg("GROUP")
+            .arg("g1")
+            .arg("alice")
+            .arg("COUNT")
+            .arg(120)
+            .arg("STREAMS")
+            .arg(&key)
+            .arg(">")
+            .ignore();
+        p.query::<()>(&mut c).unwrap();
+    }
+    redis::cmd("SAVE").query::<()>(&mut c).unwrap();
+    let out = dir.join("big-mixed.rdb");
+    std::fs::copy(s.dir().join("load.rdb"), &out).unwrap();
+    out
 }
 
-/// Imports through the sentinels while `disrupt` runs once the import is under way; the primary
-/// the sentinels name at the end must hold exactly the dump.
-fn import_through_failover(disrupt: impl FnOnce(&mut Server, &[Sentinel])) {
+/// The dump the Sentinel tests import (made once per test binary: ~150 MB of commands).
+/// Kept in cargo's per-target scratch directory, under a name that changes with the generator.
+fn shared_big_dump() -> &'static Path {
+    static DUMP: OnceLock<PathBuf> = OnceLock::new();
+    DUMP.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("ha-big-mixed-v1");
+        let p = dir.join("big-mixed.rdb");
+        if !p.is_file() {
+            let tmp = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+            let made = big_mixed_dump(tmp.path(), 1_000_000);
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::rename(made, &p).unwrap();
+        }
+        p
+    })
+}
+
+/// `a` and `b` (same server version) hold the same data: `DEBUG DIGEST`, and key by key the
+/// TTL values (`PEXPIRETIME`), hash field TTL values (`HPEXPIRETIME`) and streams' groups,
+/// consumers and pending entries (`XINFO STREAM … FULL`, seen-time and active-time aside), which
+/// the digest does not cover.
+fn assert_same_data(a: u16, b: u16) {
+    let con = |port: u16| {
+        redis::Client::open(format!("redis://127.0.0.1:{port}"))
+            .unwrap()
+            .get_connection()
+            .unwrap()
+    };
+    let (mut ca, mut cb) = (con(a), con(b));
+    let digest = |c: &mut redis::Connection| -> String {
+        redis::cmd("DEBUG").arg("DIGEST").query(c).unwrap()
+    };
+    assert_eq!(digest(&mut ca), digest(&mut cb), "DEBUG DIGEST");
+    let scan = |c: &mut redis::Connection, t: Option<&str>| -> Vec<Vec<u8>> {
+        let (mut cursor, mut all) = (0u64, Vec::new());
+        loop {
+            let mut cmd = redis::cmd("SCAN");
+            cmd.arg(cursor).arg("COUNT").arg(10_000);
+            if let Some(t) = t {
+                cmd.arg("TYPE").arg(t);
+            }
+            let (next, keys): (u64, Vec<Vec<u8>>) = cmd.query(c).unwrap();
+            all.extend(keys);
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+        all.sort();
+        all
+    };
+    let keys = scan(&mut ca, None);
+    for chunk in keys.chunks(5000) {
+        let ttls = |c: &mut redis::Connection| -> Vec<i64> {
+            let mut p = redis::pipe();
+            for k in chunk {
+                p.cmd("PEXPIRETIME").arg(k);
+            }
+            p.query(c).unwrap()
+        };
+        assert_eq!(ttls(&mut ca), ttls(&mut cb), "PEXPIRETIME");
+    }
+    for hashes in scan(&mut ca, Some("hash")).chunks(2000) {
+        let mut p = redis::pipe();
+        for h in hashes {
+            p.cmd("HKEYS").arg(h);
+        }
+        let fields: Vec<Vec<Vec<u8>>> = p.query(&mut ca).unwrap();
+        let ttl = |c: &mut redis::Connection| -> Vec<Vec<i64>> {
+            let mut p = redis::pipe();
+            for (h, f) in hashes.iter().zip(&fields) {
+                p.cmd("HPEXPIRETIME").arg(h).arg("FIELDS").arg(f.len()).arg(f);
+            }
+            p.query(c).unwrap()
+        };
+        assert_eq!(ttl(&mut ca), ttl(&mut cb), "HPEXPIRETIME");
+    }
+    for st in scan(&mut ca, Some("stream")) {
+        let full = |c: &mut redis::Connection| -> String {
+            let v: redis::Value = redis::cmd("XINFO")
+                .arg("STREAM")
+                .arg(&st)
+                .arg("FULL")
+                .query(c)
+                .unwrap();
+            // seen-time and active-time cannot be set by a client: blank them out
+            let t = format!("{v:?}");
+            let re_like = |s: &str, name: &str| -> String {
+                let mut out = String::new();
+                let mut rest = s;
+                let tag = format!("BulkString(\"{name}\"), Int(");
+                while let Some(i) = rest.find(&tag) {
+                    out.push_str(&rest[..i + tag.len()]);
+                    rest = &rest[i + tag.len()..];
+                    rest = &rest[rest.find(')').unwrap_or(0)..];
+                }
+                out + rest
+            };
+            re_like(&re_like(&t, "seen-time"), "active-time")
+        };
+        assert_eq!(full(&mut ca), full(&mut cb), "XINFO STREAM {st:?} FULL");
+    }
+}
+
+/// The Sentinel tests run one at a time: each holds five servers and moves ~150 MB, and on a
+/// small machine several at once would only test the machine.
+static HEAVY: Mutex<()> = Mutex::new(());
+
+/// When, during the import, the sentinels are told to fail over.
+#[derive(Clone, Copy, Debug)]
+enum When {
+    /// Half a second after the import started.
+    FirstSecond,
+    /// Once the primary holds half of the keys.
+    Middle,
+    /// Once it holds 90% of them (the last batches).
+    LastBatches,
+}
+
+/// Imports the big dump through the sentinels with `--buffer-mb buffer` (None: the default)
+/// while `disrupt` runs at `when`; the primary the sentinels name at the end must hold exactly
+/// what a server loading the dump itself holds, and the summary must name the failover.
+fn import_through_failover(
+    when: When,
+    buffer: Option<&str>,
+    disrupt: impl FnOnce(&mut Server, &[Sentinel]),
+) {
     if common::skip_if_missing(Version::V82) {
         return;
     }
-    let tmp = tempfile::tempdir().unwrap();
-    let dump = common::populated_dump(tmp.path(), 400_000);
-    let want = Server::start_with_dump(Version::V82, &dump, &[]).digest();
+    let _one = HEAVY.lock().unwrap_or_else(|e| e.into_inner());
+    let dump = shared_big_dump();
+    let want = Server::start_with_dump(Version::V82, dump, &[]);
+    let total: u64 = want.keyspace().values().sum();
     let (mut primary, _replica, sentinels) = sentinel_setup();
     let addrs: Vec<String> = sentinels
         .iter()
         .map(|s| format!("127.0.0.1:{}", s.port))
         .collect();
     let addrs = addrs.join(",");
-    let child = rdbkit(&[
+    let mut args = vec![
         "import",
         dump.to_str().unwrap(),
         "--sentinel",
@@ -156,46 +374,142 @@ fn import_through_failover(disrupt: impl FnOnce(&mut Server, &[Sentinel])) {
         "--master-name",
         "mymaster",
         "--quiet",
-        "--connections",
-        "1",
         "--timeout",
         "5",
         "--retries",
         "30",
-        "--rate-limit",
-        "100k",
-    ])
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap();
-    // let part of the dump land first
-    wait_until(Duration::from_secs(60), || {
-        primary.keyspace().values().sum::<u64>() > 50_000
-    });
+    ];
+    if let Some(b) = buffer {
+        args.extend(["--buffer-mb", b]);
+    }
+    let started = Instant::now();
+    let child = rdbkit(&args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    match when {
+        When::FirstSecond => std::thread::sleep(Duration::from_millis(500)),
+        When::Middle | When::LastBatches => {
+            let at = match when {
+                When::Middle => total / 2,
+                _ => total - total / 10,
+            };
+            wait_until(Duration::from_secs(120), || {
+                primary.keyspace().values().sum::<u64>() >= at
+            });
+        }
+    }
+    let landed = primary.keyspace().values().sum::<u64>();
     disrupt(&mut primary, &sentinels);
     let out = child.wait_with_output().unwrap();
     let t = text(&out);
-    assert!(out.status.success(), "{t}");
-    assert!(t.contains("failover: the primary moved"), "{t}");
+    assert!(out.status.success(), "{when:?}, {landed} of {total} keys at the failover: {t}");
     let new_primary = sentinels[0].primary_port();
     assert_ne!(new_primary, primary.port, "{t}");
-    assert_eq!(digest_of_port(new_primary), want, "{t}");
+    assert!(t.contains("failover: the primary moved"), "{t}");
+    assert!(landed < total, "the failover came after the import ({landed} keys): {t}");
+    eprintln!(
+        "{when:?} (buffer {buffer:?}): failover at {landed} of {total} keys, import took {:?}",
+        started.elapsed()
+    );
+    // DEBUG DIGEST blocks the server for seconds: without sentinels, it cannot trigger a failover
+    drop(sentinels);
+    assert_same_data(new_primary, want.port);
+}
+
+fn sentinel_failover(_: &mut Server, sentinels: &[Sentinel]) {
+    let r: String = sentinels[0]
+        .query(&["SENTINEL", "FAILOVER", "mymaster"])
+        .unwrap();
+    assert_eq!(r, "OK");
 }
 
 #[test]
-fn sentinel_import_follows_a_forced_failover() {
-    import_through_failover(|_, sentinels| {
-        let r: String = sentinels[0]
-            .query(&["SENTINEL", "FAILOVER", "mymaster"])
-            .unwrap();
-        assert_eq!(r, "OK");
-    });
+fn sentinel_failover_in_the_first_second() {
+    import_through_failover(When::FirstSecond, None, sentinel_failover);
+}
+
+#[test]
+fn sentinel_failover_in_the_middle() {
+    import_through_failover(When::Middle, None, sentinel_failover);
+}
+
+#[test]
+fn sentinel_failover_in_the_last_batches() {
+    import_through_failover(When::LastBatches, None, sentinel_failover);
+}
+
+#[test]
+fn sentinel_failover_in_the_first_second_with_a_1mb_buffer() {
+    import_through_failover(When::FirstSecond, Some("1"), sentinel_failover);
+}
+
+#[test]
+fn sentinel_failover_in_the_middle_with_a_1mb_buffer() {
+    import_through_failover(When::Middle, Some("1"), sentinel_failover);
+}
+
+#[test]
+fn sentinel_failover_in_the_last_batches_with_a_1mb_buffer() {
+    import_through_failover(When::LastBatches, Some("1"), sentinel_failover);
 }
 
 #[test]
 fn sentinel_import_survives_the_primary_being_killed() {
-    import_through_failover(|primary, _| primary.crash());
+    import_through_failover(When::Middle, None, |primary, _| primary.crash());
+}
+
+/// Without any failover, an import through the sentinels of a dump several times the memory
+/// budget ends, and equals a direct load (it hung at 126,464 keys before).
+#[test]
+fn sentinel_import_of_a_dump_larger_than_the_budget() {
+    if common::skip_if_missing(Version::V82) {
+        return;
+    }
+    let _one = HEAVY.lock().unwrap_or_else(|e| e.into_inner());
+    let dump = shared_big_dump();
+    let want = Server::start_with_dump(Version::V82, dump, &[]);
+    let (primary, _replica, sentinels) = sentinel_setup();
+    let addrs = format!("127.0.0.1:{}", sentinels[0].port);
+    let out = rdbkit(&[
+        "import",
+        dump.to_str().unwrap(),
+        "--sentinel",
+        &addrs,
+        "--master-name",
+        "mymaster",
+        "--quiet",
+        "--timeout",
+        "10",
+    ])
+    .output()
+    .unwrap();
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    // a loaded machine can make the sentinels fail over on their own: compare what they name
+    let now = sentinels[0].primary_port();
+    assert_eq!(
+        t.contains("failover: the primary moved"),
+        now != primary.port,
+        "{t}"
+    );
+    // DEBUG DIGEST blocks the server for seconds: without sentinels, it cannot trigger a failover
+    drop(sentinels);
+    assert_eq!(
+        common_keys(now),
+        want.keyspace().values().sum::<u64>(),
+        "{t}"
+    );
+    assert_same_data(now, want.port);
+}
+
+fn common_keys(port: u16) -> u64 {
+    let mut c = redis::Client::open(format!("redis://127.0.0.1:{port}"))
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    redis::cmd("DBSIZE").query(&mut c).unwrap()
 }
 
 #[test]

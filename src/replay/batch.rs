@@ -6,68 +6,79 @@
 //! re-sent idempotently: RESTOREs gain `REPLACE`, command-built keys are preceded by `DEL`.
 
 pub use crate::output::resp::Resp;
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-/// The bytes of encoded commands that may exist at once (queued for a connection, in flight, or
-/// kept for a rewrite after failover): the producer waits for room before it hands a batch over,
-/// so the importer's memory stays flat in the dump's size. A batch larger than the whole budget
-/// (one huge value) waits until nothing else is held, so the bound is budget + largest value.
+/// The bytes of encoded commands that may exist at once (queued for a connection or in flight):
+/// the producer waits for room before it hands a batch over, so the importer's memory stays flat
+/// in the dump's size. A batch larger than the whole budget (one huge value) waits until nothing
+/// else is held, so the bound is budget + largest value.
+///
+/// Built on a tokio [`Semaphore`](tokio::sync::Semaphore) of bytes: giving room back (dropping a
+/// [`Permit`], which happens on the connections' runtime workers) never blocks, and only the
+/// producer, a plain thread, ever waits. Batches kept after their acknowledgement for a rewrite
+/// after a failover give their permit back: that memory is bounded by the connections themselves
+/// (see `conn::Retained`), out of a share of `--buffer-mb` set aside for it.
 #[derive(Debug)]
 pub struct MemoryBudget {
-    cap: usize,
-    used: Mutex<usize>,
-    freed: Condvar,
+    cap: u32,
+    room: Arc<tokio::sync::Semaphore>,
 }
 
 /// A batch's share of the [`MemoryBudget`], given back when the batch is dropped.
 #[derive(Debug)]
 pub struct Permit {
-    budget: Arc<MemoryBudget>,
+    _held: tokio::sync::OwnedSemaphorePermit,
     bytes: usize,
 }
 
-impl Drop for Permit {
-    fn drop(&mut self) {
-        let mut used = self.budget.used.lock().unwrap_or_else(|e| e.into_inner());
-        *used -= self.bytes;
-        self.budget.freed.notify_all();
+impl Permit {
+    /// The bytes it stands for.
+    pub fn bytes(&self) -> usize {
+        self.bytes
     }
 }
 
 impl MemoryBudget {
-    /// A budget of `cap` bytes.
+    /// A budget of `cap` bytes (at most 4 GiB − 1).
     pub fn new(cap: usize) -> Arc<MemoryBudget> {
+        let cap = u32::try_from(cap.max(1)).unwrap_or(u32::MAX);
         Arc::new(MemoryBudget {
-            cap: cap.max(1),
-            used: Mutex::new(0),
-            freed: Condvar::new(),
+            cap,
+            room: Arc::new(tokio::sync::Semaphore::new(cap as usize)),
         })
     }
 
-    /// Waits until `bytes` fit, or returns `None` once `stop` says the import is over.
-    pub fn acquire(self: &Arc<Self>, bytes: usize, stop: impl Fn() -> bool) -> Option<Permit> {
-        let mut used = self.used.lock().unwrap_or_else(|e| e.into_inner());
-        while *used > 0 && *used + bytes > self.cap {
-            if stop() {
-                return None;
-            }
-            used = self
-                .freed
-                .wait_timeout(used, Duration::from_millis(100))
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
+    /// Waits until `bytes` fit, or returns `None` once `stop` says the import is over (checked
+    /// every 100 ms while waiting). Call it from a plain thread, never from a runtime worker:
+    /// it blocks the calling thread (through `rt`).
+    pub fn acquire(
+        &self,
+        rt: &tokio::runtime::Handle,
+        bytes: usize,
+        stop: impl Fn() -> bool,
+    ) -> Option<Permit> {
+        // a batch larger than the budget takes all of it: it goes alone
+        let want = u32::try_from(bytes).unwrap_or(u32::MAX).clamp(1, self.cap);
+        if let Ok(p) = self.room.clone().try_acquire_many_owned(want) {
+            return Some(Permit { _held: p, bytes });
         }
-        *used += bytes;
-        Some(Permit {
-            budget: self.clone(),
-            bytes,
+        rt.block_on(async {
+            loop {
+                let wait = self.room.clone().acquire_many_owned(want);
+                match tokio::time::timeout(Duration::from_millis(100), wait).await {
+                    Ok(Ok(p)) => return Some(Permit { _held: p, bytes }),
+                    Ok(Err(_closed)) => return None,
+                    Err(_elapsed) if stop() => return None,
+                    Err(_elapsed) => {}
+                }
+            }
         })
     }
 
     /// Bytes held now.
     pub fn used(&self) -> usize {
-        *self.used.lock().unwrap_or_else(|e| e.into_inner())
+        self.cap as usize - self.room.available_permits()
     }
 }
 
@@ -93,6 +104,9 @@ pub struct KeyRec {
     pub range: std::ops::Range<usize>,
     /// The RESTORE already carries REPLACE / the commands already start with DEL.
     pub replacing: bool,
+    /// A module value: never replaced by `RESTORE … REPLACE` (FalkorDB 4.16 crashes on it), but
+    /// by `MULTI`, `DEL`, `RESTORE`, `EXEC` (no client sees the key missing).
+    pub module: bool,
 }
 
 /// Commands for a run of keys of one database.
@@ -176,11 +190,11 @@ impl Batch {
         commands: u32,
         resp: &mut Resp,
         replacing: bool,
-    ) {
+    ) -> &mut KeyRec {
         let start = self.bytes.len();
         self.bytes.extend_from_slice(&resp.buf);
         resp.buf.clear();
-        self.record_key(key, mode, commands, start, replacing);
+        self.record_key(key, mode, commands, start, replacing)
     }
 
     /// Appends a key whose commands `write` encodes straight into the batch (no intermediate
@@ -192,14 +206,14 @@ impl Batch {
         commands: u32,
         replacing: bool,
         write: impl FnOnce(&mut Resp),
-    ) {
+    ) -> &mut KeyRec {
         let start = self.bytes.len();
         let mut r = Resp {
             buf: std::mem::take(&mut self.bytes),
         };
         write(&mut r);
         self.bytes = r.buf;
-        self.record_key(key, mode, commands, start, replacing);
+        self.record_key(key, mode, commands, start, replacing)
     }
 
     fn record_key(
@@ -209,7 +223,7 @@ impl Batch {
         commands: u32,
         start: usize,
         replacing: bool,
-    ) {
+    ) -> &mut KeyRec {
         let at = self.names.len();
         self.names.extend_from_slice(key);
         self.keys.push(KeyRec {
@@ -218,8 +232,10 @@ impl Batch {
             commands,
             range: start..self.bytes.len(),
             replacing,
+            module: false,
         });
         self.commands += commands as usize;
+        self.keys.last_mut().expect("just pushed")
     }
 
     /// Rewrites the batch so that sending it again cannot duplicate or refuse data written by an
@@ -239,6 +255,10 @@ impl Batch {
             let mut n = k.commands;
             match (k.replacing, k.mode) {
                 (true, _) => r.buf.extend_from_slice(cmds),
+                (false, KeyMode::Restore) if restore_replace && k.module => {
+                    replace_atomically(&mut r, key, cmds);
+                    n = 4;
+                }
                 (false, KeyMode::Restore) if restore_replace => {
                     r.buf.extend_from_slice(&add_replace(cmds))
                 }
@@ -249,7 +269,7 @@ impl Batch {
                     n += 1;
                 }
             }
-            fresh.push_key(key, k.mode, n, &mut r, true);
+            fresh.push_key(key, k.mode, n, &mut r, true).module = k.module;
         }
         fresh.end_offset = self.end_offset;
         fresh.start_offset = self.start_offset;
@@ -331,6 +351,16 @@ pub fn split_commands(buf: &[u8]) -> Vec<std::ops::Range<usize>> {
     out
 }
 
+/// Writes `restore` (one encoded RESTORE without REPLACE) so that it replaces `key` without
+/// `REPLACE`: `MULTI`, `DEL key`, the RESTORE, `EXEC` (4 commands; EXEC's reply carries the
+/// RESTORE's error, if any).
+pub fn replace_atomically(r: &mut Resp, key: &[u8], restore: &[u8]) {
+    r.cmd(&[b"MULTI"]);
+    r.cmd(&[b"DEL", key]);
+    r.buf.extend_from_slice(restore);
+    r.cmd(&[b"EXEC"]);
+}
+
 /// Adds a `REPLACE` argument to one encoded command (`*N\r\n…` → `*N+1\r\n…$7\r\nREPLACE\r\n`).
 fn add_replace(cmd: &[u8]) -> Vec<u8> {
     let end = cmd.windows(2).position(|w| w == b"\r\n").unwrap_or(0);
@@ -350,22 +380,35 @@ mod tests {
 
     #[test]
     fn budget_waits_for_room_and_lets_one_oversized_batch_through() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let h = rt.handle().clone();
         let b = MemoryBudget::new(100);
-        let p1 = b.acquire(60, || false).unwrap();
-        let p2 = b.acquire(40, || false).unwrap();
+        let p1 = b.acquire(&h, 60, || false).unwrap();
+        let p2 = b.acquire(&h, 40, || false).unwrap();
         assert_eq!(b.used(), 100);
         // no room and told to stop: gives up instead of waiting
-        assert!(b.acquire(1, || true).is_none());
-        let b2 = b.clone();
-        let t = std::thread::spawn(move || b2.acquire(500, || false).map(|p| p.bytes));
-        std::thread::sleep(Duration::from_millis(50));
+        assert!(b.acquire(&h, 1, || true).is_none());
+        let (b2, h2) = (b.clone(), h.clone());
+        let (tx, rx) = std::sync::mpsc::channel();
+        let t = std::thread::spawn(move || {
+            tx.send(()).unwrap();
+            b2.acquire(&h2, 500, || false).map(|p| p.bytes())
+        });
+        // the waiter has started: it cannot finish while anything is held
+        rx.recv().unwrap();
+        drop(p1);
+        // its sender is dropped only when it ends: a timeout means it is still waiting
         assert!(
-            !t.is_finished(),
+            matches!(
+                rx.recv_timeout(Duration::from_millis(300)),
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout)
+            ),
             "an oversized batch waits until nothing is held"
         );
-        drop(p1);
-        std::thread::sleep(Duration::from_millis(50));
-        assert!(!t.is_finished());
+        assert_eq!(b.used(), 40);
         drop(p2);
         assert_eq!(t.join().unwrap(), Some(500));
         assert_eq!(b.used(), 0);

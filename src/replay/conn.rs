@@ -17,8 +17,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-/// Most bytes of acknowledged batches kept per connection for rewriting after a failover.
-const REWRITE_BYTES: usize = 16 << 20;
 
 /// Data-plane limits.
 #[derive(Debug, Clone, Copy)]
@@ -67,6 +65,10 @@ pub(super) struct InFlight {
     pub(super) recount: bool,
     /// A reply did not fit its command: none of this batch's replies can be trusted.
     desynced: bool,
+    /// Bytes of the `WAIT` appended to the batch (0: none).
+    wait_bytes: usize,
+    /// The `WAIT`'s answer: how many replicas had everything this connection wrote up to it.
+    pub(super) replicated: Option<i64>,
 }
 
 /// A cluster redirection of one key: `MOVED <slot> <host>:<port>` or `ASK <slot> <host>:<port>`.
@@ -120,6 +122,7 @@ pub(super) enum Stop {
 
 impl InFlight {
     pub(super) fn new(mut batch: Batch, wait: Option<(u32, Duration)>, recount: bool) -> InFlight {
+        let before = batch.bytes.len();
         if let Some((n, t)) = wait {
             let mut r = super::batch::Resp::default();
             r.cmd(&[
@@ -129,6 +132,7 @@ impl InFlight {
             ]);
             batch.bytes.extend_from_slice(&r.buf);
         }
+        let wait_bytes = batch.bytes.len() - before;
         let sent = Bytes::from(std::mem::take(&mut batch.bytes));
         let n = batch.keys.len();
         InFlight {
@@ -142,6 +146,8 @@ impl InFlight {
             redirects: vec![None; n],
             recount,
             desynced: false,
+            wait_bytes,
+            replicated: None,
         }
     }
 
@@ -153,13 +159,7 @@ impl InFlight {
         recount: bool,
     ) -> InFlight {
         let mut b = self.batch;
-        let body = self.sent.len()
-            - if self.expected > b.commands {
-                wait_len(wait)
-            } else {
-                0
-            };
-        b.bytes = self.sent[..body].to_vec();
+        b.bytes = self.sent[..self.sent.len() - self.wait_bytes].to_vec();
         b.make_idempotent(restore_replace);
         InFlight::new(b, wait, recount)
     }
@@ -219,9 +219,14 @@ impl InFlight {
         }
         if idx == self.batch.commands {
             // WAIT: how many replicas have everything so far
-            return match (&r, shared.wait_replicas) {
-                (Reply::Int(got), Some((want, _))) => {
-                    if *got < i64::from(want) {
+            return match r {
+                Reply::Int(got) => {
+                    self.replicated = Some(got);
+                    // `--wait-replicas`: count the batches that reached fewer replicas than asked
+                    if shared
+                        .wait_replicas
+                        .is_some_and(|(want, _)| got < i64::from(want))
+                    {
                         shared
                             .stats
                             .unreplicated
@@ -229,7 +234,9 @@ impl InFlight {
                     }
                     Ok(())
                 }
-                (Reply::Error(e), _) => Err(Stop::Fatal(format!("WAIT: {e}"))),
+                // a primary demoted during a failover unblocks its WAITs with an error
+                Reply::Error(e) if failover => Err(Stop::Failover(format!("WAIT: {e}"))),
+                Reply::Error(e) => Err(Stop::Fatal(format!("WAIT: {e}"))),
                 _ => Err(Stop::Desync(format!("unexpected reply {r:?} to WAIT"))),
             };
         }
@@ -267,7 +274,8 @@ impl InFlight {
                 self.errors[self.key].get_or_insert(e);
             }
             // a RESTORE answers +OK or an error, nothing else
-            Reply::Int(_) | Reply::Other if k.mode == super::batch::KeyMode::Restore => {
+            // (a module value replaced by MULTI/DEL/RESTORE/EXEC answers +QUEUED and an array)
+            Reply::Int(_) | Reply::Other if k.mode == super::batch::KeyMode::Restore && !k.module => {
                 return Err(Stop::Desync(format!(
                     "unexpected reply {r:?} to the RESTORE of {}",
                     crate::model::escape_bytes(self.batch.key(k))
@@ -303,17 +311,168 @@ fn is_failover(e: &str) -> bool {
         .any(|p| e.starts_with(p))
 }
 
-/// Bytes of the WAIT command appended to a batch.
-fn wait_len(wait: Option<(u32, Duration)>) -> usize {
-    wait.map_or(0, |(n, t)| {
-        let mut r = super::batch::Resp::default();
-        r.cmd(&[
-            b"WAIT",
-            n.to_string().as_bytes(),
-            t.as_millis().to_string().as_bytes(),
-        ]);
-        r.buf.len()
-    })
+/// Acknowledged batches kept for a rewrite after a failover (Sentinel targets only). A primary
+/// acknowledges a write before its replicas have it, so a replica promoted by a failover can miss
+/// the last writes the old primary acknowledged. Batches are kept until a `WAIT` proves that every
+/// online replica has them ("confirmed"), and are written again on the new primary otherwise.
+///
+/// Bounded per connection by `cap` bytes (its share of `--buffer-mb`) and `max_batches`
+/// (`--rewrite-batches`): past half of either, the next batch carries `WAIT <replicas> <t>`; when
+/// full, the connection takes no new batch until a WAIT answers (a bare one is sent if none is on
+/// the wire). So memory stays bounded, and a wait for room always ends: a WAIT answers within `t`.
+/// A WAIT answered by fewer replicas (one is gone, or lags by more than `t`) leaves the batches
+/// kept; when that happens with the store full (or at the end of the input), the oldest are given
+/// up, counted in [`super::Stats::unconfirmed`] and named in the summary, so that a dead replica
+/// cannot stall the import.
+pub(super) struct Retained {
+    batches: VecDeque<InFlight>,
+    bytes: usize,
+    cap: usize,
+    max_batches: usize,
+    /// Online replicas of the current primary: what a WAIT must reach to confirm.
+    replicas: u32,
+    /// How long a WAIT may block the connection.
+    wait: Duration,
+    /// Bytes sent since the last WAIT went out.
+    since_wait: usize,
+    /// A WAIT is on the wire.
+    wait_pending: bool,
+}
+
+impl Retained {
+    fn new(cap: usize, max_batches: usize, reply_timeout: Duration) -> Retained {
+        Retained {
+            batches: VecDeque::new(),
+            bytes: 0,
+            cap,
+            max_batches,
+            replicas: 1,
+            wait: (reply_timeout / 2).clamp(Duration::from_millis(100), Duration::from_secs(10)),
+            since_wait: 0,
+            wait_pending: false,
+        }
+    }
+
+    fn enabled(&self) -> bool {
+        self.cap > 0 && self.max_batches > 0
+    }
+
+    /// No new batch until a WAIT confirms (or gives up) some.
+    fn full(&self) -> bool {
+        self.enabled() && (self.bytes >= self.cap || self.batches.len() >= self.max_batches)
+    }
+
+    /// The WAIT a batch of `len` bytes about to be sent should carry, if any (`force`: one is
+    /// needed now).
+    fn wait_for(
+        &mut self,
+        len: usize,
+        user: Option<(u32, Duration)>,
+        force: bool,
+    ) -> Option<(u32, Duration)> {
+        if !self.enabled() {
+            return user;
+        }
+        let due = force
+            || !self.wait_pending
+                && (self.since_wait + len >= self.cap / 2
+                || self.batches.len() >= self.max_batches / 2
+                || self.full());
+        let wait = match user {
+            // every batch waits already: ask for every online replica too
+            Some((n, t)) => Some((n.max(self.replicas), t.max(self.wait))),
+            None if due => Some((self.replicas, self.wait)),
+            None => None,
+        };
+        if wait.is_some() {
+            self.wait_pending = true;
+            self.since_wait = 0;
+        } else {
+            self.since_wait += len;
+        }
+        wait
+    }
+
+    /// A bare WAIT is needed: kept batches wait for a confirmation and no batch will bring one
+    /// (the store is full, or the input is over and everything is acknowledged).
+    fn needs_bare_wait(&self, input_over: bool) -> bool {
+        self.enabled()
+            && !self.wait_pending
+            && !self.batches.is_empty()
+            && (self.full() || input_over)
+    }
+
+    /// An acknowledged batch: kept, or (with everything before it) released by its WAIT.
+    /// `may_give_up`: unconfirmed batches may be given up (no failover is under way).
+    fn on_acknowledged(
+        &mut self,
+        mut f: InFlight,
+        shared: &Shared,
+        input_over: bool,
+        may_give_up: bool,
+    ) {
+        if !self.enabled() {
+            shared.recycle(f.sent);
+            return;
+        }
+        if let Some(got) = f.replicated {
+            self.wait_pending = false;
+            if got >= i64::from(self.replicas) {
+                for old in self.batches.drain(..) {
+                    shared.recycle(old.sent);
+                }
+                self.bytes = 0;
+                shared.recycle(f.sent);
+                return;
+            }
+        }
+        let unconfirmed = f.replicated.is_some();
+        // held bytes are this store's, no longer the queue's budget
+        f.batch.permit = None;
+        if !f.batch.keys.is_empty() {
+            self.bytes += f.sent.len();
+            self.batches.push_back(f);
+        }
+        if unconfirmed && may_give_up && (self.full() || input_over) {
+            let keep = if input_over { 0 } else { self.cap / 2 };
+            while self.bytes > keep || (!input_over && self.batches.len() > self.max_batches / 2) {
+                let Some(old) = self.batches.pop_front() else { break };
+                self.bytes -= old.sent.len();
+                shared.unconfirmed(old.batch.keys.len());
+            }
+        }
+    }
+
+    /// Everything kept, to be written again on a new connection.
+    fn take_all(&mut self) -> VecDeque<InFlight> {
+        self.bytes = 0;
+        self.wait_pending = false;
+        self.since_wait = 0;
+        std::mem::take(&mut self.batches)
+    }
+}
+
+/// Online replicas of the primary `node` stands for (`INFO replication`), or `None` when it
+/// cannot be asked within [`CONNECT_TIMEOUT`].
+async fn online_replicas(node: &super::Target) -> Option<u32> {
+    let node = node.clone();
+    let ask = tokio::task::spawn_blocking(move || -> Option<u32> {
+        let mut con = node.pinned().ok()?.control(Duration::from_secs(2)).ok()?;
+        let info: String = redis::cmd("INFO")
+            .arg("replication")
+            .query(&mut con)
+            .ok()?;
+        Some(
+            info.lines()
+                .filter(|l| l.starts_with("slave") && l.contains("state=online"))
+                .count() as u32,
+        )
+    });
+    tokio::time::timeout(CONNECT_TIMEOUT, ask)
+        .await
+        .ok()?
+        .ok()
+        .flatten()
 }
 
 /// Why a session ended.
@@ -403,10 +562,18 @@ async fn drive(
 ) -> Result<(), ReplayError> {
     // a cluster shard's primary, or the (possibly Sentinel-resolved) target
     let node = node.unwrap_or_else(|| shared.target.clone());
-    let mut recent: VecDeque<InFlight> = VecDeque::new();
+    let sentinel = shared.target.sentinel.clone();
+    let mut retained = Retained::new(
+        if sentinel.is_some() {
+            shared.retain_per_conn
+        } else {
+            0
+        },
+        cfg.rewrite_batches,
+        cfg.reply_timeout,
+    );
     let mut attempts = 0u32;
     let mut input_done = false;
-    let sentinel = shared.target.sentinel.clone();
     let mut primary = sentinel.as_ref().and_then(|s| s.current());
     let replace = !shared.skip_existing;
     loop {
@@ -427,6 +594,12 @@ async fn drive(
                 continue;
             }
         };
+        if retained.enabled() {
+            // what a WAIT must reach on this primary (unknown: keep the last count)
+            if let Some(n) = online_replicas(&node).await {
+                retained.replicas = n;
+            }
+        }
         if attempts > 0 || !inflight.is_empty() {
             shared
                 .stats
@@ -441,20 +614,27 @@ async fn drive(
                 })
                 .collect();
         }
+        // Acknowledged batches not yet confirmed on every replica are written again on any new
+        // connection (idempotently, and not counted twice): after a failover the new primary
+        // may lack them, and after a plain reconnect this is how a WAIT can confirm them.
         let now_primary = sentinel.as_ref().and_then(|s| s.current());
-        if now_primary != primary {
-            // A failover: what the old primary acknowledged last may not have reached the new
-            // one, so it is written again (idempotently, and not counted twice).
-            primary = now_primary;
-            for f in recent.drain(..).rev() {
-                inflight.push_front(f.for_resend(replace, cfg.wait_replicas, false));
-            }
+        let moved = now_primary != primary;
+        primary = now_primary;
+        let kept = retained.take_all();
+        if moved && !kept.is_empty() {
+            shared.note(format!(
+                "connection {id}: wrote the last {} acknowledged batches again on the new primary",
+                kept.len()
+            ));
+        }
+        for f in kept.into_iter().rev() {
+            inflight.push_front(f.for_resend(replace, cfg.wait_replicas, false));
         }
         let end = session(
             stream,
             &mut rx,
             inflight,
-            &mut recent,
+            &mut retained,
             &mut input_done,
             shared,
             &cfg,
@@ -489,7 +669,7 @@ async fn session(
     stream: Box<dyn super::target::Transport>,
     rx: &mut mpsc::Receiver<Batch>,
     inflight: &mut VecDeque<InFlight>,
-    recent: &mut VecDeque<InFlight>,
+    retained: &mut Retained,
     input_done: &mut bool,
     shared: &Arc<Shared>,
     cfg: &ConnConfig,
@@ -522,17 +702,34 @@ async fn session(
     // Reset only when a whole reply arrives: a peer trickling bytes does not keep us waiting.
     let mut deadline = Instant::now() + cfg.reply_timeout;
     let end = loop {
-        if *input_done && inflight.is_empty() {
+        let drained = *input_done && inflight.is_empty();
+        if retained.needs_bare_wait(drained) {
+            // kept batches wait for a confirmation that no batch will carry: ask for it alone
+            let bare = Batch::with_context(0, 0, false);
+            let wait = retained.wait_for(bare.bytes.len(), cfg.wait_replicas, true);
+            let f = InFlight::new(bare, wait, true);
+            cmds += f.batch.commands;
+            bytes += f.sent.len();
+            if inflight.is_empty() {
+                deadline = Instant::now() + cfg.reply_timeout;
+            }
+            let _ = wtx.send(f.sent.clone());
+            inflight.push_back(f);
+            continue;
+        }
+        if drained {
             break SessionEnd::Finished;
         }
-        let room = inflight.is_empty() || (cmds < cfg.window_commands && bytes < cfg.window_bytes);
+        let room = !retained.full()
+            && (inflight.is_empty() || (cmds < cfg.window_commands && bytes < cfg.window_bytes));
         tokio::select! {
             Ok(()) = epoch.changed(), if sentinel_mode => {
                 break SessionEnd::Lost("the sentinels report a new primary".into());
             },
             next = rx.recv(), if room && !*input_done => match next {
                 Some(batch) => {
-                    let f = InFlight::new(batch, cfg.wait_replicas, true);
+                    let wait = retained.wait_for(batch.bytes.len(), cfg.wait_replicas, false);
+                    let f = InFlight::new(batch, wait, true);
                     cmds += f.batch.commands;
                     bytes += f.sent.len();
                     if inflight.is_empty() {
@@ -587,17 +784,9 @@ async fn session(
                         if f.recount {
                             shared.settle_batch(&f, true);
                         }
-                        if !(cfg.rewrite_batches > 0 && sentinel_mode) {
-                            shared.recycle(f.sent);
-                        } else {
-                            recent.push_back(f);
-                            // bounded in batches and in bytes
-                            while recent.len() > cfg.rewrite_batches
-                                || recent.iter().map(|f| f.sent.len()).sum::<usize>() > REWRITE_BYTES
-                            {
-                                recent.pop_front();
-                            }
-                        }
+                        // never give up unconfirmed batches while the primary is moving
+                        let calm = !epoch.has_changed().unwrap_or(false);
+                        retained.on_acknowledged(f, shared, *input_done && inflight.is_empty(), calm);
                     }
                 }
                 buf.drain(..consumed);
@@ -649,7 +838,7 @@ mod tests {
 
     fn shared() -> Shared {
         let t = super::super::Target::parse("redis://127.0.0.1:1", None).unwrap();
-        Shared::new(t, false, None, 1, None, None, 1 << 20)
+        Shared::new(t, false, None, 1, None, None, 1 << 20, None)
     }
 
     /// A batch of one RESTORE key and one two-command key.

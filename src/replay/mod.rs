@@ -49,16 +49,15 @@ pub enum ReplayError {
     /// A target database already holds keys and no conflict rule was given.
     #[error("{0}")]
     Conflict(String),
-    /// The target answered with an error that stops the import (OOM, READONLY, LOADING…).
-    #[error("target refused writes: {message} ({} written before)", crate::output::count(*.written, "key"))]
+    /// The target answered with an error that stops the import (OOM, READONLY, LOADING…). What
+    /// was written by then is in the [`Summary`] of [`ReplayError::Interrupted`] (one count).
+    #[error("target refused writes: {message}")]
     Fatal {
         /// The target's reply.
         message: String,
-        /// Keys acknowledged before.
-        written: u64,
     },
     /// Reconnecting failed too often.
-    #[error("connection {conn} gave up after {attempts} reconnect attempts ({why}); {} written, dump offset {offset} fully acknowledged", crate::output::count(*.written, "key"))]
+    #[error("connection {conn} gave up after {attempts} reconnect attempts ({why}); dump offset {offset} fully acknowledged")]
     GaveUp {
         /// Connection index.
         conn: usize,
@@ -66,8 +65,6 @@ pub enum ReplayError {
         attempts: u32,
         /// Last failure.
         why: String,
-        /// Keys acknowledged.
-        written: u64,
         /// Checkpoint watermark.
         offset: u64,
     },
@@ -267,6 +264,9 @@ pub struct Stats {
     pub asked: AtomicU64,
     /// Keys sent without an acknowledgement when the import stopped.
     pub in_doubt: AtomicU64,
+    /// Sentinel: acknowledged keys given up from the failover rewrite store before a `WAIT`
+    /// confirmed them on every replica (a replica was gone or lagging).
+    pub unconfirmed: AtomicU64,
 }
 
 impl Stats {
@@ -317,8 +317,11 @@ pub struct Shared {
     next_batch: AtomicU64,
     /// Buffers of acknowledged batches, reused by new ones.
     pool: Mutex<Vec<Vec<u8>>>,
-    /// Bounds the encoded commands held at once.
+    /// Bounds the encoded commands queued and in flight.
     memory: Arc<batch::MemoryBudget>,
+    /// Sentinel: bytes of acknowledged batches each connection may keep for a rewrite after a
+    /// failover (its share of the other part of `--buffer-mb`).
+    retain_per_conn: usize,
 }
 
 /// Most buffers kept for reuse, and their most bytes in all.
@@ -392,12 +395,22 @@ impl Shared {
         rate: Option<RateLimit>,
         cluster: Option<(Vec<u16>, Vec<Target>)>,
         memory_budget: usize,
+        retain: Option<(usize, usize)>,
     ) -> Shared {
+        // Sentinel: half of the budget keeps acknowledged batches for a failover rewrite, split
+        // between the connections; the other half bounds what is queued and in flight
+        let (memory, retain_per_conn) = match retain {
+            Some((conns, batches)) if batches > 0 && target.sentinel.is_some() => {
+                (memory_budget - memory_budget / 2, memory_budget / 2 / conns.max(1))
+            }
+            _ => (memory_budget, 0),
+        };
         Shared {
             not_written: AtomicU64::new(0),
             key_log: None,
             pool: Mutex::default(),
-            memory: batch::MemoryBudget::new(memory_budget),
+            memory: batch::MemoryBudget::new(memory),
+            retain_per_conn,
             in_doubt: Mutex::default(),
             routes: cluster.map(|(slots, nodes)| Routes {
                 slots: slots.into_iter().map(Into::into).collect(),
@@ -454,6 +467,11 @@ impl Shared {
     pub(crate) fn fail(&self, key: &[u8], why: String) {
         self.stats.failed.fetch_add(1, Relaxed);
         self.report(keylist::KeyList::Failed, key, why);
+    }
+
+    /// `keys` acknowledged keys leave the failover rewrite store unconfirmed.
+    pub(crate) fn unconfirmed(&self, keys: usize) {
+        self.stats.unconfirmed.fetch_add(keys as u64, Relaxed);
     }
 
     pub(crate) fn note(&self, n: String) {
@@ -594,10 +612,7 @@ impl Shared {
 
     pub(crate) fn fatal(&self, message: String) -> ReplayError {
         self.stop.store(true, Relaxed);
-        ReplayError::Fatal {
-            message,
-            written: self.stats.written(),
-        }
+        ReplayError::Fatal { message }
     }
 
     pub(crate) fn gave_up(&self, conn: usize, attempts: u32, why: &str) -> ReplayError {
@@ -606,7 +621,6 @@ impl Shared {
             conn,
             attempts,
             why: why.to_string(),
-            written: self.stats.written(),
             offset: self.watermark(0),
         }
     }
@@ -891,6 +905,8 @@ struct Run<'r> {
     cluster: bool,
     resume: &'r [u64],
     resuming: bool,
+    /// The connections' runtime, through which the producer waits for room in the budget.
+    rt: tokio::runtime::Handle,
 }
 
 /// Decodes one input and hands its batches to the connections.
@@ -938,7 +954,7 @@ fn produce(
             let mut b = b;
             let permit = shared
                 .memory
-                .acquire(b.bytes.capacity(), || shared.stop.load(Relaxed))
+                .acquire(&run.rt, b.bytes.capacity(), || shared.stop.load(Relaxed))
                 .ok_or_else(|| ReplayError::Config("stopped".into()))?;
             b.permit = Some(Arc::new(permit));
             senders[i]
@@ -1110,6 +1126,7 @@ pub fn import(
         cfg.rate_limit,
         cluster.clone(),
         cfg.memory_budget,
+        Some((cfg.connections.max(1), cfg.conn.rewrite_batches)),
     );
     shared.key_log = cfg.keys_file.clone().map(keylist::KeyLog::new);
     let shared = Arc::new(shared);
@@ -1271,6 +1288,7 @@ pub fn import(
         cluster: cluster.is_some(),
         resume: &resume,
         resuming,
+        rt: rt.handle().clone(),
     };
     let results = std::thread::scope(|scope| {
         let (shared_r, cfg_r, snap_r, single) = (&shared, &cfg, &snapshot, names.len() == 1);
@@ -1387,6 +1405,12 @@ pub fn import(
         ));
     }
     let s = &shared.stats;
+    if s.unconfirmed.load(Relaxed) > 0 {
+        shared.note(format!(
+            "{} acknowledged keys could not be confirmed on every replica (WAIT) before they left the failover rewrite store; a later failover may have lost them: run verify",
+            s.unconfirmed.load(Relaxed)
+        ));
+    }
     if s.unreplicated.load(Relaxed) > 0 {
         shared.note(format!(
             "{} batches reached fewer replicas than --wait-replicas asked within the timeout",

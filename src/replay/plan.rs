@@ -1,7 +1,7 @@
 //! Per-key decisions and encoding: which keys go, how (RESTORE or commands), with which options.
 //! Runs on the decoder thread and hands finished batches to the connections.
 
-use super::batch::{Batch, KeyMode, Resp};
+use super::batch::{self, Batch, KeyMode, Resp};
 use super::target::TargetInfo;
 use super::{ImportConfig, Mode, Shared, Skip};
 use crate::model::{Entry, Value};
@@ -219,9 +219,22 @@ impl<'s> Planner<'s> {
                 );
                 return Ok(false);
             }
-            batch.write_key(&e.key, KeyMode::Restore, 1, replace, |r| {
-                restore(r, e, ver, replace)
-            });
+            if module && replace {
+                // never `RESTORE … REPLACE` a module value (it crashes FalkorDB 4.16's graphs)
+                let mut one = Resp::default();
+                restore(&mut one, e, ver, false);
+                batch
+                    .write_key(&e.key, KeyMode::Restore, 4, true, |r| {
+                        batch::replace_atomically(r, &e.key, &one.buf)
+                    })
+                    .module = true;
+            } else {
+                batch
+                    .write_key(&e.key, KeyMode::Restore, 1, replace, |r| {
+                        restore(r, e, ver, replace)
+                    })
+                    .module = module;
+            }
         } else {
             let mut v = e.value_in(&mut self.scratch)?;
             // commands split a large value, but no server holds a string (or an element) longer

@@ -167,7 +167,6 @@ async fn exchange(
                 conn: usize::MAX,
                 attempts: attempts - 1,
                 why: format!("writing redirected keys to {}: {why}", node.display()),
-                written: shared.stats.written(),
                 offset: shared.watermark(0),
             });
         }
