@@ -6,8 +6,8 @@ mod common;
 
 use common::{Server, Version};
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, OnceLock};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 fn text(o: &Output) -> String {
@@ -297,7 +297,11 @@ fn assert_same_data(a: u16, b: u16) {
         let ttl = |c: &mut redis::Connection| -> Vec<Vec<i64>> {
             let mut p = redis::pipe();
             for (h, f) in hashes.iter().zip(&fields) {
-                p.cmd("HPEXPIRETIME").arg(h).arg("FIELDS").arg(f.len()).arg(f);
+                p.cmd("HPEXPIRETIME")
+                    .arg(h)
+                    .arg("FIELDS")
+                    .arg(f.len())
+                    .arg(f);
             }
             p.query(c).unwrap()
         };
@@ -404,11 +408,17 @@ fn import_through_failover(
     disrupt(&mut primary, &sentinels);
     let out = child.wait_with_output().unwrap();
     let t = text(&out);
-    assert!(out.status.success(), "{when:?}, {landed} of {total} keys at the failover: {t}");
+    assert!(
+        out.status.success(),
+        "{when:?}, {landed} of {total} keys at the failover: {t}"
+    );
     let new_primary = sentinels[0].primary_port();
     assert_ne!(new_primary, primary.port, "{t}");
     assert!(t.contains("failover: the primary moved"), "{t}");
-    assert!(landed < total, "the failover came after the import ({landed} keys): {t}");
+    assert!(
+        landed < total,
+        "the failover came after the import ({landed} keys): {t}"
+    );
     eprintln!(
         "{when:?} (buffer {buffer:?}): failover at {landed} of {total} keys, import took {:?}",
         started.elapsed()

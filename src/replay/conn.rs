@@ -17,7 +17,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-
 /// Data-plane limits.
 #[derive(Debug, Clone, Copy)]
 pub struct ConnConfig {
@@ -275,7 +274,9 @@ impl InFlight {
             }
             // a RESTORE answers +OK or an error, nothing else
             // (a module value replaced by MULTI/DEL/RESTORE/EXEC answers +QUEUED and an array)
-            Reply::Int(_) | Reply::Other if k.mode == super::batch::KeyMode::Restore && !k.module => {
+            Reply::Int(_) | Reply::Other
+                if k.mode == super::batch::KeyMode::Restore && !k.module =>
+            {
                 return Err(Stop::Desync(format!(
                     "unexpected reply {r:?} to the RESTORE of {}",
                     crate::model::escape_bytes(self.batch.key(k))
@@ -376,8 +377,8 @@ impl Retained {
         let due = force
             || !self.wait_pending
                 && (self.since_wait + len >= self.cap / 2
-                || self.batches.len() >= self.max_batches / 2
-                || self.full());
+                    || self.batches.len() >= self.max_batches / 2
+                    || self.full());
         let wait = match user {
             // every batch waits already: ask for every online replica too
             Some((n, t)) => Some((n.max(self.replicas), t.max(self.wait))),
@@ -436,7 +437,9 @@ impl Retained {
         if unconfirmed && may_give_up && (self.full() || input_over) {
             let keep = if input_over { 0 } else { self.cap / 2 };
             while self.bytes > keep || (!input_over && self.batches.len() > self.max_batches / 2) {
-                let Some(old) = self.batches.pop_front() else { break };
+                let Some(old) = self.batches.pop_front() else {
+                    break;
+                };
                 self.bytes -= old.sent.len();
                 shared.unconfirmed(old.batch.keys.len());
             }
@@ -458,10 +461,7 @@ async fn online_replicas(node: &super::Target) -> Option<u32> {
     let node = node.clone();
     let ask = tokio::task::spawn_blocking(move || -> Option<u32> {
         let mut con = node.pinned().ok()?.control(Duration::from_secs(2)).ok()?;
-        let info: String = redis::cmd("INFO")
-            .arg("replication")
-            .query(&mut con)
-            .ok()?;
+        let info: String = redis::cmd("INFO").arg("replication").query(&mut con).ok()?;
         Some(
             info.lines()
                 .filter(|l| l.starts_with("slave") && l.contains("state=online"))
@@ -838,7 +838,11 @@ mod tests {
 
     fn shared() -> Shared {
         let t = super::super::Target::parse("redis://127.0.0.1:1", None).unwrap();
-        Shared::new(t, false, None, 1, None, None, 1 << 20, None)
+        let cfg = super::super::ImportConfig {
+            memory_budget: 1 << 20,
+            ..Default::default()
+        };
+        Shared::new(t, &cfg, 1, None)
     }
 
     /// A batch of one RESTORE key and one two-command key.

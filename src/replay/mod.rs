@@ -389,21 +389,20 @@ impl std::fmt::Debug for Shared {
 impl Shared {
     fn new(
         target: Target,
-        skip_existing: bool,
-        wait_replicas: Option<(u32, Duration)>,
+        cfg: &ImportConfig,
         files: usize,
-        rate: Option<RateLimit>,
         cluster: Option<(Vec<u16>, Vec<Target>)>,
-        memory_budget: usize,
-        retain: Option<(usize, usize)>,
     ) -> Shared {
+        let (skip_existing, wait_replicas, rate) =
+            (cfg.skip_existing, cfg.conn.wait_replicas, cfg.rate_limit);
         // Sentinel: half of the budget keeps acknowledged batches for a failover rewrite, split
         // between the connections; the other half bounds what is queued and in flight
-        let (memory, retain_per_conn) = match retain {
-            Some((conns, batches)) if batches > 0 && target.sentinel.is_some() => {
-                (memory_budget - memory_budget / 2, memory_budget / 2 / conns.max(1))
-            }
-            _ => (memory_budget, 0),
+        let budget = cfg.memory_budget;
+        let (memory, retain_per_conn) = if target.sentinel.is_some() && cfg.conn.rewrite_batches > 0
+        {
+            (budget - budget / 2, budget / 2 / cfg.connections.max(1))
+        } else {
+            (budget, 0)
         };
         Shared {
             not_written: AtomicU64::new(0),
@@ -1118,16 +1117,7 @@ pub fn import(
     };
     let names: Vec<String> = sources.iter().map(|s| s.name.clone()).collect();
     let lens: Vec<Option<u64>> = sources.iter().map(|s| s.input.len_hint()).collect();
-    let mut shared = Shared::new(
-        target,
-        cfg.skip_existing,
-        cfg.conn.wait_replicas,
-        sources.len(),
-        cfg.rate_limit,
-        cluster.clone(),
-        cfg.memory_budget,
-        Some((cfg.connections.max(1), cfg.conn.rewrite_batches)),
-    );
+    let mut shared = Shared::new(target, &cfg, sources.len(), cluster.clone());
     shared.key_log = cfg.keys_file.clone().map(keylist::KeyLog::new);
     let shared = Arc::new(shared);
     if info.bulk_limit_assumed {
