@@ -301,11 +301,23 @@ pub fn print_summary(s: &Summary, target: &Target) {
     for (why, n) in &s.skipped {
         println!("skipped: {n} ({why})");
     }
-    if s.functions + s.scripts > 0 {
-        println!(
-            "functions loaded: {}, scripts loaded: {}",
-            s.functions, s.scripts
-        );
+    let c = &s.code;
+    let libraries = [
+        (&c.loaded, "loaded"),
+        (&c.present, "already on the target"),
+        (&c.replaced, "replaced"),
+        (&c.kept, "kept the target's version (--skip-existing)"),
+    ];
+    for (names, what) in libraries {
+        if !names.is_empty() {
+            println!("function libraries {what}: {}", names.join(", "));
+        }
+    }
+    if c.scripts > 0 {
+        println!("scripts loaded: {}", c.scripts);
+    }
+    for e in &c.errors {
+        println!("not loaded: {e}");
     }
     for m in &s.module_aux_unrestored {
         println!("module aux: {m}");

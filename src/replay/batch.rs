@@ -51,7 +51,8 @@ impl MemoryBudget {
 
     /// Waits until `bytes` fit, or returns `None` once `stop` says the import is over (checked
     /// every 100 ms while waiting). Call it from a plain thread, never from a runtime worker:
-    /// it blocks the calling thread (through `rt`).
+    /// it blocks the calling thread (through `rt`, a multi-thread runtime, whose workers drive
+    /// the timer).
     pub fn acquire(
         &self,
         rt: &tokio::runtime::Handle,
@@ -380,7 +381,10 @@ mod tests {
 
     #[test]
     fn budget_waits_for_room_and_lets_one_oversized_batch_through() {
-        let rt = tokio::runtime::Builder::new_current_thread()
+        // as in the importer: a multi-thread runtime drives the timers on its own workers (a
+        // current-thread one would need its `block_on` to run)
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
             .enable_all()
             .build()
             .unwrap();

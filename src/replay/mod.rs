@@ -9,6 +9,7 @@
 //! ```
 
 pub mod batch;
+pub mod code;
 pub mod conn;
 pub mod keylist;
 pub mod plan;
@@ -17,6 +18,7 @@ pub mod reply;
 pub mod target;
 pub mod verify;
 
+pub use code::CodeReport;
 pub use conn::ConnConfig;
 pub use target::{rdb_version_for, Target, TargetInfo, TlsOptions};
 
@@ -308,8 +310,6 @@ pub struct Shared {
     /// Bumped by the Sentinel watcher when the primary moves: connections drop their session,
     /// reconnect to the new primary and rewrite their recent batches.
     primary_epoch: tokio::sync::watch::Sender<u64>,
-    /// Identical function libraries / scripts from several inputs are loaded once.
-    loaded_code: Mutex<HashSet<Vec<u8>>>,
     /// Target databases whose conflict check is done (by the prescan or the first input that
     /// reached them), so that inputs sharing a database do not refuse each other.
     checked_dbs: Mutex<HashSet<u64>>,
@@ -425,7 +425,6 @@ impl Shared {
             notes: Mutex::default(),
             stop: AtomicBool::new(false),
             primary_epoch: tokio::sync::watch::Sender::new(0),
-            loaded_code: Mutex::default(),
             checked_dbs: Mutex::default(),
             next_batch: AtomicU64::new(1),
             rate: rate.map(|limit| {
@@ -498,14 +497,6 @@ impl Shared {
                 std::thread::sleep(wait);
             }
         }
-    }
-
-    /// Loads code (a function library or script) only once per distinct body.
-    fn first_time(&self, code: &[u8]) -> bool {
-        self.loaded_code
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(code.to_vec())
     }
 
     /// Everything before `end` has been planned.
@@ -647,10 +638,8 @@ pub struct Summary {
     pub reported_total: u64,
     /// The file holding the whole lists (failed, not written, in doubt), when there is one.
     pub keys_file: Option<PathBuf>,
-    /// Function libraries loaded.
-    pub functions: u64,
-    /// Lua scripts loaded.
-    pub scripts: u64,
+    /// Function libraries and scripts: loaded, already there, replaced, kept, failed.
+    pub code: CodeReport,
     /// Module aux data that was not restored: one line per module (or per record that the
     /// target refused).
     pub module_aux_unrestored: Vec<String>,
@@ -682,6 +671,7 @@ impl Summary {
     pub fn is_success(&self) -> bool {
         let get = |s: Skip| self.skipped.get(s.name()).copied().unwrap_or(0);
         self.failed == 0
+            && self.code.errors.is_empty()
             && self.in_doubt_total == 0
             && get(Skip::Unrepresentable) == 0
             && (self.skip_modules || get(Skip::ModuleMissing) == 0)
@@ -836,14 +826,15 @@ pub(crate) fn cluster_layout(
     Ok((slots, nodes))
 }
 
-/// Refuses (or flushes) target databases that already hold keys.
+/// Target databases that already hold keys: flushed under `--flush-target`; otherwise, with no
+/// rule for them, returned as refusals (see [`conflict_error`]).
 fn check_conflicts(
     con: &mut redis::Connection,
     cluster: bool,
     dbs: &BTreeSet<u64>,
     cfg: &ImportConfig,
     resuming: bool,
-) -> Result<(), ReplayError> {
+) -> Result<Vec<String>, ReplayError> {
     let mut busy = Vec::new();
     for &db in dbs {
         if !cluster {
@@ -866,13 +857,28 @@ fn check_conflicts(
             busy.push(format!("db{db} holds {}", crate::output::count(n, "key")));
         }
     }
-    if busy.is_empty() {
-        Ok(())
+    Ok(busy)
+}
+
+/// The refusal of a target that holds keys or function libraries the dump would overwrite.
+fn conflict_error(refused: &[String]) -> ReplayError {
+    ReplayError::Conflict(format!(
+        "refusing to write into a non-empty target: {}; use --replace to overwrite, --skip-existing to keep the target's keys and libraries, or --flush-target to empty those databases first (nothing was written)",
+        refused.join(", ")
+    ))
+}
+
+/// The primaries now: a cluster's (from `CLUSTER SLOTS`), or the one the target resolves to.
+fn primaries_now(
+    target: &Target,
+    cluster: bool,
+    limit: Duration,
+) -> Result<Vec<Target>, ReplayError> {
+    let pinned = target.pinned()?;
+    if cluster {
+        Ok(cluster_layout(&mut pinned.control(limit)?, &pinned)?.1)
     } else {
-        Err(ReplayError::Conflict(format!(
-            "refusing to write into a non-empty target: {}; use --replace to overwrite, --skip-existing to keep the target's keys, or --flush-target to empty those databases first",
-            busy.join(", ")
-        )))
+        Ok(vec![pinned])
     }
 }
 
@@ -888,8 +894,8 @@ pub struct Source {
 /// What one producer thread did besides planning keys.
 #[derive(Debug, Default)]
 struct Produced {
-    functions: u64,
-    scripts: u64,
+    /// Libraries and scripts met in a streamed input (mapped inputs' are loaded up front).
+    code: code::Code,
     module_aux: Vec<String>,
     /// Module aux records per module that the target has no command for.
     aux_unsupported: BTreeMap<String, u64>,
@@ -906,6 +912,10 @@ struct Run<'r> {
     resuming: bool,
     /// The connections' runtime, through which the producer waits for room in the budget.
     rt: tokio::runtime::Handle,
+    /// Where function libraries and scripts go: every primary.
+    primaries: &'r [Target],
+    /// What happened to the code of streamed inputs.
+    code: &'r Mutex<CodeReport>,
 }
 
 /// Decodes one input and hands its batches to the connections.
@@ -963,6 +973,11 @@ fn produce(
         Ok(())
     };
     let stopped = || ReplayError::Config("stopped".into());
+    let code_loaded = !matches!(input, Input::Stream(_));
+    let load_streamed = |c: &code::Code| -> Result<(), ReplayError> {
+        let mut report = run.code.lock().unwrap_or_else(|e| e.into_inner());
+        code::load(c, run.primaries, cfg, cfg.conn.reply_timeout, &mut report)
+    };
     let mut planned = 0u64;
     input.decode(cfg.verify_checksum, |item, pos| -> Result<(), ReplayError> {
         if file == 0 {
@@ -986,7 +1001,10 @@ fn produce(
                     // held while checking, so no other input writes to `db` before the check
                     let mut checked = shared.checked_dbs.lock().unwrap_or_else(|e| e.into_inner());
                     if checked.insert(db) {
-                        check_conflicts(&mut con, run.cluster, &BTreeSet::from([db]), cfg, run.resuming)?;
+                        let busy = check_conflicts(&mut con, run.cluster, &BTreeSet::from([db]), cfg, run.resuming)?;
+                        if !busy.is_empty() {
+                            return Err(conflict_error(&busy));
+                        }
                     }
                 }
                 let i = match &shared.routes {
@@ -1020,23 +1038,19 @@ fn produce(
                     send(&mut open[i], i)?;
                 }
             }
-            Item::Function { code } if shared.first_time(&code) => {
-                let mut c = redis::cmd("FUNCTION");
-                c.arg("LOAD");
-                if cfg.replace {
-                    c.arg("REPLACE");
-                }
-                c.arg(code.as_ref());
-                match c.query::<String>(&mut con) {
-                    Ok(_) => out.functions += 1,
-                    Err(err) => shared.fail(b"(function library)", format!("FUNCTION LOAD: {err}")),
-                }
+            // a mapped input's code was loaded before any key; a streamed input meets its code
+            // before its first key, so nothing of it is written yet if the code conflicts
+            Item::Function { code } if !code_loaded => {
+                let mut one = code::Code::default();
+                one.add_library(&code);
+                load_streamed(&one)?;
+                out.code.merge(&one);
             }
-            Item::Script { body, sha1 } if shared.first_time(&body) => {
-                match redis::cmd("SCRIPT").arg("LOAD").arg(body.as_ref()).query::<String>(&mut con) {
-                    Ok(_) => out.scripts += 1,
-                    Err(err) => shared.fail(b"(lua script)", format!("SCRIPT LOAD {sha1}: {err}")),
-                }
+            Item::Script { body, .. } if !code_loaded => {
+                let mut one = code::Code::default();
+                one.add_script(&body);
+                load_streamed(&one)?;
+                out.code.merge(&one);
             }
             Item::ModuleAux { id, when, body, .. } => {
                 let name = id.name();
@@ -1193,24 +1207,53 @@ pub fn import(
                 all
             }
         };
+    // A cluster has only db 0: the databases are needed to refuse the others up front.
     let mut dbs = BTreeSet::new();
-    for (i, s) in sources.iter().enumerate().filter(|_| !target_empty) {
-        let scanned = match &s.input {
-            Input::Mapped(m) => prescan(m, &cfg),
-            Input::Bytes(b) => prescan(b, &cfg),
-            Input::Stream(_) => Ok(BTreeSet::new()),
+    let mut dump_code = code::Code::default();
+    for (i, s) in sources.iter().enumerate() {
+        let data: &[u8] = match &s.input {
+            Input::Mapped(m) => m,
+            Input::Bytes(b) => b,
+            Input::Stream(_) => continue,
         };
-        dbs.extend(scanned.map_err(|e| in_dump(e, &s.name, lens[i]))?);
+        let leading = code::Code::leading(data).map_err(|e| in_dump(e.into(), &s.name, lens[i]))?;
+        dump_code.merge(&leading);
+        if !target_empty || cluster.is_some() {
+            dbs.extend(prescan(data, &cfg).map_err(|e| in_dump(e, &s.name, lens[i]))?);
+        }
     }
+    if let (Some(_), Some(db)) = (&cluster, dbs.iter().find(|&&d| d != 0)) {
+        return Err(ReplayError::Config(format!(
+            "a Redis Cluster has only db 0; the dump has keys for db {db}: fold them with --db-map {db}:0 (nothing was written)"
+        )));
+    }
+    let primaries: Vec<Target> = match &cluster {
+        Some((_, nodes)) => nodes.clone(),
+        None => vec![pinned.clone()],
+    };
+    // everything that refuses the import is found before anything is written
+    let mut refused = code::conflicts(&dump_code, &primaries, &cfg, limit)?;
     match &cluster {
-        None => check_conflicts(&mut con, false, &dbs, &cfg, resuming).map_err(no_checkpoint)?,
+        None => refused.extend(check_conflicts(&mut con, false, &dbs, &cfg, resuming)?),
         Some((_, nodes)) => {
             for node in nodes {
                 let mut c = node.control(limit)?;
-                check_conflicts(&mut c, true, &dbs, &cfg, resuming).map_err(no_checkpoint)?;
+                refused.extend(check_conflicts(&mut c, true, &dbs, &cfg, resuming)?);
             }
         }
     }
+    if !refused.is_empty() {
+        return Err(no_checkpoint(conflict_error(&refused)));
+    }
+    let mut code_report = CodeReport::default();
+    code::load(&dump_code, &primaries, &cfg, limit, &mut code_report)?;
+    if cfg.flush_target && !code_report.replaced.is_empty() {
+        shared.note(format!(
+            "--flush-target replaced function libraries {} (a flush of a database keeps functions)",
+            code_report.replaced.join(", ")
+        ));
+    }
+    let code_report = Mutex::new(code_report);
     shared
         .checked_dbs
         .lock()
@@ -1279,6 +1322,8 @@ pub fn import(
         resume: &resume,
         resuming,
         rt: rt.handle().clone(),
+        primaries: &primaries,
+        code: &code_report,
     };
     let results = std::thread::scope(|scope| {
         let (shared_r, cfg_r, snap_r, single) = (&shared, &cfg, &snapshot, names.len() == 1);
@@ -1343,15 +1388,12 @@ pub fn import(
     }
     // the first real cause wins: a connection's fatal error explains a producer's "stopped"
     let mut cause = conns.into_iter().find_map(Result::err);
-    let mut functions = 0;
-    let mut scripts = 0;
     let mut module_aux = Vec::new();
     let mut aux_kept: BTreeMap<String, u64> = BTreeMap::new();
     for (i, p) in produced.into_iter().enumerate() {
         match p {
             Ok(p) => {
-                functions += p.functions;
-                scripts += p.scripts;
+                dump_code.merge(&p.code);
                 module_aux.extend(p.module_aux);
                 for (m, n) in p.aux_unsupported {
                     *aux_kept.entry(m).or_default() += n;
@@ -1380,9 +1422,39 @@ pub fn import(
         // what was acknowledged stays acknowledged: a rerun resumes after it
         let _ = write_checkpoint(p, &snapshot(&shared), shared.stats.written());
     }
-    if let Some(s) = &shared.target.sentinel {
-        for f in s.failovers() {
-            shared.note(format!("failover: the primary moved {f}"));
+    let mut code_report = code_report.into_inner().unwrap_or_else(|e| e.into_inner());
+    let failovers = shared
+        .target
+        .sentinel
+        .as_ref()
+        .map(|s| s.failovers())
+        .unwrap_or_default();
+    for f in &failovers {
+        shared.note(format!("failover: the primary moved {f}"));
+    }
+    // a failover or a reshard may have brought primaries that lack the code: check again
+    if cause.is_none()
+        && !dump_code.libraries.is_empty()
+        && (cluster.is_some() || !failovers.is_empty())
+    {
+        match primaries_now(&shared.target, cluster.is_some(), limit) {
+            Ok(now) => {
+                let mut again = CodeReport::default();
+                match code::load(&dump_code, &now, &cfg, limit, &mut again) {
+                    Ok(()) if !again.loaded.is_empty() || !again.replaced.is_empty() => {
+                        shared.note(format!(
+                            "function libraries loaded again on primaries that changed during the import: {}",
+                            [again.loaded, again.replaced].concat().join(", ")
+                        ))
+                    }
+                    Ok(()) => {}
+                    Err(e) => code_report.errors.push(format!("after the import: {e}")),
+                }
+                code_report.errors.extend(again.errors);
+            }
+            Err(e) => code_report.errors.push(format!(
+                "could not check the function libraries on the primaries after the import: {e}"
+            )),
         }
     }
     let (moved, asked) = (
@@ -1456,8 +1528,7 @@ pub fn import(
         reports,
         reported_total: shared.not_written.load(Relaxed),
         keys_file,
-        functions,
-        scripts,
+        code: code_report,
         module_aux_unrestored: module_aux,
         reconnects: s.reconnects.load(Relaxed),
         bytes: s.bytes_read.load(Relaxed),
