@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{Server, Version};
+use common::{Node, Server, Version};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Mutex, OnceLock};
@@ -243,97 +243,6 @@ fn shared_big_dump() -> &'static Path {
     })
 }
 
-/// `a` and `b` (same server version) hold the same data: `DEBUG DIGEST`, and key by key the
-/// TTL values (`PEXPIRETIME`), hash field TTL values (`HPEXPIRETIME`) and streams' groups,
-/// consumers and pending entries (`XINFO STREAM … FULL`, seen-time and active-time aside), which
-/// the digest does not cover.
-fn assert_same_data(a: u16, b: u16) {
-    let con = |port: u16| {
-        redis::Client::open(format!("redis://127.0.0.1:{port}"))
-            .unwrap()
-            .get_connection()
-            .unwrap()
-    };
-    let (mut ca, mut cb) = (con(a), con(b));
-    let digest = |c: &mut redis::Connection| -> String {
-        redis::cmd("DEBUG").arg("DIGEST").query(c).unwrap()
-    };
-    assert_eq!(digest(&mut ca), digest(&mut cb), "DEBUG DIGEST");
-    let scan = |c: &mut redis::Connection, t: Option<&str>| -> Vec<Vec<u8>> {
-        let (mut cursor, mut all) = (0u64, Vec::new());
-        loop {
-            let mut cmd = redis::cmd("SCAN");
-            cmd.arg(cursor).arg("COUNT").arg(10_000);
-            if let Some(t) = t {
-                cmd.arg("TYPE").arg(t);
-            }
-            let (next, keys): (u64, Vec<Vec<u8>>) = cmd.query(c).unwrap();
-            all.extend(keys);
-            if next == 0 {
-                break;
-            }
-            cursor = next;
-        }
-        all.sort();
-        all
-    };
-    let keys = scan(&mut ca, None);
-    for chunk in keys.chunks(5000) {
-        let ttls = |c: &mut redis::Connection| -> Vec<i64> {
-            let mut p = redis::pipe();
-            for k in chunk {
-                p.cmd("PEXPIRETIME").arg(k);
-            }
-            p.query(c).unwrap()
-        };
-        assert_eq!(ttls(&mut ca), ttls(&mut cb), "PEXPIRETIME");
-    }
-    for hashes in scan(&mut ca, Some("hash")).chunks(2000) {
-        let mut p = redis::pipe();
-        for h in hashes {
-            p.cmd("HKEYS").arg(h);
-        }
-        let fields: Vec<Vec<Vec<u8>>> = p.query(&mut ca).unwrap();
-        let ttl = |c: &mut redis::Connection| -> Vec<Vec<i64>> {
-            let mut p = redis::pipe();
-            for (h, f) in hashes.iter().zip(&fields) {
-                p.cmd("HPEXPIRETIME")
-                    .arg(h)
-                    .arg("FIELDS")
-                    .arg(f.len())
-                    .arg(f);
-            }
-            p.query(c).unwrap()
-        };
-        assert_eq!(ttl(&mut ca), ttl(&mut cb), "HPEXPIRETIME");
-    }
-    for st in scan(&mut ca, Some("stream")) {
-        let full = |c: &mut redis::Connection| -> String {
-            let v: redis::Value = redis::cmd("XINFO")
-                .arg("STREAM")
-                .arg(&st)
-                .arg("FULL")
-                .query(c)
-                .unwrap();
-            // seen-time and active-time cannot be set by a client: blank them out
-            let t = format!("{v:?}");
-            let re_like = |s: &str, name: &str| -> String {
-                let mut out = String::new();
-                let mut rest = s;
-                let tag = format!("BulkString(\"{name}\"), Int(");
-                while let Some(i) = rest.find(&tag) {
-                    out.push_str(&rest[..i + tag.len()]);
-                    rest = &rest[i + tag.len()..];
-                    rest = &rest[rest.find(')').unwrap_or(0)..];
-                }
-                out + rest
-            };
-            re_like(&re_like(&t, "seen-time"), "active-time")
-        };
-        assert_eq!(full(&mut ca), full(&mut cb), "XINFO STREAM {st:?} FULL");
-    }
-}
-
 /// The Sentinel tests run one at a time: each holds five servers and moves ~150 MB, and on a
 /// small machine several at once would only test the machine.
 static HEAVY: Mutex<()> = Mutex::new(());
@@ -425,7 +334,13 @@ fn import_through_failover(
     );
     // DEBUG DIGEST blocks the server for seconds: without sentinels, it cannot trigger a failover
     drop(sentinels);
-    assert_same_data(new_primary, want.port);
+    common::assert_same_dataset(
+        Node {
+            port: new_primary,
+            version: Version::V82,
+        },
+        &want,
+    );
 }
 
 fn sentinel_failover(_: &mut Server, sentinels: &[Sentinel]) {
@@ -511,7 +426,13 @@ fn sentinel_import_of_a_dump_larger_than_the_budget() {
         want.keyspace().values().sum::<u64>(),
         "{t}"
     );
-    assert_same_data(now, want.port);
+    common::assert_same_dataset(
+        Node {
+            port: now,
+            version: Version::V82,
+        },
+        &want,
+    );
 }
 
 fn common_keys(port: u16) -> u64 {
