@@ -1,13 +1,14 @@
 //! `rdbkit export`: JSON lines or RESP commands.
 
 use super::report::SizeArgs;
-use super::{FilterArgs, InputArgs, ThreadArgs};
+use super::{FieldTtls, FilterArgs, InputArgs, ThreadArgs};
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use rdbkit::filter::Filter;
 use rdbkit::output::report::memory::Limits;
 use rdbkit::output::resp::{entry_commands, CommandOptions, Losses, Resp};
 use rdbkit::output::{count, json};
+use rdbkit::replay::TargetInfo;
 use rdbkit::source::{Chunk, ChunkWorker, Input};
 use rdbkit::Item;
 use std::io::Write;
@@ -33,6 +34,15 @@ pub struct ExportArgs {
     /// Write here instead of stdout.
     #[arg(short, long)]
     output: Option<PathBuf>,
+    /// RESP only: write commands that this server accepts (`6.2`, `7.0`, `7.4`, `8.2`,
+    /// `valkey-8.1`, …), with the importer's per-version rules; what it cannot hold is reported
+    /// on stderr. Default: the newest Redis.
+    #[arg(long, value_name = "RELEASE", value_parser = parse_release)]
+    target_version: Option<TargetInfo>,
+    /// RESP only: hash field TTLs on a target without them (before Redis 7.4): refuse (the export
+    /// fails), or write the hash without them (fields already expired left out; counted).
+    #[arg(long, value_enum, default_value = "refuse")]
+    field_ttls: FieldTtls,
     #[command(flatten)]
     filter: FilterArgs,
     #[command(flatten)]
@@ -59,6 +69,12 @@ struct Part {
     last_db: Option<u64>,
     /// What the commands could not carry to the target.
     losses: Losses,
+    /// Function libraries left out: the target has no `FUNCTION LOAD`.
+    functions_skipped: u64,
+}
+
+fn parse_release(s: &str) -> Result<TargetInfo, String> {
+    TargetInfo::for_release(s).map_err(|e| e.to_string())
 }
 
 /// Formats chunks of items into [`Part`]s (on worker threads for mapped input).
@@ -67,6 +83,39 @@ struct Exporter {
     filter: Filter,
     min_size: Option<u64>,
     limits: Limits,
+    /// `--target-version`: the server the RESP output is for (`None`: the newest Redis).
+    target: Option<TargetInfo>,
+    drop_field_ttls: bool,
+    now_ms: i64,
+}
+
+impl Exporter {
+    /// Command options for an entry of `type_id` from a dump of RDB `version`.
+    fn options(&self, version: Option<u32>, type_id: u8, has_meta: bool) -> CommandOptions {
+        let dump_version = version.map_or(CommandOptions::default().restore_version, |v| {
+            v.min(u32::from(u16::MAX)) as u16
+        });
+        let base = CommandOptions {
+            drop_field_ttls: self.drop_field_ttls,
+            now_ms: self.now_ms,
+            ..CommandOptions::default()
+        };
+        let Some(t) = &self.target else {
+            return CommandOptions {
+                restore_version: dump_version,
+                ..base
+            };
+        };
+        // Valkey's own RDB versions start at 80 (Valkey 8 writes Redis's 11 and its types)
+        let restore = t.restore_version(type_id, has_meta, dump_version, dump_version >= 80);
+        CommandOptions {
+            restore_version: restore.unwrap_or(dump_version.min(t.rdb_version)),
+            can_restore: restore.is_some(),
+            drop_field_ttls: self.drop_field_ttls,
+            now_ms: self.now_ms,
+            ..t.command_options()
+        }
+    }
 }
 
 impl ChunkWorker for Exporter {
@@ -84,14 +133,6 @@ impl ChunkWorker for Exporter {
     }
 
     fn work(&self, scratch: &mut Vec<u8>, chunk: Chunk<'_, '_>, p: &mut Part) -> Result<()> {
-        let opts = CommandOptions {
-            restore_version: chunk
-                .version
-                .map_or(CommandOptions::default().restore_version, |v| {
-                    v.min(u32::from(u16::MAX)) as u16
-                }),
-            ..CommandOptions::default()
-        };
         for (item, _) in chunk.items {
             match item {
                 Item::Entry(e) if self.filter.matches(e) => {
@@ -120,6 +161,7 @@ impl ChunkWorker for Exporter {
                                 Some(_) => {}
                             }
                             p.last_db = Some(e.db);
+                            let opts = self.options(chunk.version, e.type_id, e.meta.is_some());
                             p.commands += entry_commands(&mut p.resp, e, &v, &opts, &mut p.losses)
                                 .map_err(|err| {
                                 anyhow::anyhow!(
@@ -129,6 +171,13 @@ impl ChunkWorker for Exporter {
                             })? as u64;
                         }
                     }
+                }
+                Item::Function { .. }
+                    if self.format == Format::Resp
+                        && self.filter.is_empty()
+                        && self.target.as_ref().is_some_and(|t| !t.has_functions()) =>
+                {
+                    p.functions_skipped += 1;
                 }
                 Item::Function { code }
                     if self.format == Format::Resp && self.filter.is_empty() =>
@@ -173,6 +222,11 @@ pub fn run(a: &ExportArgs) -> Result<()> {
         filter: a.filter.to_filter_for(&a.input.file, &a.dups)?,
         min_size: a.size.min_size,
         limits: Limits::default(),
+        target: a.target_version.clone(),
+        drop_field_ttls: a.field_ttls == FieldTtls::Drop,
+        now_ms: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64),
     };
     let mut total = Part::default();
     let mut current_db: Option<u64> = None;
@@ -200,6 +254,7 @@ pub fn run(a: &ExportArgs) -> Result<()> {
             total.empty += p.empty;
             total.commands += p.commands;
             total.losses.add(&p.losses);
+            total.functions_skipped += p.functions_skipped;
             p.resp.buf.clear();
             p.resp.buf.shrink_to(KEEP_BUFFER);
             *p = Part {
@@ -216,10 +271,17 @@ pub fn run(a: &ExportArgs) -> Result<()> {
         empty,
         commands,
         losses,
+        functions_skipped,
         ..
     } = total;
     for line in losses.describe() {
         eprintln!("not expressible on the target: {line}");
+    }
+    if functions_skipped > 0 {
+        eprintln!(
+            "not expressible on the target: {functions_skipped} function libraries left out \
+             (FUNCTION LOAD needs Redis 7.0+)"
+        );
     }
     match a.format {
         Format::Jsonl => eprintln!("exported {}", count(keys, "key")),

@@ -192,10 +192,13 @@ impl Losses {
     pub fn describe(&self) -> Vec<String> {
         let mut lines = Vec::new();
         if self.field_ttls_dropped > 0 || self.expired_fields > 0 {
+            let expired = match self.expired_fields {
+                0 => String::new(),
+                n => format!(", {n} fields whose TTL had passed left out"),
+            };
             lines.push(format!(
-                "{} hash fields written without their TTL, {} already expired fields left out \
-                 (--field-ttls drop)",
-                self.field_ttls_dropped, self.expired_fields
+                "{} hash fields written without their TTL{expired} (--field-ttls drop)",
+                self.field_ttls_dropped
             ));
         }
         if self.stream_metadata > 0 {

@@ -12,19 +12,6 @@ use crate::payload;
 const BATCH_BYTES: usize = 256 << 10;
 const BATCH_KEYS: usize = 512;
 
-/// Highest type id a Redis server reading RDB `v` knows (format §4.1, §10.1).
-fn redis_max_type(v: u16) -> u8 {
-    match v {
-        0..=6 => 13,
-        7 | 8 => 14,
-        9 => 15,
-        10 => 19,
-        11 => 21,
-        12 => 25,
-        _ => 26,
-    }
-}
-
 /// Module type name → module name in `MODULE LIST`, for the modules commonly found in dumps.
 /// Every data type of the modules in [`KNOWN_MODULES`] is listed here.
 fn module_for_type(type_name: &str, valkey_target: bool) -> Option<&'static str> {
@@ -98,14 +85,9 @@ impl<'s> Planner<'s> {
         resume_from: u64,
     ) -> Self {
         let cmd_opts = CommandOptions {
-            max_elements: 1024,
-            max_bytes: (target.bulk_limit as usize).clamp(1024, 1 << 20),
-            stream_v2: target.at_least(7, 0),
-            field_ttl: target.at_least(7, 4),
-            restore_version: 0,
-            can_restore: false,
             drop_field_ttls: cfg.drop_field_ttls,
             now_ms,
+            ..target.command_options()
         };
         Planner {
             cfg,
@@ -126,25 +108,12 @@ impl<'s> Planner<'s> {
 
     /// Can the target RESTORE this type, and with which footer version?
     fn restore_version(&self, e: &Entry<'_>) -> Option<u16> {
-        let t = e.type_id;
-        let tv = self.target.rdb_version;
-        if e.meta.is_some() && (self.target.valkey || tv < 13) {
-            return None;
-        }
-        let ok = if self.target.valkey {
-            t <= 21 || (t == 22 && self.dump_valkey && tv >= 80)
-        } else {
-            t <= redis_max_type(tv) && !(t >= 22 && self.dump_valkey)
-        };
-        if !ok || t == 6 {
-            return None;
-        }
-        // the footer only describes the envelope; a type the target knows loads the same way
-        Some(if self.target.valkey && !self.dump_valkey {
-            self.dump_version.min(11)
-        } else {
-            self.dump_version.min(tv)
-        })
+        self.target.restore_version(
+            e.type_id,
+            e.meta.is_some(),
+            self.dump_version,
+            self.dump_valkey,
+        )
     }
 
     fn module_missing(&self, v: &Value<'_>) -> Option<String> {

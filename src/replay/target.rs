@@ -1067,6 +1067,108 @@ impl TargetInfo {
     }
 }
 
+/// Highest type id a Redis server reading RDB `v` knows (format §4.1, §10.1).
+fn redis_max_type(v: u16) -> u8 {
+    match v {
+        0..=6 => 13,
+        7 | 8 => 14,
+        9 => 15,
+        10 => 19,
+        11 => 21,
+        12 => 25,
+        _ => 26,
+    }
+}
+
+/// The per-version rules that decide how a value can be written, shared by the importer and the
+/// RESP export (`export --format resp --target-version`).
+impl TargetInfo {
+    /// A target known only by its release, for output written without a connection:
+    /// `6.2`, `7.0`, `7.4`, `8.2` (Redis, optionally `redis-` in front) or `valkey-8.1`.
+    ///
+    /// ```
+    /// use rdbkit::replay::TargetInfo;
+    /// let t = TargetInfo::for_release("7.0").unwrap();
+    /// assert!(t.command_options().stream_v2 && !t.command_options().field_ttl);
+    /// assert!(TargetInfo::for_release("valkey-8.1").unwrap().valkey);
+    /// assert!(TargetInfo::for_release("seven").is_err());
+    /// ```
+    pub fn for_release(spec: &str) -> Result<TargetInfo, ReplayError> {
+        let (valkey, version) = match spec.to_ascii_lowercase() {
+            s if s.starts_with("valkey-") => (true, s["valkey-".len()..].to_string()),
+            s if s.starts_with("redis-") => (false, s["redis-".len()..].to_string()),
+            s => (false, s),
+        };
+        let mut parts = version.split('.');
+        let well_formed = parts.clone().count() <= 3
+            && parts.all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+        if !well_formed || version.is_empty() {
+            return Err(ReplayError::Config(format!(
+                "target version {spec:?}: expected a release such as 6.2, 7.0, 7.4, 8.2 or valkey-8.1"
+            )));
+        }
+        Ok(TargetInfo {
+            rdb_version: rdb_version_for(&version, valkey),
+            version,
+            valkey,
+            bulk_limit: 512 << 20,
+            bulk_limit_assumed: true,
+            modules: Vec::new(),
+            enterprise: false,
+            cluster: false,
+        })
+    }
+
+    /// The command forms this target accepts, with the default chunk sizes (what it accepts
+    /// per command also depends on its `proto-max-bulk-len`).
+    pub fn command_options(&self) -> crate::output::resp::CommandOptions {
+        crate::output::resp::CommandOptions {
+            max_elements: 1024,
+            max_bytes: (self.bulk_limit as usize).clamp(1024, 1 << 20),
+            stream_v2: self.at_least(7, 0),
+            field_ttl: self.at_least(7, 4),
+            restore_version: self.rdb_version,
+            can_restore: true,
+            ..Default::default()
+        }
+    }
+
+    /// True when the target has `FUNCTION LOAD` (Redis 7.0+, Valkey).
+    pub fn has_functions(&self) -> bool {
+        self.at_least(7, 0)
+    }
+
+    /// The footer version with which the target RESTOREs a value of RDB type `type_id` from a
+    /// dump of `dump_version` (`dump_valkey`: written by Valkey), or `None` when it cannot read
+    /// that type (or the key's metadata, `has_meta`).
+    pub fn restore_version(
+        &self,
+        type_id: u8,
+        has_meta: bool,
+        dump_version: u16,
+        dump_valkey: bool,
+    ) -> Option<u16> {
+        let (t, tv) = (type_id, self.rdb_version);
+        if has_meta && (self.valkey || tv < 13) {
+            return None;
+        }
+        let ok = if self.valkey {
+            t <= 21 || (t == 22 && dump_valkey && tv >= 80)
+        } else {
+            t <= redis_max_type(tv) && !(t >= 22 && dump_valkey)
+        };
+        if !ok || t == 6 {
+            return None;
+        }
+        // the footer only describes the envelope; a type the target knows loads the same way
+        Some(if self.valkey && !dump_valkey {
+            dump_version.min(11)
+        } else {
+            dump_version.min(tv)
+        })
+    }
+}
+
 fn module_name(v: &redis::Value) -> Option<String> {
     let redis::Value::Array(fields) = v else {
         return None;
