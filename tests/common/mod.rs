@@ -13,7 +13,7 @@
 // Every test crate that declares `mod common;` uses a different subset of this module.
 #![allow(dead_code)]
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File};
 use std::io::Write;
 use std::net::TcpListener;
@@ -970,4 +970,236 @@ pub fn cluster() -> Vec<Server> {
         thread::sleep(Duration::from_millis(100));
     }
     nodes
+}
+
+/// A key's value as ordinary commands show it.
+#[derive(Debug, PartialEq)]
+pub enum Val {
+    Str(Vec<u8>),
+    List(Vec<Vec<u8>>),
+    Set(BTreeSet<Vec<u8>>),
+    /// Members in rank order with their scores (compared as numbers: servers format them apart).
+    Zset(Vec<(Vec<u8>, f64)>),
+    Hash(BTreeMap<Vec<u8>, Vec<u8>>),
+    /// `XINFO STREAM key FULL COUNT 0` without what commands cannot set or servers count apart
+    /// (consumer seen/active times, radix tree sizes).
+    Stream(String),
+    /// Any other type (module values): only its name.
+    Other(String),
+}
+
+#[derive(Debug)]
+pub struct KeyState {
+    pub val: Val,
+    /// `PEXPIRETIME`: -1 without a TTL.
+    pub pexpiretime: i64,
+    /// Redis 6.2 has no `PEXPIRETIME`: there it is `PTTL` plus the time it was asked, and equal
+    /// means within [`TTL_SLACK_MS`].
+    pub ttl_approx: bool,
+}
+
+/// How far apart two expire times may be when one of them was derived from `PTTL`.
+pub const TTL_SLACK_MS: i64 = 2_000;
+
+impl PartialEq for KeyState {
+    fn eq(&self, o: &KeyState) -> bool {
+        let slack = if self.ttl_approx || o.ttl_approx {
+            TTL_SLACK_MS
+        } else {
+            0
+        };
+        self.val == o.val
+            && ((self.pexpiretime < 0 || o.pexpiretime < 0) && self.pexpiretime == o.pexpiretime
+                || (self.pexpiretime - o.pexpiretime).abs() <= slack)
+    }
+}
+
+pub type Snapshot = BTreeMap<(u64, Vec<u8>), KeyState>;
+
+/// Every key of every database of `s`, read with ordinary commands.
+pub fn snapshot(s: &Server) -> Snapshot {
+    snapshot_without(s, &[])
+}
+
+/// [`snapshot`], leaving out these `XINFO STREAM FULL` fields too (to compare with an older
+/// server that has no such field, e.g. [`STREAM_SINCE_7`] for 6.2).
+pub fn snapshot_without(s: &Server, stream_fields: &[&[u8]]) -> Snapshot {
+    let mut out = Snapshot::new();
+    let mut c = s.conn();
+    for db in s.keyspace().keys() {
+        redis::cmd("SELECT").arg(db).query::<()>(&mut c).unwrap();
+        let mut cursor = 0u64;
+        loop {
+            let (next, keys): (u64, Vec<Vec<u8>>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("COUNT")
+                .arg(1000)
+                .query(&mut c)
+                .unwrap();
+            for key in keys {
+                let state = key_state(&mut c, &key, s.version, stream_fields);
+                out.insert((*db, key), state);
+            }
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+    }
+    out
+}
+
+fn key_state(
+    c: &mut redis::Connection,
+    key: &[u8],
+    v: Version,
+    stream_fields: &[&[u8]],
+) -> KeyState {
+    use redis::Value as R;
+    let q = |c: &mut redis::Connection, cmd: &mut redis::Cmd| -> R { cmd.query(c).unwrap() };
+    let t: String = redis::cmd("TYPE").arg(key).query(c).unwrap();
+    let val = match t.as_str() {
+        "string" => Val::Str(redis::cmd("GET").arg(key).query(c).unwrap()),
+        "list" => Val::List(
+            redis::cmd("LRANGE")
+                .arg(key)
+                .arg(0)
+                .arg(-1)
+                .query(c)
+                .unwrap(),
+        ),
+        "set" => Val::Set(redis::cmd("SMEMBERS").arg(key).query(c).unwrap()),
+        "zset" => {
+            let flat: Vec<Vec<u8>> = redis::cmd("ZRANGE")
+                .arg(key)
+                .arg(0)
+                .arg(-1)
+                .arg("WITHSCORES")
+                .query(c)
+                .unwrap();
+            Val::Zset(
+                flat.chunks(2)
+                    .map(|p| {
+                        let score = String::from_utf8_lossy(&p[1]).parse().unwrap();
+                        (p[0].clone(), score)
+                    })
+                    .collect(),
+            )
+        }
+        "hash" => Val::Hash(redis::cmd("HGETALL").arg(key).query(c).unwrap()),
+        "stream" => {
+            let full = q(
+                c,
+                redis::cmd("XINFO")
+                    .arg("STREAM")
+                    .arg(key)
+                    .arg("FULL")
+                    .arg("COUNT")
+                    .arg(0),
+            );
+            Val::Stream(render(&full, stream_fields))
+        }
+        other => Val::Other(other.to_string()),
+    };
+    let ttl_approx = v == Version::V62;
+    let pexpiretime = if ttl_approx {
+        let pttl: i64 = redis::cmd("PTTL").arg(key).query(c).unwrap();
+        if pttl < 0 {
+            pttl
+        } else {
+            pttl + std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_millis() as i64
+        }
+    } else {
+        redis::cmd("PEXPIRETIME").arg(key).query(c).unwrap()
+    };
+    KeyState {
+        val,
+        pexpiretime,
+        ttl_approx,
+    }
+}
+
+/// Fields of `XINFO STREAM FULL` left out of the comparison: consumer times cannot be set by
+/// commands, and the radix tree's shape depends on how the stream was built.
+const STREAM_VOLATILE: [&[u8]; 4] = [
+    b"seen-time",
+    b"active-time",
+    b"radix-tree-keys",
+    b"radix-tree-nodes",
+];
+
+/// `XINFO STREAM FULL` fields that Redis 6.2 does not have.
+pub const STREAM_SINCE_7: [&[u8]; 5] = [
+    b"max-deleted-entry-id",
+    b"entries-added",
+    b"recorded-first-entry-id",
+    b"entries-read",
+    b"lag",
+];
+
+/// A reply as text, dropping the [`STREAM_VOLATILE`] pairs of field/value arrays and those
+/// named in `drop`.
+fn render(v: &redis::Value, drop: &[&[u8]]) -> String {
+    use redis::Value as R;
+    match v {
+        R::Nil => "nil".into(),
+        R::Int(i) => i.to_string(),
+        R::BulkString(b) => format!("{:?}", String::from_utf8_lossy(b)),
+        R::SimpleString(s) => format!("{s:?}"),
+        R::Okay => "OK".into(),
+        R::Array(items) => {
+            let mut parts = Vec::new();
+            let mut i = 0;
+            while i < items.len() {
+                if i % 2 == 0 {
+                    if let R::BulkString(name) = &items[i] {
+                        if STREAM_VOLATILE.contains(&name.as_slice())
+                            || drop.contains(&name.as_slice())
+                        {
+                            i += 2;
+                            continue;
+                        }
+                    }
+                }
+                parts.push(render(&items[i], drop));
+                i += 1;
+            }
+            format!("[{}]", parts.join(","))
+        }
+        other => format!("{other:?}"),
+    }
+}
+
+/// `target` holds exactly the keys of `want` except `absent`, each equal by type, value and TTL.
+pub fn assert_same_keys(
+    want: &Snapshot,
+    target: &Snapshot,
+    absent: &BTreeSet<Vec<u8>>,
+    what: &str,
+) {
+    let mut diffs = Vec::new();
+    for ((db, key), w) in want {
+        let name = String::from_utf8_lossy(key);
+        match (absent.contains(key), target.get(&(*db, key.clone()))) {
+            (true, None) => {}
+            (true, Some(_)) => diffs.push(format!("db{db} {name:?}: present, expected absent")),
+            (false, None) => diffs.push(format!("db{db} {name:?}: missing")),
+            (false, Some(t)) if t != w => {
+                diffs.push(format!("db{db} {name:?}: want {w:?}\n      got {t:?}"))
+            }
+            _ => {}
+        }
+    }
+    for (db, key) in target.keys() {
+        if !want.contains_key(&(*db, key.clone())) {
+            diffs.push(format!(
+                "db{db} {:?}: unexpected",
+                String::from_utf8_lossy(key)
+            ));
+        }
+    }
+    assert!(diffs.is_empty(), "{what}:\n  {}", diffs.join("\n  "));
 }
