@@ -1203,3 +1203,20 @@ pub fn assert_same_keys(
     }
     assert!(diffs.is_empty(), "{what}:\n  {}", diffs.join("\n  "));
 }
+
+/// Runs the rdbkit binary under test with `args` and returns its output.
+pub fn rdbkit(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_rdbkit"))
+        .args(args)
+        .output()
+        .expect("run rdbkit")
+}
+
+/// Stdout and stderr of a run, one after the other (for assertion messages).
+pub fn text(o: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
