@@ -5,25 +5,10 @@
 
 mod common;
 
-use common::{Server, Version};
+use common::{rdbkit, text, Server, Version};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
-
-fn rdbkit(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_rdbkit"))
-        .args(args)
-        .output()
-        .expect("run rdbkit")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
 
 fn import(dump: &Path, target: &Server, extra: &[&str]) -> Output {
     let url = target.url();

@@ -6,29 +6,16 @@
 
 mod common;
 
-use common::{assert_same_keys, skip_if_missing, snapshot, Server, Snapshot, Val, Version};
+use common::{
+    assert_same_keys, rdbkit, skip_if_missing, snapshot, text, Server, Snapshot, Val, Version,
+};
 use redis::Value as R;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 /// Far-future expiry (2100-01-01 UTC) for keys and hash fields.
 const EXPIRE_AT_MS: i64 = 4_102_444_800_000;
-
-fn rdbkit(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_rdbkit"))
-        .args(args)
-        .output()
-        .expect("run rdbkit")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
 
 fn import(dump: &Path, target: &Server, extra: &[&str]) -> Output {
     let url = target.url();
