@@ -5,7 +5,9 @@
 #   --scale F   dataset size factor (default 1: D1 = 2M keys / ~290 MB, D2 = ~1.26 GB);
 #               0.1 for a quick pass
 #   --runs N    runs per command (default 3); the table shows medians
-#   --skip OP   leave out an operation: scan, info, jsonl, resp, rdbtools, import (repeatable)
+#   --skip OP   leave out an operation: scan, info, jsonl, resp, rdbtools, import, verify
+#               (repeatable); verify runs on D1 only: rdbkit verify against rdbkit import of the
+#               same dump, into one 8.2 and into a 3-primary 8.2 cluster
 #   --no-d2     D1 only
 #   --nice N    run the measurement phase (and the import target server) at niceness N, e.g. -10
 #               as root, to damp the noise from other load on a shared machine; with the kernel's

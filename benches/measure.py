@@ -121,8 +121,11 @@ class Cmd:
 
 
 def proc_cpu(pid):
+    """CPU seconds of a process (or the sum over a list of them, a cluster's nodes)."""
     if not pid:
         return 0.0
+    if isinstance(pid, (list, tuple)):
+        return sum(proc_cpu(p) for p in pid)
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime, stime
@@ -160,13 +163,13 @@ def free_port():
 
 
 class RedisServer:
-    def __init__(self, binary, cli, workdir):
+    def __init__(self, binary, cli, workdir, extra=(), name="import-server"):
         self.cli = cli
         self.port = free_port()
-        self.log = open(Path(workdir) / "import-server.log", "wb")
+        self.log = open(Path(workdir) / f"{name}.log", "wb")
         self.proc = subprocess.Popen(
             [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(workdir), "--dbfilename", "none.rdb"],
+             "--appendonly", "no", "--dir", str(workdir), "--dbfilename", f"{name}.rdb", *extra],
             stdout=self.log, stderr=subprocess.STDOUT)
         for _ in range(200):
             if self.call("PING") == "PONG":
@@ -191,6 +194,70 @@ class RedisServer:
             except subprocess.TimeoutExpired:
                 os.kill(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
+
+
+class RedisCluster:
+    """Three 8.2 primaries on loopback, slots split evenly (as tests/common's cluster())."""
+
+    def __init__(self, binary, cli, workdir):
+        self.nodes = []
+        for i in range(3):
+            d = Path(workdir) / f"cluster-{i}"
+            d.mkdir()
+            self.nodes.append(RedisServer(binary, cli, d, ("--cluster-enabled", "yes",
+                                                           "--cluster-config-file", "nodes.conf"),
+                                          name=f"cluster-{i}"))
+        for i, n in enumerate(self.nodes):
+            a, b = i * 5462, min((i + 1) * 5462, 16384) - 1
+            if n.call("CLUSTER", "ADDSLOTSRANGE", a, b) != "OK":
+                raise RuntimeError("CLUSTER ADDSLOTSRANGE failed")
+        for n in self.nodes[1:]:
+            self.nodes[0].call("CLUSTER", "MEET", "127.0.0.1", n.port)
+        for _ in range(600):
+            infos = [n.call("CLUSTER", "INFO") for n in self.nodes]
+            if all("cluster_state:ok" in i and "cluster_known_nodes:3" in i for i in infos):
+                break
+            time.sleep(0.05)
+        else:
+            raise RuntimeError("the benchmark cluster did not form in 30 s")
+        self.port = self.nodes[0].port
+        self.pids = [n.proc.pid for n in self.nodes]
+
+    def dbsize(self):
+        return sum(int(n.call("DBSIZE") or 0) for n in self.nodes)
+
+    def flush(self):
+        for n in self.nodes:
+            n.flush()
+
+    def stop(self):
+        for n in self.nodes:
+            n.stop()
+
+
+def verify_vs_import(dataset, rdbkit, path, keys, size, srv, where, pids):
+    """verify and import of the same dump into the same target, interleaved; the ratio is
+    verify's speed relative to the import's (goal: at least half, i.e. ≤ 2× its wall time)."""
+    url = f"redis://127.0.0.1:{srv.port}"
+    imp = [rdbkit, "import", path, "--target", url, "--quiet"]
+    dbsize = srv.dbsize if hasattr(srv, "dbsize") else lambda: int(srv.call("DBSIZE") or 0)
+
+    def loaded():  # untimed: the dump imported, unless the previous run left it there
+        if dbsize() != keys:
+            srv.flush()
+            subprocess.run(imp, check=True, stdout=subprocess.DEVNULL)
+
+    def holds_all(r):
+        return None if dbsize() == keys else f"DBSIZE {dbsize()} after import, expected {keys}"
+
+    note_v = (f"untimed before each run: the dump imported into the target unless it holds its "
+              f"{keys} keys already; exit 0 = every key equal. Target: {where}")
+    note_i = f"untimed before each run: FLUSHALL SYNC on every node; after: {keys} keys. Target: {where}"
+    cmds = [Cmd("rdbkit verify", [rdbkit, "verify", path, "--target", url], before=loaded,
+                note=note_v),
+            Cmd("rdbkit import", imp, before=srv.flush, check=holds_all, note=note_i)]
+    return Comparison(dataset, f"verify vs import ({where.split(':')[0]})", cmds,
+                      ("speed", 0.5), keys, size, server_pid=pids)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -236,7 +303,7 @@ def build_table(comps):
                     if cratio is not None:
                         target += f", CPU {cratio:.2f}× {mark(cratio, val)}"
                 elif kind == "speed":  # rdbkit's throughput relative to the peer's (wall only)
-                    target = f"rdbkit ≥ {val:g}× peer speed: {ratio:.2f}× {mark(ratio, val)}"
+                    target = f"{base.tool} ≥ {val:g}× {c.tool} speed: {ratio:.2f}× {mark(ratio, val)}"
             failed = len(c.runs) - len(c.ok_runs())
             tool = c.tool + (f" ({failed}/{len(c.runs)} runs FAILED)" if failed else "")
             rows.append([
@@ -356,7 +423,7 @@ def main():
     ap.add_argument("--cli", required=True, help="redis-cli")
     ap.add_argument("--results", default=str(REPO / "benches" / "RESULTS.md"))
     ap.add_argument("--skip", action="append", default=[],
-                    help="skip operations: scan, info, jsonl, resp, rdbtools, import")
+                    help="skip operations: scan, info, jsonl, resp, rdbtools, import, verify")
     a = ap.parse_args()
     a.rdbkit = str(Path(a.rdbkit).resolve())
 
@@ -367,6 +434,7 @@ def main():
         datasets.append(("D2", a.d2, a.restore_d2))
     workdir = tempfile.mkdtemp(prefix="rdbkit-measure-")
     server = None
+    cluster = None
     load_before = sh("cut -d' ' -f1-3 /proc/loadavg")
     t_start = time.time()
     try:
@@ -417,6 +485,18 @@ def main():
                                     stdin=str(Path(restore).resolve()),
                                     before=srv.flush, check=dbsize_is(), note=note))
                 C("import into empty 8.2", cmds, ("speed", 0.95), server_pid=srv.proc.pid)
+            if "verify" not in a.skip and name == "D1":
+                if server is None:
+                    server = RedisServer(a.server, a.cli, workdir)
+                comps.append(verify_vs_import(
+                    name, a.rdbkit, path, keys, size, server,
+                    "8.2: one redis-server --save '' --appendonly no", server.proc.pid))
+                if cluster is None:
+                    cluster = RedisCluster(a.server, a.cli, workdir)
+                comps.append(verify_vs_import(
+                    name, a.rdbkit, path, keys, size, cluster,
+                    "cluster: three 8.2 primaries (--cluster-enabled yes), slots split evenly; "
+                    "server CPU summed over the three", cluster.pids))
         if a.d1_rdb9 and "rdbtools" not in a.skip:
             path = str(Path(a.d1_rdb9).resolve())
             keys = info_keys(a.rdbkit, path)
@@ -447,6 +527,8 @@ def main():
     finally:
         if server:
             server.stop()
+        if cluster:
+            cluster.stop()
         shutil.rmtree(workdir, ignore_errors=True)
     elapsed = time.time() - t_start
     load_after = sh("cut -d' ' -f1-3 /proc/loadavg")
