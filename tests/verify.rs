@@ -341,3 +341,117 @@ fn verify_on_a_cluster_reads_every_primary_and_finds_each_difference() {
         keys - want.len() as u64,
     );
 }
+
+/// Two libraries, one of which calls `GET`, and 300 strings in db 0 (every shard of a
+/// three-primary cluster holds some), written by 8.2.
+fn functions_dump(dir: &Path) -> PathBuf {
+    let s = Server::start(Version::V82);
+    let mut c = s.conn();
+    for lib in [
+        "#!lua name=rdbkit_get\nredis.register_function('rdbkit_get', function(keys, args) return redis.call('GET', keys[1]) end)",
+        "#!lua name=rdbkit_two\nredis.register_function{function_name='rdbkit_two', callback=function(keys, args) return 2 end, flags={'no-writes'}}",
+    ] {
+        redis::cmd("FUNCTION")
+            .arg("LOAD")
+            .arg(lib)
+            .query::<String>(&mut c)
+            .unwrap();
+    }
+    run(
+        &s,
+        (0..300)
+            .map(|i| cmd!(&"SET", &format!("f:{i}"), &format!("v{i}")))
+            .collect(),
+    );
+    redis::cmd("SAVE").query::<()>(&mut c).unwrap();
+    let out = dir.join("functions.rdb");
+    std::fs::copy(s.dir().join("load.rdb"), &out).unwrap();
+    out
+}
+
+#[test]
+fn functions_reach_every_cluster_primary_and_verify_names_a_primary_that_lacks_one() {
+    if common::skip_if_missing(Version::V82) {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dump = functions_dump(tmp.path());
+    let nodes = common::cluster();
+    let imp = common::rdbkit(&[
+        "import",
+        dump.to_str().unwrap(),
+        "--target",
+        &nodes[0].url(),
+        "--quiet",
+    ]);
+    assert!(imp.status.success(), "{}", text(&imp));
+    // FCALL with a key of each shard, on the primary that owns it
+    for (i, node) in nodes.iter().enumerate() {
+        let k = (0..300)
+            .map(|k| format!("f:{k}"))
+            .find(|k| usize::from(rdbkit::cluster::key_hash_slot(k.as_bytes()) / 5462) == i)
+            .unwrap();
+        let got: String = redis::cmd("FCALL")
+            .arg("rdbkit_get")
+            .arg(1)
+            .arg(&k)
+            .query(&mut node.conn())
+            .unwrap_or_else(|e| panic!("FCALL on primary {i} (port {}): {e}", node.port));
+        assert_eq!(got, format!("v{}", &k[2..]), "primary {i}");
+        let two: i64 = redis::cmd("FCALL_RO")
+            .arg("rdbkit_two")
+            .arg(1)
+            .arg(&k)
+            .query(&mut node.conn())
+            .unwrap();
+        assert_eq!(two, 2, "primary {i}");
+    }
+    let ok = verify(&dump, &nodes[1], &[]);
+    let t = text(&ok);
+    assert!(ok.status.success(), "{t}");
+    assert!(t.contains("verified: 300 keys equal, 0 differ"), "{t}");
+    assert!(
+        t.contains(
+            "function libraries: 2 of the dump checked on 3 primaries, 0 missing or different"
+        ),
+        "{t}"
+    );
+
+    // one primary loses a library, another holds other code under the name of the second
+    redis::cmd("FUNCTION")
+        .arg("DELETE")
+        .arg("rdbkit_get")
+        .query::<()>(&mut nodes[2].conn())
+        .unwrap();
+    redis::cmd("FUNCTION")
+        .arg("LOAD")
+        .arg("REPLACE")
+        .arg("#!lua name=rdbkit_two\nredis.register_function('rdbkit_two', function(keys, args) return 3 end)")
+        .query::<String>(&mut nodes[0].conn())
+        .unwrap();
+    let bad = verify(&dump, &nodes[0], &[]);
+    let t = text(&bad);
+    assert!(!bad.status.success(), "{t}");
+    let mut got: Vec<&str> = t.lines().filter(|l| l.starts_with("MISMATCH")).collect();
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            format!(
+                "MISMATCH function library \"rdbkit_get\" missing on redis://127.0.0.1:{}",
+                nodes[2].port
+            ),
+            format!(
+                "MISMATCH function library \"rdbkit_two\" on redis://127.0.0.1:{} has other code than the dump's",
+                nodes[0].port
+            ),
+        ],
+        "{t}"
+    );
+    // the keys are still equal: only the libraries fail the verify
+    assert!(t.contains("verified: 300 keys equal, 0 differ"), "{t}");
+    assert!(
+        t.contains("2 function libraries missing or different on the target"),
+        "{t}"
+    );
+}

@@ -57,6 +57,9 @@ pub fn run(a: &VerifyArgs) -> Result<()> {
     for (k, why) in &r.mismatches {
         println!("MISMATCH {k}: {why}");
     }
+    for m in &r.library_mismatches {
+        println!("MISMATCH {m}");
+    }
     println!(
         "read over {} connections: {} commands in {} batches, at most {} reply bytes in flight per connection{}",
         r.connections,
@@ -75,8 +78,23 @@ pub fn run(a: &VerifyArgs) -> Result<()> {
         r.mismatched,
         r.skipped
     );
-    if r.mismatched > 0 {
-        bail!("{} differ", count(r.mismatched as u64, "key"));
+    if r.libraries > 0 {
+        println!(
+            "function libraries: {} of the dump checked on {} primar{}, {} missing or different",
+            r.libraries,
+            r.primaries,
+            if r.primaries == 1 { "y" } else { "ies" },
+            r.library_mismatches.len()
+        );
+    }
+    match (r.mismatched, r.library_mismatches.len()) {
+        (0, 0) => {}
+        (0, n) => bail!("{n} function libraries missing or different on the target"),
+        (k, 0) => bail!("{} differ", count(k, "key")),
+        (k, n) => bail!(
+            "{} differ, and {n} function libraries missing or different on the target",
+            count(k, "key")
+        ),
     }
     Ok(())
 }

@@ -207,6 +207,39 @@ pub fn conflicts(
     Ok(out)
 }
 
+/// The dump's libraries that a primary lacks or holds with other code (what `verify` reports):
+/// one line per primary and library, naming both. A server without functions (before 7.0) lacks
+/// them all. Read-only.
+pub fn differences(
+    code: &Code,
+    primaries: &[Target],
+    timeout: Duration,
+) -> Result<Vec<String>, ReplayError> {
+    let mut out = Vec::new();
+    if code.libraries.is_empty() {
+        return Ok(out);
+    }
+    for p in primaries {
+        let on = libraries_on(&mut p.control(timeout)?)?;
+        for lib in &code.libraries {
+            match meeting(&on, lib) {
+                Meeting::Same => {}
+                Meeting::Absent => out.push(format!(
+                    "function library {:?} missing on {}",
+                    lib.name,
+                    p.display()
+                )),
+                Meeting::Different => out.push(format!(
+                    "function library {:?} on {} has other code than the dump's",
+                    lib.name,
+                    p.display()
+                )),
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// Loads `code` on every primary by the rules of this module, and adds what happened to
 /// `report`. A library that conflicts with no option to decide is an error (a streamed dump
 /// meets its libraries only as it is read; mapped dumps were checked up front by [`conflicts`]).

@@ -82,6 +82,12 @@ pub struct VerifyReport {
     pub redirected: u64,
     /// Most reply bytes (as expected from the dump) in flight on one connection at once.
     pub peak_window_bytes: usize,
+    /// Function libraries of the dump, each checked on every primary.
+    pub libraries: usize,
+    /// Primaries whose libraries were checked.
+    pub primaries: usize,
+    /// A library of the dump missing on a primary or different there, naming both.
+    pub library_mismatches: Vec<String>,
 }
 
 /// Keys per batch handed to a connection.
@@ -191,10 +197,18 @@ pub fn verify(
     let mut building: Vec<(Vec<Want>, usize)> =
         routes.nodes.iter().map(|_| (Vec::new(), 0)).collect();
     let mut seq = 0u64;
+    let mut dump_code = super::code::Code::default();
     // a connection that stopped (its error is collected below) closes its queue
     let stopped = || ReplayError::Config("a verify connection stopped".into());
     let decoded = input.decode(cfg.verify_checksum, |item, _| -> Result<(), ReplayError> {
-        let Item::Entry(e) = item else { return Ok(()) };
+        let e = match item {
+            Item::Entry(e) => e,
+            Item::Function { code } => {
+                dump_code.add_library(&code);
+                return Ok(());
+            }
+            _ => return Ok(()),
+        };
         if !cfg.filter.matches(&e)
             || e.expire_ms
                 .is_some_and(|ms| ms <= limits.now + cfg.ttl_tolerance_ms)
@@ -270,6 +284,10 @@ pub fn verify(
     if let Some(e) = first_err {
         return Err(e);
     }
+    // libraries belong to each primary: a cluster does not copy them between shards
+    report.library_mismatches = super::code::differences(&dump_code, &routes.nodes, cfg.timeout)?;
+    report.libraries = dump_code.libraries.len();
+    report.primaries = routes.nodes.len();
     report.matched = tally.matched;
     report.mismatched = tally.mismatched;
     let listed: Vec<(u64, Vec<u8>, String)> = tally.mismatches.into_values().collect();
