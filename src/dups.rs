@@ -47,7 +47,7 @@ impl std::fmt::Display for Duplicate {
             f,
             "db {} key {} at offsets {}",
             self.db,
-            crate::model::escape_bytes(&self.key),
+            crate::text::escape_bytes(&self.key),
             offsets.join(", ")
         )
     }

@@ -193,7 +193,7 @@ impl fmt::Display for DecodeError {
         }
         write!(f, ": {}", i.kind)?;
         if let Some(k) = &i.key {
-            write!(f, " (key {})", crate::model::escape_bytes(k))?;
+            write!(f, " (key {})", crate::text::escape_bytes(k))?;
         }
         if let Some(p) = &i.producer {
             write!(f, " [dump written by {p}]")?;

@@ -35,13 +35,15 @@ pub mod output;
 pub mod payload;
 pub mod replay;
 pub mod source;
+pub mod text;
 pub mod write;
 
 pub use decode::{crc64, crc64_combine, Decoder};
 pub use error::{DecodeError, ErrorKind};
 pub use model::{
-    Checksum, Consumer, ConsumerGroup, Elem, Entry, HashField, IdmpProducer, Item, Magic, ModuleId,
-    ModuleValue, PendingEntry, Producer, Stream, StreamEntry, StreamId, Value, ValueType,
+    Checksum, Consumer, ConsumerGroup, Dialect, Elem, Encoding, Entry, HashField, IdmpProducer,
+    Item, Magic, ModuleId, ModuleValue, PendingEntry, Producer, Stream, StreamEntry, StreamId,
+    Value, ValueType,
 };
 
 /// Small fixtures for examples and tests.

@@ -4,8 +4,9 @@
 //! stream consumer groups, field TTLs, module data) reaches the target byte for byte.
 
 use crate::decode::crc64;
-use crate::decode::value::{decode_value, Dialect};
+use crate::decode::value::decode_type;
 use crate::error::{DecodeError, ErrorKind, Result};
+use crate::model::Dialect;
 use crate::model::{Entry, Value};
 
 /// Builds the DUMP payload of `entry` with footer version `rdb_version`.
@@ -93,7 +94,7 @@ pub fn decode(p: &[u8]) -> Result<Value<'_>> {
         valkey: (80..=255).contains(&v.rdb_version),
     };
     // skip first: it rejects unknown types and checks the value ends where the footer starts
-    decode_value(
+    decode_type(
         v.type_id,
         v.raw,
         1,

@@ -14,7 +14,10 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(n) = &skipped {
         assert!(*n <= raw.len());
     }
-    let e = fuzzing::entry(*t, raw, valkey);
+    let Some(e) = fuzzing::entry(*t, raw, valkey) else {
+        assert!(skipped.is_err(), "unknown type, but skip_value says {skipped:?}");
+        return;
+    };
     let value = e.value();
     let mut scratch = Vec::new();
     match (&value, e.value_in(&mut scratch)) {

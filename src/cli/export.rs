@@ -164,10 +164,7 @@ impl ChunkWorker for Exporter {
                             let opts = self.options(chunk.version, e.type_id, e.meta.is_some());
                             p.commands += entry_commands(&mut p.resp, e, &v, &opts, &mut p.losses)
                                 .map_err(|err| {
-                                anyhow::anyhow!(
-                                    "key {}: {err}",
-                                    rdbkit::model::escape_bytes(&e.key)
-                                )
+                                anyhow::anyhow!("key {}: {err}", rdbkit::text::escape_bytes(&e.key))
                             })? as u64;
                         }
                     }

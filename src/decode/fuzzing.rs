@@ -7,10 +7,9 @@
 
 use super::cursor::Cursor;
 use super::string::{lzf_decompress, read_bytes, read_count, read_len, read_string, RdbString};
-use super::value::Dialect;
 use super::{intset, listpack, module, stream, value, ziplist, zipmap};
 use crate::error::Result;
-use crate::model::{Elem, Entry, Stream, Value};
+use crate::model::{Dialect, Elem, Encoding, Entry, Stream, Value};
 
 /// Reads an element's logical bytes, so nothing is left undecoded.
 fn touch(e: Elem<'_>) -> Result<()> {
@@ -41,18 +40,23 @@ pub fn zipmap(blob: &[u8]) -> Result<usize> {
 /// The stream value layouts, by type id.
 pub const STREAM_TYPES: [u8; 4] = [15, 19, 21, 26];
 
+/// The stream layout of type `type_id` (other types read as the newest, 26).
+fn stream_gen(type_id: u8) -> stream::Gen {
+    Encoding::from_type(type_id, Dialect::default()).map_or(stream::Gen::V4, stream::gen_of)
+}
+
 /// Parses a stream value of type `type_id` (15, 19, 21 or 26) with every node listpack decoded.
 /// Returns the stream and the bytes it took (trailing bytes are left to the caller).
 pub fn stream(type_id: u8, raw: &[u8]) -> Result<(Stream<'_>, usize)> {
     let mut c = Cursor::blob(raw, 0);
-    let s = stream::parse(&mut c, type_id, true)?;
+    let s = stream::parse(&mut c, stream_gen(type_id), true)?;
     Ok((s, c.pos()))
 }
 
 /// Skips a stream value the cheap way (node listpacks not decoded). Returns the bytes it took.
 pub fn stream_skip(type_id: u8, raw: &[u8]) -> Result<usize> {
     let mut c = Cursor::blob(raw, 0);
-    stream::parse(&mut c, type_id, false)?;
+    stream::parse(&mut c, stream_gen(type_id), false)?;
     Ok(c.pos())
 }
 
@@ -66,7 +70,7 @@ pub fn stream_node(master: &[u8; 16], lp: &[u8]) -> Result<usize> {
     crate::write::put_string(&mut v, lp);
     v.extend_from_slice(&[0, 0, 0, 0]); // length, last id, no groups
     let mut c = Cursor::blob(&v, 0);
-    let s = stream::parse(&mut c, 15, true)?;
+    let s = stream::parse(&mut c, stream::Gen::V1, true)?;
     Ok(s.entries.len())
 }
 
@@ -93,20 +97,22 @@ pub fn rdb_string(data: &[u8]) -> Result<(Vec<u8>, usize)> {
 
 /// Decodes the value bytes `raw` of type `type_id` as [`Entry::value`] does.
 pub fn decode_value(type_id: u8, raw: &[u8], valkey: bool) -> Result<Value<'_>> {
-    value::decode_value(type_id, raw, 0, Dialect { valkey }, &mut value::NoStore)
+    value::decode_type(type_id, raw, 0, Dialect { valkey }, &mut value::NoStore)
 }
 
 /// Skips the value at the start of `raw` as the file decoder does. Returns the bytes it took.
 pub fn skip_value(type_id: u8, raw: &[u8], valkey: bool) -> Result<usize> {
     let mut c = Cursor::blob(raw, 0);
-    value::skip_value(&mut c, type_id, Dialect { valkey })?;
+    value::skip_type(&mut c, type_id, Dialect { valkey })?;
     Ok(c.pos())
 }
 
 /// An entry holding the value bytes `raw` of type `type_id` (empty key, db 0, no prefixes), so a
-/// target can call [`Entry::value`] and [`Entry::value_in`] on arbitrary values.
-pub fn entry(type_id: u8, raw: &[u8], valkey: bool) -> Entry<'_> {
-    Entry {
+/// target can call [`Entry::value`] and [`Entry::value_in`] on arbitrary values. `None` when
+/// `type_id` is not a type in that dialect (the decoder would refuse the record).
+pub fn entry(type_id: u8, raw: &[u8], valkey: bool) -> Option<Entry<'_>> {
+    let encoding = Encoding::from_type(type_id, Dialect { valkey })?;
+    Some(Entry {
         db: 0,
         key: std::borrow::Cow::Borrowed(b""),
         type_id,
@@ -117,13 +123,14 @@ pub fn entry(type_id: u8, raw: &[u8], valkey: bool) -> Entry<'_> {
         raw,
         offset: 0,
         value_offset: 0,
-        dialect: Dialect { valkey },
-    }
+        encoding,
+    })
 }
 
-/// True when the entry was read with the Valkey meaning of the dialect-dependent type ids.
+/// True when the entry's type id has a Valkey meaning that differs from Redis's (22, `HASH_2`):
+/// the dialect flag that [`entry`] needs to read its value bytes the same way.
 pub fn entry_is_valkey(e: &Entry<'_>) -> bool {
-    e.dialect.valkey
+    e.encoding() == Encoding::Hash2
 }
 
 /// What a blob cut out by [`blobs`] is.

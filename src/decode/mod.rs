@@ -6,12 +6,14 @@
 //! gzip input.
 
 pub(crate) mod cursor;
+mod entry;
 #[doc(hidden)]
 pub mod fuzzing;
 pub(crate) mod intset;
 pub(crate) mod listpack;
 pub(crate) mod module;
 mod prefetch;
+pub(crate) mod shape;
 pub(crate) mod stream;
 pub(crate) mod string;
 pub(crate) mod value;
@@ -19,11 +21,10 @@ pub(crate) mod ziplist;
 pub(crate) mod zipmap;
 
 use crate::error::{DecodeError, ErrorKind, Result};
-use crate::model::{Checksum, Entry, Item, Magic, ModuleId, Producer};
+use crate::model::{Checksum, Dialect, Encoding, Entry, Item, Magic, ModuleId, Producer};
 use cursor::Cursor;
 use std::borrow::Cow;
 use string::{read_bytes, read_count, read_len, read_string};
-use value::Dialect;
 
 /// Newest `REDIS`-magic RDB version understood (Redis 8.8). RDB 14 adds types 27 and 28, whose
 /// layouts are refused by name (format §16.4–16.5: not confirmed by Redis's source); every other
@@ -264,7 +265,7 @@ fn parse_item_inner<'a>(c: &mut Cursor<'a>, st: &mut State) -> Result<Item<'a>> 
                     },
                 ))
             }
-            t if value::value_type(t, st.dialect()).is_some() => {
+            t if Encoding::from_type(t, st.dialect()).is_some() => {
                 return parse_entry(c, st, t, None)
             }
             6 => {
@@ -288,14 +289,13 @@ fn parse_entry<'a>(
     meta: Option<&'a [u8]>,
 ) -> Result<Item<'a>> {
     let type_at = c.offset() - 1;
-    if value::value_type(t, st.dialect()).is_none() {
+    let Some(encoding) = Encoding::from_type(t, st.dialect()) else {
         return Err(value::unknown_type(c, c.pos() - 1, t));
-    }
+    };
     let key = read_bytes(c, "key")?;
     let value_offset = c.offset();
     let start = c.pos();
-    let dialect = st.dialect();
-    value::skip_value(c, t, dialect).map_err(|e| e.with_key(&key))?;
+    value::skip_value(c, encoding).map_err(|e| e.with_key(&key))?;
     let p = std::mem::take(&mut st.pending);
     Ok(Item::Entry(Entry {
         db: st.db,
@@ -308,7 +308,7 @@ fn parse_entry<'a>(
         raw: c.since(start),
         offset: p.start.unwrap_or(type_at),
         value_offset,
-        dialect,
+        encoding,
     }))
 }
 

@@ -10,14 +10,14 @@ use super::listpack;
 use super::string::{read_bytes, read_count, read_len, read_string, RdbString};
 use crate::error::Result;
 use crate::model::{
-    Consumer, ConsumerGroup, Elem, IdmpProducer, PendingEntry, Stream, StreamEntry, StreamId,
-    StreamIdmp,
+    Consumer, ConsumerGroup, Elem, Encoding, IdmpProducer, PendingEntry, Stream, StreamEntry,
+    StreamId, StreamIdmp,
 };
 use std::collections::HashMap;
 
 const WHAT: &str = "stream";
 
-/// Stream layout generations by type id.
+/// Stream layout generations: what each stream encoding adds to the metadata.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum Gen {
     V1 = 1,
@@ -26,11 +26,12 @@ pub(crate) enum Gen {
     V4 = 4,
 }
 
-pub(crate) fn gen_of(type_id: u8) -> Gen {
-    match type_id {
-        15 => Gen::V1,
-        19 => Gen::V2,
-        21 => Gen::V3,
+/// The layout generation of a stream encoding (other encodings read as the newest).
+pub(crate) fn gen_of(e: Encoding) -> Gen {
+    match e {
+        Encoding::StreamListpacks => Gen::V1,
+        Encoding::StreamListpacks2 => Gen::V2,
+        Encoding::StreamListpacks3 => Gen::V3,
         _ => Gen::V4,
     }
 }
@@ -59,12 +60,7 @@ fn read_len_id(c: &mut Cursor<'_>, what: &'static str) -> Result<StreamId> {
 
 /// Parses a stream value. With `decode_entries` false the node listpacks are only skipped (the
 /// cheap path used to find where the value ends); metadata is always read and checked.
-pub(crate) fn parse<'a>(
-    c: &mut Cursor<'a>,
-    type_id: u8,
-    decode_entries: bool,
-) -> Result<Stream<'a>> {
-    let gen = gen_of(type_id);
+pub(crate) fn parse<'a>(c: &mut Cursor<'a>, gen: Gen, decode_entries: bool) -> Result<Stream<'a>> {
     let mut s = Stream::default();
     let nodes = read_count(c, "stream listpack count", 2)?;
     let mut prev_master: Option<StreamId> = None;

@@ -286,7 +286,7 @@ pub(crate) fn read_text_double(c: &mut Cursor<'_>) -> Result<f64> {
                     at,
                     ErrorKind::Invalid {
                         what: "text double",
-                        detail: format!("not a number: {}", crate::model::escape_bytes(b)),
+                        detail: format!("not a number: {}", crate::text::escape_bytes(b)),
                     },
                 )
             })

@@ -7,80 +7,28 @@ use super::string::{
 };
 use super::{intset, listpack, module, stream, ziplist, zipmap};
 use crate::error::{DecodeError, ErrorKind, Result};
-use crate::model::{Elem, HashField, ModuleId, ModuleValue, Value, ValueType};
+use crate::model::{Dialect, Elem, Encoding, HashField, ModuleId, ModuleValue, Value};
 
 /// Largest absolute field expiry Redis accepts (48 bits, `EB_EXPIRE_TIME_MAX`).
 const EB_EXPIRE_TIME_MAX: u64 = 0x0000_FFFF_FFFF_FFFF;
 
-/// How to read the ids whose meaning depends on who wrote the dump (22, 23).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub(crate) struct Dialect {
-    pub valkey: bool,
-}
-
-/// The logical type of a type id, or `None` when the id is unknown.
-pub(crate) fn value_type(t: u8, d: Dialect) -> Option<ValueType> {
-    Some(match t {
-        0 => ValueType::String,
-        1 | 10 | 14 | 18 => ValueType::List,
-        2 | 11 | 20 => ValueType::Set,
-        3 | 5 | 12 | 17 => ValueType::SortedSet,
-        4 | 9 | 13 | 16 | 24 | 25 => ValueType::Hash,
-        22 => ValueType::Hash,
-        23 if !d.valkey => ValueType::Hash,
-        15 | 19 | 21 | 26 => ValueType::Stream,
-        7 => ValueType::Module,
-        _ => return None,
-    })
-}
-
-/// The encoding name of a type id, as `rdbkit info` reports it.
-pub(crate) fn encoding_name(t: u8, d: Dialect) -> &'static str {
-    match t {
-        0 => "string",
-        1 => "linkedlist",
-        2 => "hashtable",
-        3 => "skiplist (text scores)",
-        4 => "hashtable",
-        5 => "skiplist",
-        7 => "module",
-        9 => "zipmap",
-        10 => "ziplist",
-        11 => "intset",
-        12 => "ziplist",
-        13 => "ziplist",
-        14 => "quicklist",
-        15 => "stream v1",
-        16 => "listpack",
-        17 => "listpack",
-        18 => "quicklist2",
-        19 => "stream v2",
-        20 => "listpack",
-        21 => "stream v3",
-        22 if d.valkey => "hashtable with field TTLs (Valkey)",
-        22 => "hashtable with field TTLs (7.4 RC)",
-        23 => "listpack with field TTLs (7.4 RC)",
-        24 => "hashtable with field TTLs",
-        25 => "listpack with field TTLs",
-        26 => "stream v4 (IDMP)",
-        _ => "unknown",
-    }
-}
-
-/// Moves `c` past a value of type `t` without decoding nested blobs. This is what finds the raw
+/// Moves `c` past a value stored as `e` without decoding nested blobs. This is what finds the raw
 /// span of every entry, so it only reads headers and lengths.
-pub(crate) fn skip_value(c: &mut Cursor<'_>, t: u8, d: Dialect) -> Result<()> {
-    match t {
-        0 | 9 | 10 | 11 | 12 | 13 | 16 | 17 | 20 => skip_string(c, "value"),
-        23 if !d.valkey => skip_string(c, "value"),
-        1 | 2 => {
+pub(crate) fn skip_value(c: &mut Cursor<'_>, e: Encoding) -> Result<()> {
+    use Encoding::*;
+    match e {
+        String | HashZipmap | ListZiplist | SetIntset | ZsetZiplist | HashZiplist
+        | HashListpack | ZsetListpack | SetListpack | HashListpackExPreGa => {
+            skip_string(c, "value")
+        }
+        List | Set => {
             let n = read_count(c, "element count", 1)?;
             for _ in 0..n {
                 skip_string(c, "element")?;
             }
             Ok(())
         }
-        3 => {
+        Zset => {
             let n = read_count(c, "zset size", 2)?;
             for _ in 0..n {
                 skip_string(c, "zset member")?;
@@ -88,14 +36,14 @@ pub(crate) fn skip_value(c: &mut Cursor<'_>, t: u8, d: Dialect) -> Result<()> {
             }
             Ok(())
         }
-        4 => {
+        Hash => {
             let n = read_count(c, "hash size", 2)?;
             for _ in 0..2 * n {
                 skip_string(c, "hash field or value")?;
             }
             Ok(())
         }
-        5 => {
+        Zset2 => {
             let n = read_count(c, "zset size", 9)?;
             for _ in 0..n {
                 skip_string(c, "zset member")?;
@@ -103,18 +51,18 @@ pub(crate) fn skip_value(c: &mut Cursor<'_>, t: u8, d: Dialect) -> Result<()> {
             }
             Ok(())
         }
-        7 => {
+        Module2 => {
             read_len(c, "module type id")?;
             module::skip_opcodes(c)
         }
-        14 => {
+        ListQuicklist => {
             let n = read_count(c, "quicklist node count", 1)?;
             for _ in 0..n {
                 skip_string(c, "quicklist node")?;
             }
             Ok(())
         }
-        18 => {
+        ListQuicklist2 => {
             let n = read_count(c, "quicklist node count", 2)?;
             for _ in 0..n {
                 read_len(c, "quicklist container")?;
@@ -122,8 +70,10 @@ pub(crate) fn skip_value(c: &mut Cursor<'_>, t: u8, d: Dialect) -> Result<()> {
             }
             Ok(())
         }
-        15 | 19 | 21 | 26 => stream::parse(c, t, false).map(|_| ()),
-        22 if d.valkey => {
+        StreamListpacks | StreamListpacks2 | StreamListpacks3 | StreamListpacks4 => {
+            stream::parse(c, stream::gen_of(e), false).map(|_| ())
+        }
+        Hash2 => {
             let n = read_count(c, "hash size", 10)?;
             for _ in 0..n {
                 skip_string(c, "hash field")?;
@@ -132,8 +82,8 @@ pub(crate) fn skip_value(c: &mut Cursor<'_>, t: u8, d: Dialect) -> Result<()> {
             }
             Ok(())
         }
-        22 | 24 => {
-            if t == 24 {
+        HashMetadataPreGa | HashMetadata => {
+            if e == HashMetadata {
                 c.skip(8, "hash min expire")?;
             }
             let n = read_count(c, "hash size", 3)?;
@@ -144,11 +94,18 @@ pub(crate) fn skip_value(c: &mut Cursor<'_>, t: u8, d: Dialect) -> Result<()> {
             }
             Ok(())
         }
-        25 => {
+        HashListpackEx => {
             c.skip(8, "hash min expire")?;
             skip_string(c, "value")
         }
-        _ => Err(unknown_type(c, c.pos(), t)),
+    }
+}
+
+/// [`skip_value`] for type byte `t` read in dialect `d`: a type unknown there is an error.
+pub(crate) fn skip_type(c: &mut Cursor<'_>, t: u8, d: Dialect) -> Result<()> {
+    match Encoding::from_type(t, d) {
+        Some(e) => skip_value(c, e),
+        None => Err(unknown_type(c, c.pos(), t)),
     }
 }
 
@@ -223,8 +180,23 @@ impl<'a> BlobStore<'a> for Arena<'a> {
 
 /// Total decompressed size of the LZF blobs of a blob-encoded value (0 when it has none or its
 /// headers do not parse: the decode itself then reports the error).
-pub(crate) fn lzf_total(t: u8, raw: &[u8], d: Dialect) -> usize {
-    if !matches!(t, 9..=14 | 16..=18 | 20 | 23 | 25) {
+pub(crate) fn lzf_total(e: Encoding, raw: &[u8]) -> usize {
+    use Encoding::*;
+    if !matches!(
+        e,
+        HashZipmap
+            | ListZiplist
+            | SetIntset
+            | ZsetZiplist
+            | HashZiplist
+            | ListQuicklist
+            | HashListpack
+            | ZsetListpack
+            | ListQuicklist2
+            | SetListpack
+            | HashListpackExPreGa
+            | HashListpackEx
+    ) {
         return 0;
     }
     let mut c = Cursor::blob(raw, 0);
@@ -240,17 +212,17 @@ pub(crate) fn lzf_total(t: u8, raw: &[u8], d: Dialect) -> usize {
         Ok(())
     };
     let _ = (|| -> Result<()> {
-        match t {
-            9..=13 | 16 | 17 | 20 => add(&mut c),
-            23 if !d.valkey => add(&mut c),
-            25 => {
+        match e {
+            HashZipmap | ListZiplist | SetIntset | ZsetZiplist | HashZiplist | HashListpack
+            | ZsetListpack | SetListpack | HashListpackExPreGa => add(&mut c),
+            HashListpackEx => {
                 c.skip(8, "min expire")?;
                 add(&mut c)
             }
-            14 | 18 => {
+            ListQuicklist | ListQuicklist2 => {
                 let n = read_count(&mut c, "nodes", 1)?;
                 for _ in 0..n {
-                    if t == 18 {
+                    if e == ListQuicklist2 {
                         read_len(&mut c, "container")?;
                     }
                     add(&mut c)?;
@@ -374,12 +346,12 @@ impl Summary {
 /// Other layouts are decoded with [`decode_value`]. The test `summary_matches_decode` holds the two
 /// together on every test and corpus dump and on mutations of them.
 pub(crate) fn summarize_value<'a, S: BlobStore<'a>>(
-    t: u8,
+    e: Encoding,
     raw: &'a [u8],
     offset: u64,
-    d: Dialect,
     store: &mut S,
 ) -> Result<Summary> {
+    use Encoding::*;
     let mut cur = Cursor::blob(raw, offset);
     let c = &mut cur;
     let at = offset;
@@ -394,23 +366,23 @@ pub(crate) fn summarize_value<'a, S: BlobStore<'a>>(
         }
         Ok(n / 2)
     };
-    let len = match t {
-        0 => {
+    let len = match e {
+        String => {
             read_string(c, "string value")?.to_elem()?;
             1
         }
-        10 => blob_visit!(c, store, ziplist, "ziplist", &mut ignore),
-        11 => blob_visit!(c, store, intset, "intset", &mut ignore),
-        20 => blob_visit!(c, store, listpack, "listpack", &mut ignore),
-        13 => pairs_of(
+        ListZiplist => blob_visit!(c, store, ziplist, "ziplist", &mut ignore),
+        SetIntset => blob_visit!(c, store, intset, "intset", &mut ignore),
+        SetListpack => blob_visit!(c, store, listpack, "listpack", &mut ignore),
+        HashZiplist => pairs_of(
             blob_visit!(c, store, ziplist, "ziplist", &mut ignore),
             "hash",
         )?,
-        16 => pairs_of(
+        HashListpack => pairs_of(
             blob_visit!(c, store, listpack, "listpack", &mut ignore),
             "hash",
         )?,
-        12 | 17 => {
+        ZsetZiplist | ZsetListpack => {
             // decode_value checks the scores after the whole walk and the pairing
             let (mut i, mut bad_score) = (0usize, None);
             let mut check = |e: Elem<'_>| {
@@ -420,7 +392,7 @@ pub(crate) fn summarize_value<'a, S: BlobStore<'a>>(
                 i += 1;
                 Ok(())
             };
-            let n = if t == 12 {
+            let n = if e == ZsetZiplist {
                 blob_visit!(c, store, ziplist, "ziplist", &mut check)
             } else {
                 blob_visit!(c, store, listpack, "listpack", &mut check)
@@ -431,7 +403,7 @@ pub(crate) fn summarize_value<'a, S: BlobStore<'a>>(
             }
             n
         }
-        14 => {
+        ListQuicklist => {
             let n = read_count(c, "quicklist node count", 1)?;
             let mut len = 0;
             for _ in 0..n {
@@ -439,7 +411,7 @@ pub(crate) fn summarize_value<'a, S: BlobStore<'a>>(
             }
             len
         }
-        18 => {
+        ListQuicklist2 => {
             let n = read_count(c, "quicklist node count", 2)?;
             let mut len = 0;
             for _ in 0..n {
@@ -468,7 +440,7 @@ pub(crate) fn summarize_value<'a, S: BlobStore<'a>>(
             }
             len
         }
-        _ => return decode_value(t, raw, offset, d, store).map(|v| Summary::of(&v)),
+        _ => return decode_value(e, raw, offset, store).map(|v| Summary::of(&v)),
     };
     if !c.is_empty() {
         return Err(c.invalid(
@@ -479,7 +451,7 @@ pub(crate) fn summarize_value<'a, S: BlobStore<'a>>(
     Ok(Summary {
         len,
         // strings are never empty in the `Value::is_empty` sense; the rest here are collections
-        empty: t != 0 && len == 0,
+        empty: e != String && len == 0,
         module: None,
     })
 }
@@ -491,7 +463,7 @@ fn score_of(e: &Elem<'_>, at: u64) -> Result<f64> {
             DecodeError::invalid(
                 at,
                 "zset score",
-                format!("not a number: {}", crate::model::escape_bytes(b)),
+                format!("not a number: {}", crate::text::escape_bytes(b)),
             )
         })?,
     };
@@ -528,38 +500,53 @@ fn field_expiry(ttl: u64, at: u64) -> Result<Option<i64>> {
     Ok(Some(ttl as i64))
 }
 
-/// Decodes the value bytes `raw` (of type `t`, found at absolute `offset`) into a typed value.
-pub(crate) fn decode_value<'a, S: BlobStore<'a>>(
+/// [`decode_value`] for type byte `t` read in dialect `d`: a type unknown there is an error at
+/// `offset`.
+pub(crate) fn decode_type<'a, S: BlobStore<'a>>(
     t: u8,
     raw: &'a [u8],
     offset: u64,
     d: Dialect,
     store: &mut S,
 ) -> Result<Value<'a>> {
+    match Encoding::from_type(t, d) {
+        Some(e) => decode_value(e, raw, offset, store),
+        None => Err(Cursor::blob(raw, offset).err(ErrorKind::UnknownOpcode { byte: t, note: "" })),
+    }
+}
+
+/// Decodes the value bytes `raw` (stored as `e`, found at absolute `offset`) into a typed value.
+pub(crate) fn decode_value<'a, S: BlobStore<'a>>(
+    e: Encoding,
+    raw: &'a [u8],
+    offset: u64,
+    store: &mut S,
+) -> Result<Value<'a>> {
+    use Encoding::*;
     let mut cur = Cursor::blob(raw, offset);
     let c = &mut cur;
     let at = offset;
-    let v = match t {
-        0 => Value::String(read_string(c, "string value")?.to_elem()?),
-        1 | 2 => {
+    let v = match e {
+        String => Value::String(read_string(c, "string value")?.to_elem()?),
+        List | Set => {
             let n = read_count(c, "element count", 1)?;
             let mut v = Vec::with_capacity(n as usize);
             for _ in 0..n {
                 v.push(read_string(c, "element")?.to_elem()?);
             }
-            if t == 1 {
+            if e == List {
                 Value::List(v)
             } else {
                 Value::Set(v)
             }
         }
-        3 | 5 => {
+        Zset | Zset2 => {
             let n = read_count(c, "zset size", 2)?;
             let mut v = Vec::with_capacity(n as usize);
             for _ in 0..n {
                 let m = read_string(c, "zset member")?.to_elem()?;
                 let score_at = c.offset();
-                let s = if t == 3 {
+                let s = if e == Zset {
                     read_text_double(c)?
                 } else {
                     c.read_f64_le("zset score")?
@@ -571,7 +558,7 @@ pub(crate) fn decode_value<'a, S: BlobStore<'a>>(
             }
             Value::SortedSet(v)
         }
-        4 => {
+        Hash => {
             let n = read_count(c, "hash size", 2)?;
             let mut v = Vec::with_capacity(n as usize);
             for _ in 0..n {
@@ -585,7 +572,7 @@ pub(crate) fn decode_value<'a, S: BlobStore<'a>>(
             }
             Value::Hash(v)
         }
-        7 => {
+        Module2 => {
             let id = ModuleId(read_len(c, "module type id")?);
             let start = c.pos();
             module::skip_opcodes(c)?;
@@ -594,10 +581,10 @@ pub(crate) fn decode_value<'a, S: BlobStore<'a>>(
                 body: c.since(start),
             })
         }
-        9 | 13 | 16 => {
-            let elems = match t {
-                9 => blob_elems!(c, store, zipmap, "zipmap"),
-                13 => blob_elems!(c, store, ziplist, "ziplist"),
+        HashZipmap | HashZiplist | HashListpack => {
+            let elems = match e {
+                HashZipmap => blob_elems!(c, store, zipmap, "zipmap"),
+                HashZiplist => blob_elems!(c, store, ziplist, "ziplist"),
                 _ => blob_elems!(c, store, listpack, "listpack"),
             };
             let v = pairs(elems, at, "hash")?
@@ -609,11 +596,11 @@ pub(crate) fn decode_value<'a, S: BlobStore<'a>>(
                 .collect();
             Value::Hash(v)
         }
-        10 => Value::List(blob_elems!(c, store, ziplist, "ziplist")),
-        11 => Value::Set(blob_elems!(c, store, intset, "intset")),
-        20 => Value::Set(blob_elems!(c, store, listpack, "listpack")),
-        12 | 17 => {
-            let elems = if t == 12 {
+        ListZiplist => Value::List(blob_elems!(c, store, ziplist, "ziplist")),
+        SetIntset => Value::Set(blob_elems!(c, store, intset, "intset")),
+        SetListpack => Value::Set(blob_elems!(c, store, listpack, "listpack")),
+        ZsetZiplist | ZsetListpack => {
+            let elems = if e == ZsetZiplist {
                 blob_elems!(c, store, ziplist, "ziplist")
             } else {
                 blob_elems!(c, store, listpack, "listpack")
@@ -624,7 +611,7 @@ pub(crate) fn decode_value<'a, S: BlobStore<'a>>(
             }
             Value::SortedSet(v)
         }
-        14 => {
+        ListQuicklist => {
             let n = read_count(c, "quicklist node count", 1)?;
             let mut v = Vec::new();
             for _ in 0..n {
@@ -632,7 +619,7 @@ pub(crate) fn decode_value<'a, S: BlobStore<'a>>(
             }
             Value::List(v)
         }
-        18 => {
+        ListQuicklist2 => {
             let n = read_count(c, "quicklist node count", 2)?;
             let mut v = Vec::new();
             for _ in 0..n {
@@ -657,8 +644,10 @@ pub(crate) fn decode_value<'a, S: BlobStore<'a>>(
             }
             Value::List(v)
         }
-        15 | 19 | 21 | 26 => Value::Stream(Box::new(stream::parse(c, t, true)?)),
-        22 if d.valkey => {
+        StreamListpacks | StreamListpacks2 | StreamListpacks3 | StreamListpacks4 => {
+            Value::Stream(Box::new(stream::parse(c, stream::gen_of(e), true)?))
+        }
+        Hash2 => {
             let n = read_count(c, "hash size", 10)?;
             let mut v = Vec::with_capacity(n as usize);
             for _ in 0..n {
@@ -673,8 +662,8 @@ pub(crate) fn decode_value<'a, S: BlobStore<'a>>(
             }
             Value::Hash(v)
         }
-        22 | 24 => {
-            let min = if t == 24 {
+        HashMetadataPreGa | HashMetadata => {
+            let min = if e == HashMetadata {
                 let m = c.read_u64_le("hash min expire")?;
                 if m > EB_EXPIRE_TIME_MAX {
                     return Err(
@@ -694,7 +683,7 @@ pub(crate) fn decode_value<'a, S: BlobStore<'a>>(
                 let value = read_string(c, "hash value")?.to_elem()?;
                 let expire_ms = match ttl {
                     0 => None,
-                    t24 if t == 24 => field_expiry(t24.saturating_add(min) - 1, tat)?,
+                    t24 if e == HashMetadata => field_expiry(t24.saturating_add(min) - 1, tat)?,
                     abs => field_expiry(abs, tat)?,
                 };
                 v.push(HashField {
@@ -705,10 +694,8 @@ pub(crate) fn decode_value<'a, S: BlobStore<'a>>(
             }
             Value::Hash(v)
         }
-        // 23 is not a type in Valkey dumps (value_type, skip_value): reject it here too.
-        23 if d.valkey => return Err(c.err(ErrorKind::UnknownOpcode { byte: t, note: "" })),
-        23 | 25 => {
-            if t == 25 {
+        HashListpackExPreGa | HashListpackEx => {
+            if e == HashListpackEx {
                 c.skip(8, "hash min expire")?;
             }
             let elems = blob_elems!(c, store, listpack, "listpack");
@@ -741,7 +728,6 @@ pub(crate) fn decode_value<'a, S: BlobStore<'a>>(
             }
             Value::Hash(v)
         }
-        _ => return Err(c.err(ErrorKind::UnknownOpcode { byte: t, note: "" })),
     };
     if !c.is_empty() {
         return Err(c.invalid(
@@ -755,7 +741,8 @@ pub(crate) fn decode_value<'a, S: BlobStore<'a>>(
 /// False when the value's header proves it holds at least one element; true when it may be an
 /// empty collection (the caller then decodes it to know). Lets the importer skip decoding almost
 /// every value on the RESTORE path.
-pub(crate) fn may_be_empty(t: u8, raw: &[u8], d: Dialect) -> bool {
+pub(crate) fn may_be_empty(e: Encoding, raw: &[u8]) -> bool {
+    use Encoding::*;
     let mut c = Cursor::blob(raw, 0);
     let res = (|| -> Result<bool> {
         let blob_nonempty =
@@ -771,20 +758,22 @@ pub(crate) fn may_be_empty(t: u8, raw: &[u8], d: Dialect) -> bool {
                     RdbString::Int(_) => false,
                 })
             };
-        Ok(!match t {
-            16 | 17 | 20 => blob_nonempty(&mut c, 4..6, false)?,
-            23 if !d.valkey => blob_nonempty(&mut c, 4..6, false)?,
-            25 => {
+        Ok(!match e {
+            HashListpack | ZsetListpack | SetListpack | HashListpackExPreGa => {
+                blob_nonempty(&mut c, 4..6, false)?
+            }
+            HashListpackEx => {
                 c.skip(8, "min expire")?;
                 blob_nonempty(&mut c, 4..6, false)?
             }
-            10 | 12 | 13 => blob_nonempty(&mut c, 8..10, false)?,
-            11 => blob_nonempty(&mut c, 4..8, true)?,
+            ListZiplist | ZsetZiplist | HashZiplist => blob_nonempty(&mut c, 8..10, false)?,
+            SetIntset => blob_nonempty(&mut c, 4..8, true)?,
             // zipmaps (Redis ≤ 2.4) are rare: decode them
-            9 => false,
-            1..=5 => read_len(&mut c, "count")? > 0,
-            22 => read_len(&mut c, "count")? > 0,
-            24 => {
+            HashZipmap => false,
+            List | Set | Zset | Hash | Zset2 | HashMetadataPreGa | Hash2 => {
+                read_len(&mut c, "count")? > 0
+            }
+            HashMetadata => {
                 c.skip(8, "min expire")?;
                 read_len(&mut c, "count")? > 0
             }
@@ -801,15 +790,15 @@ mod tests {
     use crate::Decoder;
     use std::path::Path;
 
-    fn compare(t: u8, raw: &[u8], offset: u64, d: Dialect, what: &str) {
+    fn compare(e: Encoding, raw: &[u8], offset: u64, what: &str) {
         let run = |summary: bool| {
-            let total = lzf_total(t, raw, d);
+            let total = lzf_total(e, raw);
             let mut scratch = vec![0u8; total];
             let mut store = Arena::new(&mut scratch);
             if summary {
-                summarize_value(t, raw, offset, d, &mut store).map_err(|e| e.to_string())
+                summarize_value(e, raw, offset, &mut store).map_err(|e| e.to_string())
             } else {
-                decode_value(t, raw, offset, d, &mut store)
+                decode_value(e, raw, offset, &mut store)
                     .map(|v| Summary::of(&v))
                     .map_err(|e| e.to_string())
             }
@@ -835,7 +824,7 @@ mod tests {
             for item in Decoder::new(&data).verify_checksum(false) {
                 let Ok(Item::Entry(e)) = item else { continue };
                 let what = format!("{} key {:?}", f.display(), e.key);
-                compare(e.type_id, e.raw, e.value_offset, e.dialect, &what);
+                compare(e.encoding(), e.raw, e.value_offset, &what);
                 values += 1;
                 // a few mutations per value: byte flips, and a cut
                 let mut raw = e.raw.to_vec();
@@ -844,9 +833,9 @@ mod tests {
                     let at = (seed % raw.len() as u64) as usize;
                     let old = raw[at];
                     raw[at] ^= (seed >> 32) as u8 | 1;
-                    compare(e.type_id, &raw, e.value_offset, e.dialect, &what);
+                    compare(e.encoding(), &raw, e.value_offset, &what);
                     raw[at] = old;
-                    compare(e.type_id, &raw[..at], e.value_offset, e.dialect, &what);
+                    compare(e.encoding(), &raw[..at], e.value_offset, &what);
                     mutants += 2;
                 }
             }

@@ -1,7 +1,7 @@
 //! `rdbkit info`: a summary of a dump built by decoding every item and every value.
 
 use crate::error::DecodeError;
-use crate::model::{Checksum, Item, Magic, Producer};
+use crate::model::{Checksum, Dialect, Encoding, Item, Magic, Producer};
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -100,22 +100,23 @@ impl Info {
         }
     }
 
-    fn type_ids(&self) -> impl Iterator<Item = (u8, u64)> + '_ {
+    /// (encoding, keys) per type id seen (`None`: a type id this dump's dialect does not know).
+    fn type_ids(&self) -> impl Iterator<Item = (Option<Encoding>, u64)> + '_ {
+        let d = Dialect {
+            valkey: self.valkey,
+        };
         self.by_type_id
             .iter()
             .enumerate()
             .filter(|(_, n)| **n > 0)
-            .map(|(t, n)| (t as u8, *n))
+            .map(move |(t, n)| (Encoding::from_type(t as u8, d), *n))
     }
 
     /// Keys per logical type (`string`, `hash`, …).
     pub fn types(&self) -> BTreeMap<&'static str, u64> {
-        let d = crate::decode::value::Dialect {
-            valkey: self.valkey,
-        };
         let mut m = BTreeMap::new();
-        for (t, n) in self.type_ids() {
-            let name = crate::decode::value::value_type(t, d).map_or("unknown", |v| v.name());
+        for (e, n) in self.type_ids() {
+            let name = e.map_or("unknown", |e| e.value_type().name());
             *m.entry(name).or_default() += n;
         }
         m
@@ -123,17 +124,11 @@ impl Info {
 
     /// Keys per encoding (`type/encoding`).
     pub fn encodings(&self) -> BTreeMap<String, u64> {
-        let d = crate::decode::value::Dialect {
-            valkey: self.valkey,
-        };
         let mut m = BTreeMap::new();
-        for (t, n) in self.type_ids() {
-            let name = crate::decode::value::value_type(t, d).map_or("unknown", |v| v.name());
-            *m.entry(format!(
-                "{name}/{}",
-                crate::decode::value::encoding_name(t, d)
-            ))
-            .or_default() += n;
+        for (e, n) in self.type_ids() {
+            let name = e.map_or("unknown", |e| e.value_type().name());
+            *m.entry(format!("{name}/{}", e.map_or("unknown", Encoding::name)))
+                .or_default() += n;
         }
         m
     }

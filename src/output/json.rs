@@ -142,7 +142,7 @@ fn escaped(out: &mut Vec<u8>, b: &[u8]) -> bool {
 fn int(out: &mut Vec<u8>, v: i64) {
     match v {
         0..=9 => out.push(b'0' + v as u8),
-        _ => out.extend_from_slice(crate::model::itoa_buf(v).as_slice()),
+        _ => out.extend_from_slice(crate::text::itoa_buf(v).as_slice()),
     }
 }
 
@@ -163,7 +163,7 @@ fn score(out: &mut Vec<u8>, s: f64) {
     } else if s == f64::NEG_INFINITY {
         out.extend_from_slice(b"\"-inf\"");
     } else {
-        out.extend_from_slice(crate::model::f64_buf(s).as_slice());
+        out.extend_from_slice(crate::text::f64_buf(s).as_slice());
     }
 }
 

@@ -27,7 +27,6 @@ pub mod memory;
 
 use crate::error::DecodeError;
 use crate::model::{Entry, ValueType};
-use base64::Engine as _;
 use serde_json::{json, Value as Json};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
@@ -576,7 +575,7 @@ pub fn key_record(
         key: e.key.to_vec(),
         value_type: e.value_type(),
         encoding: est.encoding,
-        rdb_encoding: e.encoding(),
+        rdb_encoding: e.encoding().name(),
         memory: est.bytes,
         serialized: e.raw.len() as u64,
         elements: v.len() as u64,
@@ -632,12 +631,13 @@ pub fn display_bytes(b: &[u8]) -> String {
     s
 }
 
-/// A key for JSON: a string when UTF-8, else `{"base64": …}` (as `export --format jsonl`).
+/// A key for JSON: a string when UTF-8, else `{"base64": …}`, by the rule of
+/// `export --format jsonl` ([`super::json::bytes`], whose text it reads back).
 pub fn json_bytes(b: &[u8]) -> Json {
-    match std::str::from_utf8(b) {
-        Ok(s) => Json::String(s.to_string()),
-        Err(_) => json!({"base64": base64::engine::general_purpose::STANDARD.encode(b)}),
-    }
+    let mut text = Vec::with_capacity(b.len() + 2);
+    super::json::bytes(&mut text, b);
+    // json::bytes writes a JSON string or object (its tests parse it back with serde_json)
+    serde_json::from_slice(&text).unwrap_or(Json::Null)
 }
 
 /// One key as a JSON object (`--format jsonl` rows and the top lists).
@@ -827,5 +827,17 @@ mod tests {
             },
         );
         assert_eq!(s, "1,\"a,\"\"b\",hash,listpack,listpack,48,20,2,3,5\n");
+    }
+
+    /// Keys in the report's JSON follow `export --format jsonl`: UTF-8 as a string (escapes
+    /// undone), anything else as base64.
+    #[test]
+    fn json_keys_follow_the_export_rule() {
+        assert_eq!(
+            json_bytes("k é\n\"\\\u{1}".as_bytes()),
+            json!("k é\n\"\\\u{1}")
+        );
+        assert_eq!(json_bytes(b"k\xff"), json!({"base64": "a/8="}));
+        assert_eq!(json_bytes(b""), json!(""));
     }
 }

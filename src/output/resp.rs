@@ -35,7 +35,7 @@ impl Resp {
                 b'\n',
             ]),
             _ => {
-                let mut b = crate::model::itoa_buf(n as i64);
+                let mut b = crate::text::itoa_buf(n as i64);
                 self.buf.push(tag);
                 self.buf.extend_from_slice(b.as_slice());
                 self.buf.extend_from_slice(b"\r\n");
@@ -60,7 +60,7 @@ impl Resp {
                 .extend_from_slice(&[b'$', b'1', b'\r', b'\n', b'0' + i as u8, b'\r', b'\n']);
             return;
         }
-        let mut b = crate::model::itoa_buf(i);
+        let mut b = crate::text::itoa_buf(i);
         let s = b.as_slice();
         self.header(b'$', s.len());
         self.buf.extend_from_slice(s);
@@ -83,7 +83,7 @@ impl Resp {
         } else if f == f64::NEG_INFINITY {
             self.arg(b"-inf")
         } else {
-            self.arg(crate::model::f64_buf(f).as_slice());
+            self.arg(crate::text::f64_buf(f).as_slice());
         }
     }
 

@@ -138,13 +138,13 @@ impl<'s> Planner<'s> {
             return Ok(false);
         }
         let replace = self.cfg.replace || self.resuming;
-        let module = e.type_id == 7;
+        let module = e.encoding() == crate::model::Encoding::Module2;
         let restore_ver = self.restore_version(e);
         let payload_len = payload::len_for_entry(e) as u64;
         let fits = payload_len + 1024 <= self.target.bulk_limit;
         // A primary loading the dump drops hash fields whose TTL has passed; RESTORE keeps them
         // (until expiry reclaims them). Such hashes go by commands, without those fields.
-        let expired_fields = matches!(e.type_id, 22..=25) && self.has_expired_field(e)?;
+        let expired_fields = e.encoding().has_field_ttls() && self.has_expired_field(e)?;
         let use_restore = match self.cfg.mode {
             _ if module => true,
             Mode::Restore => true,
@@ -277,7 +277,7 @@ impl<'s> Planner<'s> {
         );
         Ok(collection
             && e.raw.len() <= 64
-            && crate::decode::value::may_be_empty(e.type_id, e.raw, e.dialect)
+            && crate::decode::value::may_be_empty(e.encoding(), e.raw)
             && e.value()?.is_empty())
     }
 
@@ -332,7 +332,7 @@ fn restore(r: &mut Resp, e: &Entry<'_>, ver: u16, replace: bool) {
     // the payload is written straight into the request buffer: type, raw bytes, footer
     r.buf.push(b'$');
     r.buf
-        .extend_from_slice(crate::model::itoa_buf(len as i64).as_slice());
+        .extend_from_slice(crate::text::itoa_buf(len as i64).as_slice());
     r.buf.extend_from_slice(b"\r\n");
     payload::write(&mut r.buf, e.meta, e.type_id, e.raw, ver);
     r.buf.extend_from_slice(b"\r\n");

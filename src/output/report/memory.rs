@@ -24,7 +24,8 @@
 //! The encoding a value gets is decided with the 8.2 defaults ([`Limits`]): the dump's encoding
 //! does not matter, only the sizes (a 6.2 ziplist hash is a listpack in 8.2).
 
-use crate::model::{Elem, Entry, Value, ValueType};
+use crate::decode::shape;
+use crate::model::{Elem, Encoding, Entry, Value, ValueType};
 
 /// Encoding thresholds of the loading server (`redis.conf` names; defaults of Redis 8.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -293,103 +294,6 @@ fn expected_zsl_node() -> f64 {
     e
 }
 
-/// A few helpers to read the dump's own blob sizes from an entry's raw bytes without decoding.
-mod raw {
-    /// An RDB length (`None` for a special string encoding or a truncated input).
-    pub(super) fn len(b: &[u8], p: &mut usize) -> Option<u64> {
-        let first = *b.get(*p)?;
-        *p += 1;
-        match first >> 6 {
-            0 => Some(u64::from(first & 0x3f)),
-            1 => {
-                let lo = *b.get(*p)?;
-                *p += 1;
-                Some((u64::from(first & 0x3f) << 8) | u64::from(lo))
-            }
-            2 if first == 0x80 => {
-                let v = b.get(*p..*p + 4)?;
-                *p += 4;
-                Some(u64::from(u32::from_be_bytes(v.try_into().ok()?)))
-            }
-            2 if first == 0x81 => {
-                let v = b.get(*p..*p + 8)?;
-                *p += 8;
-                Some(u64::from_be_bytes(v.try_into().ok()?))
-            }
-            _ => None,
-        }
-    }
-
-    /// Skips an RDB string; returns its logical (uncompressed) length.
-    pub(super) fn string(b: &[u8], p: &mut usize) -> Option<u64> {
-        let first = *b.get(*p)?;
-        if first >> 6 == 3 {
-            *p += 1;
-            return match first & 0x3f {
-                0 => {
-                    *p += 1;
-                    Some(0)
-                }
-                1 => {
-                    *p += 2;
-                    Some(0)
-                }
-                2 => {
-                    *p += 4;
-                    Some(0)
-                }
-                3 => {
-                    let clen = len(b, p)?;
-                    let ulen = len(b, p)?;
-                    *p = p.checked_add(usize::try_from(clen).ok()?)?;
-                    Some(ulen)
-                }
-                _ => None,
-            };
-        }
-        let n = len(b, p)?;
-        *p = p.checked_add(usize::try_from(n).ok()?)?;
-        (*p <= b.len()).then_some(n)
-    }
-}
-
-/// The listpack byte size stored in a single-blob value (types 16, 17, 20; 25 after its 8-byte
-/// minimum expiry).
-fn blob_len(e: &Entry<'_>) -> Option<u64> {
-    let mut p = if e.type_id == 25 { 8 } else { 0 };
-    raw::string(e.raw, &mut p)
-}
-
-/// (container, bytes) per quicklist node of a type-18 list.
-fn quicklist2_nodes(raw: &[u8]) -> Option<Vec<(u64, u64)>> {
-    let mut p = 0;
-    let n = raw::len(raw, &mut p)?;
-    let mut out = Vec::with_capacity(n.min(1 << 16) as usize);
-    for _ in 0..n {
-        let container = raw::len(raw, &mut p)?;
-        out.push((container, raw::string(raw, &mut p)?));
-    }
-    Some(out)
-}
-
-/// (master ID, listpack bytes) per node of a stream.
-fn stream_nodes(raw: &[u8]) -> Option<Vec<([u8; 16], u64)>> {
-    let mut p = 0;
-    let n = raw::len(raw, &mut p)?;
-    let mut out = Vec::with_capacity(n.min(1 << 16) as usize);
-    for _ in 0..n {
-        let start = p;
-        let klen = raw::string(raw, &mut p)?;
-        let id: [u8; 16] = if klen == 16 && p - start == 17 {
-            raw[start + 1..p].try_into().ok()?
-        } else {
-            [0; 16]
-        };
-        out.push((id, raw::string(raw, &mut p)?));
-    }
-    Some(out)
-}
-
 /// Nodes of a Redis radix tree (`rax`) holding `keys` (sorted, distinct): compressed chains, branch
 /// nodes and the empty leaf after each key, as `raxInsert` builds them.
 pub fn rax_nodes(keys: &[[u8; 16]]) -> u64 {
@@ -446,34 +350,36 @@ impl Limits {
     fn list(&self, e: &Entry<'_>, items: &[Elem<'_>]) -> (u64, &'static str) {
         let node_limit = self.list_node_bytes as u64;
         // the nodes the server builds: the dump's own for quicklist2, else packed as RPUSH would
-        let nodes: Vec<(u64, u64)> =
-            match (e.type_id == 18).then(|| quicklist2_nodes(e.raw)).flatten() {
-                Some(n) => n,
-                None => {
-                    let mut nodes = Vec::new();
-                    let mut cur: Option<u64> = None;
-                    for it in items {
-                        let sz = lp_entry(it);
-                        if it.len() as u64 > node_limit {
-                            if let Some(c) = cur.take() {
-                                nodes.push((2, c));
-                            }
-                            nodes.push((1, it.len() as u64));
-                            continue;
+        let nodes: Vec<(u64, u64)> = match (e.encoding() == Encoding::ListQuicklist2)
+            .then(|| shape::quicklist2_nodes(e.raw))
+            .flatten()
+        {
+            Some(n) => n,
+            None => {
+                let mut nodes = Vec::new();
+                let mut cur: Option<u64> = None;
+                for it in items {
+                    let sz = lp_entry(it);
+                    if it.len() as u64 > node_limit {
+                        if let Some(c) = cur.take() {
+                            nodes.push((2, c));
                         }
-                        match cur {
-                            Some(c) if c + sz <= node_limit => cur = Some(c + sz),
-                            Some(c) => {
-                                nodes.push((2, c));
-                                cur = Some(7 + sz);
-                            }
-                            None => cur = Some(7 + sz),
-                        }
+                        nodes.push((1, it.len() as u64));
+                        continue;
                     }
-                    nodes.extend(cur.map(|c| (2, c)));
-                    nodes
+                    match cur {
+                        Some(c) if c + sz <= node_limit => cur = Some(c + sz),
+                        Some(c) => {
+                            nodes.push((2, c));
+                            cur = Some(7 + sz);
+                        }
+                        None => cur = Some(7 + sz),
+                    }
                 }
-            };
+                nodes.extend(cur.map(|c| (2, c)));
+                nodes
+            }
+        };
         if let [(2, sz)] = nodes.as_slice() {
             if *sz <= node_limit {
                 return (jemalloc_size(*sz), "listpack");
@@ -492,8 +398,9 @@ impl Limits {
         // an intset stays one up to the limit; other encodings (listpacks excepted, which load as
         // they are) become one when every member is an integer
         let intset = n <= self.set_intset_entries
-            && (e.type_id == 11
-                || (e.type_id != 20 && items.iter().all(|i| elem_int(i).is_some())));
+            && (e.encoding() == Encoding::SetIntset
+                || (e.encoding() != Encoding::SetListpack
+                    && items.iter().all(|i| elem_int(i).is_some())));
         if intset {
             let width = items
                 .iter()
@@ -512,12 +419,15 @@ impl Limits {
             return (jemalloc_size(8 + width * n as u64), "intset");
         }
         let small = n <= self.set_entries;
-        if e.type_id == 20 && small {
-            if let Some(b) = blob_len(e) {
+        if e.encoding() == Encoding::SetListpack && small {
+            if let Some(b) = shape::listpack_len(e.encoding(), e.raw) {
                 return (jemalloc_size(b), "listpack");
             }
         }
-        if small && (e.type_id == 20 || items.iter().all(|i| i.len() <= self.set_value)) {
+        if small
+            && (e.encoding() == Encoding::SetListpack
+                || items.iter().all(|i| i.len() <= self.set_value))
+        {
             return (
                 jemalloc_size(lp_bytes(items.iter().map(lp_entry))),
                 "listpack",
@@ -533,13 +443,13 @@ impl Limits {
     fn zset(&self, e: &Entry<'_>, items: &[(Elem<'_>, f64)]) -> (u64, &'static str) {
         let n = items.len();
         let small = n <= self.zset_entries;
-        if e.type_id == 17 && small {
-            if let Some(b) = blob_len(e) {
+        if e.encoding() == Encoding::ZsetListpack && small {
+            if let Some(b) = shape::listpack_len(e.encoding(), e.raw) {
                 return (jemalloc_size(b), "listpack");
             }
         }
         if small && items.iter().all(|(m, _)| m.len() <= self.zset_value) {
-            let style = if e.type_id == 12 {
+            let style = if e.encoding() == Encoding::ZsetZiplist {
                 ScoreText::G17
             } else {
                 ScoreText::Shortest
@@ -561,14 +471,17 @@ impl Limits {
 
     fn hash(&self, e: &Entry<'_>, fields: &[crate::model::HashField<'_>]) -> (u64, &'static str) {
         let n = fields.len();
-        let ttl = fields.iter().any(|f| f.expire_ms.is_some()) || matches!(e.type_id, 22..=25);
+        let ttl = fields.iter().any(|f| f.expire_ms.is_some()) || e.encoding().has_field_ttls();
         let small = n <= self.hash_entries
             && fields
                 .iter()
                 .all(|f| f.field.len() <= self.hash_value && f.value.len() <= self.hash_value);
         if small {
             if ttl {
-                let lp = match (e.type_id == 25).then(|| blob_len(e)).flatten() {
+                let lp = match (e.encoding() == Encoding::HashListpackEx)
+                    .then(|| shape::listpack_len(e.encoding(), e.raw))
+                    .flatten()
+                {
                     Some(b) => b,
                     None => lp_bytes(fields.iter().map(|f| {
                         lp_entry(&f.field)
@@ -578,7 +491,10 @@ impl Limits {
                 };
                 return (LISTPACK_EX + jemalloc_size(lp), "listpackex");
             }
-            let lp = match (e.type_id == 16).then(|| blob_len(e)).flatten() {
+            let lp = match (e.encoding() == Encoding::HashListpack)
+                .then(|| shape::listpack_len(e.encoding(), e.raw))
+                .flatten()
+            {
                 Some(b) => b,
                 None => lp_bytes(
                     fields
@@ -601,9 +517,13 @@ impl Limits {
                     + sds_alloc(f.value.len() as u64)
             })
             .sum();
-        // 8.2 loads a hash with field TTLs (types 22 and 24) into a dict that grows as fields are
-        // added; other hashes get a dict sized for all fields up front.
-        let base = if matches!(e.type_id, 22 | 24) {
+        // 8.2 loads a hash table with field TTLs (types 22 and 24) into a dict that grows as fields
+        // are added; other hashes get a dict sized for all fields up front. Valkey's HASH_2 (22 in
+        // Valkey dumps), the same kind of hash, is sized the same way.
+        let base = if matches!(
+            e.encoding(),
+            Encoding::HashMetadataPreGa | Encoding::HashMetadata | Encoding::Hash2
+        ) {
             DICT + 8 * grown_dict_buckets(n as u64)
         } else {
             dict_base(n as u64)
@@ -612,7 +532,7 @@ impl Limits {
     }
 
     fn stream(&self, e: &Entry<'_>, s: &crate::model::Stream<'_>) -> u64 {
-        let nodes = stream_nodes(e.raw).unwrap_or_default();
+        let nodes = shape::stream_nodes(e.raw).unwrap_or_default();
         let mut keys: Vec<[u8; 16]> = nodes.iter().map(|n| n.0).collect();
         let mut bytes = STREAM + rax_usage(&mut keys);
         bytes += nodes.iter().map(|n| jemalloc_size(n.1)).sum::<u64>();
