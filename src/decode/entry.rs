@@ -1,7 +1,8 @@
 //! Decoding an [`Entry`]'s value bytes on demand: the methods the model's key record offers, kept
 //! with the decoder so that the model holds data only.
 
-use super::value::{self, Arena, BlobStore, NoStore, Summary};
+use super::summary::{summarize_value, Summary};
+use super::value::{self, Arena, BlobStore, NoStore};
 use crate::error::{DecodeError, Result};
 use crate::model::{Entry, Value};
 
@@ -52,7 +53,7 @@ impl<'a> Entry<'a> {
     /// count, emptiness and module type, without building it where the encoding allows.
     pub(crate) fn summary_in(&self, scratch: &mut Vec<u8>) -> Result<Summary, DecodeError> {
         self.size_scratch(scratch);
-        value::summarize_value(
+        summarize_value(
             self.encoding(),
             self.raw,
             self.value_offset,

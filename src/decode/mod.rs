@@ -16,6 +16,7 @@ mod prefetch;
 pub(crate) mod shape;
 pub(crate) mod stream;
 pub(crate) mod string;
+pub(crate) mod summary;
 pub(crate) mod value;
 pub(crate) mod ziplist;
 pub(crate) mod zipmap;
