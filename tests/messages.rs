@@ -6,7 +6,7 @@ mod common;
 
 use common::{Server, Version};
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 fn rdbkit(args: &[&str], env: &[(&str, &str)]) -> Output {
@@ -24,6 +24,16 @@ fn text(o: &Output) -> String {
         String::from_utf8_lossy(&o.stdout),
         String::from_utf8_lossy(&o.stderr)
     )
+}
+
+/// Sets `requirepass` over `c` (`""`: none).
+fn require_password_on(c: &mut redis::Connection, pw: &str) {
+    redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("requirepass")
+        .arg(pw)
+        .query::<()>(c)
+        .unwrap();
 }
 
 /// `server` asks for `pw` from now on (`Server` waits for readiness without a password).
@@ -200,71 +210,10 @@ fn unix_socket_targets_import_and_verify_without_tcp() {
     );
 }
 
-/// A sentinel with its own password, monitoring a primary with another.
-struct Sentinel {
-    port: u16,
-    child: Child,
-    _dir: tempfile::TempDir,
-}
-
-impl Sentinel {
-    fn start(primary_port: u16, data_pw: &str, sentinel_pw: &str) -> Sentinel {
-        let dir = tempfile::tempdir().unwrap();
-        let port = common::free_port();
-        let conf = dir.path().join("sentinel.conf");
-        std::fs::write(
-            &conf,
-            format!(
-                "port {port}\nbind 127.0.0.1\ndir {}\nrequirepass {sentinel_pw}\n\
-                 sentinel monitor mymaster 127.0.0.1 {primary_port} 1\n\
-                 sentinel auth-pass mymaster {data_pw}\n",
-                dir.path().display()
-            ),
-        )
-        .unwrap();
-        let log = std::fs::File::create(dir.path().join("sentinel.log")).unwrap();
-        let child = Command::new(Version::V82.binary())
-            .arg(&conf)
-            .arg("--sentinel")
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .stdin(Stdio::null())
-            .spawn()
-            .unwrap();
-        let s = Sentinel {
-            port,
-            child,
-            _dir: dir,
-        };
-        let url = format!("redis://:{sentinel_pw}@127.0.0.1:{port}");
-        let start = Instant::now();
-        loop {
-            let known = redis::Client::open(url.as_str())
-                .and_then(|c| c.get_connection_with_timeout(Duration::from_secs(1)))
-                .and_then(|mut c| {
-                    redis::cmd("SENTINEL")
-                        .arg("get-master-addr-by-name")
-                        .arg("mymaster")
-                        .query::<Option<(String, u16)>>(&mut c)
-                });
-            if matches!(known, Ok(Some(_))) {
-                break s;
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(20),
-                "sentinel on {port} not ready: {known:?}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Sentinel {
-    fn drop(&mut self) {
-        common::kill(&mut self.child);
-    }
-}
-
+/// Sentinels with their own password (`requirepass`) in front of a primary with another: every
+/// way of giving the sentinel's password (in `--sentinel` URLs, `RDBKIT_SENTINEL_PASSWORD`,
+/// `--sentinel-password`) imports a dataset equal to 8.2 loading the dump; a missing or wrong
+/// sentinel password is said plainly, naming the sentinel, with no password in the output.
 #[test]
 fn sentinel_url_forms_and_sentinel_passwords_in_urls() {
     if common::skip_if_missing(Version::V82) {
@@ -274,19 +223,32 @@ fn sentinel_url_forms_and_sentinel_passwords_in_urls() {
     let loader = Server::start_with_dump(Version::V82, &dump_path, &[]);
     let primary = Server::start(Version::V82);
     require_password(&primary, "data-pw");
-    let sentinel = Sentinel::start(primary.port, "data-pw", "sentinel-pw");
+    let sentinel_conf = ["sentinel auth-pass mymaster data-pw"];
+    let sentinels: Vec<common::Sentinel> = (0..2)
+        .map(|_| common::Sentinel::start(primary.port, 1, Some("sentinel-pw"), &sentinel_conf))
+        .collect();
     let dump = dump_path.to_str().unwrap();
-    let sp = sentinel.port;
-    let digest = || -> String {
+    let sp = sentinels[0].port;
+    // equal to the loader (compared without the password, which is set again after the flush)
+    let assert_imported = |what: &str| {
         let mut c = redis::Client::open(format!("redis://:data-pw@127.0.0.1:{}", primary.port))
             .unwrap()
             .get_connection()
             .unwrap();
-        let d = redis::cmd("DEBUG").arg("DIGEST").query(&mut c).unwrap();
+        require_password_on(&mut c, "");
+        let same = common::same_dataset(&primary, &loader);
+        let mut c = primary.conn();
         redis::cmd("FLUSHALL").query::<()>(&mut c).unwrap();
-        d
+        require_password_on(&mut c, "data-pw");
+        if let Err(e) = same {
+            panic!("{what}: the primary differs from the dump:\n{e}");
+        }
     };
-    let s_entry = format!("redis://:sentinel-pw@127.0.0.1:{sp}");
+    let s_entry = sentinels
+        .iter()
+        .map(|s| format!("redis://:sentinel-pw@127.0.0.1:{}", s.port))
+        .collect::<Vec<_>>()
+        .join(",");
     type Form<'a> = (Vec<String>, Vec<(&'a str, &'a str)>);
     let forms: Vec<Form> = vec![
         // the SENTINEL_HOSTS form: the sentinel's password in its URL, the master and the data
@@ -334,7 +296,7 @@ fn sentinel_url_forms_and_sentinel_passwords_in_urls() {
         let t = text(&out);
         assert!(out.status.success(), "{args:?}: {t}");
         assert!(!t.contains("data-pw") && !t.contains("sentinel-pw"), "{t}");
-        assert_eq!(digest(), loader.digest(), "{args:?}: {t}");
+        assert_imported(&format!("{args:?}"));
     }
     // without the sentinel's password: said plainly, with where it goes
     let out = rdbkit(
@@ -352,6 +314,48 @@ fn sentinel_url_forms_and_sentinel_passwords_in_urls() {
     assert_eq!(out.status.code(), Some(1), "{t}");
     assert!(t.contains(&format!("sentinel 127.0.0.1:{sp}")), "{t}");
     assert!(t.contains("--sentinel-password"), "{t}");
+    // a wrong sentinel password, in the URL or from the environment: the same, and no password
+    // (neither the wrong one nor the right ones) in the output; nothing written
+    let wrong_url = format!("redis://:wrong-pw@127.0.0.1:{sp}");
+    let addr = format!("127.0.0.1:{sp}");
+    for (entry, env) in [
+        (&wrong_url, vec![("REDISCLI_AUTH", "data-pw")]),
+        (
+            &addr,
+            vec![
+                ("REDISCLI_AUTH", "data-pw"),
+                ("RDBKIT_SENTINEL_PASSWORD", "wrong-pw"),
+            ],
+        ),
+    ] {
+        let out = rdbkit(
+            &[
+                "import",
+                dump,
+                "--sentinel",
+                entry,
+                "--master-name",
+                "mymaster",
+            ],
+            &env,
+        );
+        let t = text(&out);
+        assert_eq!(out.status.code(), Some(1), "{entry}: {t}");
+        assert!(
+            t.contains(&format!("sentinel 127.0.0.1:{sp}")),
+            "{entry}: {t}"
+        );
+        assert!(t.contains("password"), "{entry}: {t}");
+        for secret in ["wrong-pw", "data-pw", "sentinel-pw"] {
+            assert!(!t.contains(secret), "{entry}: {secret} printed: {t}");
+        }
+    }
+    let mut c = redis::Client::open(format!("redis://:data-pw@127.0.0.1:{}", primary.port))
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let n: u64 = redis::cmd("DBSIZE").query(&mut c).unwrap();
+    assert_eq!(n, 0, "written despite the wrong sentinel password");
 }
 
 #[test]

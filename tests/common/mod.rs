@@ -365,6 +365,132 @@ fn try_ready(port: u16) -> redis::RedisResult<bool> {
     Ok(info.lines().any(|l| l.trim() == "loading:0"))
 }
 
+/// A Redis 8.2 `redis-server --sentinel` monitoring the primary on `127.0.0.1:primary_port` as
+/// `mymaster`, on a free port (chosen again, up to [`PORT_ATTEMPTS`] times, when another process
+/// took it before the sentinel could bind it). Killed when dropped.
+pub struct Sentinel {
+    pub port: u16,
+    /// The sentinel's own `requirepass`, if any.
+    password: Option<String>,
+    child: Child,
+    dir: TempDir,
+}
+
+impl Sentinel {
+    /// Starts a sentinel with `quorum`, `requirepass password` when given, and `conf` lines
+    /// appended to its configuration (e.g. `sentinel down-after-milliseconds mymaster 1000`);
+    /// returns once it answers (with its password) and knows the primary's address.
+    pub fn start(
+        primary_port: u16,
+        quorum: u32,
+        password: Option<&str>,
+        conf: &[&str],
+    ) -> Sentinel {
+        for _ in 0..PORT_ATTEMPTS {
+            let dir = tempfile::Builder::new()
+                .prefix("rdbkit-sentinel-")
+                .tempdir()
+                .expect("create sentinel dir");
+            let port = free_port();
+            let mut text = format!(
+                "port {port}\nbind 127.0.0.1\ndir {}\nsentinel monitor mymaster 127.0.0.1 {primary_port} {quorum}\n",
+                dir.path().display()
+            );
+            if let Some(pw) = password {
+                text.push_str(&format!("requirepass {pw}\n"));
+            }
+            for line in conf {
+                text.push_str(line);
+                text.push('\n');
+            }
+            let path = dir.path().join("sentinel.conf");
+            fs::write(&path, text).expect("write sentinel.conf");
+            let log_path = dir.path().join("sentinel.log");
+            let log = File::create(&log_path).expect("create sentinel.log");
+            let child = Command::new(Version::V82.binary())
+                .arg(&path)
+                .arg("--sentinel")
+                .current_dir(dir.path())
+                .stdin(Stdio::null())
+                .stdout(log.try_clone().expect("clone log handle"))
+                .stderr(log)
+                .spawn()
+                .unwrap_or_else(|e| panic!("spawn sentinel: {e}"));
+            let mut s = Sentinel {
+                port,
+                password: password.map(str::to_string),
+                child,
+                dir,
+            };
+            let deadline = Instant::now() + READY_TIMEOUT;
+            let last = loop {
+                if let Ok(Some(status)) = s.child.try_wait() {
+                    break format!("exited early ({status})");
+                }
+                let last = match s.query::<Option<(String, u16)>>(&[
+                    "SENTINEL",
+                    "get-master-addr-by-name",
+                    "mymaster",
+                ]) {
+                    Ok(Some(_)) => return s,
+                    Ok(None) => "does not know mymaster yet".to_string(),
+                    Err(e) => e.to_string(),
+                };
+                if Instant::now() >= deadline {
+                    break format!("not ready after {READY_TIMEOUT:?}: {last}");
+                }
+                thread::sleep(Duration::from_millis(50));
+            };
+            kill(&mut s.child);
+            let log = fs::read_to_string(&log_path).unwrap_or_default();
+            if log.contains("Address already in use") {
+                continue; // the port was taken between free_port() and bind(): retry
+            }
+            panic!("sentinel on port {port}: {last}\n--- sentinel log ---\n{log}");
+        }
+        panic!("sentinel: no free port after {PORT_ATTEMPTS} attempts");
+    }
+
+    /// `host:port` of the sentinel, as `--sentinel` takes it.
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Sends one command to the sentinel (authenticated when it has a password).
+    pub fn query<T: redis::FromRedisValue>(&self, args: &[&str]) -> redis::RedisResult<T> {
+        let auth = self
+            .password
+            .as_deref()
+            .map_or(String::new(), |pw| format!(":{pw}@"));
+        let mut c = redis::Client::open(format!("redis://{auth}127.0.0.1:{}", self.port))?
+            .get_connection_with_timeout(Duration::from_secs(1))?;
+        let mut cmd = redis::cmd(args[0]);
+        for a in &args[1..] {
+            cmd.arg(*a);
+        }
+        cmd.query(&mut c)
+    }
+
+    /// The port of the primary the sentinel names now.
+    pub fn primary_port(&self) -> u16 {
+        let (_, port): (String, u16) = self
+            .query(&["SENTINEL", "get-master-addr-by-name", "mymaster"])
+            .expect("SENTINEL get-master-addr-by-name");
+        port
+    }
+
+    /// The sentinel's log so far.
+    pub fn log(&self) -> String {
+        fs::read_to_string(self.dir.path().join("sentinel.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Sentinel {
+    fn drop(&mut self) {
+        kill(&mut self.child);
+    }
+}
+
 /// A port that was free a moment ago (bind 127.0.0.1:0, then release it).
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -785,7 +911,8 @@ fn graph_view(c: &mut redis::Connection, key: &[u8]) -> redis::Value {
     redis::Value::Array(parts)
 }
 
-/// `HPEXPIRETIME` of every field of each hash on both servers; the differences.
+/// `HPEXPIRETIME` of every field of each hash on both servers; the differences. The fields are
+/// read from `ca`, and the times of a batch of hashes asked in one pipeline per server.
 fn field_ttl_diffs(
     ca: &mut redis::Connection,
     cb: &mut redis::Connection,
@@ -799,26 +926,35 @@ fn field_ttl_diffs(
             p.cmd("HKEYS").arg(k);
         }
         let fields: Vec<Vec<Vec<u8>>> = p.query(ca).expect("HKEYS");
-        for (key, fields) in chunk.iter().zip(fields) {
-            for part in fields.chunks(COMPARE_BATCH) {
-                let times = |c: &mut redis::Connection| -> Vec<i64> {
-                    redis::cmd("HPEXPIRETIME")
-                        .arg(key)
-                        .arg("FIELDS")
-                        .arg(part.len())
-                        .arg(part)
-                        .query(c)
-                        .expect("HPEXPIRETIME")
-                };
-                let (ta, tb) = (times(ca), times(cb));
-                for ((f, x), y) in part.iter().zip(&ta).zip(&tb) {
-                    if x != y {
-                        diffs.push(format!(
-                            "db {db} hash {:?} field {:?}: HPEXPIRETIME {x} vs {y}",
-                            String::from_utf8_lossy(key),
-                            String::from_utf8_lossy(f)
-                        ));
-                    }
+        // (key, fields) per HPEXPIRETIME: a big hash is asked in parts of COMPARE_BATCH fields
+        let asks: Vec<(&Vec<u8>, &[Vec<u8>])> = chunk
+            .iter()
+            .zip(&fields)
+            .flat_map(|(key, fields)| fields.chunks(COMPARE_BATCH).map(move |part| (key, part)))
+            .collect();
+        if asks.is_empty() {
+            continue;
+        }
+        let times = |c: &mut redis::Connection| -> Vec<Vec<i64>> {
+            let mut p = redis::pipe();
+            for (key, part) in &asks {
+                p.cmd("HPEXPIRETIME")
+                    .arg(*key)
+                    .arg("FIELDS")
+                    .arg(part.len())
+                    .arg(*part);
+            }
+            p.query(c).expect("HPEXPIRETIME")
+        };
+        let (ta, tb) = (times(ca), times(cb));
+        for (((key, part), ta), tb) in asks.iter().zip(&ta).zip(&tb) {
+            for ((f, x), y) in part.iter().zip(ta).zip(tb) {
+                if x != y {
+                    diffs.push(format!(
+                        "db {db} hash {:?} field {:?}: HPEXPIRETIME {x} vs {y}",
+                        String::from_utf8_lossy(key),
+                        String::from_utf8_lossy(f)
+                    ));
                 }
             }
         }
