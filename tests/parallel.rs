@@ -181,41 +181,62 @@ fn first_error_in_file_order_wins() {
     }
 }
 
-/// The library API: outputs reach `merge` in file order whatever the chunking.
+/// The library API: outputs reach `merge` in file order whatever the chunking, each item with the
+/// position the sequential decoder is at just after it. And the engine really cuts the input and
+/// spreads it: `work` is called with records once for each region of `chunk_bytes` in which
+/// records begin (exactly those, from the sequential positions), and on more than one worker
+/// thread (never on the calling thread, which only merges and works on the `Eof`).
 #[test]
 fn decode_chunks_merges_in_file_order() {
-    struct Offsets;
+    use std::collections::HashSet;
+    use std::sync::Mutex;
+    use std::thread::ThreadId;
+    /// Collects (offset, position) per entry; records, per call with items, the region its first
+    /// item began in and the thread.
+    struct Offsets {
+        chunk_bytes: u64,
+        calls: Mutex<Vec<(u64, ThreadId)>>,
+    }
     impl ChunkWorker for Offsets {
         type State = ();
-        type Out = Vec<u64>;
+        type Out = Vec<(u64, u64)>;
         type Error = DecodeError;
         fn state(&self) {}
-        fn output(&self) -> Vec<u64> {
+        fn output(&self) -> Vec<(u64, u64)> {
             Vec::new()
         }
         fn work(
             &self,
             _: &mut (),
             c: Chunk<'_, '_>,
-            out: &mut Vec<u64>,
+            out: &mut Vec<(u64, u64)>,
         ) -> Result<(), DecodeError> {
+            // the first entry of the call: the region it began in
+            let mut first = None;
             for (item, pos) in c.items {
                 if let Item::Entry(e) = item {
                     e.value()?;
-                    out.push(e.offset);
+                    out.push((e.offset, *pos));
+                    first.get_or_insert(e.offset / self.chunk_bytes);
                 }
-                assert!(*pos > 0);
+            }
+            if let Some(region) = first {
+                let me = std::thread::current().id();
+                self.calls.lock().unwrap().push((region, me));
             }
             Ok(())
         }
     }
     let dump = dump_with(&[], 2000, &[]);
     let mut want = Vec::new();
-    for item in rdbkit::Decoder::new(&dump) {
-        if let Item::Entry(e) = item.unwrap() {
-            want.push(e.offset);
+    let mut d = rdbkit::Decoder::new(&dump);
+    while let Some(item) = d.next_item().unwrap() {
+        if let Item::Entry(e) = item {
+            want.push((e.offset, d.position()));
         }
     }
+    assert_eq!(want.len(), 2000);
+    let me = std::thread::current().id();
     for (threads, chunk_bytes) in [(1, 1), (2, 1), (4, 1), (2, 4096), (3, 1 << 20)] {
         let mut got = Vec::new();
         let opts = ChunkOptions {
@@ -224,13 +245,39 @@ fn decode_chunks_merges_in_file_order() {
             chunk_bytes,
             ..Default::default()
         };
+        let worker = Offsets {
+            chunk_bytes,
+            calls: Mutex::new(Vec::new()),
+        };
         Input::Bytes(dump.clone())
-            .decode_chunks(opts, &Offsets, |o: &mut Vec<u64>| {
+            .decode_chunks(opts, &worker, |o: &mut Vec<(u64, u64)>| {
                 got.append(o);
                 Ok::<(), DecodeError>(())
             })
             .unwrap();
-        assert_eq!(got, want, "threads {threads} chunk {chunk_bytes}");
+        let what = format!("threads {threads} chunk {chunk_bytes}");
+        assert_eq!(got, want, "{what}");
+        let calls = worker.calls.into_inner().unwrap();
+        let used: HashSet<ThreadId> = calls.iter().map(|(_, t)| *t).collect();
+        if threads == 1 {
+            // one item per call, all on this thread
+            assert_eq!(used, HashSet::from([me]), "{what}");
+            continue;
+        }
+        // the regions that entries begin in, each worked on in one call
+        let mut regions: Vec<u64> = calls.iter().map(|(r, _)| *r).collect();
+        regions.sort_unstable();
+        let mut expected: Vec<u64> = want.iter().map(|(o, _)| o / chunk_bytes).collect();
+        expected.dedup();
+        assert_eq!(regions, expected, "{what}");
+        assert!(!used.contains(&me), "{what}: worked on the calling thread");
+        assert!(used.len() <= threads, "{what}: {} threads", used.len());
+        if chunk_bytes == 1 {
+            // ~600,000 one-byte regions, each read once the one before has handed over: the
+            // reading alternates between the workers for as long as the decode runs
+            assert_eq!(regions.len(), 2000, "{what}");
+            assert!(used.len() >= 2, "{what}: every region on one thread");
+        }
     }
 }
 
