@@ -771,3 +771,195 @@ fn wait_replicas_means_replicated() {
         "fewer replicas than asked went unreported: {t}"
     );
 }
+
+/// A dump written by a real 8.2 whose hashes hold field TTLs, some of them already expired when
+/// it is imported: `hash:mixed` (fields without TTL, with a far TTL, and expired), `hash:gone`
+/// (every field expired), `hash:big` (a hash table: 600 fields, 100 with a far TTL and 100
+/// expired), `hash:keyttl` (a key TTL as well), and keys without field TTLs around them. Active
+/// expiry is off while it is written, so the dump holds the fields that expire 1.5 s later; the
+/// function returns once they have. Returns the dump.
+fn dump_with_expired_field_ttls(dir: &Path) -> PathBuf {
+    let s = Server::start(Version::V82);
+    let mut c = s.conn();
+    let mut run = |args: &[&str]| {
+        redis::cmd(args[0])
+            .arg(&args[1..])
+            .query::<redis::Value>(&mut c)
+            .unwrap_or_else(|e| panic!("{args:?}: {e}"));
+    };
+    run(&["DEBUG", "SET-ACTIVE-EXPIRE", "0"]);
+    let far = "4102444800000"; // 2100-01-01
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let soon_ms = now_ms + 1500;
+    let soon = soon_ms.to_string();
+    run(&["SET", "str:plain", "v"]);
+    run(&["HSET", "hash:plain", "a", "1", "b", "2"]);
+    run(&["RPUSH", "list:plain", "x", "y"]);
+    run(&[
+        "HSET",
+        "hash:mixed",
+        "a",
+        "1",
+        "b",
+        "2",
+        "far1",
+        "3",
+        "far2",
+        "4",
+        "gone1",
+        "5",
+        "gone2",
+        "6",
+    ]);
+    run(&[
+        "HPEXPIREAT",
+        "hash:mixed",
+        far,
+        "FIELDS",
+        "2",
+        "far1",
+        "far2",
+    ]);
+    run(&[
+        "HPEXPIREAT",
+        "hash:mixed",
+        &soon,
+        "FIELDS",
+        "2",
+        "gone1",
+        "gone2",
+    ]);
+    run(&["HSET", "hash:gone", "p", "1", "q", "2"]);
+    run(&["HPEXPIREAT", "hash:gone", &soon, "FIELDS", "2", "p", "q"]);
+    let fields: Vec<String> = (0..600).map(|i| format!("field-{i}")).collect();
+    let mut hset = vec!["HSET", "hash:big"];
+    for f in &fields {
+        hset.extend([f.as_str(), f.as_str()]);
+    }
+    run(&hset);
+    let mut far_fields = vec!["HPEXPIREAT", "hash:big", far, "FIELDS", "100"];
+    far_fields.extend(fields[..100].iter().map(String::as_str));
+    run(&far_fields);
+    let mut soon_fields = vec!["HPEXPIREAT", "hash:big", &soon, "FIELDS", "100"];
+    soon_fields.extend(fields[100..200].iter().map(String::as_str));
+    run(&soon_fields);
+    run(&["HSET", "hash:keyttl", "k", "1", "t", "2", "e", "3"]);
+    run(&["PEXPIREAT", "hash:keyttl", far]);
+    run(&[
+        "HPEXPIREAT",
+        "hash:keyttl",
+        "4102444900000",
+        "FIELDS",
+        "1",
+        "t",
+    ]);
+    run(&["HPEXPIREAT", "hash:keyttl", &soon, "FIELDS", "1", "e"]);
+    run(&["SAVE"]);
+    let dump = dir.join("field-ttls.rdb");
+    std::fs::copy(s.dir().join("load.rdb"), &dump).unwrap();
+    // the dump holds the fields that are about to expire, with their TTL
+    let out = rdbkit(&["export", "--format", "jsonl", dump.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out));
+    let jsonl = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(jsonl.matches(&soon).count(), 2 + 2 + 100 + 1, "{jsonl}");
+    while std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+        <= soon_ms + 100
+    {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    dump
+}
+
+/// `--field-ttls drop` into servers without hash field TTLs (issue 12 item 6), end to end: the
+/// dump above into Redis 7.0 and Valkey 8.1. Without the option the hashes with live field TTLs
+/// are refused, each named with the option; with it every hash holds exactly its fields that
+/// had not expired, with their values (those servers have no field TTLs at all), key TTLs kept,
+/// `hash:gone` absent, and the summary counts the fields whose TTL was dropped. Equal to 8.2
+/// loading the dump itself, key by key. The same through `export --format resp --target-version
+/// 7.0 --field-ttls drop | redis-cli --pipe` into 7.0: zero errors, same keys.
+#[test]
+fn field_ttls_drop_into_servers_without_field_ttls() {
+    for v in [Version::V82, Version::V70, Version::Valkey81] {
+        if common::skip_if_missing(v) {
+            return;
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let dump = dump_with_expired_field_ttls(dir.path());
+    let loader = Server::start_with_dump(Version::V82, &dump, &[]);
+    let want = common::snapshot(&loader);
+    let key = |k: &str| (0u64, k.as_bytes().to_vec());
+    assert!(!want.contains_key(&key("hash:gone")), "{want:?}");
+    let hash = |k: &str| match &want[&key(k)].val {
+        common::Val::Hash(h) => h
+            .keys()
+            .map(|f| String::from_utf8_lossy(f).into_owned())
+            .collect::<Vec<_>>(),
+        other => panic!("{k}: {other:?}"),
+    };
+    assert_eq!(hash("hash:mixed"), ["a", "b", "far1", "far2"]);
+    assert_eq!(hash("hash:big").len(), 500);
+    assert_eq!(hash("hash:keyttl"), ["k", "t"]);
+    // the fields whose TTL is dropped: the live ones with a TTL
+    let dropped = 2 + 100 + 1;
+    let ttl_hashes = ["hash:mixed", "hash:big", "hash:keyttl"];
+    let none = std::collections::BTreeSet::new();
+    for v in [Version::V70, Version::Valkey81] {
+        let target = Server::start(v);
+        let out = import(&dump, &target, &[]);
+        let t = text(&out);
+        assert_eq!(out.status.code(), Some(1), "{v:?}: {t}");
+        for k in ttl_hashes {
+            assert!(
+                t.lines()
+                    .any(|l| l.contains(&format!("{k:?}")) && l.contains("field TTL")),
+                "{v:?}: {k} not refused: {t}"
+            );
+            assert!(
+                !common::snapshot(&target).contains_key(&key(k)),
+                "{v:?}: {k} written"
+            );
+        }
+        assert!(t.contains("--field-ttls drop"), "{v:?}: {t}");
+        reset(&target);
+        let out = import(&dump, &target, &["--field-ttls", "drop"]);
+        let t = text(&out);
+        assert!(out.status.success(), "{v:?}: {t}");
+        assert!(
+            t.contains(&format!("{dropped} hash fields written without their TTL")),
+            "{v:?}: {t}"
+        );
+        common::assert_same_keys(&want, &common::snapshot(&target), &none, &format!("{v:?}"));
+    }
+    // the RESP export for 7.0, piped into it
+    let out = rdbkit(&[
+        "export",
+        "--format",
+        "resp",
+        "--target-version",
+        "7.0",
+        "--field-ttls",
+        "drop",
+        dump.to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains(&format!("{dropped} hash fields written without their TTL")),
+        "{err}"
+    );
+    let target = Server::start(Version::V70);
+    target.pipe(&out.stdout); // panics unless redis-cli reports zero errors
+    common::assert_same_keys(
+        &want,
+        &common::snapshot(&target),
+        &none,
+        "export | redis-cli --pipe",
+    );
+}
