@@ -221,9 +221,7 @@ pub fn run(a: &ExportArgs) -> Result<()> {
         limits: Limits::default(),
         target: a.target_version.clone(),
         drop_field_ttls: a.field_ttls == FieldTtls::Drop,
-        now_ms: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as i64),
+        now_ms: super::now_ms(),
     };
     let mut total = Part::default();
     let mut current_db: Option<u64> = None;

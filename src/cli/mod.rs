@@ -153,8 +153,18 @@ pub fn unescape(s: &str) -> Vec<u8> {
     out
 }
 
-/// Current Unix time in milliseconds.
+/// Current Unix time in milliseconds, or `$RDBKIT_NOW_MS` when set (a fixed clock for
+/// reproducible `info`, `export` and `report` output; tests/golden.rs uses it). A value that is
+/// not an integer is reported on stderr and ignored.
 pub fn now_ms() -> i64 {
+    if let Some(v) = std::env::var_os("RDBKIT_NOW_MS") {
+        match v.to_str().and_then(|s| s.trim().parse::<i64>().ok()) {
+            Some(ms) => return ms,
+            None => {
+                eprintln!("rdbkit: ignoring RDBKIT_NOW_MS={v:?}: not an integer of milliseconds")
+            }
+        }
+    }
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
