@@ -162,20 +162,43 @@ def free_port():
         return s.getsockname()[1]
 
 
+def free_cluster_port():
+    """A free port P with P + 10000 free too (a cluster node's bus port), so P <= 55535."""
+    import random
+    for _ in range(1000):
+        p = random.randint(20000, 55535)
+        try:
+            with socket.socket() as a, socket.socket() as b:
+                a.bind(("127.0.0.1", p))
+                b.bind(("127.0.0.1", p + 10000))
+                return p
+        except OSError:
+            continue
+    raise RuntimeError("no free port pair for a cluster node")
+
+
 class RedisServer:
-    def __init__(self, binary, cli, workdir, extra=(), name="import-server"):
+    def __init__(self, binary, cli, workdir, extra=(), name="import-server", port=free_port):
         self.cli = cli
-        self.port = free_port()
-        self.log = open(Path(workdir) / f"{name}.log", "wb")
-        self.proc = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(workdir), "--dbfilename", f"{name}.rdb", *extra],
-            stdout=self.log, stderr=subprocess.STDOUT)
-        for _ in range(200):
-            if self.call("PING") == "PONG":
-                return
-            time.sleep(0.05)
-        raise RuntimeError("import target redis-server did not start")
+        log_path = Path(workdir) / f"{name}.log"
+        for _ in range(5):  # a free port may be taken before the server binds it: try another
+            self.port = port()
+            self.log = open(log_path, "wb")
+            self.proc = subprocess.Popen(
+                [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+                 "--appendonly", "no", "--dir", str(workdir), "--dbfilename", f"{name}.rdb",
+                 *extra],
+                stdout=self.log, stderr=subprocess.STDOUT)
+            deadline = time.monotonic() + 60  # a loaded machine starts servers slowly
+            while time.monotonic() < deadline and self.proc.poll() is None:
+                if self.call("PING") == "PONG":
+                    return
+                time.sleep(0.05)
+            self.stop()
+            self.log.close()
+            if "Address already in use" not in log_path.read_text(errors="replace"):
+                break
+        raise RuntimeError(f"redis-server {name} did not start:\n{log_path.read_text(errors='replace')[-2000:]}")
 
     def call(self, *args):
         r = subprocess.run([self.cli, "-p", str(self.port), *map(str, args)],
@@ -206,7 +229,7 @@ class RedisCluster:
             d.mkdir()
             self.nodes.append(RedisServer(binary, cli, d, ("--cluster-enabled", "yes",
                                                            "--cluster-config-file", "nodes.conf"),
-                                          name=f"cluster-{i}"))
+                                          name=f"cluster-{i}", port=free_cluster_port))
         for i, n in enumerate(self.nodes):
             a, b = i * 5462, min((i + 1) * 5462, 16384) - 1
             if n.call("CLUSTER", "ADDSLOTSRANGE", a, b) != "OK":

@@ -176,6 +176,9 @@ fn spoil(target: &[&Server], keys: u64) -> Vec<String> {
         .find(|i| i % 40 == 0)
         .map(|i| format!("s:{i}"))
         .unwrap();
+    // a list with a TTL that is not `l` (lists are compared by DUMP, then their TTL)
+    let lttl = (0..keys).rev().filter(|i| i % 40 == 20).nth(1).unwrap();
+    let lttl_key = format!("l:{lttl}");
     let fttl = (0..keys).rev().find(|i| i % 24 == 15).unwrap();
     let fttl_key = format!("h:{fttl}");
     one(&s, cmd!(&"SET", &s, &"other"));
@@ -183,6 +186,14 @@ fn spoil(target: &[&Server], keys: u64) -> Vec<String> {
     one(&z, cmd!(&"DEL", &z));
     one(&z, cmd!(&"SET", &z, &"now a string"));
     one(&ttl_key, cmd!(&"PEXPIREAT", &ttl_key, &(at(0) + 3_600_000)));
+    one(
+        &lttl_key,
+        cmd!(&"PEXPIREAT", &lttl_key, &(at(0) + 7_200_000)),
+    );
+    one(
+        "big:stream",
+        cmd!(&"XGROUP", &"SETID", &"big:stream", &"g", &"200-1"),
+    );
     one(
         &fttl_key,
         cmd!(&"HPEXPIREAT", &fttl_key, &(at(0) + 5), &"FIELDS", &1, &"f2"),
@@ -223,6 +234,12 @@ fn spoil(target: &[&Server], keys: u64) -> Vec<String> {
             "MISMATCH db0 \"{fttl_key}\": field TTL of \"f2\" is {} on target, Some({fttl_field_at}) in dump",
             at(0) + 5
         ),
+        format!(
+            "MISMATCH db0 \"{lttl_key}\": expiry {} on target, {} in dump",
+            at(0) + 7_200_000,
+            at(lttl)
+        ),
+        "MISMATCH db0 \"big:stream\": consumer group g: last id 200-1 / 0 pending on target, 100-1 / 0 in dump".to_string(),
         "MISMATCH db0 \"big:list\": list element 4500 differs".to_string(),
         format!("MISMATCH db0 \"big:string\": string value differs at byte 3000000 ({BIG_STRING} bytes)"),
         format!(
@@ -231,6 +248,19 @@ fn spoil(target: &[&Server], keys: u64) -> Vec<String> {
             at(7)
         ),
     ]
+}
+
+/// `compared by DUMP payload: E keys equal, R with another payload read again by elements`
+fn dump_stats(out: &str) -> (u64, u64) {
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("compared by DUMP payload: "))
+        .unwrap_or_else(|| panic!("no DUMP line:\n{out}"));
+    let n: Vec<u64> = line
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    (n[0], n[1])
 }
 
 /// `read over N connections: C commands in B batches, at most W reply bytes in flight …`
@@ -285,6 +315,10 @@ fn verify_pipelines_many_windows_and_finds_each_difference() {
     assert!(commands >= 2 * keys + 5 * (BIG_ELEMS as u64 / 1000), "{t}");
     // the window was filled and never exceeded (big values are read in chunks of half of it)
     assert!((48 << 10..=64 << 10).contains(&peak), "{t}");
+    // every small collection (half of the keys, and the big values whose payload fits in a
+    // chunk) was settled by one DUMP: the target holds the payloads 8.2 wrote
+    let (equal, again) = dump_stats(&t);
+    assert!((n / 2..=n / 2 + 5).contains(&equal) && again == 0, "{t}");
 
     let want = spoil(&[&target], n);
     assert_mismatches(
@@ -453,5 +487,70 @@ fn functions_reach_every_cluster_primary_and_verify_names_a_primary_that_lacks_o
     assert!(
         t.contains("2 function libraries missing or different on the target"),
         "{t}"
+    );
+}
+
+/// A dump written by Redis 6.2 holds ziplists, which 8.2 turns into listpacks on load: the DUMP
+/// payloads differ, so the keys are read again element by element (and equal), and after 64 such
+/// lists verify stops asking DUMP for them. A changed element is found either way.
+#[test]
+fn verify_reads_again_what_the_target_encodes_otherwise() {
+    if common::skip_if_missing(Version::V62) || common::skip_if_missing(Version::V82) {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let n = 5000u64;
+    let old = Server::start(Version::V62);
+    run(
+        &old,
+        (0..n)
+            .map(|i| cmd!(&"RPUSH", &format!("l:{i}"), &"a", &i, &format!("e{i}")))
+            .chain((0..500).map(|i| cmd!(&"SADD", &format!("i:{i}"), &1, &i, &(i + 7))))
+            .collect(),
+    );
+    redis::cmd("SAVE").query::<()>(&mut old.conn()).unwrap();
+    let dump = tmp.path().join("old.rdb");
+    std::fs::copy(old.dir().join("load.rdb"), &dump).unwrap();
+    let target = Server::start(Version::V82);
+    let imp = common::rdbkit(&[
+        "import",
+        dump.to_str().unwrap(),
+        "--target",
+        &target.url(),
+        "--quiet",
+    ]);
+    assert!(imp.status.success(), "{}", text(&imp));
+    // one connection and a small window: the decoder is at most a few batches ahead of the replies
+    let small = ["--connections", "1", "--window-bytes", "16384"];
+    let out = verify(&dump, &target, &small);
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    assert!(
+        t.contains(&format!("verified: {} keys equal, 0 differ", n + 500)),
+        "{t}"
+    );
+    let (equal, again) = dump_stats(&t);
+    // intsets load as intsets: their payloads are equal
+    assert!(equal >= 500, "{t}");
+    // lists: 64 differed, then the ones queued meanwhile; the rest went by element reads alone
+    assert!((64..=2500).contains(&again), "{t}");
+
+    // an element changed in a list read again after DUMP and in one read by elements only
+    for k in ["l:1", &format!("l:{}", n - 1)] {
+        redis::cmd("LSET")
+            .arg(k)
+            .arg(2)
+            .arg("changed")
+            .query::<()>(&mut target.conn())
+            .unwrap();
+    }
+    let out = verify(&dump, &target, &small);
+    assert_mismatches(
+        &out,
+        &[
+            "MISMATCH db0 \"l:1\": list element 2 differs".to_string(),
+            format!("MISMATCH db0 \"l:{}\": list element 2 differs", n - 1),
+        ],
+        n + 500 - 2,
     );
 }

@@ -73,6 +73,11 @@ pub fn run(a: &VerifyArgs) -> Result<()> {
         }
     );
     println!(
+        "compared by DUMP payload: {} equal, {} with another payload read again by elements",
+        count(r.by_dump, "key"),
+        r.read_again
+    );
+    println!(
         "verified: {} equal, {} differ, {} not compared (filtered, expiring or empty)",
         count(r.matched as u64, "key"),
         r.mismatched,

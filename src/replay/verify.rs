@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::AtomicU16;
 use std::sync::Arc;
 use std::time::Duration;
-use want::{Limits, Want};
+use want::{DumpStats, Limits, Want};
 
 /// Verify options.
 #[derive(Debug, Clone)]
@@ -82,6 +82,10 @@ pub struct VerifyReport {
     pub redirected: u64,
     /// Most reply bytes (as expected from the dump) in flight on one connection at once.
     pub peak_window_bytes: usize,
+    /// Keys whose `DUMP` payload equalled the dump's (one read and the expiry settled them).
+    pub by_dump: u64,
+    /// Keys whose `DUMP` payload differed and that were read again element by element.
+    pub read_again: u64,
     /// Function libraries of the dump, each checked on every primary.
     pub libraries: usize,
     /// Primaries whose libraries were checked.
@@ -152,6 +156,7 @@ pub fn verify(
         .build()
         .map_err(|e| ReplayError::Config(format!("tokio runtime: {e}")))?;
 
+    let stats = Arc::new(DumpStats::default());
     // connections: `per_node` per primary, sharing the primary's batch queue
     let (follow_tx, follow_rx) = tokio::sync::mpsc::channel(1024);
     let follower = cluster.then(|| {
@@ -160,6 +165,7 @@ pub fn verify(
             routes.clone(),
             pinned.clone(),
             pcfg,
+            stats.clone(),
         ))
     });
     let mut queues = Vec::new();
@@ -170,6 +176,7 @@ pub fn verify(
         queues.push(tx);
         for _ in 0..per_node {
             let (node, rx, follow) = (node.clone(), rx.clone(), follow_tx.clone());
+            let stats = stats.clone();
             tasks.push(rt.spawn(async move {
                 let mut stream = pipe::connect(&node, pcfg.timeout).await?;
                 let mut tally = Tally::default();
@@ -179,6 +186,7 @@ pub fn verify(
                     &node.display(),
                     &mut feed,
                     &pcfg,
+                    &stats,
                     &mut tally,
                     Some(&follow),
                     &mut Vec::new(),
@@ -194,10 +202,14 @@ pub fn verify(
         connections: tasks.len(),
         ..VerifyReport::default()
     };
-    let mut building: Vec<(Vec<Want>, usize)> =
-        routes.nodes.iter().map(|_| (Vec::new(), 0)).collect();
+    let mut building: Vec<(Vec<Want>, usize)> = routes
+        .nodes
+        .iter()
+        .map(|_| (Vec::with_capacity(BATCH_KEYS), 0))
+        .collect();
     let mut seq = 0u64;
     let mut dump_code = super::code::Code::default();
+    let mut scratch = Vec::new();
     // a connection that stopped (its error is collected below) closes its queue
     let stopped = || ReplayError::Config("a verify connection stopped".into());
     let decoded = input.decode(cfg.verify_checksum, |item, _| -> Result<(), ReplayError> {
@@ -216,11 +228,27 @@ pub fn verify(
             report.skipped += 1;
             return Ok(());
         }
-        let v = e.value()?;
-        if v.is_empty() {
-            report.skipped += 1;
-            return Ok(());
-        }
+        // a value other than a string whose payload fits in a chunk is compared by DUMP, unless
+        // its type's payloads keep differing on this target; it is decoded only if the payload
+        // differs, but checked now as a decode would (the same errors), and empty collections
+        // are left out. A string's GET costs the server less than its DUMP, and is one read too.
+        let by_dump = e.value_type() != crate::ValueType::String
+            && Want::dump_len(&e) <= limits.chunk_bytes
+            && stats.worth_it(e.type_id);
+        let v = if by_dump {
+            if e.summary_in(&mut scratch)?.empty {
+                report.skipped += 1;
+                return Ok(());
+            }
+            None
+        } else {
+            let v = e.value()?;
+            if v.is_empty() {
+                report.skipped += 1;
+                return Ok(());
+            }
+            Some(v)
+        };
         let db = target
             .db
             .filter(|_| cfg.db_map.is_empty())
@@ -232,13 +260,16 @@ pub fn verify(
             )));
         }
         let node = if cluster { routes.node_of(&e.key) } else { 0 };
-        let w = Want::new(seq, db, &e, &v, limits);
+        let w = match &v {
+            Some(v) => Want::new(seq, db, &e, v, limits),
+            None => Want::dumped(seq, db, &e, limits),
+        };
         seq += 1;
         let (batch, bytes) = &mut building[node];
         *bytes += e.raw.len() + e.key.len();
         batch.push(w);
         if batch.len() >= BATCH_KEYS || *bytes >= BATCH_BYTES {
-            let full = std::mem::take(batch);
+            let full = std::mem::replace(batch, Vec::with_capacity(BATCH_KEYS));
             *bytes = 0;
             queues[node].blocking_send(full).map_err(|_| stopped())?;
         }
@@ -304,6 +335,7 @@ pub fn verify(
     report.commands = tally.commands;
     report.redirected = tally.redirected;
     report.peak_window_bytes = tally.peak_bytes;
+    (report.by_dump, report.read_again) = stats.totals();
     Ok(report)
 }
 

@@ -5,7 +5,7 @@
 //! that reads them again where the cluster says.
 
 use super::resp::{self, V};
-use super::want::Want;
+use super::want::{DumpStats, Want};
 use crate::output::resp::Resp;
 use crate::replay::conn::Redirect;
 use crate::replay::target::Transport;
@@ -150,12 +150,15 @@ pub(crate) async fn connect(
 }
 
 /// Runs one connection until its feed is exhausted and every key is settled. Redirected keys go
-/// to `follow` (main connections) or into `bounced` (the follower's own connections).
+/// to `follow` (main connections) or into `bounced` (the follower's own connections); keys whose
+/// `DUMP` payload differed are read again by elements on the same connection (counted in `stats`).
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn drive(
     stream: &mut Box<dyn Transport>,
     node: &str,
     feed: &mut Feed,
     cfg: &PipeConfig,
+    stats: &DumpStats,
     tally: &mut Tally,
     follow: Option<&mpsc::Sender<Bounced>>,
     bounced: &mut Vec<Want>,
@@ -249,9 +252,10 @@ pub(crate) async fn drive(
                     return Err(lost("the server closed the connection".into()));
                 }
                 let mut used = 0;
+                // replies arrived: the connection is alive
+                deadline = Instant::now() + cfg.timeout;
                 while let Some((v, len)) = resp::parse(&rbuf[used..]).map_err(&lost)? {
                     used += len;
-                    deadline = Instant::now() + cfg.timeout;
                     let sent = fifo.pop_front().ok_or_else(|| lost("a reply to no command".into()))?;
                     match (sent, &v) {
                         (Sent::Select, V::Simple(b"OK")) | (Sent::Asking, V::Simple(b"OK")) => {}
@@ -282,6 +286,11 @@ pub(crate) async fn drive(
                                 cursor = cursor.saturating_sub(1);
                                 if w.redirect.is_some() {
                                     redirected.push(w);
+                                    continue;
+                                }
+                                w.count_in(stats);
+                                if w.read_again() {
+                                    queue.push_back(w.expand()?);
                                 } else {
                                     tally.settle(w);
                                 }
@@ -335,6 +344,7 @@ pub(crate) async fn follower(
     routes: Arc<Routes>,
     base: Target,
     cfg: PipeConfig,
+    stats: Arc<DumpStats>,
 ) -> Result<Tally, ReplayError> {
     let mut tally = Tally::default();
     let mut conns: HashMap<(String, u16), Box<dyn Transport>> = HashMap::new();
@@ -389,6 +399,7 @@ pub(crate) async fn follower(
                     &node.display(),
                     &mut feed,
                     &cfg,
+                    &stats,
                     &mut tally,
                     None,
                     &mut again,

@@ -1,7 +1,15 @@
 //! One key to verify: what the dump holds (copied out of the decoder's buffers, in one byte buffer
 //! per key), the read commands that check it, and the comparison of each reply with the dump.
 //!
-//! Every key starts with `TYPE` and ends with the key's expiry; collections read their length and
+//! Most keys are compared by their `DUMP` payload: a key whose serialized value (type byte,
+//! encoding, every element, field TTLs, stream groups, module data) is byte for byte the dump's
+//! holds the same value, so one `DUMP` and the key's expiry check it (see [`Want::dumped`]). A key
+//! whose payload differs (another encoding, an older or newer server, a real difference) is read
+//! again element by element as below ([`Want::expand`]), which decides; so does a value larger
+//! than a chunk, which is never asked by `DUMP`. [`DumpStats`] stops asking `DUMP` for a type
+//! whose payloads keep differing (a target that re-encodes it).
+//!
+//! Read element by element, every key starts with `TYPE` and ends with the key's expiry; collections read their length and
 //! then their elements in chunks of at most [`Limits::chunk_elems`] elements and about
 //! [`Limits::chunk_bytes`] bytes (LRANGE ranges, SMISMEMBER, ZRANGE ranges, HMGET + HPEXPIRETIME,
 //! XRANGE … COUNT), big strings STRLEN + GETRANGE pieces, so that no reply is much larger than a
@@ -9,9 +17,12 @@
 //! is the key's verdict and the key's later replies are only read past.
 
 use super::resp::V;
+use crate::decode::value::Dialect;
 use crate::model::{escape_bytes, Elem, Entry, StreamId, Value};
 use crate::output::resp::Resp;
 use crate::replay::conn::Redirect;
+use std::borrow::Cow;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 /// Sizes of the reads.
 #[derive(Debug, Clone, Copy)]
@@ -34,6 +45,8 @@ pub(crate) struct Limits {
 /// One read command of a key.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) enum Step {
+    /// `DUMP`: the payload compared with the dump's byte for byte.
+    Dump,
     Type,
     Get,
     StrLen,
@@ -73,6 +86,61 @@ struct StreamWant {
     groups: Vec<(Vec<u8>, String, usize)>,
 }
 
+/// What a key compared by `DUMP` keeps to be read again element by element (its `data` is the
+/// dump's payload without the footer: `[KEY_META] type | value bytes`).
+#[derive(Debug, Clone, Copy)]
+struct Dumped {
+    type_id: u8,
+    dialect: Dialect,
+    /// Bytes of KEY_META before the type byte.
+    meta_len: usize,
+    /// Offset of the value in the dump (for decode errors).
+    value_offset: u64,
+}
+
+/// The reads of a key compared by `DUMP`.
+const DUMP_STEPS: [Step; 2] = [Step::Dump, Step::Ttl];
+/// The reads of a string no longer than a chunk (as [`Want::plan`] makes them).
+const GET_STEPS: [Step; 2] = [Step::Get, Step::Ttl];
+
+/// Per type id, how many keys' `DUMP` payloads equalled the dump's and how many did not; shared by
+/// the connections (which count) and the decoder (which decides how to compare the next key).
+pub(crate) struct DumpStats {
+    equal: Vec<AtomicU64>,
+    differ: Vec<AtomicU64>,
+}
+
+impl Default for DumpStats {
+    fn default() -> Self {
+        DumpStats {
+            equal: (0..256).map(|_| AtomicU64::new(0)).collect(),
+            differ: (0..256).map(|_| AtomicU64::new(0)).collect(),
+        }
+    }
+}
+
+impl DumpStats {
+    /// Keys of a type are asked `DUMP` until 64 of them differed and fewer than three in four
+    /// were equal: then the target keeps that type in another encoding, and element reads alone
+    /// are cheaper.
+    pub(crate) fn worth_it(&self, type_id: u8) -> bool {
+        let t = usize::from(type_id);
+        let d = self.differ[t].load(Relaxed);
+        d < 64 || self.equal[t].load(Relaxed) >= 3 * d
+    }
+
+    fn count(&self, type_id: u8, equal: bool) {
+        let v = if equal { &self.equal } else { &self.differ };
+        v[usize::from(type_id)].fetch_add(1, Relaxed);
+    }
+
+    /// Keys compared by `DUMP`: (equal, read again).
+    pub(crate) fn totals(&self) -> (u64, u64) {
+        let sum = |v: &[AtomicU64]| v.iter().map(|a| a.load(Relaxed)).sum();
+        (sum(&self.equal), sum(&self.differ))
+    }
+}
+
 /// A key of the dump on its way through a verify connection.
 #[derive(Debug)]
 pub(crate) struct Want {
@@ -95,8 +163,10 @@ pub(crate) struct Want {
     total: usize,
     /// Zset: element indexes sorted by member (built at the first ZRANGE reply of a big zset).
     zindex: Vec<u32>,
-    steps: Vec<Step>,
+    steps: Cow<'static, [Step]>,
     limits: Limits,
+    /// Compared by `DUMP` (its `data` is the payload).
+    dumped: Option<Dumped>,
     /// Replies compared so far.
     pub replied: usize,
     /// Commands sent so far (ASKING not counted).
@@ -111,6 +181,9 @@ pub(crate) struct Want {
 
 /// The verdict for a key the target does not hold.
 const MISSING: &str = "missing on target";
+
+/// The mark of a key whose `DUMP` payload differs from the dump's: it is read again by elements.
+const READ_AGAIN: &str = "\0read again";
 
 /// The start of the verdict for a key whose read answered WRONGTYPE, followed by the dump's type:
 /// the target's type is asked afterwards for the keys listed (see [`type_differs`]).
@@ -154,30 +227,117 @@ impl Want {
     /// it. Hash fields that expire within the tolerance are not read (but still counted as
     /// possible).
     pub(crate) fn new(seq: u64, db: u64, e: &Entry<'_>, v: &Value<'_>, limits: Limits) -> Want {
-        let mut w = Want {
+        Want::of_value(seq, db, &e.key, e.expire_ms, e.raw.len(), v, limits)
+    }
+
+    fn blank(seq: u64, db: u64, key: &[u8], expire_ms: Option<i64>, limits: Limits) -> Want {
+        Want {
             seq,
             db,
-            key: e.key.to_vec(),
-            expire_ms: e.expire_ms,
+            key: key.to_vec(),
+            expire_ms,
             kind: Kind::String,
-            // the decoded elements take about as much as the encoded value
-            data: Vec::with_capacity(e.raw.len() + 16),
-            ends: Vec::with_capacity(match v {
-                Value::Hash(f) => 2 * f.len(),
-                Value::Stream(_) => 0,
-                v => v.len(),
-            }),
+            data: Vec::new(),
+            ends: Vec::new(),
             scores: Vec::new(),
             fexp: Vec::new(),
             total: 0,
             zindex: Vec::new(),
-            steps: Vec::new(),
+            steps: Cow::Borrowed(&[]),
             limits,
+            dumped: None,
             replied: 0,
             sent: 0,
             diff: None,
             asking: false,
             redirect: None,
+        }
+    }
+
+    /// A key compared by its `DUMP` payload (and its expiry). Only for values whose payload fits
+    /// in a chunk: the reply is about as large as the dump's value.
+    pub(crate) fn dumped(seq: u64, db: u64, e: &Entry<'_>, limits: Limits) -> Want {
+        let mut w = Want::blank(seq, db, &e.key, e.expire_ms, limits);
+        let meta = e.meta.unwrap_or_default();
+        w.data.reserve_exact(meta.len() + 1 + e.raw.len());
+        w.data.extend_from_slice(meta);
+        w.data.push(e.type_id);
+        w.data.extend_from_slice(e.raw);
+        w.dumped = Some(Dumped {
+            type_id: e.type_id,
+            dialect: e.dialect,
+            meta_len: meta.len(),
+            value_offset: e.value_offset,
+        });
+        w.steps = Cow::Borrowed(&DUMP_STEPS);
+        w
+    }
+
+    /// The payload's size that decides whether a key goes by `DUMP` (see [`Want::dumped`]).
+    pub(crate) fn dump_len(e: &Entry<'_>) -> usize {
+        e.meta.map_or(0, <[u8]>::len) + 1 + e.raw.len()
+    }
+
+    /// This key was compared by `DUMP`, whose payload differed: [`Want::expand`] reads it again.
+    pub(crate) fn read_again(&self) -> bool {
+        self.dumped.is_some() && self.diff.as_deref() == Some(READ_AGAIN)
+    }
+
+    /// Counts a settled key compared by `DUMP` in `stats` (equal, or read again).
+    pub(crate) fn count_in(&self, stats: &DumpStats) {
+        if let Some(d) = self.dumped {
+            match self.diff.as_deref() {
+                None => stats.count(d.type_id, true),
+                Some(READ_AGAIN) => stats.count(d.type_id, false),
+                Some(_) => {}
+            }
+        }
+    }
+
+    /// The same key, to be read element by element: its value decoded again from the payload kept.
+    pub(crate) fn expand(&self) -> Result<Want, crate::DecodeError> {
+        let d = self.dumped.expect("expand is for keys compared by DUMP");
+        let raw = &self.data[d.meta_len + 1..];
+        let v = crate::decode::value::decode_value(
+            d.type_id,
+            raw,
+            d.value_offset,
+            d.dialect,
+            &mut crate::decode::value::NoStore,
+        )
+        .map_err(|e| e.with_key(&self.key))?;
+        let mut w = Want::of_value(
+            self.seq,
+            self.db,
+            &self.key,
+            self.expire_ms,
+            raw.len(),
+            &v,
+            self.limits,
+        );
+        w.asking = self.asking;
+        Ok(w)
+    }
+
+    fn of_value(
+        seq: u64,
+        db: u64,
+        key: &[u8],
+        expire_ms: Option<i64>,
+        raw_len: usize,
+        v: &Value<'_>,
+        limits: Limits,
+    ) -> Want {
+        let mut w = Want {
+            // the decoded elements take about as much as the encoded value
+            data: Vec::with_capacity(raw_len + 16),
+            ends: Vec::with_capacity(match v {
+                Value::Hash(f) => 2 * f.len(),
+                // a string is `data` itself
+                Value::String(_) | Value::Stream(_) | Value::Module(_) => 0,
+                v => v.len(),
+            }),
+            ..Want::blank(seq, db, key, expire_ms, limits)
         };
         let push = |w: &mut Want, el: &Elem<'_>| {
             el.write_to(&mut w.data);
@@ -185,7 +345,7 @@ impl Want {
         };
         w.kind = match v {
             Value::String(s) => {
-                push(&mut w, s);
+                s.write_to(&mut w.data);
                 Kind::String
             }
             Value::List(items) => {
@@ -241,7 +401,10 @@ impl Want {
             }
             Value::Module(m) => Kind::Module(m.id.name()),
         };
-        w.steps = w.plan();
+        w.steps = match w.kind {
+            Kind::String if w.data.len() <= limits.chunk_bytes => Cow::Borrowed(&GET_STEPS),
+            _ => Cow::Owned(w.plan()),
+        };
         w
     }
 
@@ -348,6 +511,11 @@ impl Want {
             SMALL_REPLY
         };
         match step {
+            Step::Dump => {
+                out.cmd(&[b"DUMP", key]);
+                // the payload plus its footer
+                self.data.len() + 10 + SMALL_REPLY
+            }
             Step::Type => small(out, b"TYPE"),
             Step::Get => {
                 out.cmd(&[b"GET", key]);
@@ -488,6 +656,15 @@ impl Want {
         if self.diff.is_some() {
             return;
         }
+        if step == Step::Dump {
+            self.diff = match r {
+                V::Nil => Some(MISSING.into()),
+                V::Bulk(p) if p.len() >= 10 && p[..p.len() - 10] == self.data[..] => None,
+                // another encoding, another value, or DUMP refused: the element reads decide
+                _ => Some(READ_AGAIN.into()),
+            };
+            return;
+        }
         self.diff = match r {
             V::Error(e) if e.starts_with(b"WRONGTYPE") => {
                 Some(format!("{TYPE_DIFFERS}{}", self.type_name()))
@@ -504,6 +681,7 @@ impl Want {
     fn compare(&mut self, step: Step, r: &V<'_>) -> Option<String> {
         let bad = || unexpected(step, r);
         match step {
+            Step::Dump => None,
             Step::Type => {
                 let Some(t) = r.bytes() else { return bad() };
                 if t == b"none" {
@@ -761,6 +939,7 @@ fn parse_score(s: &[u8]) -> Option<f64> {
 
 fn step_name(s: Step) -> &'static str {
     match s {
+        Step::Dump => "DUMP",
         Step::Type => "TYPE",
         Step::Get => "GET",
         Step::StrLen => "STRLEN",
