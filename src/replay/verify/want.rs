@@ -17,7 +17,6 @@
 //! is the key's verdict and the key's later replies are only read past.
 
 use super::resp::V;
-use crate::decode::value::Dialect;
 use crate::model::{escape_bytes, Elem, Entry, StreamId, Value};
 use crate::output::resp::Resp;
 use crate::replay::conn::Redirect;
@@ -91,7 +90,8 @@ struct StreamWant {
 #[derive(Debug, Clone, Copy)]
 struct Dumped {
     type_id: u8,
-    dialect: Dialect,
+    /// The type byte read in the dump's dialect.
+    encoding: crate::model::Encoding,
     /// Bytes of KEY_META before the type byte.
     meta_len: usize,
     /// Offset of the value in the dump (for decode errors).
@@ -265,7 +265,7 @@ impl Want {
         w.data.extend_from_slice(e.raw);
         w.dumped = Some(Dumped {
             type_id: e.type_id,
-            dialect: e.dialect,
+            encoding: e.encoding(),
             meta_len: meta.len(),
             value_offset: e.value_offset,
         });
@@ -299,10 +299,9 @@ impl Want {
         let d = self.dumped.expect("expand is for keys compared by DUMP");
         let raw = &self.data[d.meta_len + 1..];
         let v = crate::decode::value::decode_value(
-            d.type_id,
+            d.encoding,
             raw,
             d.value_offset,
-            d.dialect,
             &mut crate::decode::value::NoStore,
         )
         .map_err(|e| e.with_key(&self.key))?;
