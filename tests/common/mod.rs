@@ -653,7 +653,8 @@ fn dataset_diffs(a: Node, b: Node) -> Vec<String> {
             .query(c)
             .expect("DEBUG DIGEST")
     };
-    if digest(&mut ca) != digest(&mut cb) {
+    let (da, db_) = both(&mut ca, &mut cb, digest);
+    if da != db_ {
         diffs.push("DEBUG DIGEST differs".into());
         diffs.extend(digest_diffs(&mut ca, &mut cb, &ka, &kb));
     }
@@ -708,8 +709,8 @@ fn dataset_diffs(a: Node, b: Node) -> Vec<String> {
         let keys = scan_all(&mut ca);
         let mut hashes = Vec::new();
         for chunk in keys.chunks(COMPARE_BATCH) {
-            let (types_a, exp_a) = types_and_expiry(&mut ca, a.version, chunk);
-            let (types_b, exp_b) = types_and_expiry(&mut cb, b.version, chunk);
+            let ((types_a, exp_a), (types_b, exp_b)) =
+                both(&mut ca, &mut cb, |c| types_and_expiry(c, a.version, chunk));
             for (i, key) in chunk.iter().enumerate() {
                 let (ta, tb) = (&types_a[i], &types_b[i]);
                 let k = String::from_utf8_lossy(key);
@@ -772,6 +773,20 @@ fn dataset_diffs(a: Node, b: Node) -> Vec<String> {
         }
     }
     diffs
+}
+
+/// `read` on both connections at once (two servers, two threads): the comparison waits for the
+/// slower of the two instead of their sum.
+fn both<T: Send>(
+    ca: &mut redis::Connection,
+    cb: &mut redis::Connection,
+    read: impl Fn(&mut redis::Connection) -> T + Sync,
+) -> (T, T) {
+    thread::scope(|s| {
+        let a = s.spawn(|| read(ca));
+        let b = read(cb);
+        (a.join().expect("comparison thread"), b)
+    })
 }
 
 /// db → counter (`keys`, `expires`, `subexpiry`) → value, from `INFO keyspace`; `avg_ttl` is left
@@ -946,7 +961,7 @@ fn field_ttl_diffs(
             }
             p.query(c).expect("HPEXPIRETIME")
         };
-        let (ta, tb) = (times(ca), times(cb));
+        let (ta, tb) = both(ca, cb, times);
         for (((key, part), ta), tb) in asks.iter().zip(&ta).zip(&tb) {
             for ((f, x), y) in part.iter().zip(ta).zip(tb) {
                 if x != y {
