@@ -1371,3 +1371,6 @@ pub fn text(o: &std::process::Output) -> String {
         String::from_utf8_lossy(&o.stderr)
     )
 }
+
+/// The public dump corpus: MANIFEST rows and complete decodes (tests/corpus/).
+pub mod corpus;
