@@ -250,29 +250,26 @@ fn spoil(target: &[&Server], keys: u64) -> Vec<String> {
     ]
 }
 
-/// `compared by DUMP payload: E keys equal, R with another payload read again by elements`
-fn dump_stats(out: &str) -> (u64, u64) {
+/// The numbers in the first output line that starts with `prefix`.
+fn line_numbers(out: &str, prefix: &str) -> Vec<u64> {
     let line = out
         .lines()
-        .find(|l| l.starts_with("compared by DUMP payload: "))
-        .unwrap_or_else(|| panic!("no DUMP line:\n{out}"));
-    let n: Vec<u64> = line
-        .split(|c: char| !c.is_ascii_digit())
+        .find(|l| l.starts_with(prefix))
+        .unwrap_or_else(|| panic!("no line {prefix:?}:\n{out}"));
+    line.split(|c: char| !c.is_ascii_digit())
         .filter_map(|w| w.parse().ok())
-        .collect();
+        .collect()
+}
+
+/// `compared by DUMP payload: E keys equal, R with another payload read again by elements`
+fn dump_stats(out: &str) -> (u64, u64) {
+    let n = line_numbers(out, "compared by DUMP payload: ");
     (n[0], n[1])
 }
 
 /// `read over N connections: C commands in B batches, at most W reply bytes in flight …`
 fn pipeline_stats(out: &str) -> (u64, u64, u64, u64) {
-    let line = out
-        .lines()
-        .find(|l| l.starts_with("read over "))
-        .unwrap_or_else(|| panic!("no pipeline line:\n{out}"));
-    let n: Vec<u64> = line
-        .split(|c: char| !c.is_ascii_digit())
-        .filter_map(|w| w.parse().ok())
-        .collect();
+    let n = line_numbers(out, "read over ");
     (n[0], n[1], n[2], n[3])
 }
 
