@@ -72,7 +72,7 @@ timed() { local t0 t1; t0=$(date +%s.%N); "$@" >/dev/null; t1=$(date +%s.%N); ec
 direct=() through=()
 for r in $(seq "$runs"); do
     flush; direct+=("$(timed "$bin" import "$d1" --target "redis://127.0.0.1:$pp" --quiet)")
-    flush; through+=("$(timed "$bin" import "$d1" --sentinel "$csv" --master-name mymaster --quiet)")
+    flush; through+=("$(timed "$bin" import "$d1" --sentinel "$csv" --master-name mymaster --quiet ${SENTINEL_ARGS:-})")
     echo "run $r: direct ${direct[-1]} s, through Sentinel ${through[-1]} s"
 done
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }

@@ -744,3 +744,42 @@ fn one_key_is_one_key() {
         text(&out)
     );
 }
+
+/// A target that runs out of memory with several connections and full pipelines: each key sent
+/// ends written or failed (the connections read the replies to what they had sent before they
+/// stop), none in doubt, and the count of written keys is what the target holds.
+#[test]
+fn out_of_memory_with_full_pipelines_leaves_no_key_in_doubt() {
+    if common::skip_if_missing(Version::V82) {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    // 40,000 strings of 1 KiB (40 MB on the target) against 8 MB of maxmemory: the refusals
+    // arrive while each connection's window (up to 16 MiB) holds thousands of keys
+    let src = Server::start(Version::V82);
+    redis::cmd("DEBUG")
+        .arg("POPULATE")
+        .arg(40_000)
+        .arg("k")
+        .arg(1024)
+        .query::<()>(&mut src.conn())
+        .unwrap();
+    redis::cmd("SAVE").query::<()>(&mut src.conn()).unwrap();
+    let dump = tmp.path().join("big.rdb");
+    std::fs::copy(src.dir().join("load.rdb"), &dump).unwrap();
+    drop(src);
+    let target = Server::start_opts(
+        Version::V82,
+        &["--maxmemory", "8mb", "--maxmemory-policy", "noeviction"],
+    );
+    let out = import(&[&dump], &target.url(), &["--connections", "3"]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(t.contains("OOM"), "{t}");
+    assert!(!t.contains("in doubt"), "no key may be in doubt: {t}");
+    let on_target: u64 = target.keyspace().values().sum();
+    assert!(on_target > 0 && on_target < 40_000, "{on_target} keys: {t}");
+    let written = format!("written: {on_target} keys");
+    assert!(t.contains(&written), "want {written:?} in {t}");
+    assert!(t.contains("failed: "), "{t}");
+}

@@ -268,6 +268,8 @@ impl InFlight {
                     return Ok(());
                 }
                 if is_fatal(&e) {
+                    // the key fails with it; the connection drains what it sent, then stops
+                    self.errors[self.key].get_or_insert_with(|| e.clone());
                     return Err(Stop::Fatal(e));
                 }
                 self.errors[self.key].get_or_insert(e);
@@ -496,7 +498,7 @@ pub(super) const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// key it had sent without an acknowledgement is recorded as in doubt.
 pub async fn run(
     id: usize,
-    rx: mpsc::Receiver<Batch>,
+    rx: async_channel::Receiver<Batch>,
     shared: Arc<Shared>,
     cfg: ConnConfig,
     node: Option<super::Target>,
@@ -504,13 +506,8 @@ pub async fn run(
     let mut jobs = tokio::task::JoinSet::new();
     let mut inflight: VecDeque<InFlight> = VecDeque::new();
     let res = drive(id, rx, &shared, cfg, node, &mut inflight, &mut jobs).await;
-    if let Err(e) = &res {
-        let fatal = match e {
-            ReplayError::Fatal { message, .. } => Some(message.as_str()),
-            _ => None,
-        };
-        abandon(&shared, &inflight, fatal);
-    }
+    // keys sent and not answered: a connection given up, or stopped before its drain ended
+    abandon(&shared, &inflight);
     // redirected keys finish (or are recorded as in doubt) before the connection reports
     let mut first = res;
     while let Some(j) = jobs.join_next().await {
@@ -523,26 +520,19 @@ pub async fn run(
 }
 
 /// Accounts the batches of a connection that stops: keys whose replies all arrived are settled,
-/// the key whose reply was fatal fails with it, and every other key sent is in doubt (the target
-/// may or may not have run its commands).
-fn abandon(shared: &Shared, inflight: &VecDeque<InFlight>, fatal: Option<&str>) {
+/// a key partly answered with an error fails with it, and every other key sent is in doubt (the
+/// target may or may not have run its commands).
+fn abandon(shared: &Shared, inflight: &VecDeque<InFlight>) {
     for (i, f) in inflight.iter().enumerate() {
-        let keys = &f.batch.keys;
-        let (mut settled, mut failing) = (0, None);
-        if i == 0 && f.recount {
-            settled = f.replied_keys();
-            if let Some(m) = fatal {
-                failing = Some((settled, m));
-            }
-        }
-        for (j, k) in keys.iter().enumerate() {
-            if j < settled && f.redirects[j].is_none() {
+        let settled = if i == 0 && f.recount {
+            f.replied_keys()
+        } else {
+            0
+        };
+        for (j, k) in f.batch.keys.iter().enumerate() {
+            let partly_failed = i == 0 && f.recount && j == settled && f.errors[j].is_some();
+            if (j < settled && f.redirects[j].is_none()) || partly_failed {
                 shared.settle(f.batch.key(k), k.mode, f.errors[j].as_deref());
-            } else if failing.is_some_and(|(at, _)| at == j) {
-                shared.fail(
-                    f.batch.key(k),
-                    failing.map(|(_, m)| m.to_string()).unwrap_or_default(),
-                );
             } else {
                 shared.in_doubt(f.batch.key(k));
             }
@@ -550,10 +540,15 @@ fn abandon(shared: &Shared, inflight: &VecDeque<InFlight>, fatal: Option<&str>) 
     }
 }
 
+/// How long a connection whose target refused a write (out of memory, read-only) keeps reading
+/// the replies to what it had sent, so that each of those keys ends written or failed rather
+/// than in doubt.
+const DRAIN: Duration = Duration::from_secs(5);
+
 #[allow(clippy::too_many_arguments)]
 async fn drive(
     id: usize,
-    mut rx: mpsc::Receiver<Batch>,
+    rx: async_channel::Receiver<Batch>,
     shared: &Arc<Shared>,
     cfg: ConnConfig,
     node: Option<super::Target>,
@@ -632,7 +627,7 @@ async fn drive(
         }
         let end = session(
             stream,
-            &mut rx,
+            &rx,
             inflight,
             &mut retained,
             &mut input_done,
@@ -667,7 +662,7 @@ async fn backoff(attempt: u32) {
 #[allow(clippy::too_many_arguments)]
 async fn session(
     stream: Box<dyn super::target::Transport>,
-    rx: &mut mpsc::Receiver<Batch>,
+    rx: &async_channel::Receiver<Batch>,
     inflight: &mut VecDeque<InFlight>,
     retained: &mut Retained,
     input_done: &mut bool,
@@ -701,9 +696,25 @@ async fn session(
     epoch.mark_unchanged();
     // Reset only when a whole reply arrives: a peer trickling bytes does not keep us waiting.
     let mut deadline = Instant::now() + cfg.reply_timeout;
+    // The target refused a write (out of memory, read-only): no new batch; the replies to what
+    // was sent are still read, until `DRAIN` has passed. The same once another connection (or
+    // a signal) has stopped the import.
+    let mut fatal: Option<String> = None;
+    let mut drain_until: Option<Instant> = None;
     let end = loop {
+        let stopping = fatal.is_some() || shared.stop.load(std::sync::atomic::Ordering::Relaxed);
+        if stopping && drain_until.is_none() {
+            drain_until = Some(Instant::now() + DRAIN);
+            deadline = deadline.min(Instant::now() + DRAIN);
+        }
+        if stopping && inflight.is_empty() {
+            break match fatal.take() {
+                Some(m) => SessionEnd::Fatal(m),
+                None => SessionEnd::Finished,
+            };
+        }
         let drained = *input_done && inflight.is_empty();
-        if retained.needs_bare_wait(drained) {
+        if !stopping && retained.needs_bare_wait(drained) {
             // kept batches wait for a confirmation that no batch will carry: ask for it alone
             let bare = Batch::with_context(0, 0, false);
             let wait = retained.wait_for(bare.bytes.len(), cfg.wait_replicas, true);
@@ -720,14 +731,15 @@ async fn session(
         if drained {
             break SessionEnd::Finished;
         }
-        let room = !retained.full()
+        let room = !stopping
+            && !retained.full()
             && (inflight.is_empty() || (cmds < cfg.window_commands && bytes < cfg.window_bytes));
         tokio::select! {
             Ok(()) = epoch.changed(), if sentinel_mode => {
                 break SessionEnd::Lost("the sentinels report a new primary".into());
             },
             next = rx.recv(), if room && !*input_done => match next {
-                Some(batch) => {
+                Ok(batch) => {
                     let wait = retained.wait_for(batch.bytes.len(), cfg.wait_replicas, false);
                     let f = InFlight::new(batch, wait, true);
                     cmds += f.batch.commands;
@@ -738,7 +750,7 @@ async fn session(
                     let _ = wtx.send(f.sent.clone());
                     inflight.push_back(f);
                 }
-                None => *input_done = true,
+                Err(_) => *input_done = true,
             },
             res = rd.read_buf(&mut buf) => {
                 match res {
@@ -763,9 +775,18 @@ async fn session(
                         stop = Some(Stop::Desync("a reply with no command in flight".into()));
                         break;
                     };
-                    if let Err(s) = front.on_reply(r, sentinel_mode, shared) {
-                        stop = Some(s);
-                        break;
+                    match front.on_reply(r, sentinel_mode, shared) {
+                        Ok(()) => {}
+                        Err(Stop::Fatal(m)) => {
+                            if fatal.is_none() {
+                                shared.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+                                fatal = Some(m);
+                            }
+                        }
+                        Err(s) => {
+                            stop = Some(s);
+                            break;
+                        }
                     }
                     progressed = true;
                     if front.done() {
@@ -793,8 +814,13 @@ async fn session(
                 if progressed {
                     // once per read, not per reply (a clock read per key showed in profiles)
                     deadline = Instant::now() + cfg.reply_timeout;
+                    if let Some(until) = drain_until {
+                        deadline = deadline.min(until);
+                    }
                 }
                 match stop {
+                    // a draining connection lost: what it still had in flight is in doubt
+                    Some(_) if fatal.is_some() => break SessionEnd::Fatal(fatal.take().unwrap_or_default()),
                     Some(Stop::Fatal(m)) => break SessionEnd::Fatal(m),
                     Some(Stop::Failover(m)) => break SessionEnd::Lost(format!("{m} (failover?)")),
                     Some(Stop::Desync(m)) => {
@@ -810,6 +836,12 @@ async fn session(
                 }
             },
             _ = tokio::time::sleep_until(deadline), if !inflight.is_empty() => {
+                if let Some(m) = fatal.take() {
+                    break SessionEnd::Fatal(m);
+                }
+                if drain_until.is_some() {
+                    break SessionEnd::Finished;
+                }
                 break SessionEnd::Lost(format!("no reply for {:?}", cfg.reply_timeout));
             },
             res = &mut writer => {

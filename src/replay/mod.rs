@@ -923,7 +923,7 @@ fn produce(
     run: &Run<'_>,
     file: usize,
     input: Input,
-    senders: Vec<tokio::sync::mpsc::Sender<Batch>>,
+    senders: Vec<async_channel::Sender<Batch>>,
 ) -> Result<Produced, ReplayError> {
     let (cfg, info, shared) = (run.cfg, run.info, run.shared);
     let n = senders.len();
@@ -967,7 +967,7 @@ fn produce(
                 .ok_or_else(|| ReplayError::Config("stopped".into()))?;
             b.permit = Some(Arc::new(permit));
             senders[i]
-                .blocking_send(b)
+                .send_blocking(b)
                 .map_err(|_| ReplayError::Config("a connection stopped".into()))?;
         }
         Ok(())
@@ -1271,13 +1271,21 @@ pub fn import(
         Some((_, nodes)) => nodes.iter().cloned().map(Some).collect(),
         None => vec![None; cfg.connections.max(1)],
     };
-    let mut senders = Vec::with_capacity(nodes.len());
+    // A batch holds whole keys, so any connection to one primary may write it: the connections
+    // of one primary share a queue, each taking a batch when its window has room. A connection
+    // blocked in a WAIT (Sentinel) or on a slow reply then only stops taking batches, and the
+    // others keep the primary busy; with a queue per connection, the producer would stall on
+    // the blocked one's full queue. A cluster has one queue per shard (keys routed by slot).
+    let queues = if cluster.is_some() { nodes.len() } else { 1 };
+    let (senders, receivers): (Vec<_>, Vec<_>) = (0..queues)
+        .map(|_| async_channel::bounded::<Batch>(4 * nodes.len().div_ceil(queues)))
+        .unzip();
     let mut tasks = Vec::with_capacity(nodes.len());
     for (i, node) in nodes.into_iter().enumerate() {
-        let (tx, rx) = tokio::sync::mpsc::channel::<Batch>(4);
-        senders.push(tx);
+        let rx = receivers[i % queues].clone();
         tasks.push(rt.spawn(conn::run(i, rx, shared.clone(), cfg.conn, node)));
     }
+    drop(receivers);
 
     // Sentinel: notice a failover even when the old primary keeps accepting writes for a while
     // (it is demoted only after the replica is promoted); those writes would be lost.
