@@ -11,6 +11,9 @@
 pub mod batch;
 pub mod code;
 pub mod conn;
+mod config;
+mod error;
+pub(crate) mod wire;
 pub mod keylist;
 pub mod plan;
 mod redirect;
@@ -19,10 +22,11 @@ pub mod target;
 pub mod verify;
 
 pub use code::CodeReport;
-pub use conn::ConnConfig;
+pub use config::{ConnConfig, ImportConfig, Mode, RateLimit, Skip, DEFAULT_MEMORY_BUDGET};
+pub use error::ReplayError;
+use error::{in_dump, redis_err};
 pub use target::{rdb_version_for, Target, TargetInfo, TlsOptions};
 
-use crate::filter::Filter;
 use crate::model::{escape_bytes, Item};
 use crate::source::Input;
 use batch::Batch;
@@ -32,216 +36,6 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-/// Why an import stopped.
-#[derive(Debug, thiserror::Error)]
-pub enum ReplayError {
-    /// Bad options or URL.
-    #[error("{0}")]
-    Config(String),
-    /// Could not connect.
-    #[error("cannot connect: {0}")]
-    Connect(String),
-    /// The target refused our credentials (its reply text).
-    #[error("authentication failed: {0}")]
-    Auth(String),
-    /// The target sent something that is not RESP.
-    #[error("protocol error: {0}")]
-    Protocol(String),
-    /// A target database already holds keys and no conflict rule was given.
-    #[error("{0}")]
-    Conflict(String),
-    /// The target answered with an error that stops the import (OOM, READONLY, LOADING…). What
-    /// was written by then is in the [`Summary`] of [`ReplayError::Interrupted`] (one count).
-    #[error("target refused writes: {message}")]
-    Fatal {
-        /// The target's reply.
-        message: String,
-    },
-    /// Reconnecting failed too often.
-    #[error("connection {conn} gave up after {attempts} reconnect attempts ({why}); dump offset {offset} fully acknowledged")]
-    GaveUp {
-        /// Connection index.
-        conn: usize,
-        /// Attempts made.
-        attempts: u32,
-        /// Last failure.
-        why: String,
-        /// Checkpoint watermark.
-        offset: u64,
-    },
-    /// The dump is corrupt.
-    #[error(transparent)]
-    Decode(#[from] crate::DecodeError),
-    /// One of the dumps is truncated or corrupt: which, where, and its size.
-    #[error("{}", dump_error(name, *len, error))]
-    Dump {
-        /// The input's name (its path).
-        name: String,
-        /// Its size when known.
-        len: Option<u64>,
-        /// What the decoder found.
-        error: crate::DecodeError,
-    },
-    /// A control-plane command failed.
-    #[error("{0}")]
-    Redis(String),
-    /// Checkpoint file I/O.
-    #[error("checkpoint: {0}")]
-    Checkpoint(String),
-    /// The import stopped part-way: `cause` says why, `summary` what was written, failed and is
-    /// in doubt (sent, but never acknowledged) by then.
-    #[error("{cause}")]
-    Interrupted {
-        /// Why it stopped.
-        cause: Box<ReplayError>,
-        /// What it had done.
-        summary: Box<Summary>,
-    },
-}
-
-/// `NAME is truncated at offset N (0x…) of S bytes: <what the record needs>`.
-fn dump_error(name: &str, len: Option<u64>, e: &crate::DecodeError) -> String {
-    let state = if e.is_truncation() {
-        "truncated"
-    } else {
-        "corrupt"
-    };
-    let off = e.offset();
-    let size = len.map(|l| format!(" of {l} bytes")).unwrap_or_default();
-    let key = e
-        .key()
-        .map(|k| format!(" (key {})", escape_bytes(k)))
-        .unwrap_or_default();
-    format!(
-        "{name} is {state} at offset {off} ({off:#x}){size}: {}{key}",
-        e.kind()
-    )
-}
-
-/// A decode error of input `name` says which input it is.
-fn in_dump(e: ReplayError, name: &str, len: Option<u64>) -> ReplayError {
-    match e {
-        ReplayError::Decode(error) => ReplayError::Dump {
-            name: name.to_string(),
-            len,
-            error,
-        },
-        e => e,
-    }
-}
-
-/// How keys are written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Mode {
-    /// RESTORE where the target can take it, commands otherwise (decided per key).
-    #[default]
-    Auto,
-    /// RESTORE only; keys the target cannot RESTORE are reported.
-    Restore,
-    /// Plain commands only (module values still go by RESTORE).
-    Commands,
-}
-
-/// Reasons a key is not written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Skip {
-    /// Excluded by `--db`/`--key`/`--type`.
-    Filtered,
-    /// TTL already passed.
-    Expired,
-    /// Acknowledged in an earlier run (checkpoint).
-    Checkpoint,
-    /// Empty collection (Redis does not keep those).
-    Empty,
-    /// Exists on the target and `--skip-existing` was given.
-    Existing,
-    /// Module value whose module the target lacks.
-    ModuleMissing,
-    /// The target cannot represent the value (e.g. field TTLs before 7.4).
-    Unrepresentable,
-}
-
-impl Skip {
-    /// Name for summaries.
-    pub fn name(&self) -> &'static str {
-        match self {
-            Skip::Filtered => "filtered",
-            Skip::Expired => "expired",
-            Skip::Checkpoint => "done in an earlier run (checkpoint)",
-            Skip::Empty => "empty collection",
-            Skip::Existing => "exists on target (--skip-existing)",
-            Skip::ModuleMissing => "module missing on target",
-            Skip::Unrepresentable => "not representable on target",
-        }
-    }
-}
-
-/// Import options.
-#[derive(Debug, Clone)]
-pub struct ImportConfig {
-    /// Which keys.
-    pub filter: Filter,
-    /// Source db → target db.
-    pub db_map: BTreeMap<u64, u64>,
-    /// RESTORE / commands / auto.
-    pub mode: Mode,
-    /// Overwrite existing keys.
-    pub replace: bool,
-    /// Keep existing keys, count them.
-    pub skip_existing: bool,
-    /// Empty the target databases that will be written first.
-    pub flush_target: bool,
-    /// Missing modules are expected: their keys are skipped without failing the run.
-    pub skip_modules: bool,
-    /// On a target without hash field TTLs, write such hashes without them (counted) instead of
-    /// refusing them.
-    pub drop_field_ttls: bool,
-    /// Parallel data connections.
-    pub connections: usize,
-    /// Data-plane limits.
-    pub conn: ConnConfig,
-    /// Resume file.
-    pub checkpoint: Option<PathBuf>,
-    /// How often the resume file is rewritten.
-    pub checkpoint_interval: Duration,
-    /// Throttle for a primary that serves traffic during the import.
-    pub rate_limit: Option<RateLimit>,
-    /// Verify the dump's CRC64.
-    pub verify_checksum: bool,
-    /// Most bytes of encoded commands held at once (queued, in flight, kept for a rewrite after
-    /// failover); one value larger than this still goes, alone.
-    pub memory_budget: usize,
-    /// Where the whole lists of failed, not-written and in-doubt keys go (created when the first
-    /// key is reported); without it only the first 1000 of each are kept, in the summary.
-    pub keys_file: Option<PathBuf>,
-}
-
-/// Default [`ImportConfig::memory_budget`].
-pub const DEFAULT_MEMORY_BUDGET: usize = 32 << 20;
-
-impl Default for ImportConfig {
-    fn default() -> Self {
-        ImportConfig {
-            filter: Filter::default(),
-            db_map: BTreeMap::new(),
-            mode: Mode::Auto,
-            replace: false,
-            skip_existing: false,
-            flush_target: false,
-            skip_modules: false,
-            drop_field_ttls: false,
-            connections: 2,
-            memory_budget: DEFAULT_MEMORY_BUDGET,
-            conn: ConnConfig::default(),
-            checkpoint: None,
-            checkpoint_interval: Duration::from_secs(2),
-            rate_limit: None,
-            verify_checksum: true,
-            keys_file: None,
-        }
-    }
-}
 
 /// Live counters (read by progress displays).
 #[derive(Debug, Default)]
@@ -340,15 +134,6 @@ impl Routes {
     fn shard(&self, slot: u16) -> usize {
         usize::from(self.slots[usize::from(slot)].load(Relaxed))
     }
-}
-
-/// `--rate-limit`: a token bucket over keys or bytes per second.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum RateLimit {
-    /// Keys per second.
-    Keys(f64),
-    /// Dump bytes per second.
-    Bytes(f64),
 }
 
 #[derive(Debug)]
@@ -531,7 +316,7 @@ impl Shared {
 
     /// All replies of a batch arrived: its keys are settled, except those a cluster node
     /// redirected (settled by the task following them, which then also `close`s the batch).
-    fn settle_batch(&self, f: &conn::InFlight, close: bool) {
+    fn settle_batch(&self, f: &wire::InFlight, close: bool) {
         for (j, k) in f.batch.keys.iter().enumerate() {
             if f.redirects[j].is_none() {
                 self.settle(f.batch.key(k), k.mode, f.errors[j].as_deref());
@@ -767,9 +552,6 @@ fn target_is_empty(con: &mut redis::Connection) -> Result<bool, ReplayError> {
         .any(|l| l.starts_with("db") && l.contains("keys=") && !l.contains("keys=0,")))
 }
 
-fn redis_err(what: &str) -> impl Fn(redis::RedisError) -> ReplayError + '_ {
-    move |e| ReplayError::Redis(format!("{what}: {e}"))
-}
 
 /// A cluster's slot map (slot → shard index) and its primaries, from `CLUSTER SLOTS`.
 pub(crate) fn cluster_layout(
@@ -964,15 +746,15 @@ fn produce(
             let permit = shared
                 .memory
                 .acquire(&run.rt, b.bytes.capacity(), || shared.stop.load(Relaxed))
-                .ok_or_else(|| ReplayError::Config("stopped".into()))?;
+                .ok_or(ReplayError::Stopped)?;
             b.permit = Some(Arc::new(permit));
             senders[i]
                 .send_blocking(b)
-                .map_err(|_| ReplayError::Config("a connection stopped".into()))?;
+                .map_err(|_| ReplayError::Stopped)?;
         }
         Ok(())
     };
-    let stopped = || ReplayError::Config("stopped".into());
+    let stopped = || ReplayError::Stopped;
     let code_loaded = !matches!(input, Input::Stream(_));
     let load_streamed = |c: &code::Code| -> Result<(), ReplayError> {
         let mut report = run.code.lock().unwrap_or_else(|e| e.into_inner());
@@ -1101,7 +883,7 @@ pub fn import(
         .worker_threads(2)
         .enable_all()
         .build()
-        .map_err(|e| ReplayError::Config(format!("tokio runtime: {e}")))?;
+        .map_err(|e| ReplayError::Internal(format!("tokio runtime: {e}")))?;
     let pinned = target.pinned()?;
     let client = pinned.client()?;
     let limit = cfg.conn.reply_timeout;
@@ -1372,7 +1154,7 @@ pub fn import(
             .into_iter()
             .map(|h| {
                 h.join().unwrap_or_else(|_| {
-                    Err(ReplayError::Config("a decoder thread panicked".into()))
+                    Err(ReplayError::Internal("a decoder thread panicked".into()))
                 })
             })
             .collect();
@@ -1381,7 +1163,7 @@ pub fn import(
                 let mut out = Vec::new();
                 for t in tasks {
                     out.push(t.await.unwrap_or_else(|e| {
-                        Err(ReplayError::Config(format!("connection task: {e}")))
+                        Err(ReplayError::Internal(format!("connection task: {e}")))
                     }));
                 }
                 out

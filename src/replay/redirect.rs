@@ -10,7 +10,8 @@
 //! them on short-lived connections, while its own pipeline goes on.
 
 use super::batch::{Batch, KeyRec};
-use super::conn::{ConnConfig, InFlight, Redirect, Stop};
+use super::config::ConnConfig;
+use super::wire::{InFlight, Redirect, Stop, CONNECT_TIMEOUT, MAX_PENDING_REPLY};
 use super::reply;
 use super::{ReplayError, Shared, Target};
 use std::sync::atomic::Ordering::Relaxed;
@@ -185,7 +186,7 @@ async fn once(
     timeout: Duration,
 ) -> Result<(), Stop> {
     let lost = |m: String| Stop::Desync(m);
-    let mut s = tokio::time::timeout(super::conn::CONNECT_TIMEOUT, node.connect_raw())
+    let mut s = tokio::time::timeout(CONNECT_TIMEOUT, node.connect_raw())
         .await
         .map_err(|_| lost(format!("no connection to {} in time", node.display())))?
         .map_err(|e| match e {
@@ -221,7 +222,7 @@ async fn once(
                 }
             }
             buf.drain(..consumed);
-            if buf.len() > super::conn::MAX_PENDING_REPLY {
+            if buf.len() > MAX_PENDING_REPLY {
                 return Err(lost("a reply too large to be ours".into()));
             }
         }

@@ -7,7 +7,7 @@
 use super::resp::{self, V};
 use super::want::{DumpStats, Want};
 use crate::output::resp::Resp;
-use crate::replay::conn::Redirect;
+use crate::replay::wire::Redirect;
 use crate::replay::target::Transport;
 use crate::replay::{ReplayError, Target};
 use std::collections::{BTreeMap, HashMap, VecDeque};

@@ -19,7 +19,7 @@
 use super::resp::V;
 use crate::model::{escape_bytes, Elem, Entry, StreamId, Value};
 use crate::output::resp::Resp;
-use crate::replay::conn::Redirect;
+use crate::replay::wire::Redirect;
 use std::borrow::Cow;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
