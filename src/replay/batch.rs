@@ -375,6 +375,36 @@ fn add_replace(cmd: &[u8]) -> Vec<u8> {
     out
 }
 
+/// Most buffers kept for reuse, and their most bytes in all.
+const POOL_BUFFERS: usize = 16;
+const POOL_BYTES: usize = 8 << 20;
+
+
+/// Buffers of acknowledged batches, reused by new ones (a new batch takes the largest).
+#[derive(Default)]
+pub(crate) struct BufferPool(std::sync::Mutex<Vec<Vec<u8>>>);
+
+impl BufferPool {
+    /// A buffer for a new batch: the largest recycled one, or a new one.
+    pub(crate) fn take(&self) -> Vec<u8> {
+        let mut p = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let best = (0..p.len()).max_by_key(|&i| p[i].capacity());
+        best.map(|i| p.swap_remove(i)).unwrap_or_default()
+    }
+
+    /// Takes back the bytes of an acknowledged batch (when nothing else refers to them).
+    pub(crate) fn recycle(&self, sent: bytes::Bytes) {
+        if let Ok(m) = sent.try_into_mut() {
+            let v: Vec<u8> = m.into();
+            let mut p = self.0.lock().unwrap_or_else(|e| e.into_inner());
+            let held: usize = p.iter().map(Vec::capacity).sum();
+            if p.len() < POOL_BUFFERS && held + v.capacity() <= POOL_BYTES {
+                p.push(v);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

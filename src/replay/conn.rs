@@ -120,17 +120,17 @@ impl Retained {
         may_give_up: bool,
     ) {
         if !self.enabled() {
-            shared.recycle(f.sent);
+            shared.pool.recycle(f.sent);
             return;
         }
         if let Some(got) = f.replicated {
             self.wait_pending = false;
             if got >= i64::from(self.replicas) {
                 for old in self.batches.drain(..) {
-                    shared.recycle(old.sent);
+                    shared.pool.recycle(old.sent);
                 }
                 self.bytes = 0;
-                shared.recycle(f.sent);
+                shared.pool.recycle(f.sent);
                 return;
             }
         }
@@ -148,7 +148,7 @@ impl Retained {
                     break;
                 };
                 self.bytes -= old.sent.len();
-                shared.unconfirmed(old.batch.keys.len());
+                shared.ledger.unconfirmed(old.batch.keys.len());
             }
         }
     }
@@ -230,9 +230,9 @@ fn abandon(shared: &Shared, inflight: &VecDeque<InFlight>) {
         for (j, k) in f.batch.keys.iter().enumerate() {
             let partly_failed = i == 0 && f.recount && j == settled && f.errors[j].is_some();
             if (j < settled && f.redirects[j].is_none()) || partly_failed {
-                shared.settle(f.batch.key(k), k.mode, f.errors[j].as_deref());
+                shared.ledger.settle(f.batch.key(k), k.mode, f.errors[j].as_deref());
             } else {
-                shared.in_doubt(f.batch.key(k));
+                shared.ledger.in_doubt(f.batch.key(k));
             }
         }
     }
@@ -295,7 +295,7 @@ async fn drive(
         }
         if attempts > 0 || !inflight.is_empty() {
             shared
-                .stats
+                .ledger.stats
                 .reconnects
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let old = std::mem::take(inflight);
@@ -315,7 +315,7 @@ async fn drive(
         primary = now_primary;
         let kept = retained.take_all();
         if moved && !kept.is_empty() {
-            shared.note(format!(
+            shared.ledger.note(format!(
                 "connection {id}: wrote the last {} acknowledged batches again on the new primary",
                 kept.len()
             ));
@@ -343,7 +343,7 @@ async fn drive(
                 if attempts > cfg.max_attempts {
                     return Err(shared.gave_up(id, attempts - 1, &why));
                 }
-                shared.note(format!(
+                shared.ledger.note(format!(
                     "connection {id}: {why}; reconnecting (attempt {attempts})"
                 ));
                 backoff(attempts).await;

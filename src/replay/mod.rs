@@ -11,95 +11,47 @@
 pub mod batch;
 pub mod code;
 pub mod conn;
+mod checkpoint;
 mod config;
 mod error;
 pub(crate) mod wire;
 pub mod keylist;
+mod ledger;
 pub mod plan;
 mod redirect;
+mod routes;
 pub mod reply;
 pub mod target;
 pub mod verify;
 
 pub use code::CodeReport;
+pub use ledger::{Progress, Stats, Summary};
+use checkpoint::{read_checkpoint, write_checkpoint, Checkpoint};
 pub use config::{ConnConfig, ImportConfig, Mode, RateLimit, Skip, DEFAULT_MEMORY_BUDGET};
 pub use error::ReplayError;
 use error::{in_dump, redis_err};
 pub use target::{rdb_version_for, Target, TargetInfo, TlsOptions};
 
-use crate::model::{escape_bytes, Item};
+use crate::model::Item;
 use crate::source::Input;
 use batch::Batch;
 use plan::Planner;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-/// Live counters (read by progress displays).
-#[derive(Debug, Default)]
-pub struct Stats {
-    /// Dump bytes decoded.
-    pub bytes_read: AtomicU64,
-    /// Keys acknowledged, written by RESTORE.
-    pub written_restore: AtomicU64,
-    /// Keys acknowledged, written by commands.
-    pub written_commands: AtomicU64,
-    /// Keys skipped for any reason.
-    pub skipped: AtomicU64,
-    /// Keys that failed.
-    pub failed: AtomicU64,
-    /// Reconnects.
-    pub reconnects: AtomicU64,
-    /// Batches that `WAIT` reported as reaching fewer replicas than asked.
-    pub unreplicated: AtomicU64,
-    /// Keys a cluster node answered MOVED for (followed).
-    pub moved: AtomicU64,
-    /// Keys a cluster node answered ASK for (followed).
-    pub asked: AtomicU64,
-    /// Keys sent without an acknowledgement when the import stopped.
-    pub in_doubt: AtomicU64,
-    /// Sentinel: acknowledged keys given up from the failover rewrite store before a `WAIT`
-    /// confirmed them on every replica (a replica was gone or lagging).
-    pub unconfirmed: AtomicU64,
-}
-
-impl Stats {
-    /// Keys acknowledged.
-    pub fn written(&self) -> u64 {
-        self.written_restore.load(Relaxed) + self.written_commands.load(Relaxed)
-    }
-}
-
-/// Most per-key reports kept for the summary.
-const MAX_REPORTS: usize = 1000;
-
-/// (key, reason) of one list.
-type KeyReports = Vec<(Vec<u8>, String)>;
 
 /// State shared by the planner and the connections.
 pub struct Shared {
     target: Target,
     wait_replicas: Option<(u32, Duration)>,
-    /// Live counters.
-    pub stats: Stats,
+    /// What became of every key.
+    pub(crate) ledger: ledger::Ledger,
     skip_existing: bool,
-    skipped: Mutex<BTreeMap<Skip, u64>>,
-    /// (key, reason) for failed and not-written keys, first [`MAX_REPORTS`] of each list.
-    reports: Mutex<[KeyReports; 2]>,
-    /// Keys not written for a reported reason.
-    not_written: AtomicU64,
-    /// The whole lists, when a file was asked for.
-    key_log: Option<keylist::KeyLog>,
-    /// Keys sent but never acknowledged when the import stopped, first [`MAX_REPORTS`].
-    in_doubt: Mutex<Vec<Vec<u8>>>,
     /// Cluster: hash slot → shard, updated by MOVED.
-    routes: Option<Routes>,
-    /// Per input file: start offsets of unacknowledged batches (multiset), and the end of what
-    /// has been planned.
-    open: Vec<Mutex<(BTreeMap<u64, usize>, u64)>>,
-    notes: Mutex<Vec<String>>,
+    routes: Option<routes::Routes>,
+    /// What a checkpoint may say is done.
+    watermarks: checkpoint::Watermarks,
     stop: AtomicBool,
     /// Bumped by the Sentinel watcher when the primary moves: connections drop their session,
     /// reconnect to the new primary and rewrite their recent batches.
@@ -110,30 +62,12 @@ pub struct Shared {
     rate: Option<Mutex<RateLimiter>>,
     next_batch: AtomicU64,
     /// Buffers of acknowledged batches, reused by new ones.
-    pool: Mutex<Vec<Vec<u8>>>,
+    pool: batch::BufferPool,
     /// Bounds the encoded commands queued and in flight.
     memory: Arc<batch::MemoryBudget>,
     /// Sentinel: bytes of acknowledged batches each connection may keep for a rewrite after a
     /// failover (its share of the other part of `--buffer-mb`).
     retain_per_conn: usize,
-}
-
-/// Most buffers kept for reuse, and their most bytes in all.
-const POOL_BUFFERS: usize = 16;
-const POOL_BYTES: usize = 8 << 20;
-
-/// A cluster's slot map: slot → index of the primary (and of its connection). A MOVED to a known
-/// primary re-routes the slot; a MOVED to a node that was not a primary at the start is followed
-/// key by key (see [`redirect`]).
-struct Routes {
-    slots: Vec<std::sync::atomic::AtomicU16>,
-    nodes: Vec<Target>,
-}
-
-impl Routes {
-    fn shard(&self, slot: u16) -> usize {
-        usize::from(self.slots[usize::from(slot)].load(Relaxed))
-    }
 }
 
 #[derive(Debug)]
@@ -163,6 +97,7 @@ impl RateLimiter {
     }
 }
 
+
 impl std::fmt::Debug for Shared {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Shared")
@@ -190,24 +125,15 @@ impl Shared {
             (budget, 0)
         };
         Shared {
-            not_written: AtomicU64::new(0),
-            key_log: None,
-            pool: Mutex::default(),
+            ledger: ledger::Ledger::new(skip_existing),
+            pool: batch::BufferPool::default(),
             memory: batch::MemoryBudget::new(memory),
             retain_per_conn,
-            in_doubt: Mutex::default(),
-            routes: cluster.map(|(slots, nodes)| Routes {
-                slots: slots.into_iter().map(Into::into).collect(),
-                nodes,
-            }),
+            routes: cluster.map(|(slots, nodes)| routes::Routes::new(slots, nodes)),
             target,
             wait_replicas,
-            stats: Stats::default(),
             skip_existing,
-            skipped: Mutex::default(),
-            reports: Mutex::default(),
-            open: (0..files.max(1)).map(|_| Mutex::default()).collect(),
-            notes: Mutex::default(),
+            watermarks: checkpoint::Watermarks::new(files),
             stop: AtomicBool::new(false),
             primary_epoch: tokio::sync::watch::Sender::new(0),
             checked_dbs: Mutex::default(),
@@ -220,55 +146,6 @@ impl Shared {
                 })
             }),
         }
-    }
-
-    fn report(&self, list: keylist::KeyList, key: &[u8], why: String) {
-        if let Some(log) = &self.key_log {
-            log.add(list, key, &why);
-        }
-        let mut r = self.reports.lock().unwrap_or_else(|e| e.into_inner());
-        let r = &mut r[usize::from(list != keylist::KeyList::Failed)];
-        if r.len() < MAX_REPORTS {
-            r.push((key.to_vec(), why));
-        }
-    }
-
-    pub(crate) fn skip(&self, why: Skip, report: Option<(&[u8], String)>) {
-        *self
-            .skipped
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .entry(why)
-            .or_default() += 1;
-        self.stats.skipped.fetch_add(1, Relaxed);
-        if let Some((k, msg)) = report {
-            self.not_written.fetch_add(1, Relaxed);
-            self.report(keylist::KeyList::NotWritten, k, msg);
-        }
-    }
-
-    pub(crate) fn fail(&self, key: &[u8], why: String) {
-        self.stats.failed.fetch_add(1, Relaxed);
-        self.report(keylist::KeyList::Failed, key, why);
-    }
-
-    /// `keys` acknowledged keys leave the failover rewrite store unconfirmed.
-    pub(crate) fn unconfirmed(&self, keys: usize) {
-        self.stats.unconfirmed.fetch_add(keys as u64, Relaxed);
-    }
-
-    pub(crate) fn note(&self, n: String) {
-        self.notes.lock().unwrap_or_else(|e| e.into_inner()).push(n);
-    }
-
-    /// A batch's start offset enters the set of unacknowledged work.
-    fn open_of(&self, file: usize) -> std::sync::MutexGuard<'_, (BTreeMap<u64, usize>, u64)> {
-        let m = self.open.get(file).unwrap_or(&self.open[0]);
-        m.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn open_batch(&self, file: usize, start: u64) {
-        *self.open_of(file).0.entry(start).or_default() += 1;
     }
 
     /// Waits as `--rate-limit` requires before a batch goes out.
@@ -284,34 +161,9 @@ impl Shared {
         }
     }
 
-    /// Everything before `end` has been planned.
-    fn advance(&self, file: usize, end: u64) {
-        let mut o = self.open_of(file);
-        o.1 = o.1.max(end);
-    }
-
     /// Offset in input `file` below which every key is acknowledged or skipped.
     pub fn watermark(&self, file: usize) -> u64 {
-        let o = self.open_of(file);
-        o.0.keys().next().copied().unwrap_or(o.1)
-    }
-
-    /// Every reply of one key arrived; `err` is the first error among them.
-    pub(crate) fn settle(&self, key: &[u8], mode: batch::KeyMode, err: Option<&str>) {
-        match err {
-            None => match mode {
-                batch::KeyMode::Restore => self.stats.written_restore.fetch_add(1, Relaxed),
-                batch::KeyMode::Commands => self.stats.written_commands.fetch_add(1, Relaxed),
-            },
-            Some(e) if self.skip_existing && e.starts_with("BUSYKEY") => {
-                self.skip(Skip::Existing, None);
-                0
-            }
-            Some(e) => {
-                self.fail(key, e.to_string());
-                0
-            }
-        };
+        self.watermarks.watermark(file)
     }
 
     /// All replies of a batch arrived: its keys are settled, except those a cluster node
@@ -319,69 +171,12 @@ impl Shared {
     fn settle_batch(&self, f: &wire::InFlight, close: bool) {
         for (j, k) in f.batch.keys.iter().enumerate() {
             if f.redirects[j].is_none() {
-                self.settle(f.batch.key(k), k.mode, f.errors[j].as_deref());
+                self.ledger
+                    .settle(f.batch.key(k), k.mode, f.errors[j].as_deref());
             }
         }
         if close {
-            self.close_empty(&f.batch);
-        }
-    }
-
-    /// A buffer for a new batch: the largest recycled one, or a new one.
-    fn buffer(&self) -> Vec<u8> {
-        let mut p = self.pool.lock().unwrap_or_else(|e| e.into_inner());
-        let best = (0..p.len()).max_by_key(|&i| p[i].capacity());
-        best.map(|i| p.swap_remove(i)).unwrap_or_default()
-    }
-
-    /// Takes back the bytes of an acknowledged batch (when nothing else refers to them).
-    pub(crate) fn recycle(&self, sent: bytes::Bytes) {
-        if let Ok(m) = sent.try_into_mut() {
-            let v: Vec<u8> = m.into();
-            let mut p = self.pool.lock().unwrap_or_else(|e| e.into_inner());
-            let held: usize = p.iter().map(Vec::capacity).sum();
-            if p.len() < POOL_BUFFERS && held + v.capacity() <= POOL_BYTES {
-                p.push(v);
-            }
-        }
-    }
-
-    /// A key was sent and the import stopped before the target acknowledged it: it may or may
-    /// not be there.
-    pub(crate) fn in_doubt(&self, key: &[u8]) {
-        self.stats.in_doubt.fetch_add(1, Relaxed);
-        if let Some(log) = &self.key_log {
-            log.add(keylist::KeyList::InDoubt, key, "");
-        }
-        let mut d = self.in_doubt.lock().unwrap_or_else(|e| e.into_inner());
-        if d.len() < MAX_REPORTS {
-            d.push(key.to_vec());
-        }
-    }
-
-    /// A MOVED named the new owner of `slot`: later keys of the slot go to that primary's
-    /// connection (when it is one of the primaries known at the start).
-    fn route_moved(&self, slot: u16, host: &str, port: u16) {
-        let Some(r) = &self.routes else { return };
-        if let Some(i) = r
-            .nodes
-            .iter()
-            .position(|n| n.port == port && (host.is_empty() || n.host == host))
-        {
-            if let Some(s) = r.slots.get(usize::from(slot)) {
-                s.store(i as u16, Relaxed);
-            }
-        }
-    }
-
-    /// A batch that ended up with no keys (all skipped) leaves the unacknowledged set.
-    fn close_empty(&self, b: &Batch) {
-        let mut o = self.open_of(b.file);
-        if let Some(n) = o.0.get_mut(&b.start_offset) {
-            *n -= 1;
-            if *n == 0 {
-                o.0.remove(&b.start_offset);
-            }
+            self.watermarks.close(&f.batch);
         }
     }
 
@@ -401,134 +196,12 @@ impl Shared {
     }
 }
 
-/// What an import did.
-#[derive(Debug, Clone)]
-pub struct Summary {
-    /// The target's description.
-    pub target: TargetInfo,
-    /// Keys written by RESTORE.
-    pub written_restore: u64,
-    /// Keys written by commands.
-    pub written_commands: u64,
-    /// Skipped keys per reason.
-    pub skipped: BTreeMap<&'static str, u64>,
-    /// Keys that failed.
-    pub failed: u64,
-    /// (key, reason) for failed keys, the first 1000.
-    pub failures: Vec<(String, String)>,
-    /// (key, reason) for keys not written for a reported reason (module missing, not
-    /// representable…), the first 1000.
-    pub reports: Vec<(String, String)>,
-    /// How many keys were not written for a reported reason.
-    pub reported_total: u64,
-    /// The file holding the whole lists (failed, not written, in doubt), when there is one.
-    pub keys_file: Option<PathBuf>,
-    /// Function libraries and scripts: loaded, already there, replaced, kept, failed.
-    pub code: CodeReport,
-    /// Module aux data that was not restored: one line per module (or per record that the
-    /// target refused).
-    pub module_aux_unrestored: Vec<String>,
-    /// Reconnects during the run.
-    pub reconnects: u64,
-    /// Dump bytes read.
-    pub bytes: u64,
-    /// Wall time.
-    pub elapsed: Duration,
-    /// Notes (assumed limits, reconnects…).
-    pub notes: Vec<String>,
-    /// Keys whose module is missing are tolerated.
-    pub skip_modules: bool,
-    /// Keys sent whose acknowledgement never came (the import stopped): they may or may not be
-    /// on the target. The first 1000.
-    pub in_doubt: Vec<String>,
-    /// How many keys were in doubt.
-    pub in_doubt_total: u64,
-}
-
-impl Summary {
-    /// Keys written.
-    pub fn written(&self) -> u64 {
-        self.written_restore + self.written_commands
-    }
-
-    /// True when nothing was lost: no failures, nothing unrepresentable, and no module keys
-    /// skipped unless `--skip-modules` said so.
-    pub fn is_success(&self) -> bool {
-        let get = |s: Skip| self.skipped.get(s.name()).copied().unwrap_or(0);
-        self.failed == 0
-            && self.code.errors.is_empty()
-            && self.in_doubt_total == 0
-            && get(Skip::Unrepresentable) == 0
-            && (self.skip_modules || get(Skip::ModuleMissing) == 0)
-    }
-}
-
-/// Progress snapshot for displays.
-#[derive(Debug, Clone, Copy)]
-pub struct Progress {
-    /// Dump bytes decoded.
-    pub bytes_read: u64,
-    /// Dump size when known.
-    pub total_bytes: Option<u64>,
-    /// Keys acknowledged.
-    pub written: u64,
-    /// Keys skipped.
-    pub skipped: u64,
-    /// Keys failed.
-    pub failed: u64,
-    /// Since start.
-    pub elapsed: Duration,
-}
-
 fn fnv1a(b: &[u8]) -> u64 {
     b.iter().fold(0xcbf29ce484222325u64, |h, &c| {
         (h ^ u64::from(c)).wrapping_mul(0x100000001b3)
     })
 }
 
-/// One input's entry in the checkpoint file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Checkpoint {
-    name: String,
-    dump_len: Option<u64>,
-    offset: u64,
-}
-
-fn read_checkpoint(path: &PathBuf) -> Result<Vec<Checkpoint>, ReplayError> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(ReplayError::Checkpoint(format!("{}: {e}", path.display()))),
-    };
-    let v: serde_json::Value = serde_json::from_str(&text)
-        .map_err(|e| ReplayError::Checkpoint(format!("{}: {e}", path.display())))?;
-    Ok(v["inputs"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .map(|c| Checkpoint {
-                    name: c["name"].as_str().unwrap_or_default().to_string(),
-                    dump_len: c["dump_len"].as_u64(),
-                    offset: c["offset"].as_u64().unwrap_or(0),
-                })
-                .collect()
-        })
-        .unwrap_or_default())
-}
-
-fn write_checkpoint(path: &PathBuf, cps: &[Checkpoint], written: u64) -> Result<(), ReplayError> {
-    let tmp = path.with_extension("tmp");
-    let inputs: Vec<serde_json::Value> = cps
-        .iter()
-        .map(|c| serde_json::json!({"name": c.name, "dump_len": c.dump_len, "offset": c.offset}))
-        .collect();
-    let body = serde_json::json!({"inputs": inputs, "keys_written": written});
-    std::fs::write(&tmp, body.to_string())
-        .and_then(|_| std::fs::rename(&tmp, path))
-        .map_err(|e| ReplayError::Checkpoint(format!("{}: {e}", path.display())))
-}
-
-/// Databases that entries passing the filter will be written to (mapped inputs only).
 fn prescan(data: &[u8], cfg: &ImportConfig) -> Result<BTreeSet<u64>, ReplayError> {
     let mut dbs = BTreeSet::new();
     for item in crate::Decoder::new(data).verify_checksum(false) {
@@ -738,7 +411,7 @@ fn produce(
     let send = |slot: &mut Option<Batch>, i: usize| -> Result<(), ReplayError> {
         if let Some(b) = slot.take() {
             if b.keys.is_empty() {
-                shared.close_empty(&b);
+                shared.watermarks.close(&b);
                 return Ok(());
             }
             shared.throttle(b.keys.len(), b.bytes.len());
@@ -763,7 +436,7 @@ fn produce(
     let mut planned = 0u64;
     input.decode(cfg.verify_checksum, |item, pos| -> Result<(), ReplayError> {
         if file == 0 {
-            shared.stats.bytes_read.store(pos, Relaxed);
+            shared.ledger.stats.bytes_read.store(pos, Relaxed);
         }
         if shared.stop.load(Relaxed) {
             return Err(stopped());
@@ -803,20 +476,20 @@ fn produce(
                     send(&mut open[i], i)?;
                 }
                 let b = open[i].get_or_insert_with(|| {
-                    let mut b = Batch::in_buffer(shared.next_batch.fetch_add(1, Relaxed), db, !run.cluster, shared.buffer());
+                    let mut b = Batch::in_buffer(shared.next_batch.fetch_add(1, Relaxed), db, !run.cluster, shared.pool.take());
                     b.file = file;
                     b
                 });
                 if b.start_offset == 0 {
                     b.start_offset = e.offset.max(1);
-                    shared.open_batch(file, b.start_offset);
+                    shared.watermarks.open_batch(file, b.start_offset);
                 }
                 planner.plan(&e, b)?;
                 planned = e.value_offset + e.raw.len() as u64;
                 if Planner::batch_full(b) {
                     // the planned end moves per batch, not per key (a lock per key cost 2% of a
                     // D1 import); until then the watermark lags, which is safe
-                    shared.advance(file, planned);
+                    shared.watermarks.advance(file, planned);
                     send(&mut open[i], i)?;
                 }
             }
@@ -860,9 +533,9 @@ fn produce(
         }
         Ok(())
     })?;
-    shared.advance(file, planned);
+    shared.watermarks.advance(file, planned);
     for line in planner.losses.describe() {
-        shared.note(line);
+        shared.ledger.note(line);
     }
     for (i, slot) in open.iter_mut().enumerate() {
         send(slot, i)?;
@@ -914,10 +587,10 @@ pub fn import(
     let names: Vec<String> = sources.iter().map(|s| s.name.clone()).collect();
     let lens: Vec<Option<u64>> = sources.iter().map(|s| s.input.len_hint()).collect();
     let mut shared = Shared::new(target, &cfg, sources.len(), cluster.clone());
-    shared.key_log = cfg.keys_file.clone().map(keylist::KeyLog::new);
+    shared.ledger.key_log = cfg.keys_file.clone().map(keylist::KeyLog::new);
     let shared = Arc::new(shared);
     if info.bulk_limit_assumed {
-        shared.note(
+        shared.ledger.note(
             "the target refused CONFIG GET proto-max-bulk-len; assuming the 512 MB default".into(),
         );
     }
@@ -942,8 +615,8 @@ pub fn import(
         resume[i] = c.offset;
         resumed_any = true;
         // the watermark never goes below what an earlier run acknowledged
-        shared.advance(i, c.offset);
-        shared.note(format!(
+        shared.watermarks.advance(i, c.offset);
+        shared.ledger.note(format!(
             "resuming {} after dump offset {} (keys after it are re-sent with REPLACE)",
             c.name, c.offset
         ));
@@ -1030,7 +703,7 @@ pub fn import(
     let mut code_report = CodeReport::default();
     code::load(&dump_code, &primaries, &cfg, limit, &mut code_report)?;
     if cfg.flush_target && !code_report.replaced.is_empty() {
-        shared.note(format!(
+        shared.ledger.note(format!(
             "--flush-target replaced function libraries {} (a flush of a database keeps functions)",
             code_report.replaced.join(", ")
         ));
@@ -1044,7 +717,7 @@ pub fn import(
 
     // data plane: N connections to one primary, or one per cluster shard routed by hash slot
     if let Some((_, nodes)) = &cluster {
-        shared.note(format!(
+        shared.ledger.note(format!(
             "cluster target: {} primaries, keys routed by hash slot",
             nodes.len()
         ));
@@ -1122,7 +795,7 @@ pub fn import(
             while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
                 done_rx.recv_timeout(Duration::from_millis(50))
             {
-                let s = &shared_r.stats;
+                let s = &shared_r.ledger.stats;
                 on_progress(&Progress {
                     bytes_read: s.bytes_read.load(Relaxed),
                     total_bytes: if single { total } else { None },
@@ -1206,11 +879,11 @@ pub fn import(
             for (c, len) in cps.iter_mut().zip(&lens) {
                 c.offset = len.unwrap_or(c.offset);
             }
-            write_checkpoint(p, &cps, shared.stats.written())?;
+            write_checkpoint(p, &cps, shared.ledger.stats.written())?;
         }
     } else if let Some(p) = &cfg.checkpoint {
         // what was acknowledged stays acknowledged: a rerun resumes after it
-        let _ = write_checkpoint(p, &snapshot(&shared), shared.stats.written());
+        let _ = write_checkpoint(p, &snapshot(&shared), shared.ledger.stats.written());
     }
     let mut code_report = code_report.into_inner().unwrap_or_else(|e| e.into_inner());
     let failovers = shared
@@ -1220,7 +893,7 @@ pub fn import(
         .map(|s| s.failovers())
         .unwrap_or_default();
     for f in &failovers {
-        shared.note(format!("failover: the primary moved {f}"));
+        shared.ledger.note(format!("failover: the primary moved {f}"));
     }
     // a failover or a reshard may have brought primaries that lack the code: check again
     if cause.is_none()
@@ -1232,7 +905,7 @@ pub fn import(
                 let mut again = CodeReport::default();
                 match code::load(&dump_code, &now, &cfg, limit, &mut again) {
                     Ok(()) if !again.loaded.is_empty() || !again.replaced.is_empty() => {
-                        shared.note(format!(
+                        shared.ledger.note(format!(
                             "function libraries loaded again on primaries that changed during the import: {}",
                             [again.loaded, again.replaced].concat().join(", ")
                         ))
@@ -1248,84 +921,21 @@ pub fn import(
         }
     }
     let (moved, asked) = (
-        shared.stats.moved.load(Relaxed),
-        shared.stats.asked.load(Relaxed),
+        shared.ledger.stats.moved.load(Relaxed),
+        shared.ledger.stats.asked.load(Relaxed),
     );
     if moved + asked > 0 {
-        shared.note(format!(
+        shared.ledger.note(format!(
             "cluster redirections followed: {moved} MOVED, {asked} ASK"
         ));
     }
-    let s = &shared.stats;
-    if s.unconfirmed.load(Relaxed) > 0 {
-        shared.note(format!(
-            "{} acknowledged keys could not be confirmed on every replica (WAIT) before they left the failover rewrite store; a later failover may have lost them: run verify",
-            s.unconfirmed.load(Relaxed)
-        ));
-    }
-    if s.unreplicated.load(Relaxed) > 0 {
-        shared.note(format!(
-            "{} batches reached fewer replicas than --wait-replicas asked within the timeout",
-            s.unreplicated.load(Relaxed)
-        ));
-    }
-    let skipped = shared
-        .skipped
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .iter()
-        .map(|(k, v)| (k.name(), *v))
-        .collect();
-    let [failures, reports] = shared
-        .reports
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .clone()
-        .map(|list| {
-            list.iter()
-                .map(|(k, m)| (escape_bytes(k), m.clone()))
-                .collect::<Vec<_>>()
-        });
-    let keys_file = match shared.key_log.as_ref().map(keylist::KeyLog::finish) {
-        Some(Ok(path)) => path,
-        Some(Err(e)) => {
-            shared.note(format!("the key lists could not be written: {e}"));
-            None
-        }
-        None => None,
-    };
-    let notes = shared
-        .notes
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .clone();
-    let in_doubt = shared
-        .in_doubt
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .iter()
-        .map(|k| escape_bytes(k))
-        .collect();
-    let summary = Summary {
-        in_doubt,
-        in_doubt_total: s.in_doubt.load(Relaxed),
-        target: info,
-        written_restore: s.written_restore.load(Relaxed),
-        written_commands: s.written_commands.load(Relaxed),
-        skipped,
-        failed: s.failed.load(Relaxed),
-        failures,
-        reports,
-        reported_total: shared.not_written.load(Relaxed),
-        keys_file,
-        code: code_report,
-        module_aux_unrestored: module_aux,
-        reconnects: s.reconnects.load(Relaxed),
-        bytes: s.bytes_read.load(Relaxed),
-        elapsed: started.elapsed(),
-        notes,
-        skip_modules: cfg.skip_modules,
-    };
+    let summary = shared.ledger.summary(
+        info,
+        code_report,
+        module_aux,
+        started.elapsed(),
+        cfg.skip_modules,
+    );
     match cause {
         None => Ok(summary),
         Some(cause) => Err(ReplayError::Interrupted {

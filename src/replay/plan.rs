@@ -126,15 +126,15 @@ impl<'s> Planner<'s> {
     pub fn plan(&mut self, e: &Entry<'_>, batch: &mut Batch) -> Result<bool, crate::DecodeError> {
         let end = e.value_offset + e.raw.len() as u64;
         if end <= self.resume_from {
-            self.shared.skip(Skip::Checkpoint, None);
+            self.shared.ledger.skip(Skip::Checkpoint, None);
             return Ok(false);
         }
         if !self.cfg.filter.matches(e) {
-            self.shared.skip(Skip::Filtered, None);
+            self.shared.ledger.skip(Skip::Filtered, None);
             return Ok(false);
         }
         if e.is_expired_at(self.now_ms) {
-            self.shared.skip(Skip::Expired, None);
+            self.shared.ledger.skip(Skip::Expired, None);
             return Ok(false);
         }
         let replace = self.cfg.replace || self.resuming;
@@ -154,7 +154,7 @@ impl<'s> Planner<'s> {
         if module {
             let v = e.value()?;
             if let Some(name) = self.module_missing(&v) {
-                self.shared.skip(
+                self.shared.ledger.skip(
                     Skip::ModuleMissing,
                     Some((
                         &e.key,
@@ -165,14 +165,14 @@ impl<'s> Planner<'s> {
             }
         }
         if use_restore && self.empty_collection(e)? {
-            self.shared.skip(Skip::Empty, None);
+            self.shared.ledger.skip(Skip::Empty, None);
             return Ok(false);
         }
         if use_restore {
             let Some(ver) =
                 restore_ver.or(module.then_some(self.dump_version.min(self.target.rdb_version)))
             else {
-                self.shared.fail(
+                self.shared.ledger.fail(
                     &e.key,
                     format!(
                         "the target (RDB {}) cannot RESTORE type {}",
@@ -182,7 +182,7 @@ impl<'s> Planner<'s> {
                 return Ok(false);
             };
             if !fits {
-                self.shared.fail(
+                self.shared.ledger.fail(
                     &e.key,
                     too_big("its RESTORE payload", payload_len, self.target.bulk_limit),
                 );
@@ -211,18 +211,18 @@ impl<'s> Planner<'s> {
             if let Some(size) = largest_part(&v) {
                 if size > self.target.bulk_limit {
                     self.shared
-                        .fail(&e.key, too_big("a value", size, self.target.bulk_limit));
+                        .ledger.fail(&e.key, too_big("a value", size, self.target.bulk_limit));
                     return Ok(false);
                 }
             }
             if v.is_empty() {
-                self.shared.skip(Skip::Empty, None);
+                self.shared.ledger.skip(Skip::Empty, None);
                 return Ok(false);
             }
             if let Value::Hash(fields) = &mut v {
                 fields.retain(|f| f.expire_ms.is_none_or(|ms| ms > self.now_ms));
                 if fields.is_empty() {
-                    self.shared.skip(Skip::Expired, None);
+                    self.shared.ledger.skip(Skip::Expired, None);
                     return Ok(false);
                 }
             }
@@ -230,7 +230,7 @@ impl<'s> Planner<'s> {
                 // commands would append to an existing key: ask first (RESTORE answers BUSYKEY)
                 if let Some(check) = self.exists.as_mut() {
                     if check(batch.db, &e.key) {
-                        self.shared.skip(Skip::Existing, None);
+                        self.shared.ledger.skip(Skip::Existing, None);
                         return Ok(false);
                     }
                 }
@@ -249,7 +249,7 @@ impl<'s> Planner<'s> {
                 Err(why) => {
                     self.resp.buf.clear();
                     self.shared
-                        .skip(Skip::Unrepresentable, Some((&e.key, why.to_string())));
+                        .ledger.skip(Skip::Unrepresentable, Some((&e.key, why.to_string())));
                     return Ok(false);
                 }
             }

@@ -60,11 +60,11 @@ pub(super) async fn follow(
     let res = follow_keys(&shared, &cfg, &mut pending, count).await;
     for p in &pending {
         // not settled: the import stopped while these were on their way
-        shared.in_doubt(&p.name);
+        shared.ledger.in_doubt(&p.name);
     }
     // on failure the batch stays open: the checkpoint must not move past keys in doubt
     if count && res.is_ok() {
-        shared.close_empty(&f.batch);
+        shared.watermarks.close(&f.batch);
     }
     res
 }
@@ -82,10 +82,12 @@ async fn follow_keys(
         }
         for p in pending.iter() {
             if p.to.ask {
-                shared.stats.asked.fetch_add(1, Relaxed);
+                shared.ledger.stats.asked.fetch_add(1, Relaxed);
             } else {
-                shared.stats.moved.fetch_add(1, Relaxed);
-                shared.route_moved(p.to.slot, &p.to.host, p.to.port);
+                shared.ledger.stats.moved.fetch_add(1, Relaxed);
+                if let Some(r) = &shared.routes {
+                    r.moved(p.to.slot, &p.to.host, p.to.port);
+                }
             }
         }
         // one batch per destination and kind
@@ -126,7 +128,7 @@ async fn follow_keys(
                         to: to.clone(),
                         ..p
                     }),
-                    None if count => shared.settle(&p.name, p.key.mode, f.errors[j].as_deref()),
+                    None if count => shared.ledger.settle(&p.name, p.key.mode, f.errors[j].as_deref()),
                     None => {}
                 }
             }
@@ -134,7 +136,7 @@ async fn follow_keys(
         *pending = next;
     }
     for p in pending.drain(..) {
-        shared.fail(
+        shared.ledger.fail(
             &p.name,
             format!(
                 "still redirected after {MAX_HOPS} hops (last: slot {} to {}:{})",
