@@ -379,7 +379,6 @@ fn add_replace(cmd: &[u8]) -> Vec<u8> {
 const POOL_BUFFERS: usize = 16;
 const POOL_BYTES: usize = 8 << 20;
 
-
 /// Buffers of acknowledged batches, reused by new ones (a new batch takes the largest).
 #[derive(Default)]
 pub(crate) struct BufferPool(std::sync::Mutex<Vec<Vec<u8>>>);

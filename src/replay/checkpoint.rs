@@ -37,7 +37,11 @@ pub(super) fn read_checkpoint(path: &PathBuf) -> Result<Vec<Checkpoint>, ReplayE
         .unwrap_or_default())
 }
 
-pub(super) fn write_checkpoint(path: &PathBuf, cps: &[Checkpoint], written: u64) -> Result<(), ReplayError> {
+pub(super) fn write_checkpoint(
+    path: &PathBuf,
+    cps: &[Checkpoint],
+    written: u64,
+) -> Result<(), ReplayError> {
     let tmp = path.with_extension("tmp");
     let inputs: Vec<serde_json::Value> = cps
         .iter()
@@ -48,8 +52,6 @@ pub(super) fn write_checkpoint(path: &PathBuf, cps: &[Checkpoint], written: u64)
         .and_then(|_| std::fs::rename(&tmp, path))
         .map_err(|e| ReplayError::Checkpoint(format!("{}: {e}", path.display())))
 }
-
-/// Databases that entries passing the filter will be written to (mapped inputs only).
 
 /// Per input file: the start offsets of the batches not yet acknowledged (a multiset), and the
 /// end of what has been planned. The checkpoint of a file is the lowest open start, or the

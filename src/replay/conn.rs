@@ -230,7 +230,9 @@ fn abandon(shared: &Shared, inflight: &VecDeque<InFlight>) {
         for (j, k) in f.batch.keys.iter().enumerate() {
             let partly_failed = i == 0 && f.recount && j == settled && f.errors[j].is_some();
             if (j < settled && f.redirects[j].is_none()) || partly_failed {
-                shared.ledger.settle(f.batch.key(k), k.mode, f.errors[j].as_deref());
+                shared
+                    .ledger
+                    .settle(f.batch.key(k), k.mode, f.errors[j].as_deref());
             } else {
                 shared.ledger.in_doubt(f.batch.key(k));
             }
@@ -295,7 +297,8 @@ async fn drive(
         }
         if attempts > 0 || !inflight.is_empty() {
             shared
-                .ledger.stats
+                .ledger
+                .stats
                 .reconnects
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let old = std::mem::take(inflight);

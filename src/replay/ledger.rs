@@ -205,11 +205,7 @@ impl Ledger {
             }
             None => None,
         };
-        let notes = self
-            .notes
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
+        let notes = self.notes.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let in_doubt = self
             .in_doubt
             .lock()
@@ -318,4 +314,3 @@ pub struct Progress {
     /// Since start.
     pub elapsed: Duration,
 }
-

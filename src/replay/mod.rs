@@ -9,27 +9,32 @@
 //! ```
 
 pub mod batch;
-pub mod code;
-pub mod conn;
 mod checkpoint;
+pub mod code;
 mod config;
+pub mod conn;
 mod error;
-pub(crate) mod wire;
 pub mod keylist;
 mod ledger;
 pub mod plan;
+mod preflight;
+mod produce;
 mod redirect;
-mod routes;
 pub mod reply;
+mod routes;
 pub mod target;
 pub mod verify;
+pub(crate) mod wire;
 
-pub use code::CodeReport;
-pub use ledger::{Progress, Stats, Summary};
 use checkpoint::{read_checkpoint, write_checkpoint, Checkpoint};
+pub use code::CodeReport;
 pub use config::{ConnConfig, ImportConfig, Mode, RateLimit, Skip, DEFAULT_MEMORY_BUDGET};
 pub use error::ReplayError;
 use error::{in_dump, redis_err};
+pub use ledger::{Progress, Stats, Summary};
+use preflight::*;
+pub use produce::Source;
+use produce::*;
 pub use target::{rdb_version_for, Target, TargetInfo, TlsOptions};
 
 use crate::model::Item;
@@ -69,34 +74,6 @@ pub struct Shared {
     /// failover (its share of the other part of `--buffer-mb`).
     retain_per_conn: usize,
 }
-
-#[derive(Debug)]
-struct RateLimiter {
-    limit: RateLimit,
-    tokens: f64,
-    last: Instant,
-}
-
-impl RateLimiter {
-    /// How long to wait before spending `keys`/`bytes`.
-    fn take(&mut self, keys: usize, bytes: usize) -> Duration {
-        let (rate, cost) = match self.limit {
-            RateLimit::Keys(r) => (r, keys as f64),
-            RateLimit::Bytes(r) => (r, bytes as f64),
-        };
-        let now = Instant::now();
-        // at most one second of burst
-        self.tokens = (self.tokens + now.duration_since(self.last).as_secs_f64() * rate).min(rate);
-        self.last = now;
-        self.tokens -= cost;
-        if self.tokens >= 0.0 {
-            Duration::ZERO
-        } else {
-            Duration::from_secs_f64(-self.tokens / rate)
-        }
-    }
-}
-
 
 impl std::fmt::Debug for Shared {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -148,19 +125,6 @@ impl Shared {
         }
     }
 
-    /// Waits as `--rate-limit` requires before a batch goes out.
-    fn throttle(&self, keys: usize, bytes: usize) {
-        if let Some(r) = &self.rate {
-            let wait = r
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .take(keys, bytes);
-            if !wait.is_zero() {
-                std::thread::sleep(wait);
-            }
-        }
-    }
-
     /// Offset in input `file` below which every key is acknowledged or skipped.
     pub fn watermark(&self, file: usize) -> u64 {
         self.watermarks.watermark(file)
@@ -194,353 +158,6 @@ impl Shared {
             offset: self.watermark(0),
         }
     }
-}
-
-fn fnv1a(b: &[u8]) -> u64 {
-    b.iter().fold(0xcbf29ce484222325u64, |h, &c| {
-        (h ^ u64::from(c)).wrapping_mul(0x100000001b3)
-    })
-}
-
-fn prescan(data: &[u8], cfg: &ImportConfig) -> Result<BTreeSet<u64>, ReplayError> {
-    let mut dbs = BTreeSet::new();
-    for item in crate::Decoder::new(data).verify_checksum(false) {
-        if let Item::Entry(e) = item? {
-            if cfg.filter.matches(&e) {
-                dbs.insert(cfg.db_map.get(&e.db).copied().unwrap_or(e.db));
-            }
-        }
-    }
-    Ok(dbs)
-}
-
-/// True when no database of the server holds a key (`INFO keyspace` lists none).
-fn target_is_empty(con: &mut redis::Connection) -> Result<bool, ReplayError> {
-    let info: String = redis::cmd("INFO")
-        .arg("keyspace")
-        .query(con)
-        .map_err(redis_err("INFO keyspace"))?;
-    Ok(!info
-        .lines()
-        .any(|l| l.starts_with("db") && l.contains("keys=") && !l.contains("keys=0,")))
-}
-
-
-/// A cluster's slot map (slot → shard index) and its primaries, from `CLUSTER SLOTS`.
-pub(crate) fn cluster_layout(
-    con: &mut redis::Connection,
-    base: &Target,
-) -> Result<(Vec<u16>, Vec<Target>), ReplayError> {
-    let ranges: Vec<redis::Value> = redis::cmd("CLUSTER")
-        .arg("SLOTS")
-        .query(con)
-        .map_err(redis_err("CLUSTER SLOTS"))?;
-    let mut slots = vec![u16::MAX; 16384];
-    let mut nodes: Vec<Target> = Vec::new();
-    for r in &ranges {
-        let redis::Value::Array(f) = r else { continue };
-        let (
-            Some(redis::Value::Int(a)),
-            Some(redis::Value::Int(b)),
-            Some(redis::Value::Array(primary)),
-        ) = (f.first(), f.get(1), f.get(2))
-        else {
-            continue;
-        };
-        let host = match primary.first() {
-            Some(redis::Value::BulkString(h)) => String::from_utf8_lossy(h).into_owned(),
-            _ => continue,
-        };
-        let host = if host.is_empty() {
-            base.host.clone()
-        } else {
-            host
-        };
-        let Some(redis::Value::Int(port)) = primary.get(1) else {
-            continue;
-        };
-        let idx = match nodes
-            .iter()
-            .position(|n| n.host == host && i64::from(n.port) == *port)
-        {
-            Some(i) => i,
-            None => {
-                nodes.push(base.at(host, *port as u16));
-                nodes.len() - 1
-            }
-        };
-        for s in (*a).max(0)..=(*b).min(16383) {
-            slots[s as usize] = idx as u16;
-        }
-    }
-    if let Some(s) = slots.iter().position(|&i| i == u16::MAX) {
-        return Err(ReplayError::Config(format!(
-            "the cluster does not serve every slot (slot {s} has no primary)"
-        )));
-    }
-    Ok((slots, nodes))
-}
-
-/// Target databases that already hold keys: flushed under `--flush-target`; otherwise, with no
-/// rule for them, returned as refusals (see [`conflict_error`]).
-fn check_conflicts(
-    con: &mut redis::Connection,
-    cluster: bool,
-    dbs: &BTreeSet<u64>,
-    cfg: &ImportConfig,
-    resuming: bool,
-) -> Result<Vec<String>, ReplayError> {
-    let mut busy = Vec::new();
-    for &db in dbs {
-        if !cluster {
-            redis::cmd("SELECT")
-                .arg(db)
-                .query::<()>(con)
-                .map_err(redis_err("SELECT"))?;
-        }
-        let n: u64 = redis::cmd("DBSIZE")
-            .query(con)
-            .map_err(redis_err("DBSIZE"))?;
-        if n == 0 {
-            continue;
-        }
-        if cfg.flush_target {
-            redis::cmd("FLUSHDB")
-                .query::<()>(con)
-                .map_err(redis_err("FLUSHDB"))?;
-        } else if !(cfg.replace || cfg.skip_existing || resuming) {
-            busy.push(format!("db{db} holds {}", crate::output::count(n, "key")));
-        }
-    }
-    Ok(busy)
-}
-
-/// The refusal of a target that holds keys or function libraries the dump would overwrite.
-fn conflict_error(refused: &[String]) -> ReplayError {
-    ReplayError::Conflict(format!(
-        "refusing to write into a non-empty target: {}; use --replace to overwrite, --skip-existing to keep the target's keys and libraries, or --flush-target to empty those databases first (nothing was written)",
-        refused.join(", ")
-    ))
-}
-
-/// The primaries now: a cluster's (from `CLUSTER SLOTS`), or the one the target resolves to.
-fn primaries_now(
-    target: &Target,
-    cluster: bool,
-    limit: Duration,
-) -> Result<Vec<Target>, ReplayError> {
-    let pinned = target.pinned()?;
-    if cluster {
-        Ok(cluster_layout(&mut pinned.control(limit)?, &pinned)?.1)
-    } else {
-        Ok(vec![pinned])
-    }
-}
-
-/// One dump to import: a name (for checkpoints and messages) and its bytes.
-#[derive(Debug)]
-pub struct Source {
-    /// Display name, usually the path.
-    pub name: String,
-    /// The opened input.
-    pub input: Input,
-}
-
-/// What one producer thread did besides planning keys.
-#[derive(Debug, Default)]
-struct Produced {
-    /// Libraries and scripts met in a streamed input (mapped inputs' are loaded up front).
-    code: code::Code,
-    module_aux: Vec<String>,
-    /// Module aux records per module that the target has no command for.
-    aux_unsupported: BTreeMap<String, u64>,
-}
-
-/// Per-run context shared by the producer threads.
-struct Run<'r> {
-    cfg: &'r ImportConfig,
-    info: &'r TargetInfo,
-    shared: &'r Arc<Shared>,
-    /// A cluster target (keys routed by `Shared::routes`).
-    cluster: bool,
-    resume: &'r [u64],
-    resuming: bool,
-    /// The connections' runtime, through which the producer waits for room in the budget.
-    rt: tokio::runtime::Handle,
-    /// Where function libraries and scripts go: every primary.
-    primaries: &'r [Target],
-    /// What happened to the code of streamed inputs.
-    code: &'r Mutex<CodeReport>,
-}
-
-/// Decodes one input and hands its batches to the connections.
-fn produce(
-    run: &Run<'_>,
-    file: usize,
-    input: Input,
-    senders: Vec<async_channel::Sender<Batch>>,
-) -> Result<Produced, ReplayError> {
-    let (cfg, info, shared) = (run.cfg, run.info, run.shared);
-    let n = senders.len();
-    let mut out = Produced::default();
-    let mut con = shared.target.pinned()?.control(cfg.conn.reply_timeout)?;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64);
-    let mut planner = Planner::new(
-        cfg,
-        info,
-        shared,
-        now,
-        run.resume.get(file).copied().unwrap_or(0),
-    );
-    planner.resuming = run.resuming;
-    if cfg.skip_existing {
-        let mut c = shared.target.pinned()?.control(cfg.conn.reply_timeout)?;
-        planner.exists = Some(Box::new(move |db, key| {
-            let _ = redis::cmd("SELECT").arg(db).query::<()>(&mut c);
-            // an unanswerable check counts as "exists": never overwrite on doubt
-            redis::cmd("EXISTS")
-                .arg(key)
-                .query::<u64>(&mut c)
-                .map_or(true, |n| n > 0)
-        }));
-    }
-    let mut open: Vec<Option<Batch>> = (0..n).map(|_| None).collect();
-    let mut seen_dbs: HashSet<u64> = HashSet::new();
-    let send = |slot: &mut Option<Batch>, i: usize| -> Result<(), ReplayError> {
-        if let Some(b) = slot.take() {
-            if b.keys.is_empty() {
-                shared.watermarks.close(&b);
-                return Ok(());
-            }
-            shared.throttle(b.keys.len(), b.bytes.len());
-            let mut b = b;
-            let permit = shared
-                .memory
-                .acquire(&run.rt, b.bytes.capacity(), || shared.stop.load(Relaxed))
-                .ok_or(ReplayError::Stopped)?;
-            b.permit = Some(Arc::new(permit));
-            senders[i]
-                .send_blocking(b)
-                .map_err(|_| ReplayError::Stopped)?;
-        }
-        Ok(())
-    };
-    let stopped = || ReplayError::Stopped;
-    let code_loaded = !matches!(input, Input::Stream(_));
-    let load_streamed = |c: &code::Code| -> Result<(), ReplayError> {
-        let mut report = run.code.lock().unwrap_or_else(|e| e.into_inner());
-        code::load(c, run.primaries, cfg, cfg.conn.reply_timeout, &mut report)
-    };
-    let mut planned = 0u64;
-    input.decode(cfg.verify_checksum, |item, pos| -> Result<(), ReplayError> {
-        if file == 0 {
-            shared.ledger.stats.bytes_read.store(pos, Relaxed);
-        }
-        if shared.stop.load(Relaxed) {
-            return Err(stopped());
-        }
-        match item {
-            Item::Header { magic, version } => {
-                planner.dump_version = version.min(u32::from(u16::MAX)) as u16;
-                planner.dump_valkey = magic == crate::Magic::Valkey;
-            }
-            Item::Entry(e) => {
-                let db = shared
-                    .target
-                    .db
-                    .filter(|_| cfg.db_map.is_empty())
-                    .unwrap_or_else(|| cfg.db_map.get(&e.db).copied().unwrap_or(e.db));
-                if seen_dbs.insert(db) && cfg.filter.matches(&e) {
-                    // held while checking, so no other input writes to `db` before the check
-                    let mut checked = shared.checked_dbs.lock().unwrap_or_else(|e| e.into_inner());
-                    if checked.insert(db) {
-                        let busy = check_conflicts(&mut con, run.cluster, &BTreeSet::from([db]), cfg, run.resuming)?;
-                        if !busy.is_empty() {
-                            return Err(conflict_error(&busy));
-                        }
-                    }
-                }
-                let i = match &shared.routes {
-                    Some(_) if db != 0 => {
-                        return Err(ReplayError::Config(format!(
-                            "a Redis Cluster has only db 0; this dump has keys in db {}: fold them with --db-map {}:0",
-                            e.db, e.db
-                        )))
-                    }
-                    Some(routes) => routes.shard(crate::cluster::key_hash_slot(&e.key)),
-                    None => (fnv1a(&e.key) % n as u64) as usize,
-                };
-                if open[i].as_ref().is_some_and(|b| b.db != db) {
-                    send(&mut open[i], i)?;
-                }
-                let b = open[i].get_or_insert_with(|| {
-                    let mut b = Batch::in_buffer(shared.next_batch.fetch_add(1, Relaxed), db, !run.cluster, shared.pool.take());
-                    b.file = file;
-                    b
-                });
-                if b.start_offset == 0 {
-                    b.start_offset = e.offset.max(1);
-                    shared.watermarks.open_batch(file, b.start_offset);
-                }
-                planner.plan(&e, b)?;
-                planned = e.value_offset + e.raw.len() as u64;
-                if Planner::batch_full(b) {
-                    // the planned end moves per batch, not per key (a lock per key cost 2% of a
-                    // D1 import); until then the watermark lags, which is safe
-                    shared.watermarks.advance(file, planned);
-                    send(&mut open[i], i)?;
-                }
-            }
-            // a mapped input's code was loaded before any key; a streamed input meets its code
-            // before its first key, so nothing of it is written yet if the code conflicts
-            Item::Function { code } if !code_loaded => {
-                let mut one = code::Code::default();
-                one.add_library(&code);
-                load_streamed(&one)?;
-                out.code.merge(&one);
-            }
-            Item::Script { body, .. } if !code_loaded => {
-                let mut one = code::Code::default();
-                one.add_script(&body);
-                load_streamed(&one)?;
-                out.code.merge(&one);
-            }
-            Item::ModuleAux { id, when, body, .. } => {
-                let name = id.name();
-                let w = if when == 1 { "before" } else { "after" };
-                if info.enterprise {
-                    let ver = planner.dump_version.min(info.rdb_version);
-                    let mut p = body.to_vec();
-                    p.extend_from_slice(&ver.to_le_bytes());
-                    let crc = crate::crc64(0, &p);
-                    p.extend_from_slice(&crc.to_le_bytes());
-                    let r = redis::cmd("RESTOREMODAUX")
-                        .arg(&name)
-                        .arg(id.encver())
-                        .arg(w)
-                        .arg(p)
-                        .query::<redis::Value>(&mut con);
-                    if let Err(err) = r {
-                        out.module_aux.push(format!("{name}/{} {w}: {err}", id.encver()));
-                    }
-                } else {
-                    *out.aux_unsupported.entry(name).or_default() += 1;
-                }
-            }
-            _ => {}
-        }
-        Ok(())
-    })?;
-    shared.watermarks.advance(file, planned);
-    for line in planner.losses.describe() {
-        shared.ledger.note(line);
-    }
-    for (i, slot) in open.iter_mut().enumerate() {
-        send(slot, i)?;
-    }
-    Ok(out)
 }
 
 /// Imports `sources` (decoded in parallel, one thread each) into `target`. `on_progress` is
@@ -831,16 +448,15 @@ pub fn import(
                 })
             })
             .collect();
-        let conns: Vec<Result<(), ReplayError>> =
-            rt.block_on(async {
-                let mut out = Vec::new();
-                for t in tasks {
-                    out.push(t.await.unwrap_or_else(|e| {
-                        Err(ReplayError::Internal(format!("connection task: {e}")))
-                    }));
-                }
-                out
-            });
+        let conns: Vec<Result<(), ReplayError>> = rt.block_on(async {
+            let mut out = Vec::new();
+            for t in tasks {
+                out.push(t.await.unwrap_or_else(|e| {
+                    Err(ReplayError::Internal(format!("connection task: {e}")))
+                }));
+            }
+            out
+        });
         drop(done);
         let _ = ticker.join();
         (produced, conns)
@@ -893,7 +509,9 @@ pub fn import(
         .map(|s| s.failovers())
         .unwrap_or_default();
     for f in &failovers {
-        shared.ledger.note(format!("failover: the primary moved {f}"));
+        shared
+            .ledger
+            .note(format!("failover: the primary moved {f}"));
     }
     // a failover or a reshard may have brought primaries that lack the code: check again
     if cause.is_none()

@@ -211,7 +211,8 @@ impl<'s> Planner<'s> {
             if let Some(size) = largest_part(&v) {
                 if size > self.target.bulk_limit {
                     self.shared
-                        .ledger.fail(&e.key, too_big("a value", size, self.target.bulk_limit));
+                        .ledger
+                        .fail(&e.key, too_big("a value", size, self.target.bulk_limit));
                     return Ok(false);
                 }
             }
@@ -249,7 +250,8 @@ impl<'s> Planner<'s> {
                 Err(why) => {
                     self.resp.buf.clear();
                     self.shared
-                        .ledger.skip(Skip::Unrepresentable, Some((&e.key, why.to_string())));
+                        .ledger
+                        .skip(Skip::Unrepresentable, Some((&e.key, why.to_string())));
                     return Ok(false);
                 }
             }

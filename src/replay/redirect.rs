@@ -11,8 +11,8 @@
 
 use super::batch::{Batch, KeyRec};
 use super::config::ConnConfig;
-use super::wire::{InFlight, Redirect, Stop, CONNECT_TIMEOUT, MAX_PENDING_REPLY};
 use super::reply;
+use super::wire::{InFlight, Redirect, Stop, CONNECT_TIMEOUT, MAX_PENDING_REPLY};
 use super::{ReplayError, Shared, Target};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -128,7 +128,11 @@ async fn follow_keys(
                         to: to.clone(),
                         ..p
                     }),
-                    None if count => shared.ledger.settle(&p.name, p.key.mode, f.errors[j].as_deref()),
+                    None if count => {
+                        shared
+                            .ledger
+                            .settle(&p.name, p.key.mode, f.errors[j].as_deref())
+                    }
                     None => {}
                 }
             }

@@ -195,7 +195,8 @@ impl InFlight {
                         .is_some_and(|(want, _)| got < i64::from(want))
                     {
                         shared
-                            .ledger.stats
+                            .ledger
+                            .stats
                             .unreplicated
                             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     }

@@ -7,8 +7,8 @@
 use super::resp::{self, V};
 use super::want::{DumpStats, Want};
 use crate::output::resp::Resp;
-use crate::replay::wire::Redirect;
 use crate::replay::target::Transport;
+use crate::replay::wire::Redirect;
 use crate::replay::{ReplayError, Target};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicU16, Ordering::Relaxed};

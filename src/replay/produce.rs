@@ -1,0 +1,258 @@
+//! The producer: decodes one input, plans each key into a batch (RESTORE or commands) and hands
+//! full batches to the connections, within the memory budget and `--rate-limit`.
+
+use super::*;
+
+#[derive(Debug)]
+pub(super) struct RateLimiter {
+    pub(super) limit: RateLimit,
+    pub(super) tokens: f64,
+    pub(super) last: Instant,
+}
+
+impl RateLimiter {
+    /// How long to wait before spending `keys`/`bytes`.
+    fn take(&mut self, keys: usize, bytes: usize) -> Duration {
+        let (rate, cost) = match self.limit {
+            RateLimit::Keys(r) => (r, keys as f64),
+            RateLimit::Bytes(r) => (r, bytes as f64),
+        };
+        let now = Instant::now();
+        // at most one second of burst
+        self.tokens = (self.tokens + now.duration_since(self.last).as_secs_f64() * rate).min(rate);
+        self.last = now;
+        self.tokens -= cost;
+        if self.tokens >= 0.0 {
+            Duration::ZERO
+        } else {
+            Duration::from_secs_f64(-self.tokens / rate)
+        }
+    }
+}
+
+impl Shared {
+    /// Waits as `--rate-limit` requires before a batch goes out.
+    fn throttle(&self, keys: usize, bytes: usize) {
+        if let Some(r) = &self.rate {
+            let wait = r
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take(keys, bytes);
+            if !wait.is_zero() {
+                std::thread::sleep(wait);
+            }
+        }
+    }
+}
+
+fn fnv1a(b: &[u8]) -> u64 {
+    b.iter().fold(0xcbf29ce484222325u64, |h, &c| {
+        (h ^ u64::from(c)).wrapping_mul(0x100000001b3)
+    })
+}
+
+/// One dump to import: a name (for checkpoints and messages) and its bytes.
+#[derive(Debug)]
+pub struct Source {
+    /// Display name, usually the path.
+    pub name: String,
+    /// The opened input.
+    pub input: Input,
+}
+
+/// What one producer thread did besides planning keys.
+#[derive(Debug, Default)]
+pub(super) struct Produced {
+    /// Libraries and scripts met in a streamed input (mapped inputs' are loaded up front).
+    pub(super) code: code::Code,
+    pub(super) module_aux: Vec<String>,
+    /// Module aux records per module that the target has no command for.
+    pub(super) aux_unsupported: BTreeMap<String, u64>,
+}
+
+/// Per-run context shared by the producer threads.
+pub(super) struct Run<'r> {
+    pub(super) cfg: &'r ImportConfig,
+    pub(super) info: &'r TargetInfo,
+    pub(super) shared: &'r Arc<Shared>,
+    /// A cluster target (keys routed by `Shared::routes`).
+    pub(super) cluster: bool,
+    pub(super) resume: &'r [u64],
+    pub(super) resuming: bool,
+    /// The connections' runtime, through which the producer waits for room in the budget.
+    pub(super) rt: tokio::runtime::Handle,
+    /// Where function libraries and scripts go: every primary.
+    pub(super) primaries: &'r [Target],
+    /// What happened to the code of streamed inputs.
+    pub(super) code: &'r Mutex<CodeReport>,
+}
+
+/// Decodes one input and hands its batches to the connections.
+pub(super) fn produce(
+    run: &Run<'_>,
+    file: usize,
+    input: Input,
+    senders: Vec<async_channel::Sender<Batch>>,
+) -> Result<Produced, ReplayError> {
+    let (cfg, info, shared) = (run.cfg, run.info, run.shared);
+    let n = senders.len();
+    let mut out = Produced::default();
+    let mut con = shared.target.pinned()?.control(cfg.conn.reply_timeout)?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    let mut planner = Planner::new(
+        cfg,
+        info,
+        shared,
+        now,
+        run.resume.get(file).copied().unwrap_or(0),
+    );
+    planner.resuming = run.resuming;
+    if cfg.skip_existing {
+        let mut c = shared.target.pinned()?.control(cfg.conn.reply_timeout)?;
+        planner.exists = Some(Box::new(move |db, key| {
+            let _ = redis::cmd("SELECT").arg(db).query::<()>(&mut c);
+            // an unanswerable check counts as "exists": never overwrite on doubt
+            redis::cmd("EXISTS")
+                .arg(key)
+                .query::<u64>(&mut c)
+                .map_or(true, |n| n > 0)
+        }));
+    }
+    let mut open: Vec<Option<Batch>> = (0..n).map(|_| None).collect();
+    let mut seen_dbs: HashSet<u64> = HashSet::new();
+    let send = |slot: &mut Option<Batch>, i: usize| -> Result<(), ReplayError> {
+        if let Some(b) = slot.take() {
+            if b.keys.is_empty() {
+                shared.watermarks.close(&b);
+                return Ok(());
+            }
+            shared.throttle(b.keys.len(), b.bytes.len());
+            let mut b = b;
+            let permit = shared
+                .memory
+                .acquire(&run.rt, b.bytes.capacity(), || shared.stop.load(Relaxed))
+                .ok_or(ReplayError::Stopped)?;
+            b.permit = Some(Arc::new(permit));
+            senders[i]
+                .send_blocking(b)
+                .map_err(|_| ReplayError::Stopped)?;
+        }
+        Ok(())
+    };
+    let stopped = || ReplayError::Stopped;
+    let code_loaded = !matches!(input, Input::Stream(_));
+    let load_streamed = |c: &code::Code| -> Result<(), ReplayError> {
+        let mut report = run.code.lock().unwrap_or_else(|e| e.into_inner());
+        code::load(c, run.primaries, cfg, cfg.conn.reply_timeout, &mut report)
+    };
+    let mut planned = 0u64;
+    input.decode(cfg.verify_checksum, |item, pos| -> Result<(), ReplayError> {
+        if file == 0 {
+            shared.ledger.stats.bytes_read.store(pos, Relaxed);
+        }
+        if shared.stop.load(Relaxed) {
+            return Err(stopped());
+        }
+        match item {
+            Item::Header { magic, version } => {
+                planner.dump_version = version.min(u32::from(u16::MAX)) as u16;
+                planner.dump_valkey = magic == crate::Magic::Valkey;
+            }
+            Item::Entry(e) => {
+                let db = shared
+                    .target
+                    .db
+                    .filter(|_| cfg.db_map.is_empty())
+                    .unwrap_or_else(|| cfg.db_map.get(&e.db).copied().unwrap_or(e.db));
+                if seen_dbs.insert(db) && cfg.filter.matches(&e) {
+                    // held while checking, so no other input writes to `db` before the check
+                    let mut checked = shared.checked_dbs.lock().unwrap_or_else(|e| e.into_inner());
+                    if checked.insert(db) {
+                        let busy = check_conflicts(&mut con, run.cluster, &BTreeSet::from([db]), cfg, run.resuming)?;
+                        if !busy.is_empty() {
+                            return Err(conflict_error(&busy));
+                        }
+                    }
+                }
+                let i = match &shared.routes {
+                    Some(_) if db != 0 => {
+                        return Err(ReplayError::Config(format!(
+                            "a Redis Cluster has only db 0; this dump has keys in db {}: fold them with --db-map {}:0",
+                            e.db, e.db
+                        )))
+                    }
+                    Some(routes) => routes.shard(crate::cluster::key_hash_slot(&e.key)),
+                    None => (fnv1a(&e.key) % n as u64) as usize,
+                };
+                if open[i].as_ref().is_some_and(|b| b.db != db) {
+                    send(&mut open[i], i)?;
+                }
+                let b = open[i].get_or_insert_with(|| {
+                    let mut b = Batch::in_buffer(shared.next_batch.fetch_add(1, Relaxed), db, !run.cluster, shared.pool.take());
+                    b.file = file;
+                    b
+                });
+                if b.start_offset == 0 {
+                    b.start_offset = e.offset.max(1);
+                    shared.watermarks.open_batch(file, b.start_offset);
+                }
+                planner.plan(&e, b)?;
+                planned = e.value_offset + e.raw.len() as u64;
+                if Planner::batch_full(b) {
+                    // the planned end moves per batch, not per key (a lock per key cost 2% of a
+                    // D1 import); until then the watermark lags, which is safe
+                    shared.watermarks.advance(file, planned);
+                    send(&mut open[i], i)?;
+                }
+            }
+            // a mapped input's code was loaded before any key; a streamed input meets its code
+            // before its first key, so nothing of it is written yet if the code conflicts
+            Item::Function { code } if !code_loaded => {
+                let mut one = code::Code::default();
+                one.add_library(&code);
+                load_streamed(&one)?;
+                out.code.merge(&one);
+            }
+            Item::Script { body, .. } if !code_loaded => {
+                let mut one = code::Code::default();
+                one.add_script(&body);
+                load_streamed(&one)?;
+                out.code.merge(&one);
+            }
+            Item::ModuleAux { id, when, body, .. } => {
+                let name = id.name();
+                let w = if when == 1 { "before" } else { "after" };
+                if info.enterprise {
+                    let ver = planner.dump_version.min(info.rdb_version);
+                    let mut p = body.to_vec();
+                    p.extend_from_slice(&ver.to_le_bytes());
+                    let crc = crate::crc64(0, &p);
+                    p.extend_from_slice(&crc.to_le_bytes());
+                    let r = redis::cmd("RESTOREMODAUX")
+                        .arg(&name)
+                        .arg(id.encver())
+                        .arg(w)
+                        .arg(p)
+                        .query::<redis::Value>(&mut con);
+                    if let Err(err) = r {
+                        out.module_aux.push(format!("{name}/{} {w}: {err}", id.encver()));
+                    }
+                } else {
+                    *out.aux_unsupported.entry(name).or_default() += 1;
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    })?;
+    shared.watermarks.advance(file, planned);
+    for line in planner.losses.describe() {
+        shared.ledger.note(line);
+    }
+    for (i, slot) in open.iter_mut().enumerate() {
+        send(slot, i)?;
+    }
+    Ok(out)
+}
