@@ -177,24 +177,7 @@ pub fn import(
     let pinned = target.pinned()?;
     let client = pinned.client()?;
     let limit = cfg.conn.reply_timeout;
-    let info = rt.block_on(async {
-        let probe = async {
-            let mut con = client
-                .get_multiplexed_async_connection()
-                .await
-                .map_err(|e| target.failure("", &e))?;
-            TargetInfo::probe(&mut con).await.map_err(|e| match e {
-                ReplayError::Connect(m) => target.failure("", &m),
-                e => e,
-            })
-        };
-        tokio::time::timeout(limit, probe).await.map_err(|_| {
-            ReplayError::Connect(format!(
-                "{}: no answer to INFO within {limit:?}",
-                target.display()
-            ))
-        })?
-    })?;
+    let info = probe(&rt, &target, &client, limit)?;
     let mut con = pinned.control(limit)?;
     let cluster = if info.cluster {
         Some(cluster_layout(&mut con, &pinned)?)
@@ -332,53 +315,9 @@ pub fn import(
         .unwrap_or_else(|e| e.into_inner())
         .extend(dbs);
 
-    // data plane: N connections to one primary, or one per cluster shard routed by hash slot
-    if let Some((_, nodes)) = &cluster {
-        shared.ledger.note(format!(
-            "cluster target: {} primaries, keys routed by hash slot",
-            nodes.len()
-        ));
-    }
-    let nodes: Vec<Option<Target>> = match &cluster {
-        Some((_, nodes)) => nodes.iter().cloned().map(Some).collect(),
-        None => vec![None; cfg.connections.max(1)],
-    };
-    // A batch holds whole keys, so any connection to one primary may write it: the connections
-    // of one primary share a queue, each taking a batch when its window has room. A connection
-    // blocked in a WAIT (Sentinel) or on a slow reply then only stops taking batches, and the
-    // others keep the primary busy; with a queue per connection, the producer would stall on
-    // the blocked one's full queue. A cluster has one queue per shard (keys routed by slot).
-    let queues = if cluster.is_some() { nodes.len() } else { 1 };
-    let (senders, receivers): (Vec<_>, Vec<_>) = (0..queues)
-        .map(|_| async_channel::bounded::<Batch>(4 * nodes.len().div_ceil(queues)))
-        .unzip();
-    let mut tasks = Vec::with_capacity(nodes.len());
-    for (i, node) in nodes.into_iter().enumerate() {
-        let rx = receivers[i % queues].clone();
-        tasks.push(rt.spawn(conn::run(i, rx, shared.clone(), cfg.conn, node)));
-    }
-    drop(receivers);
+    let (senders, tasks) = start_connections(&rt, &shared, &cfg, &cluster);
 
-    // Sentinel: notice a failover even when the old primary keeps accepting writes for a while
-    // (it is demoted only after the replica is promoted); those writes would be lost.
-    let watcher = shared.target.sentinel.as_ref().map(|_| {
-        let shared = shared.clone();
-        rt.spawn(async move {
-            let mut last = shared.target.sentinel.as_ref().and_then(|s| s.current());
-            loop {
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                let t = shared.target.clone();
-                let now = tokio::task::spawn_blocking(move || t.resolve().ok())
-                    .await
-                    .ok()
-                    .flatten();
-                if now.is_some() && now != last {
-                    last = now;
-                    shared.primary_epoch.send_modify(|e| *e += 1);
-                }
-            }
-        })
-    });
+    let watcher = watch_sentinels(&rt, &shared);
 
     // progress and checkpoints
     let total: Option<u64> = lens.iter().try_fold(0u64, |a, l| l.map(|l| a + l));
@@ -561,4 +500,99 @@ pub fn import(
             summary: Box::new(summary),
         }),
     }
+}
+
+/// The target's version, limits, modules and layout (`INFO`, `CONFIG GET`, `MODULE LIST`), asked
+/// within `limit`.
+fn probe(
+    rt: &tokio::runtime::Runtime,
+    target: &Target,
+    client: &redis::Client,
+    limit: Duration,
+) -> Result<TargetInfo, ReplayError> {
+    rt.block_on(async {
+        let probe = async {
+            let mut con = client
+                .get_multiplexed_async_connection()
+                .await
+                .map_err(|e| target.failure("", &e))?;
+            TargetInfo::probe(&mut con).await.map_err(|e| match e {
+                ReplayError::Connect(m) => target.failure("", &m),
+                e => e,
+            })
+        };
+        tokio::time::timeout(limit, probe).await.map_err(|_| {
+            ReplayError::Connect(format!(
+                "{}: no answer to INFO within {limit:?}",
+                target.display()
+            ))
+        })?
+    })
+}
+
+/// Sentinel: notices a failover even when the old primary keeps accepting writes for a while (it
+/// is demoted only after the replica is promoted; those writes would be lost): the sentinels are
+/// asked every 200 ms, and a new primary bumps [`Shared::primary_epoch`].
+fn watch_sentinels(
+    rt: &tokio::runtime::Runtime,
+    shared: &Arc<Shared>,
+) -> Option<tokio::task::JoinHandle<()>> {
+    shared.target.sentinel.as_ref().map(|_| {
+        let shared = shared.clone();
+        rt.spawn(async move {
+            let mut last = shared.target.sentinel.as_ref().and_then(|s| s.current());
+            loop {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                let t = shared.target.clone();
+                let now = tokio::task::spawn_blocking(move || t.resolve().ok())
+                    .await
+                    .ok()
+                    .flatten();
+                if now.is_some() && now != last {
+                    last = now;
+                    shared.primary_epoch.send_modify(|e| *e += 1);
+                }
+            }
+        })
+    })
+}
+
+/// The data plane: `cfg.connections` connections to one primary, or one per cluster shard (keys
+/// routed by hash slot). Returns the queues the producers fill and the connections' tasks.
+#[allow(clippy::type_complexity)]
+fn start_connections(
+    rt: &tokio::runtime::Runtime,
+    shared: &Arc<Shared>,
+    cfg: &ImportConfig,
+    cluster: &Option<(Vec<u16>, Vec<Target>)>,
+) -> (
+    Vec<async_channel::Sender<Batch>>,
+    Vec<tokio::task::JoinHandle<Result<(), ReplayError>>>,
+) {
+    if let Some((_, nodes)) = &cluster {
+        shared.ledger.note(format!(
+            "cluster target: {} primaries, keys routed by hash slot",
+            nodes.len()
+        ));
+    }
+    let nodes: Vec<Option<Target>> = match &cluster {
+        Some((_, nodes)) => nodes.iter().cloned().map(Some).collect(),
+        None => vec![None; cfg.connections.max(1)],
+    };
+    // A batch holds whole keys, so any connection to one primary may write it: the connections
+    // of one primary share a queue, each taking a batch when its window has room. A connection
+    // blocked in a WAIT (Sentinel) or on a slow reply then only stops taking batches, and the
+    // others keep the primary busy; with a queue per connection, the producer would stall on
+    // the blocked one's full queue. A cluster has one queue per shard (keys routed by slot).
+    let queues = if cluster.is_some() { nodes.len() } else { 1 };
+    let (senders, receivers): (Vec<_>, Vec<_>) = (0..queues)
+        .map(|_| async_channel::bounded::<Batch>(4 * nodes.len().div_ceil(queues)))
+        .unzip();
+    let mut tasks = Vec::with_capacity(nodes.len());
+    for (i, node) in nodes.into_iter().enumerate() {
+        let rx = receivers[i % queues].clone();
+        tasks.push(rt.spawn(conn::run(i, rx, shared.clone(), cfg.conn, node)));
+    }
+    drop(receivers);
+    (senders, tasks)
 }
