@@ -33,6 +33,7 @@ pub mod filter;
 pub mod model;
 pub mod output;
 pub mod payload;
+#[cfg(feature = "import")]
 pub mod replay;
 pub mod source;
 pub mod text;

@@ -568,6 +568,7 @@ pub(crate) fn decode_value<'a, S: BlobStore<'a>>(
 /// False when the value's header proves it holds at least one element; true when it may be an
 /// empty collection (the caller then decodes it to know). Lets the importer skip decoding almost
 /// every value on the RESTORE path.
+#[cfg(feature = "import")]
 pub(crate) fn may_be_empty(e: Encoding, raw: &[u8]) -> bool {
     use Encoding::*;
     let mut c = Cursor::blob(raw, 0);
