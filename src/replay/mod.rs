@@ -29,18 +29,18 @@ pub(crate) mod wire;
 use checkpoint::{read_checkpoint, write_checkpoint, Checkpoint};
 pub use code::CodeReport;
 pub use config::{ConnConfig, ImportConfig, Mode, RateLimit, Skip, DEFAULT_MEMORY_BUDGET};
+use error::in_dump;
 pub use error::ReplayError;
-use error::{in_dump, redis_err};
 pub use ledger::{Progress, Stats, Summary};
-use preflight::*;
+use preflight::{
+    check_conflicts, cluster_layout, conflict_error, prescan, primaries_now, target_is_empty,
+};
 pub use produce::Source;
-use produce::*;
+use produce::{produce, Produced, RateLimiter, Run};
 pub use target::{rdb_version_for, Target, TargetInfo, TlsOptions};
 
-use crate::model::Item;
 use crate::source::Input;
 use batch::Batch;
-use plan::Planner;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};

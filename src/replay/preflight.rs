@@ -1,7 +1,11 @@
 //! Before anything is written: which databases the dump reaches, whether the target is empty,
 //! the cluster's layout (and that it covers every slot), and the keys that already exist there.
 
-use super::*;
+use super::error::redis_err;
+use super::{ImportConfig, ReplayError, Target};
+use crate::model::Item;
+use std::collections::BTreeSet;
+use std::time::Duration;
 
 /// Databases that entries passing the filter will be written to (mapped inputs only).
 pub(super) fn prescan(data: &[u8], cfg: &ImportConfig) -> Result<BTreeSet<u64>, ReplayError> {

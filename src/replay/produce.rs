@@ -1,7 +1,16 @@
 //! The producer: decodes one input, plans each key into a batch (RESTORE or commands) and hands
 //! full batches to the connections, within the memory budget and `--rate-limit`.
 
-use super::*;
+use super::batch::Batch;
+use super::plan::Planner;
+use super::preflight::{check_conflicts, conflict_error};
+use super::{code, CodeReport, ImportConfig, RateLimit, ReplayError, Shared, Target, TargetInfo};
+use crate::model::Item;
+use crate::source::Input;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 #[derive(Debug)]
 pub(super) struct RateLimiter {
