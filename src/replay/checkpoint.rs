@@ -2,7 +2,7 @@
 //! or skipped) and the watermarks it is taken from.
 
 use super::batch::Batch;
-use super::ReplayError;
+use super::error::ReplayError;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Mutex;

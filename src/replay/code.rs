@@ -15,7 +15,9 @@
 //!
 //! Scripts are named by their SHA1, so loading one again is harmless.
 
-use super::{ImportConfig, ReplayError, Target};
+use super::config::ImportConfig;
+use super::error::ReplayError;
+use super::target::Target;
 use crate::model::Item;
 use std::collections::BTreeMap;
 use std::time::Duration;

@@ -8,9 +8,10 @@
 
 use super::batch::Batch;
 use super::config::ConnConfig;
+use super::error::ReplayError;
 use super::reply;
+use super::shared::Shared;
 use super::wire::{InFlight, Stop, CONNECT_TIMEOUT, MAX_PENDING_REPLY};
-use super::{ReplayError, Shared};
 use bytes::Bytes;
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -30,7 +31,7 @@ use tokio::time::Instant;
 /// the wire). So memory stays bounded, and a wait for room always ends: a WAIT answers within `t`.
 /// A WAIT answered by fewer replicas (one is gone, or lags by more than `t`) leaves the batches
 /// kept; when that happens with the store full (or at the end of the input), the oldest are given
-/// up, counted in [`super::Stats::unconfirmed`] and named in the summary, so that a dead replica
+/// up, counted in [`super::ledger::Stats::unconfirmed`] and named in the summary, so that a dead replica
 /// cannot stall the import.
 pub(super) struct Retained {
     batches: VecDeque<InFlight>,
@@ -164,7 +165,7 @@ impl Retained {
 
 /// Online replicas of the primary `node` stands for (`INFO replication`), or `None` when it
 /// cannot be asked within [`CONNECT_TIMEOUT`].
-async fn online_replicas(node: &super::Target) -> Option<u32> {
+async fn online_replicas(node: &super::target::Target) -> Option<u32> {
     let node = node.clone();
     let ask = tokio::task::spawn_blocking(move || -> Option<u32> {
         let mut con = node.pinned().ok()?.control(Duration::from_secs(2)).ok()?;
@@ -199,7 +200,7 @@ pub async fn run(
     rx: async_channel::Receiver<Batch>,
     shared: Arc<Shared>,
     cfg: ConnConfig,
-    node: Option<super::Target>,
+    node: Option<super::target::Target>,
 ) -> Result<(), ReplayError> {
     let mut jobs = tokio::task::JoinSet::new();
     let mut inflight: VecDeque<InFlight> = VecDeque::new();
@@ -251,7 +252,7 @@ async fn drive(
     rx: async_channel::Receiver<Batch>,
     shared: &Arc<Shared>,
     cfg: ConnConfig,
-    node: Option<super::Target>,
+    node: Option<super::target::Target>,
     inflight: &mut VecDeque<InFlight>,
     jobs: &mut tokio::task::JoinSet<Result<(), ReplayError>>,
 ) -> Result<(), ReplayError> {

@@ -1,6 +1,6 @@
 //! What can stop an import, and how a decode error names the input it was found in.
 
-use super::Summary;
+use super::ledger::Summary;
 use crate::model::escape_bytes;
 
 /// Why an import stopped.

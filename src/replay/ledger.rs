@@ -2,8 +2,10 @@
 //! doubt), the notes for the summary, and the [`Summary`] built from them at the end.
 
 use super::batch::KeyMode;
+use super::code::CodeReport;
+use super::config::Skip;
 use super::keylist::{KeyList, KeyLog};
-use super::{CodeReport, Skip, TargetInfo};
+use super::target::TargetInfo;
 use crate::model::escape_bytes;
 use std::collections::BTreeMap;
 use std::path::PathBuf;

@@ -2,8 +2,11 @@
 //! Runs on the decoder thread and hands finished batches to the connections.
 
 use super::batch::{self, Batch, KeyMode, Resp};
+use super::config::ImportConfig;
+use super::config::Mode;
+use super::config::Skip;
+use super::shared::Shared;
 use super::target::TargetInfo;
-use super::{ImportConfig, Mode, Shared, Skip};
 use crate::model::{Entry, Value};
 use crate::output::resp::{entry_commands, CommandOptions, Losses};
 use crate::payload;

@@ -1,8 +1,10 @@
 //! Before anything is written: which databases the dump reaches, whether the target is empty,
 //! the cluster's layout (and that it covers every slot), and the keys that already exist there.
 
+use super::config::ImportConfig;
 use super::error::redis_err;
-use super::{ImportConfig, ReplayError, Target};
+use super::error::ReplayError;
+use super::target::Target;
 use crate::model::Item;
 use std::collections::BTreeSet;
 use std::time::Duration;

@@ -2,9 +2,16 @@
 //! full batches to the connections, within the memory budget and `--rate-limit`.
 
 use super::batch::Batch;
+use super::code;
+use super::code::CodeReport;
+use super::config::ImportConfig;
+use super::config::RateLimit;
+use super::error::ReplayError;
 use super::plan::Planner;
 use super::preflight::{check_conflicts, conflict_error};
-use super::{code, CodeReport, ImportConfig, RateLimit, ReplayError, Shared, Target, TargetInfo};
+use super::shared::Shared;
+use super::target::Target;
+use super::target::TargetInfo;
 use crate::model::Item;
 use crate::source::Input;
 use std::collections::{BTreeMap, BTreeSet, HashSet};

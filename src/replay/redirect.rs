@@ -11,9 +11,11 @@
 
 use super::batch::{Batch, KeyRec};
 use super::config::ConnConfig;
+use super::error::ReplayError;
 use super::reply;
+use super::shared::Shared;
+use super::target::Target;
 use super::wire::{InFlight, Redirect, Stop, CONNECT_TIMEOUT, MAX_PENDING_REPLY};
-use super::{ReplayError, Shared, Target};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;

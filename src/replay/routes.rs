@@ -1,7 +1,7 @@
 //! A cluster's slot map, as the importer routes keys: slot → the primary (and its connection),
 //! updated when a node answers MOVED.
 
-use super::Target;
+use super::target::Target;
 use std::sync::atomic::{AtomicU16, Ordering::Relaxed};
 
 /// A cluster's slot map: slot → index of the primary (and of its connection). A MOVED to a known

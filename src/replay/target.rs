@@ -1,7 +1,7 @@
 //! The target server: its address and credentials (never printed), TLS settings, how to open raw
 //! data-plane connections and control connections, and what the server supports.
 
-use super::ReplayError;
+use super::error::ReplayError;
 use std::path::PathBuf;
 use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};

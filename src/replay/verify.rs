@@ -9,7 +9,8 @@ mod pipe;
 mod resp;
 mod want;
 
-use super::{ReplayError, Target};
+use super::error::ReplayError;
+use super::target::Target;
 use crate::filter::Filter;
 use crate::model::{escape_bytes, Item};
 use crate::source::Input;

@@ -5,7 +5,7 @@
 
 use super::batch::Batch;
 use super::reply::{self, Reply};
-use super::Shared;
+use super::shared::Shared;
 use bytes::Bytes;
 use std::time::Duration;
 
