@@ -17,6 +17,7 @@
 
 use super::config::ImportConfig;
 use super::error::ReplayError;
+use super::ledger::CodeReport;
 use super::target::Target;
 use crate::model::Item;
 use std::collections::BTreeMap;
@@ -93,31 +94,6 @@ impl Code {
     /// Nothing to load.
     pub fn is_empty(&self) -> bool {
         self.libraries.is_empty() && self.scripts.is_empty()
-    }
-}
-
-/// What happened to the dump's code, for the summary (library names).
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct CodeReport {
-    /// Libraries loaded (on at least one primary).
-    pub loaded: Vec<String>,
-    /// Libraries already on the target with the same code.
-    pub present: Vec<String>,
-    /// Libraries whose other version on the target was replaced.
-    pub replaced: Vec<String>,
-    /// Libraries whose other version on the target was kept (`--skip-existing`).
-    pub kept: Vec<String>,
-    /// Scripts loaded (each on every primary).
-    pub scripts: u64,
-    /// Libraries or scripts that could not be loaded, with the reason.
-    pub errors: Vec<String>,
-}
-
-impl CodeReport {
-    fn add(list: &mut Vec<String>, name: &str) {
-        if !list.iter().any(|n| n == name) {
-            list.push(name.to_string());
-        }
     }
 }
 

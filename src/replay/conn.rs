@@ -499,13 +499,13 @@ async fn session(
                         if f.redirects.iter().any(Option::is_some) {
                             // the other keys are settled now, the redirected ones by the task
                             if f.recount {
-                                shared.settle_batch(&f, false);
+                                f.settle(shared, false);
                             }
                             jobs.spawn(super::redirect::follow(shared.clone(), *cfg, f));
                             continue;
                         }
                         if f.recount {
-                            shared.settle_batch(&f, true);
+                            f.settle(shared, true);
                         }
                         // never give up unconfirmed batches while the primary is moving
                         let calm = !epoch.has_changed().unwrap_or(false);

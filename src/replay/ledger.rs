@@ -2,7 +2,6 @@
 //! doubt), the notes for the summary, and the [`Summary`] built from them at the end.
 
 use super::batch::KeyMode;
-use super::code::CodeReport;
 use super::config::Skip;
 use super::keylist::{KeyList, KeyLog};
 use super::target::TargetInfo;
@@ -234,6 +233,31 @@ impl Ledger {
             elapsed,
             notes,
             skip_modules,
+        }
+    }
+}
+
+/// What happened to the dump's code, for the summary (library names).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct CodeReport {
+    /// Libraries loaded (on at least one primary).
+    pub loaded: Vec<String>,
+    /// Libraries already on the target with the same code.
+    pub present: Vec<String>,
+    /// Libraries whose other version on the target was replaced.
+    pub replaced: Vec<String>,
+    /// Libraries whose other version on the target was kept (`--skip-existing`).
+    pub kept: Vec<String>,
+    /// Scripts loaded (each on every primary).
+    pub scripts: u64,
+    /// Libraries or scripts that could not be loaded, with the reason.
+    pub errors: Vec<String>,
+}
+
+impl CodeReport {
+    pub(super) fn add(list: &mut Vec<String>, name: &str) {
+        if !list.iter().any(|n| n == name) {
+            list.push(name.to_string());
         }
     }
 }

@@ -28,11 +28,10 @@ pub mod verify;
 pub(crate) mod wire;
 
 use checkpoint::{read_checkpoint, write_checkpoint, Checkpoint};
-pub use code::CodeReport;
 pub use config::{ConnConfig, ImportConfig, Mode, RateLimit, Skip, DEFAULT_MEMORY_BUDGET};
 use error::in_dump;
 pub use error::ReplayError;
-pub use ledger::{Progress, Stats, Summary};
+pub use ledger::{CodeReport, Progress, Stats, Summary};
 use preflight::{
     check_conflicts, cluster_layout, conflict_error, prescan, primaries_now, target_is_empty,
 };

@@ -3,10 +3,9 @@
 
 use super::batch::Batch;
 use super::code;
-use super::code::CodeReport;
 use super::config::ImportConfig;
-use super::config::RateLimit;
 use super::error::ReplayError;
+use super::ledger::CodeReport;
 use super::plan::Planner;
 use super::preflight::{check_conflicts, conflict_error};
 use super::shared::Shared;
@@ -17,49 +16,6 @@ use crate::source::Input;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
-
-#[derive(Debug)]
-pub(super) struct RateLimiter {
-    pub(super) limit: RateLimit,
-    pub(super) tokens: f64,
-    pub(super) last: Instant,
-}
-
-impl RateLimiter {
-    /// How long to wait before spending `keys`/`bytes`.
-    fn take(&mut self, keys: usize, bytes: usize) -> Duration {
-        let (rate, cost) = match self.limit {
-            RateLimit::Keys(r) => (r, keys as f64),
-            RateLimit::Bytes(r) => (r, bytes as f64),
-        };
-        let now = Instant::now();
-        // at most one second of burst
-        self.tokens = (self.tokens + now.duration_since(self.last).as_secs_f64() * rate).min(rate);
-        self.last = now;
-        self.tokens -= cost;
-        if self.tokens >= 0.0 {
-            Duration::ZERO
-        } else {
-            Duration::from_secs_f64(-self.tokens / rate)
-        }
-    }
-}
-
-impl Shared {
-    /// Waits as `--rate-limit` requires before a batch goes out.
-    fn throttle(&self, keys: usize, bytes: usize) {
-        if let Some(r) = &self.rate {
-            let wait = r
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .take(keys, bytes);
-            if !wait.is_zero() {
-                std::thread::sleep(wait);
-            }
-        }
-    }
-}
 
 fn fnv1a(b: &[u8]) -> u64 {
     b.iter().fold(0xcbf29ce484222325u64, |h, &c| {

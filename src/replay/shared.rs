@@ -5,12 +5,11 @@
 use super::batch;
 use super::checkpoint::Watermarks;
 use super::config::ImportConfig;
+use super::config::RateLimit;
 use super::error::ReplayError;
 use super::ledger::Ledger;
-use super::produce::RateLimiter;
 use super::routes::Routes;
 use super::target::Target;
-use super::wire;
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
@@ -95,23 +94,22 @@ impl Shared {
         }
     }
 
+    /// Waits as `--rate-limit` requires before a batch goes out.
+    pub(super) fn throttle(&self, keys: usize, bytes: usize) {
+        if let Some(r) = &self.rate {
+            let wait = r
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take(keys, bytes);
+            if !wait.is_zero() {
+                std::thread::sleep(wait);
+            }
+        }
+    }
+
     /// Offset in input `file` below which every key is acknowledged or skipped.
     pub fn watermark(&self, file: usize) -> u64 {
         self.watermarks.watermark(file)
-    }
-
-    /// All replies of a batch arrived: its keys are settled, except those a cluster node
-    /// redirected (settled by the task following them, which then also `close`s the batch).
-    pub(super) fn settle_batch(&self, f: &wire::InFlight, close: bool) {
-        for (j, k) in f.batch.keys.iter().enumerate() {
-            if f.redirects[j].is_none() {
-                self.ledger
-                    .settle(f.batch.key(k), k.mode, f.errors[j].as_deref());
-            }
-        }
-        if close {
-            self.watermarks.close(&f.batch);
-        }
     }
 
     pub(crate) fn fatal(&self, message: String) -> ReplayError {
@@ -126,6 +124,33 @@ impl Shared {
             attempts,
             why: why.to_string(),
             offset: self.watermark(0),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub(super) struct RateLimiter {
+    pub(super) limit: RateLimit,
+    pub(super) tokens: f64,
+    pub(super) last: Instant,
+}
+
+impl RateLimiter {
+    /// How long to wait before spending `keys`/`bytes`.
+    fn take(&mut self, keys: usize, bytes: usize) -> Duration {
+        let (rate, cost) = match self.limit {
+            RateLimit::Keys(r) => (r, keys as f64),
+            RateLimit::Bytes(r) => (r, bytes as f64),
+        };
+        let now = Instant::now();
+        // at most one second of burst
+        self.tokens = (self.tokens + now.duration_since(self.last).as_secs_f64() * rate).min(rate);
+        self.last = now;
+        self.tokens -= cost;
+        if self.tokens >= 0.0 {
+            Duration::ZERO
+        } else {
+            Duration::from_secs_f64(-self.tokens / rate)
         }
     }
 }

@@ -131,6 +131,21 @@ impl InFlight {
         InFlight::new(b, wait, recount)
     }
 
+    /// All replies arrived: the batch's keys are settled in the ledger, except those a cluster
+    /// node redirected (settled by the task following them, which then also `close`s the batch).
+    pub(super) fn settle(&self, shared: &Shared, close: bool) {
+        for (j, k) in self.batch.keys.iter().enumerate() {
+            if self.redirects[j].is_none() {
+                shared
+                    .ledger
+                    .settle(self.batch.key(k), k.mode, self.errors[j].as_deref());
+            }
+        }
+        if close {
+            shared.watermarks.close(&self.batch);
+        }
+    }
+
     pub(super) fn done(&self) -> bool {
         self.replies == self.expected
     }
