@@ -2,8 +2,15 @@
 //! data-plane connections and control connections, and what the server supports.
 
 use super::error::ReplayError;
+mod address;
+mod info;
+mod tls;
+pub use address::is_sentinel_url;
+use address::*;
+pub use info::{rdb_version_for, TargetInfo};
 use std::path::PathBuf;
 use std::sync::Arc;
+use tls::tls_config;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -712,286 +719,43 @@ impl Target {
     }
 }
 
-/// The schemes of Sentinel URLs (`redis+sentinel://` and the forms Kubernetes operators print).
-const SENTINEL_SCHEMES: &[&str] = &["redis+sentinel", "redis-sentinel", "sentinel"];
-
-/// True for `redis+sentinel://`, `redis-sentinel://` and `sentinel://` URLs.
-pub fn is_sentinel_url(url: &str) -> bool {
-    url.split_once("://")
-        .is_some_and(|(s, _)| SENTINEL_SCHEMES.contains(&s.to_ascii_lowercase().as_str()))
-}
-
-/// What every "bad URL" message lists.
-const ACCEPTED_SCHEMES: &str = "use redis://[user[:password]@]host[:port][/db], rediss://… (TLS), \
-     redis+sentinel://, redis-sentinel:// or sentinel://[user[:password]@]host:26379[,host:26379]/master[/db] (Sentinel), \
-     or unix:///path/to/redis.sock[?db=N] / redis+unix://… (Unix socket)";
-
-/// The message for a target without `scheme://`: a plain `host:port` gets the URL it means
-/// (unless it holds credentials, which are never echoed).
-fn no_scheme(url: &str) -> String {
-    let plain = !url.is_empty()
-        && !url.contains('@')
-        && url.len() <= 256
-        && url
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || ".-_:[]/".contains(c));
-    if plain {
-        format!("the target {url:?} is not a URL: did you mean redis://{url}? ({ACCEPTED_SCHEMES})")
-    } else {
-        format!("the target is not a URL: {ACCEPTED_SCHEMES}")
-    }
-}
-
-/// `user:password`, `:password` or `user` (before an `@`) into its parts, percent-decoded.
-fn split_auth(
-    auth: Option<&str>,
-    dec: &dyn Fn(&str) -> Result<String, ReplayError>,
-) -> Result<(Option<String>, Option<String>), ReplayError> {
-    Ok(match auth {
-        Some(a) => match a.split_once(':') {
-            Some((u, p)) => ((!u.is_empty()).then(|| dec(u)).transpose()?, Some(dec(p)?)),
-            None => ((!a.is_empty()).then(|| dec(a)).transpose()?, None),
-        },
-        None => (None, None),
-    })
-}
-
-type SentinelAddr = (String, u16, (Option<String>, Option<Secret>));
-
-/// One `--sentinel` entry: `host[:port]`, `[v6addr]:port`, or `redis://[user:]password@host[:port]`.
-fn parse_sentinel_addr(a: &str) -> Result<SentinelAddr, ReplayError> {
-    if let Some((scheme, _)) = a.split_once("://") {
-        if !scheme.eq_ignore_ascii_case("redis") {
-            let shown: String = scheme.chars().take(32).collect();
+impl TargetInfo {
+    /// A target known only by its release, for output written without a connection:
+    /// `6.2`, `7.0`, `7.4`, `8.2` (Redis, optionally `redis-` in front) or `valkey-8.1`.
+    ///
+    /// ```
+    /// use rdbkit::replay::TargetInfo;
+    /// let t = TargetInfo::for_release("7.0").unwrap();
+    /// assert!(t.command_options().stream_v2 && !t.command_options().field_ttl);
+    /// assert!(TargetInfo::for_release("valkey-8.1").unwrap().valkey);
+    /// assert!(TargetInfo::for_release("seven").is_err());
+    /// ```
+    pub fn for_release(spec: &str) -> Result<TargetInfo, ReplayError> {
+        let (valkey, version) = match spec.to_ascii_lowercase() {
+            s if s.starts_with("valkey-") => (true, s["valkey-".len()..].to_string()),
+            s if s.starts_with("redis-") => (false, s["redis-".len()..].to_string()),
+            s => (false, s),
+        };
+        let mut parts = version.split('.');
+        let well_formed = parts.clone().count() <= 3
+            && parts.all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+        if !well_formed || version.is_empty() {
             return Err(ReplayError::Config(format!(
-                "a --sentinel entry is host:port or redis://[user:]password@host:port, not {shown}://"
+                "target version {spec:?}: expected a release such as 6.2, 7.0, 7.4, 8.2 or valkey-8.1"
             )));
         }
-        let u = url::Url::parse(a)
-            .map_err(|e| ReplayError::Config(format!("invalid sentinel URL: {e}")))?;
-        let host = u
-            .host_str()
-            .ok_or_else(|| ReplayError::Config("a sentinel URL has no host".into()))?
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_string();
-        let dec = |s: &str| {
-            percent_decode(s).map_err(|_| {
-                ReplayError::Config("sentinel credentials are not valid percent-encoding".into())
-            })
-        };
-        let user = (!u.username().is_empty())
-            .then(|| dec(u.username()))
-            .transpose()?;
-        let password = u.password().map(dec).transpose()?.map(Secret::new);
-        return Ok((host, u.port().unwrap_or(26379), (user, password)));
+        Ok(TargetInfo {
+            rdb_version: rdb_version_for(&version, valkey),
+            version,
+            valkey,
+            bulk_limit: 512 << 20,
+            bulk_limit_assumed: true,
+            modules: Vec::new(),
+            enterprise: false,
+            cluster: false,
+        })
     }
-    let (h, p) = match a.rsplit_once(':') {
-        // a bare IPv6 address has colons but no brackets
-        Some((h, p)) if !h.contains(':') || h.ends_with(']') => (h, p),
-        _ => (a, "26379"),
-    };
-    let p = p
-        .parse()
-        .map_err(|_| ReplayError::Config(format!("bad sentinel port in {a:?}")))?;
-    Ok((
-        h.trim_start_matches('[').trim_end_matches(']').to_string(),
-        p,
-        (None, None),
-    ))
-}
 
-/// A plain explanation when a server's or the client library's error text is about
-/// authentication: a missing password, or one the server refused.
-pub(crate) fn auth_problem(err: &str, has_password: bool) -> Option<String> {
-    let e = err.to_ascii_lowercase();
-    if e.contains("noauth") || (e.contains("authentication required") && !has_password) {
-        return Some(
-            "the server requires a password and none was given: set REDISCLI_AUTH=<password> \
-             (and the user, if not default, in the URL: redis://user@host:port), or give it in \
-             the URL as redis://user:password@host:port (redis://:password@… for the default user)"
-                .into(),
-        );
-    }
-    let refused = [
-        "wrongpass",
-        "authenticationfailed",
-        "invalid password",
-        "invalid username-password",
-    ];
-    if refused.iter().any(|r| e.contains(r)) {
-        return Some(
-            "the server refused the password (wrong password, or not this user's): check \
-             REDISCLI_AUTH or the user:password@ part of the URL"
-                .into(),
-        );
-    }
-    None
-}
-
-fn percent_decode(s: &str) -> Result<String, ()> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' {
-            let h = b.get(i + 1..i + 3).ok_or(())?;
-            let v =
-                u8::from_str_radix(std::str::from_utf8(h).map_err(|_| ())?, 16).map_err(|_| ())?;
-            out.push(v);
-            i += 3;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).map_err(|_| ())
-}
-
-fn tls_config(t: &TlsOptions) -> Result<rustls::ClientConfig, ReplayError> {
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-    let cfg_err = |m: String| ReplayError::Config(m);
-    let load_certs = |p: &PathBuf| -> Result<Vec<CertificateDer<'static>>, ReplayError> {
-        let data = std::fs::read(p).map_err(|e| cfg_err(format!("{}: {e}", p.display())))?;
-        rustls_pemfile::certs(&mut &data[..])
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| cfg_err(format!("{}: {e}", p.display())))
-    };
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .map_err(|e| cfg_err(e.to_string()))?;
-    let builder = if t.insecure {
-        builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(NoVerify(provider)))
-    } else {
-        let mut roots = rustls::RootCertStore::empty();
-        match &t.ca {
-            Some(ca) => {
-                for c in load_certs(ca)? {
-                    roots
-                        .add(c)
-                        .map_err(|e| cfg_err(format!("{}: {e}", ca.display())))?;
-                }
-            }
-            None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
-        }
-        builder.with_root_certificates(roots)
-    };
-    match (&t.cert, &t.key) {
-        (Some(c), Some(k)) => {
-            let data = std::fs::read(k).map_err(|e| cfg_err(format!("{}: {e}", k.display())))?;
-            let key: PrivateKeyDer<'static> = rustls_pemfile::private_key(&mut &data[..])
-                .map_err(|e| cfg_err(format!("{}: {e}", k.display())))?
-                .ok_or_else(|| cfg_err(format!("{}: no private key found", k.display())))?;
-            builder
-                .with_client_auth_cert(load_certs(c)?, key)
-                .map_err(|e| cfg_err(format!("client certificate: {e}")))
-        }
-        (None, None) => Ok(builder.with_no_client_auth()),
-        _ => Err(cfg_err("--tls-cert and --tls-key go together".into())),
-    }
-}
-
-/// Certificate verifier for `--tls-insecure`: accepts any certificate, still checks signatures of
-/// the handshake itself.
-#[derive(Debug)]
-struct NoVerify(Arc<rustls::crypto::CryptoProvider>);
-
-impl rustls::client::danger::ServerCertVerifier for NoVerify {
-    fn verify_server_cert(
-        &self,
-        _: &rustls::pki_types::CertificateDer<'_>,
-        _: &[rustls::pki_types::CertificateDer<'_>],
-        _: &rustls::pki_types::ServerName<'_>,
-        _: &[u8],
-        _: rustls::pki_types::UnixTime,
-    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-        Ok(rustls::client::danger::ServerCertVerified::assertion())
-    }
-    fn verify_tls12_signature(
-        &self,
-        m: &[u8],
-        c: &rustls::pki_types::CertificateDer<'_>,
-        d: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(m, c, d, &self.0.signature_verification_algorithms)
-    }
-    fn verify_tls13_signature(
-        &self,
-        m: &[u8],
-        c: &rustls::pki_types::CertificateDer<'_>,
-        d: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(m, c, d, &self.0.signature_verification_algorithms)
-    }
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
-}
-
-/// What the target is and supports, read once before the import.
-#[derive(Debug, Clone)]
-pub struct TargetInfo {
-    /// `redis_version` (or `valkey_version`) from `INFO server`.
-    pub version: String,
-    /// True for Valkey.
-    pub valkey: bool,
-    /// RDB version the target reads (format §15.4 table).
-    pub rdb_version: u16,
-    /// `proto-max-bulk-len`.
-    pub bulk_limit: u64,
-    /// True when `CONFIG GET` was refused and the default was assumed.
-    pub bulk_limit_assumed: bool,
-    /// Loaded module names (lower-case).
-    pub modules: Vec<String>,
-    /// Redis Enterprise (has RESTOREMODAUX).
-    pub enterprise: bool,
-    /// `cluster_enabled:1`.
-    pub cluster: bool,
-}
-
-/// Redis release → RDB version it reads (librdb's table, format §15.4); newest first.
-const REDIS_RDB: &[((u32, u32), u16)] = &[
-    ((8, 8), 14),
-    ((8, 6), 13),
-    ((7, 4), 12),
-    ((7, 2), 11),
-    ((7, 0), 10),
-    ((5, 0), 9),
-    ((4, 0), 8),
-    ((3, 2), 7),
-    ((2, 6), 6),
-    ((2, 4), 5),
-];
-
-/// The RDB version a server of this version reads; unknown or newer versions read as the newest
-/// known.
-///
-/// ```
-/// use rdbkit::replay::rdb_version_for;
-/// assert_eq!(rdb_version_for("8.2.3", false), 12);
-/// assert_eq!(rdb_version_for("7.0.15", false), 10);
-/// assert_eq!(rdb_version_for("6.2.14", false), 9);
-/// assert_eq!(rdb_version_for("99.0.0", false), 14);
-/// assert_eq!(rdb_version_for("8.6.0", false), 13);
-/// assert_eq!(rdb_version_for("9.0.0", true), 80);
-/// assert_eq!(rdb_version_for("8.1.1", true), 11);
-/// ```
-pub fn rdb_version_for(version: &str, valkey: bool) -> u16 {
-    let mut parts = version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
-    let (maj, min) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
-    if valkey {
-        return if maj >= 9 { 80 } else { 11 };
-    }
-    REDIS_RDB
-        .iter()
-        .find(|((a, b), _)| (maj, min) >= (*a, *b))
-        .map_or(if maj == 0 { REDIS_RDB[0].1 } else { 0 }, |r| r.1)
-}
-
-impl TargetInfo {
     /// Reads `INFO server`, `CONFIG GET proto-max-bulk-len`, `MODULE LIST`, and probes for
     /// `RESTOREMODAUX`.
     pub async fn probe(
@@ -1050,121 +814,6 @@ impl TargetInfo {
             modules,
             enterprise,
             cluster,
-        })
-    }
-
-    /// True when the target's version has the command forms of Redis `maj.min`.
-    pub fn at_least(&self, maj: u32, min: u32) -> bool {
-        if self.valkey {
-            // Valkey 7.2+ has everything Redis 7.2 has, and no hash field TTL commands before 9.0
-            return (maj, min) <= (7, 2) || (self.rdb_version >= 80 && (maj, min) <= (7, 4));
-        }
-        let mut p = self
-            .version
-            .split('.')
-            .map(|p| p.parse::<u32>().unwrap_or(0));
-        (p.next().unwrap_or(0), p.next().unwrap_or(0)) >= (maj, min)
-    }
-}
-
-/// Highest type id a Redis server reading RDB `v` knows (format §4.1, §10.1).
-fn redis_max_type(v: u16) -> u8 {
-    match v {
-        0..=6 => 13,
-        7 | 8 => 14,
-        9 => 15,
-        10 => 19,
-        11 => 21,
-        12 => 25,
-        _ => 26,
-    }
-}
-
-/// The per-version rules that decide how a value can be written, shared by the importer and the
-/// RESP export (`export --format resp --target-version`).
-impl TargetInfo {
-    /// A target known only by its release, for output written without a connection:
-    /// `6.2`, `7.0`, `7.4`, `8.2` (Redis, optionally `redis-` in front) or `valkey-8.1`.
-    ///
-    /// ```
-    /// use rdbkit::replay::TargetInfo;
-    /// let t = TargetInfo::for_release("7.0").unwrap();
-    /// assert!(t.command_options().stream_v2 && !t.command_options().field_ttl);
-    /// assert!(TargetInfo::for_release("valkey-8.1").unwrap().valkey);
-    /// assert!(TargetInfo::for_release("seven").is_err());
-    /// ```
-    pub fn for_release(spec: &str) -> Result<TargetInfo, ReplayError> {
-        let (valkey, version) = match spec.to_ascii_lowercase() {
-            s if s.starts_with("valkey-") => (true, s["valkey-".len()..].to_string()),
-            s if s.starts_with("redis-") => (false, s["redis-".len()..].to_string()),
-            s => (false, s),
-        };
-        let mut parts = version.split('.');
-        let well_formed = parts.clone().count() <= 3
-            && parts.all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
-        if !well_formed || version.is_empty() {
-            return Err(ReplayError::Config(format!(
-                "target version {spec:?}: expected a release such as 6.2, 7.0, 7.4, 8.2 or valkey-8.1"
-            )));
-        }
-        Ok(TargetInfo {
-            rdb_version: rdb_version_for(&version, valkey),
-            version,
-            valkey,
-            bulk_limit: 512 << 20,
-            bulk_limit_assumed: true,
-            modules: Vec::new(),
-            enterprise: false,
-            cluster: false,
-        })
-    }
-
-    /// The command forms this target accepts, with the default chunk sizes (what it accepts
-    /// per command also depends on its `proto-max-bulk-len`).
-    pub fn command_options(&self) -> crate::output::resp::CommandOptions {
-        crate::output::resp::CommandOptions {
-            max_elements: 1024,
-            max_bytes: (self.bulk_limit as usize).clamp(1024, 1 << 20),
-            stream_v2: self.at_least(7, 0),
-            field_ttl: self.at_least(7, 4),
-            restore_version: self.rdb_version,
-            can_restore: true,
-            ..Default::default()
-        }
-    }
-
-    /// True when the target has `FUNCTION LOAD` (Redis 7.0+, Valkey).
-    pub fn has_functions(&self) -> bool {
-        self.at_least(7, 0)
-    }
-
-    /// The footer version with which the target RESTOREs a value of RDB type `type_id` from a
-    /// dump of `dump_version` (`dump_valkey`: written by Valkey), or `None` when it cannot read
-    /// that type (or the key's metadata, `has_meta`).
-    pub fn restore_version(
-        &self,
-        type_id: u8,
-        has_meta: bool,
-        dump_version: u16,
-        dump_valkey: bool,
-    ) -> Option<u16> {
-        let (t, tv) = (type_id, self.rdb_version);
-        if has_meta && (self.valkey || tv < 13) {
-            return None;
-        }
-        let ok = if self.valkey {
-            t <= 21 || (t == 22 && dump_valkey && tv >= 80)
-        } else {
-            t <= redis_max_type(tv) && !(t >= 22 && dump_valkey)
-        };
-        if !ok || t == 6 {
-            return None;
-        }
-        // the footer only describes the envelope; a type the target knows loads the same way
-        Some(if self.valkey && !dump_valkey {
-            dump_version.min(11)
-        } else {
-            dump_version.min(tv)
         })
     }
 }
