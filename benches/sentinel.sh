@@ -23,7 +23,7 @@ while [[ $# -gt 0 ]]; do
         *) echo "sentinel.sh: unknown argument $1" >&2; exit 2 ;;
     esac
 done
-bin=target/release/rdbkit
+bin=${RDBKIT_BIN:-target/release/rdbkit}
 server=.servers/redis-8.2/redis-server
 cli=.servers/bin/redis-cli
 [[ -x $bin && -x $server && -x $cli ]] || { echo "sentinel.sh: need $bin, $server, $cli" >&2; exit 2; }

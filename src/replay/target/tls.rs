@@ -15,6 +15,10 @@ pub(super) fn tls_config(t: &TlsOptions) -> Result<rustls::ClientConfig, ReplayE
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| cfg_err(format!("{}: {e}", p.display())))
     };
+    // ring on purpose: it builds with no C toolchain beyond cc (aws-lc-rs needs cmake). rustls
+    // 0.23.48 deprecates ring's provider for lacking post-quantum key exchange; a Redis or
+    // Valkey server (OpenSSL) agrees on X25519 or a NIST curve with it, as before.
+    #[allow(deprecated)]
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
