@@ -38,8 +38,12 @@ pub(super) struct Retained {
     bytes: usize,
     cap: usize,
     max_batches: usize,
-    /// Online replicas of the current primary: what a WAIT must reach to confirm.
+    /// Replicas of the current primary: what a WAIT must reach to confirm.
     replicas: u32,
+    /// Since when WAITs have been answered by fewer replicas (none: the last one confirmed).
+    short_since: Option<std::time::Instant>,
+    /// [`GIVE_UP_AFTER`] (shorter in unit tests).
+    give_up_after: Duration,
     /// How long a WAIT may block the connection.
     wait: Duration,
     /// Bytes sent since the last WAIT went out.
@@ -56,6 +60,8 @@ impl Retained {
             cap,
             max_batches,
             replicas: 1,
+            short_since: None,
+            give_up_after: GIVE_UP_AFTER,
             wait: (reply_timeout / 2).clamp(Duration::from_millis(100), Duration::from_secs(10)),
             since_wait: 0,
             wait_pending: false,
@@ -124,9 +130,11 @@ impl Retained {
             shared.pool.recycle(f.sent);
             return;
         }
+        let mut answered = None;
         if let Some(got) = f.replicated {
             self.wait_pending = false;
             if got >= i64::from(self.replicas) {
+                self.short_since = None;
                 for old in self.batches.drain(..) {
                     shared.pool.recycle(old.sent);
                 }
@@ -134,15 +142,39 @@ impl Retained {
                 shared.pool.recycle(f.sent);
                 return;
             }
+            answered = Some(got.max(0) as u32);
         }
         let unconfirmed = f.replicated.is_some();
+        let short_for = if unconfirmed {
+            self.short_since
+                .get_or_insert_with(std::time::Instant::now)
+                .elapsed()
+        } else {
+            Duration::ZERO
+        };
         // held bytes are this store's, no longer the queue's budget
         f.batch.permit = None;
         if !f.batch.keys.is_empty() {
             self.bytes += f.sent.len();
             self.batches.push_back(f);
         }
-        if unconfirmed && may_give_up && (self.full() || input_over) {
+        // A replica short for less than `GIVE_UP_AFTER` may be one a failover is promoting (it
+        // has left the old primary, which accepts writes until the sentinels demote it): keep
+        // everything, so that the new primary gets it again. Past that, the replica counts as
+        // gone: the oldest batches are given up and later WAITs ask only for the replicas that
+        // answer, so that a dead replica slows the import once, not at every batch.
+        if unconfirmed
+            && may_give_up
+            && short_for >= self.give_up_after
+            && (self.full() || input_over)
+        {
+            if let Some(got) = answered.filter(|&g| g < self.replicas) {
+                shared.ledger.note(format!(
+                    "only {got} of {} replicas confirmed writes for {short_for:.0?}: the others count as gone for the rest of this connection",
+                    self.replicas
+                ));
+                self.replicas = got;
+            }
             let keep = if input_over { 0 } else { self.cap / 2 };
             while self.bytes > keep || (!input_over && self.batches.len() > self.max_batches / 2) {
                 let Some(old) = self.batches.pop_front() else {
@@ -157,6 +189,7 @@ impl Retained {
     /// Everything kept, to be written again on a new connection.
     fn take_all(&mut self) -> VecDeque<InFlight> {
         self.bytes = 0;
+        self.short_since = None;
         self.wait_pending = false;
         self.since_wait = 0;
         std::mem::take(&mut self.batches)
@@ -241,6 +274,12 @@ fn abandon(shared: &Shared, inflight: &VecDeque<InFlight>) {
     }
 }
 
+/// How long WAITs may be answered by fewer replicas than expected before the missing ones count
+/// as gone and unconfirmed batches are given up. Longer than a Sentinel failover takes to be
+/// announced (a `SENTINEL FAILOVER` switches in about a second; an automatic one after
+/// `down-after-milliseconds`, while the old primary is unreachable and its connections fail).
+const GIVE_UP_AFTER: Duration = Duration::from_secs(30);
+
 /// How long a connection whose target refused a write (out of memory, read-only) keeps reading
 /// the replies to what it had sent, so that each of those keys ends written or failed rather
 /// than in doubt.
@@ -292,8 +331,21 @@ async fn drive(
         };
         if retained.enabled() {
             // what a WAIT must reach on this primary (unknown: keep the last count)
-            if let Some(n) = online_replicas(&node).await {
-                retained.replicas = n;
+            // the sentinels' count too: during a failover the old primary reports none
+            let listed = match sentinel.clone() {
+                Some(s) => tokio::time::timeout(
+                    CONNECT_TIMEOUT,
+                    tokio::task::spawn_blocking(move || s.replicas()),
+                )
+                .await
+                .ok()
+                .and_then(Result::ok)
+                .flatten(),
+                None => None,
+            };
+            let online = online_replicas(&node).await;
+            if online.is_some() || listed.is_some() {
+                retained.replicas = online.unwrap_or(0).max(listed.unwrap_or(0));
             }
         }
         if attempts > 0 || !inflight.is_empty() {
@@ -563,4 +615,79 @@ async fn session(
         writer.abort();
     }
     end
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::replay::batch::{KeyMode, Resp};
+
+    fn shared() -> Shared {
+        let t = crate::replay::target::Target::parse("redis://127.0.0.1:1", None).unwrap();
+        let cfg = crate::replay::config::ImportConfig {
+            memory_budget: 1 << 20,
+            ..Default::default()
+        };
+        Shared::new(t, &cfg, 1, None)
+    }
+
+    /// An acknowledged batch of one key whose WAIT (if any) was answered by `replicated`.
+    fn acked(id: u64, replicated: Option<i64>) -> InFlight {
+        let mut b = Batch::new(id, 0);
+        let mut r = Resp::default();
+        r.cmd(&[b"SET", format!("k{id}").as_bytes(), &[b'x'; 100]]);
+        b.push_key(
+            format!("k{id}").as_bytes(),
+            KeyMode::Commands,
+            1,
+            &mut r,
+            false,
+        );
+        let mut f = InFlight::new(b, replicated.map(|_| (1, Duration::from_millis(1))), true);
+        f.replicated = replicated;
+        f
+    }
+
+    #[test]
+    fn a_short_replica_keeps_every_batch_until_the_grace_ends_then_counts_as_gone() {
+        let s = shared();
+        let mut r = Retained::new(1000, 4, Duration::from_secs(1));
+        r.replicas = 1;
+        // the store fills; every WAIT is answered by no replica (a failover is promoting it)
+        for id in 1..=6 {
+            r.on_acknowledged(acked(id, Some(0)), &s, false, true);
+        }
+        assert_eq!(r.batches.len(), 6, "nothing is given up within the grace");
+        assert_eq!(
+            s.ledger
+                .stats
+                .unconfirmed
+                .load(std::sync::atomic::Ordering::Relaxed),
+            0
+        );
+        // a confirmation ends the shortfall and releases everything
+        r.on_acknowledged(acked(7, Some(1)), &s, false, true);
+        assert!(r.batches.is_empty() && r.short_since.is_none());
+        // past the grace, the oldest go and the missing replica counts as gone
+        r.give_up_after = Duration::ZERO;
+        for id in 8..=13 {
+            r.on_acknowledged(acked(id, Some(0)), &s, false, true);
+        }
+        assert_eq!(r.replicas, 0);
+        assert!(
+            s.ledger
+                .stats
+                .unconfirmed
+                .load(std::sync::atomic::Ordering::Relaxed)
+                > 0
+        );
+        // while a failover is under way nothing is given up, whatever the time
+        let s2 = shared();
+        let mut r2 = Retained::new(1000, 4, Duration::from_secs(1));
+        r2.give_up_after = Duration::ZERO;
+        for id in 1..=6 {
+            r2.on_acknowledged(acked(id, Some(0)), &s2, false, false);
+        }
+        assert_eq!(r2.batches.len(), 6);
+    }
 }

@@ -144,30 +144,68 @@ impl Sentinel {
             .clone()
     }
 
+    /// A connection to sentinel `i` with its credentials (2 s limits).
+    fn connect(&self, i: usize) -> redis::RedisResult<redis::Connection> {
+        let (h, p) = &self.addrs[i];
+        let (user, pass) = match self.creds.get(i) {
+            Some((u, Some(pw))) => (u.clone(), Some(pw)),
+            Some((Some(u), None)) => (Some(u.clone()), self.password.as_ref()),
+            _ => (self.username.clone(), self.password.as_ref()),
+        };
+        let info = redis::ConnectionInfo {
+            addr: redis::ConnectionAddr::Tcp(h.clone(), *p),
+            redis: redis::RedisConnectionInfo {
+                db: 0,
+                username: user,
+                password: pass.map(|p| p.expose().to_string()),
+                protocol: redis::ProtocolVersion::RESP2,
+            },
+        };
+        let limit = std::time::Duration::from_secs(2);
+        let con = redis::Client::open(info)?.get_connection_with_timeout(limit)?;
+        con.set_read_timeout(Some(limit))?;
+        con.set_write_timeout(Some(limit))?;
+        Ok(con)
+    }
+
+    /// The replicas of the primary that the sentinels (first that answers) count as up: the
+    /// copies a failover may promote. `None` when no sentinel answers.
+    ///
+    /// Asked besides the primary's own `INFO replication` because during a failover a replica
+    /// being promoted has already left the old primary (which then reports none) while the
+    /// sentinels still list it: an import that learnt "no replicas" there would trust the old
+    /// primary's acknowledgements and lose what it wrote until the demotion.
+    pub fn replicas(&self) -> Option<u32> {
+        (0..self.addrs.len()).find_map(|i| {
+            let mut con = self.connect(i).ok()?;
+            let list: Vec<Vec<String>> = redis::cmd("SENTINEL")
+                .arg("REPLICAS")
+                .arg(&self.master)
+                .query(&mut con)
+                .ok()?;
+            let up = list.iter().filter(|fields| {
+                let flags = fields
+                    .chunks(2)
+                    .find(|kv| kv[0] == "flags")
+                    .and_then(|kv| kv.get(1))
+                    .map_or("", String::as_str);
+                !["s_down", "o_down", "disconnected"]
+                    .iter()
+                    .any(|f| flags.split(',').any(|x| x == *f))
+            });
+            Some(up.count() as u32)
+        })
+    }
+
     /// Asks the sentinels (first that answers) for the primary's address.
     fn ask(&self) -> Result<(String, u16), ReplayError> {
         let mut last = String::from("no sentinel answered");
         for (i, (h, p)) in self.addrs.iter().enumerate() {
-            let (user, pass) = match self.creds.get(i) {
-                Some((u, Some(pw))) => (u.clone(), Some(pw)),
-                Some((Some(u), None)) => (Some(u.clone()), self.password.as_ref()),
-                _ => (self.username.clone(), self.password.as_ref()),
+            let has_password = match self.creds.get(i) {
+                Some((_, Some(_))) => true,
+                _ => self.password.is_some(),
             };
-            let has_password = pass.is_some();
-            let info = redis::ConnectionInfo {
-                addr: redis::ConnectionAddr::Tcp(h.clone(), *p),
-                redis: redis::RedisConnectionInfo {
-                    db: 0,
-                    username: user,
-                    password: pass.map(|p| p.expose().to_string()),
-                    protocol: redis::ProtocolVersion::RESP2,
-                },
-            };
-            let res = redis::Client::open(info).and_then(|c| {
-                let limit = std::time::Duration::from_secs(2);
-                let mut con = c.get_connection_with_timeout(limit)?;
-                con.set_read_timeout(Some(limit))?;
-                con.set_write_timeout(Some(limit))?;
+            let res = self.connect(i).and_then(|mut con| {
                 redis::cmd("SENTINEL")
                     .arg("get-master-addr-by-name")
                     .arg(&self.master)
