@@ -15,9 +15,9 @@
 //! are hand-built blobs. Every blob is checked to decode to what was encoded before it is timed.
 
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use rdbkit::commands::{entry_commands, CommandOptions, Resp};
 use rdbkit::output::info::Info;
 use rdbkit::output::json;
-use rdbkit::output::resp::{entry_commands, CommandOptions, Resp};
 use rdbkit::write::{put_len, put_string, RdbWriter};
 use rdbkit::{Decoder, Elem, Entry, Item, Value};
 

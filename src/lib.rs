@@ -26,6 +26,7 @@
 #![deny(unsafe_code)]
 
 pub mod cluster;
+pub mod commands;
 pub mod decode;
 pub mod dups;
 pub mod error;

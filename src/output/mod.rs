@@ -1,10 +1,10 @@
-//! Output formats: JSON lines and RESP commands for export, and the `info` summary.
+//! Output formats: JSON lines for export, the `info` summary and the memory report (the RESP
+//! export's commands come from [`crate::commands`]).
 
 pub mod html;
 pub mod info;
 pub mod json;
 pub mod report;
-pub mod resp;
 
 /// `n` and the noun, plural unless `n` is 1: `count(1, "key")` is `1 key`, `count(2, "key")` is
 /// `2 keys`.

@@ -5,7 +5,7 @@
 //! connection). It remembers each key's byte range so that after a dropped connection it can be
 //! re-sent idempotently: RESTOREs gain `REPLACE`, command-built keys are preceded by `DEL`.
 
-pub use crate::output::resp::Resp;
+pub use crate::commands::Resp;
 use std::sync::Arc;
 use std::time::Duration;
 

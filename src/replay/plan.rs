@@ -7,8 +7,8 @@ use super::config::Mode;
 use super::config::Skip;
 use super::shared::Shared;
 use super::target::TargetInfo;
+use crate::commands::{entry_commands, CommandOptions, Losses};
 use crate::model::{Entry, Value};
-use crate::output::resp::{entry_commands, CommandOptions, Losses};
 use crate::payload;
 
 /// Batches are cut at this many bytes or keys.

@@ -93,8 +93,8 @@ impl TargetInfo {
     }
     /// The command forms this target accepts, with the default chunk sizes (what it accepts
     /// per command also depends on its `proto-max-bulk-len`).
-    pub fn command_options(&self) -> crate::output::resp::CommandOptions {
-        crate::output::resp::CommandOptions {
+    pub fn command_options(&self) -> crate::commands::CommandOptions {
+        crate::commands::CommandOptions {
             max_elements: 1024,
             max_bytes: (self.bulk_limit as usize).clamp(1024, 1 << 20),
             stream_v2: self.at_least(7, 0),

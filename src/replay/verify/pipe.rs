@@ -6,7 +6,7 @@
 
 use super::resp::{self, V};
 use super::want::{DumpStats, Want};
-use crate::output::resp::Resp;
+use crate::commands::Resp;
 use crate::replay::target::Transport;
 use crate::replay::wire::Redirect;
 use crate::replay::{ReplayError, Target};

@@ -17,8 +17,8 @@
 //! is the key's verdict and the key's later replies are only read past.
 
 use super::resp::V;
+use crate::commands::Resp;
 use crate::model::{escape_bytes, Elem, Entry, StreamId, Value};
-use crate::output::resp::Resp;
 use crate::replay::wire::Redirect;
 use std::borrow::Cow;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
