@@ -154,7 +154,7 @@ pub fn unescape(s: &str) -> Vec<u8> {
 }
 
 /// Current Unix time in milliseconds, or `$RDBKIT_NOW_MS` when set (a fixed clock for
-/// reproducible `info`, `export` and `report` output; tests/golden.rs uses it). A value that is
+/// reproducible `info`, `export` and `report` output; tests/it/golden.rs uses it). A value that is
 /// not an integer is reported on stderr and ignored.
 pub fn now_ms() -> i64 {
     if let Some(v) = std::env::var_os("RDBKIT_NOW_MS") {

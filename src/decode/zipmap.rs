@@ -22,7 +22,7 @@ const END: u8 = 255;
 
 /// A length in a value position: one byte below 254, 254 and a 4-byte length, never 255. (The
 /// validator of `zipmap.c` reads 255 as 254, but the loaders reject such a zipmap either way: 7.0
-/// as "Zipmap integrity check failed", 8.2 in the conversion that follows; tests/dumps.rs.)
+/// as "Zipmap integrity check failed", 8.2 in the conversion that follows; tests/it/dumps.rs.)
 fn read_value_len(c: &mut Cursor<'_>) -> Result<u64> {
     match c.read_u8("zipmap value length")? {
         BIGLEN => read_big_len(c),
@@ -33,7 +33,7 @@ fn read_value_len(c: &mut Cursor<'_>) -> Result<u64> {
 
 /// The 4-byte length after a 254 byte. Only lengths ≥ 254 take that form: Redis iterates a zipmap
 /// by the length's size (`ZIPMAP_LEN_BYTES`), so a shorter length written long is misread, and
-/// 7.0 and 8.2 refuse it (tests/dumps.rs).
+/// 7.0 and 8.2 refuse it (tests/it/dumps.rs).
 fn read_big_len(c: &mut Cursor<'_>) -> Result<u64> {
     let at = c.pos();
     let n = c.read_u32_le("zipmap length")?;

@@ -2,7 +2,7 @@
 //! many times smaller than the data, big values read in chunks, and each kind of difference found
 //! (value, missing key, type, key TTL, field TTL) on a single 8.2 and on a 3-primary cluster.
 
-mod common;
+use crate::common;
 
 use common::{Server, Version};
 use std::path::{Path, PathBuf};

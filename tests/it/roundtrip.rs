@@ -3,7 +3,7 @@
 //! dump itself (`common::same_dataset`: digest, key and field TTLs, stream groups, module values);
 //! `rdbkit info` key counts equal `INFO keyspace`; the expire times rdbkit decodes are the loaded ones.
 
-mod common;
+use crate::common;
 
 use common::{Server, Version};
 use rdbkit::{Decoder, Item};

@@ -1,6 +1,6 @@
 //! `rdbkit export` options.
 
-mod common;
+use crate::common;
 
 use common::{
     assert_same_keys, skip_if_missing, snapshot_without, Server, Val, Version, STREAM_SINCE_7,

@@ -9,11 +9,8 @@
 //!   with a reason), [`values`] compares one value.
 //! * [`self_checks`]: the helpers and comparisons detect differences (no vacuous pass).
 //!
-//! The MANIFEST reader and the complete decode are in tests/common/corpus.rs.
+//! The MANIFEST reader and the complete decode are in tests/it/common/corpus.rs.
 //! tests/roundtrip.rs proves the 8.2-loadable dumps against real servers; this test needs none.
-
-#[path = "../common/mod.rs"]
-mod common;
 
 mod classified;
 mod expected;

@@ -1,7 +1,7 @@
 //! Newer and malformed dumps from the field (issue 12, item 7): RDB 14, duplicate keys, zipmap
 //! integrity. Verdicts on malformed dumps are compared with what real servers do when loading them.
 
-mod common;
+use crate::common;
 
 use common::{skip_if_missing, testdata, Server, Version};
 use rdbkit::write::{put_string, RdbWriter};

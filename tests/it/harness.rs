@@ -1,6 +1,6 @@
-//! Self-test of the real-server harness in tests/common.
+//! Self-test of the real-server harness in tests/it/common.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 

@@ -2,9 +2,9 @@
 //! dump or a wrong TTL is reported by the comparisons.
 
 use crate::common::corpus::*;
-use crate::expected::*;
-use crate::pairs::*;
-use crate::values::*;
+use crate::corpus::expected::*;
+use crate::corpus::pairs::*;
+use crate::corpus::values::*;
 use rdbkit::{Elem, Value};
 use serde_json::Value as J;
 use std::collections::BTreeMap;

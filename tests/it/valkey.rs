@@ -4,7 +4,7 @@
 //! `XINFO STREAM FULL`) and `PEXPIRETIME`, against a server that loaded the dump itself (or the
 //! server that wrote it).
 
-mod common;
+use crate::common;
 
 use common::{
     assert_same_keys, rdbkit, skip_if_missing, snapshot, text, Server, Snapshot, Val, Version,

@@ -2,7 +2,7 @@
 //! killed mid-import), several dumps at once (one gzipped), and a rate-limited import. Real
 //! processes on loopback ports.
 
-mod common;
+use crate::common;
 
 use common::{Node, Sentinel, Server, Version};
 use std::path::{Path, PathBuf};

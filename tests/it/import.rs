@@ -3,7 +3,7 @@
 //! conflict rules, filters, resume after a kill, reconnects under CLIENT KILL, and values larger
 //! than the target's bulk limit.
 
-mod common;
+use crate::common;
 
 use common::{rdbkit, text, Server, Version};
 use std::path::{Path, PathBuf};

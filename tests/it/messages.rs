@@ -2,7 +2,7 @@
 //! passwords, the URL forms of sockets and Sentinel, `info` on odd inputs, and counts. Real
 //! servers (and a real sentinel) on loopback ports or Unix sockets.
 
-mod common;
+use crate::common;
 
 use common::{Server, Version};
 use std::path::Path;

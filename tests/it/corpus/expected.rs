@@ -3,8 +3,8 @@
 //! `all.rdb.{jsonl,key,count}`): parsing each format and comparing it with our decode.
 
 use crate::common::corpus::*;
-use crate::pairs::*;
-use crate::values::*;
+use crate::corpus::pairs::*;
+use crate::corpus::values::*;
 use rdbkit::Value;
 use serde_json::Value as J;
 use std::collections::{BTreeMap, HashMap};

@@ -3,7 +3,7 @@
 //! the digest of "load the original, delete the other keys"; split shards hold exactly the keys of
 //! their slots, with the original values.
 
-mod common;
+use crate::common;
 
 use common::{Server, Version};
 use rdbkit::cluster::key_hash_slot;

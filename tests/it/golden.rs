@@ -8,7 +8,7 @@
 //! exports of the all-types dumps) is stored as `<dump>.<case>.sha256`: one comment line, then the
 //! SHA-256 of the output in hex.
 //!
-//! After an intended change of output: `RDBKIT_BLESS=1 cargo test --release --test golden`, then
+//! After an intended change of output: `RDBKIT_BLESS=1 cargo test --release --test it -- golden::`, then
 //! review `git diff tests/golden/`. The test also fails on a golden file that no case produces.
 
 use std::collections::BTreeSet;
@@ -178,7 +178,7 @@ fn outputs_match_golden_files() {
     }
     assert!(
         failures.is_empty(),
-        "{} output(s) differ from tests/golden/ (if intended: RDBKIT_BLESS=1 cargo test --release --test golden, then review the diff):\n{}",
+        "{} output(s) differ from tests/golden/ (if intended: RDBKIT_BLESS=1 cargo test --release --test it -- golden::, then review the diff):\n{}",
         failures.len(),
         failures.join("\n")
     );

@@ -2,7 +2,7 @@
 //! `MEMORY USAGE key SAMPLES 0` after the server loaded the dump, the CSV/JSON outputs with each
 //! other, and the HTML page is rendered in headless Chromium.
 
-mod common;
+use crate::common;
 
 use common::{Server, Version};
 use rdbkit::output::report::{key_record, memory::Limits, KeyRecord};

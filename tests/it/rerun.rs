@@ -4,7 +4,7 @@
 //! dump itself (`common::same_dataset`: digest, key and field TTLs, stream groups, module values,
 //! function libraries), and must still be alive.
 
-mod common;
+use crate::common;
 
 use common::{rdbkit, text, Server, Version};
 use std::path::{Path, PathBuf};

@@ -8,7 +8,7 @@
 //! server then completes the dataset (a checkpoint that counted an unacknowledged key as done
 //! would leave it missing, and the datasets would differ).
 
-mod common;
+use crate::common;
 
 use common::{Server, Version};
 use std::io::{Read, Write};

@@ -1,0 +1,24 @@
+//! The integration tests, one binary: each module is one concern (its first comment says which).
+//! They start real servers (`tests/it/common`); under `RDBKIT_REQUIRE_SERVERS=1` a missing server
+//! or corpus is a failure. One binary links once, where twenty took minutes of CI.
+
+mod common;
+mod corpus;
+mod dumps;
+mod export;
+mod faults;
+mod fuzz_regressions;
+mod golden;
+mod ha;
+mod harness;
+mod import;
+mod messages;
+mod parallel;
+mod report;
+mod rerun;
+mod rewrite;
+mod roundtrip;
+mod salvage;
+mod truncation;
+mod valkey;
+mod verify;
