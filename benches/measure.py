@@ -220,7 +220,7 @@ class RedisServer:
 
 
 class RedisCluster:
-    """Three 8.2 primaries on loopback, slots split evenly (as tests/common's cluster())."""
+    """Three 8.2 primaries on loopback, slots split evenly (as tests/it/common's cluster())."""
 
     def __init__(self, binary, cli, workdir):
         self.nodes = []
