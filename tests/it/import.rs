@@ -4,24 +4,12 @@
 //! than the target's bulk limit.
 
 use crate::common;
+use crate::common::import;
 
 use common::{rdbkit, text, Server, Version};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
-
-fn import(dump: &Path, target: &Server, extra: &[&str]) -> Output {
-    let url = target.url();
-    let mut args = vec![
-        "import",
-        dump.to_str().unwrap(),
-        "--target",
-        &url,
-        "--quiet",
-    ];
-    args.extend_from_slice(extra);
-    rdbkit(&args)
-}
 
 fn verify(dump: &Path, target: &Server, extra: &[&str]) -> Output {
     let url = target.url();

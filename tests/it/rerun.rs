@@ -5,10 +5,10 @@
 //! function libraries), and must still be alive.
 
 use crate::common;
+use crate::common::import;
 
-use common::{rdbkit, text, Server, Version};
+use common::{text, Server, Version};
 use std::path::{Path, PathBuf};
-use std::process::Output;
 
 fn testdata(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -39,19 +39,6 @@ fn libraries(s: &Server) -> String {
         .collect();
     libs.sort();
     format!("{libs:?}")
-}
-
-fn import(dump: &Path, target: &Server, extra: &[&str]) -> Output {
-    let url = target.url();
-    let mut args = vec![
-        "import",
-        dump.to_str().unwrap(),
-        "--target",
-        &url,
-        "--quiet",
-    ];
-    args.extend_from_slice(extra);
-    rdbkit(&args)
 }
 
 /// A checkpoint that says nothing was acknowledged past the dump's first byte, as a kill in the

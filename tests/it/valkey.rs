@@ -5,6 +5,7 @@
 //! server that wrote it).
 
 use crate::common;
+use crate::common::import;
 
 use common::{
     assert_same_keys, rdbkit, skip_if_missing, snapshot, text, Server, Snapshot, Val, Version,
@@ -16,19 +17,6 @@ use std::process::Output;
 
 /// Far-future expiry (2100-01-01 UTC) for keys and hash fields.
 const EXPIRE_AT_MS: i64 = 4_102_444_800_000;
-
-fn import(dump: &Path, target: &Server, extra: &[&str]) -> Output {
-    let url = target.url();
-    let mut args = vec![
-        "import",
-        dump.to_str().unwrap(),
-        "--target",
-        &url,
-        "--quiet",
-    ];
-    args.extend_from_slice(extra);
-    rdbkit(&args)
-}
 
 fn verify(dump: &Path, target: &Server) -> Output {
     rdbkit(&["verify", dump.to_str().unwrap(), "--target", &target.url()])

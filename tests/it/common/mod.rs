@@ -1374,3 +1374,17 @@ pub fn text(o: &std::process::Output) -> String {
 
 /// The public dump corpus: MANIFEST rows and complete decodes (tests/corpus/).
 pub mod corpus;
+
+/// `rdbkit import DUMP --target <target> --quiet EXTRA…`.
+pub fn import(dump: &Path, target: &Server, extra: &[&str]) -> std::process::Output {
+    let url = target.url();
+    let mut args = vec![
+        "import",
+        dump.to_str().unwrap(),
+        "--target",
+        &url,
+        "--quiet",
+    ];
+    args.extend_from_slice(extra);
+    rdbkit(&args)
+}
