@@ -1,6 +1,10 @@
 //! An RDB writer: header, aux fields, databases, key records (copied raw from a decoded entry or
-//! encoded from simple values), EOF and the CRC64 trailer. Used by `rdbkit filter`/`split`, by the
-//! tests and fuzz targets to build inputs, and by the doc examples.
+//! encoded from simple values), EOF and the CRC64 trailer. Used by `rdbkit filter`/`split`
+//! ([`DumpBuilder`], `dump.rs`: a dump of selected keys), by the tests and fuzz targets to build
+//! inputs, and by the doc examples.
+
+mod dump;
+pub use dump::{copy_record, DumpBuilder};
 
 use crate::decode::crc64;
 use crate::model::Entry;

@@ -5,6 +5,8 @@
 //! `split` sends each key to the shard serving its hash slot (`--cluster-slots N` for N equal
 //! ranges, or a `nodes.conf` / `CLUSTER NODES` listing for the primaries' ranges), one dump per
 //! shard, to seed a cluster offline.
+//!
+//! The dump is [`rdbkit::write::DumpBuilder`]; this selects and routes the keys.
 
 use super::report::SizeArgs;
 use super::{FilterArgs, InputArgs};
@@ -12,11 +14,11 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use rdbkit::cluster::{equal_shards, key_hash_slot, parse_nodes, Shard, SlotMap};
 use rdbkit::filter::Filter;
-use rdbkit::model::{Entry, Magic};
+use rdbkit::model::Entry;
 use rdbkit::output::report::{key_record, memory::Limits};
 use rdbkit::source::Input;
 use rdbkit::text::escape_bytes;
-use rdbkit::write::{put_len, RdbWriter};
+use rdbkit::write::{copy_record, DumpBuilder};
 use rdbkit::Item;
 use std::path::PathBuf;
 
@@ -56,143 +58,28 @@ pub struct SplitArgs {
     size: SizeArgs,
 }
 
-/// One output dump under construction. Keys of the current database are buffered in `body` so
-/// that the database's RESIZEDB hint, written before them, carries the real counts.
-struct Sink {
-    w: RdbWriter,
-    version: u32,
-    magic: Magic,
-    db: Option<u64>,
-    body: Option<RdbWriter>,
-    db_keys: u64,
-    db_expires: u64,
-    keys: u64,
-}
-
-impl Sink {
-    fn new(magic: Magic, version: u32) -> Sink {
-        Sink {
-            w: writer(magic, version),
-            version,
-            magic,
-            db: None,
-            body: None,
-            db_keys: 0,
-            db_expires: 0,
-            keys: 0,
-        }
-    }
-
-    /// Writes the buffered database: SELECTDB, RESIZEDB, its key records.
-    fn flush_db(&mut self) {
-        let (Some(db), Some(body)) = (self.db.take(), self.body.take()) else {
-            return;
-        };
-        // the body writer's output is header (9 bytes) + records + EOF/trailer
-        let trailer = writer(self.magic, self.version).finish().len() - 9;
-        let bytes = body.finish();
-        self.w
-            .select_db(db)
-            .resize_db(self.db_keys, self.db_expires)
-            .bytes(&bytes[9..bytes.len() - trailer]);
-        self.db_keys = 0;
-        self.db_expires = 0;
-    }
-
-    fn key(&mut self, e: &Entry<'_>) {
-        if self.db != Some(e.db) {
-            self.flush_db();
-            self.db = Some(e.db);
-            self.body = Some(writer(self.magic, self.version));
-        }
-        if let Some(b) = self.body.as_mut() {
-            b.entry(e);
-        }
-        self.db_keys += 1;
-        self.db_expires += u64::from(e.expire_ms.is_some());
-        self.keys += 1;
-    }
-
-    /// A record outside the databases (aux, function, module aux): written after the buffered keys.
-    fn global(&mut self, f: impl FnOnce(&mut RdbWriter)) {
-        self.flush_db();
-        f(&mut self.w);
-    }
-
-    fn finish(mut self) -> Vec<u8> {
-        self.flush_db();
-        self.w.finish()
-    }
-}
-
-fn writer(magic: Magic, version: u32) -> RdbWriter {
-    match magic {
-        Magic::Redis => RdbWriter::new(version),
-        Magic::Valkey => RdbWriter::new_valkey(version),
-    }
-}
-
-/// Copies every non-key record of the input to `sinks`; returns true when `item` was one.
-fn copy_global(item: &Item<'_>, sinks: &mut [Sink]) -> bool {
-    match item {
-        Item::Aux { key, value } => {
-            for s in sinks.iter_mut() {
-                s.global(|w| {
-                    w.aux(key, value);
-                });
-            }
-        }
-        Item::Script { body, .. } => {
-            for s in sinks.iter_mut() {
-                s.global(|w| {
-                    w.aux(b"lua", body);
-                });
-            }
-        }
-        Item::Function { code } => {
-            for s in sinks.iter_mut() {
-                s.global(|w| {
-                    w.function(code);
-                });
-            }
-        }
-        Item::ModuleAux { id, when, body, .. } => {
-            let mut rec = vec![0xf7];
-            put_len(&mut rec, id.0);
-            put_len(&mut rec, 2); // RDB_MODULE_OPCODE_UINT precedes `when`
-            put_len(&mut rec, *when);
-            rec.extend_from_slice(body);
-            for s in sinks.iter_mut() {
-                s.global(|w| {
-                    w.bytes(&rec);
-                });
-            }
-        }
-        _ => return false,
-    }
-    true
-}
-
-/// Decodes `input`, sending each selected key to `route(entry)` (a sink index, or an error).
+/// Decodes `input`, sending each selected key to `route(entry)` (a dump index, or an error).
 fn rewrite(
     input: &InputArgs,
     filter: &Filter,
     min_size: Option<u64>,
-    nsinks: usize,
+    ndumps: usize,
     mut route: impl FnMut(&Entry<'_>) -> Result<usize>,
-) -> Result<(Vec<Sink>, u64)> {
+) -> Result<(Vec<DumpBuilder>, u64)> {
     let src =
         Input::open(&input.file).with_context(|| format!("opening {}", input.file.display()))?;
-    let mut sinks: Vec<Sink> = Vec::new();
+    let mut dumps: Vec<DumpBuilder> = Vec::new();
     let mut total = 0u64;
     let limits = Limits::default();
     let mut scratch = Vec::new();
     src.decode(!input.no_checksum, |item, _| -> Result<()> {
         if let Item::Header { magic, version } = item {
-            sinks = (0..nsinks).map(|_| Sink::new(magic, version)).collect();
+            dumps = (0..ndumps)
+                .map(|_| DumpBuilder::new(magic, version))
+                .collect();
             return Ok(());
         }
-        if copy_global(&item, &mut sinks) {
+        if copy_record(&item, &mut dumps) {
             return Ok(());
         }
         if let Item::Entry(e) = item {
@@ -206,24 +93,24 @@ fn rewrite(
                 }
             }
             let i = route(&e)?;
-            sinks[i].key(&e);
+            dumps[i].key(&e);
         }
         Ok(())
     })
     .with_context(|| input.file.display().to_string())?;
-    if sinks.is_empty() {
+    if dumps.is_empty() {
         bail!("{}: no RDB header", input.file.display());
     }
-    Ok((sinks, total))
+    Ok((dumps, total))
 }
 
 /// Runs `filter`.
 pub fn run_filter(a: &FilterCmdArgs) -> Result<()> {
     let filter = a.filter.to_filter_for(&a.input.file, &a.dups)?;
-    let (mut sinks, total) = rewrite(&a.input, &filter, a.size.min_size, 1, |_| Ok(0))?;
-    let sink = sinks.remove(0);
-    let keys = sink.keys;
-    let dump = sink.finish();
+    let (mut dumps, total) = rewrite(&a.input, &filter, a.size.min_size, 1, |_| Ok(0))?;
+    let out = dumps.remove(0);
+    let keys = out.keys();
+    let dump = out.finish();
     std::fs::write(&a.output, &dump).with_context(|| format!("writing {}", a.output.display()))?;
     eprintln!(
         "kept {keys} of {total} keys: {} ({} bytes)",
@@ -251,7 +138,7 @@ pub fn run_split(a: &SplitArgs) -> Result<()> {
     let shards = shards(&a.cluster_slots)?;
     let map = SlotMap::new(&shards).map_err(|e| anyhow::anyhow!("{}: {e}", a.cluster_slots))?;
     let filter = a.filter.to_filter_for(&a.input.file, &a.dups)?;
-    let (sinks, total) = rewrite(&a.input, &filter, a.size.min_size, shards.len(), |e| {
+    let (dumps, total) = rewrite(&a.input, &filter, a.size.min_size, shards.len(), |e| {
         if e.db != 0 {
             bail!(
                 "key {} is in db {}, but a cluster has only db 0 (select it with --db 0)",
@@ -271,11 +158,11 @@ pub fn run_split(a: &SplitArgs) -> Result<()> {
     std::fs::create_dir_all(&a.output)
         .with_context(|| format!("creating {}", a.output.display()))?;
     let mut kept = 0;
-    for (i, (sink, shard)) in sinks.into_iter().zip(&shards).enumerate() {
-        let keys = sink.keys;
+    for (i, (dump, shard)) in dumps.into_iter().zip(&shards).enumerate() {
+        let keys = dump.keys();
         kept += keys;
         let path = a.output.join(format!("shard-{i}.rdb"));
-        std::fs::write(&path, sink.finish())
+        std::fs::write(&path, dump.finish())
             .with_context(|| format!("writing {}", path.display()))?;
         let ranges: Vec<String> = shard
             .ranges

@@ -2,10 +2,13 @@
 //! XSETID/XGROUP/XCLAIM, PEXPIREAT, HPEXPIREAT) or a RESTORE, encoded straight into a RESP buffer
 //! ([`Resp`]). One generator for the two sinks that write commands: `rdbkit export --format resp`
 //! (`src/output/`) and the importer's command path (`src/replay/`), which both depend on this
-//! module and not on each other.
+//! module and not on each other. [`TargetInfo`] (`target.rs`) is what a target server accepts,
+//! and the per-version rules both of them follow.
 
 mod resp;
+pub mod target;
 pub use resp::Resp;
+pub use target::{rdb_version_for, TargetInfo};
 
 use crate::model::{ConsumerGroup, Elem, Entry, HashField, Stream, StreamId, Value};
 use crate::payload;

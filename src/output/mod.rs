@@ -1,6 +1,7 @@
-//! Output formats: JSON lines for export, the `info` summary and the memory report (the RESP
-//! export's commands come from [`crate::commands`]).
+//! Output formats: the export (JSON lines, RESP commands from [`crate::commands`]), the `info`
+//! summary and the memory report.
 
+pub mod export;
 pub mod html;
 pub mod info;
 pub mod json;

@@ -3,12 +3,11 @@
 
 use super::error::ReplayError;
 mod address;
-mod info;
 mod sentinel;
 mod tls;
+pub use crate::commands::target::{rdb_version_for, TargetInfo};
 pub use address::is_sentinel_url;
 use address::*;
-pub use info::{rdb_version_for, TargetInfo};
 pub use sentinel::Sentinel;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -596,42 +595,6 @@ impl Target {
 }
 
 impl TargetInfo {
-    /// A target known only by its release, for output written without a connection:
-    /// `6.2`, `7.0`, `7.4`, `8.2` (Redis, optionally `redis-` in front) or `valkey-8.1`.
-    ///
-    /// ```
-    /// use rdbkit::replay::TargetInfo;
-    /// let t = TargetInfo::for_release("7.0").unwrap();
-    /// assert!(t.command_options().stream_v2 && !t.command_options().field_ttl);
-    /// assert!(TargetInfo::for_release("valkey-8.1").unwrap().valkey);
-    /// assert!(TargetInfo::for_release("seven").is_err());
-    /// ```
-    pub fn for_release(spec: &str) -> Result<TargetInfo, ReplayError> {
-        let (valkey, version) = match spec.to_ascii_lowercase() {
-            s if s.starts_with("valkey-") => (true, s["valkey-".len()..].to_string()),
-            s if s.starts_with("redis-") => (false, s["redis-".len()..].to_string()),
-            s => (false, s),
-        };
-        let mut parts = version.split('.');
-        let well_formed = parts.clone().count() <= 3
-            && parts.all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
-        if !well_formed || version.is_empty() {
-            return Err(ReplayError::Config(format!(
-                "target version {spec:?}: expected a release such as 6.2, 7.0, 7.4, 8.2 or valkey-8.1"
-            )));
-        }
-        Ok(TargetInfo {
-            rdb_version: rdb_version_for(&version, valkey),
-            version,
-            valkey,
-            bulk_limit: 512 << 20,
-            bulk_limit_assumed: true,
-            modules: Vec::new(),
-            enterprise: false,
-            cluster: false,
-        })
-    }
-
     /// Reads `INFO server`, `CONFIG GET proto-max-bulk-len`, `MODULE LIST`, and probes for
     /// `RESTOREMODAUX`.
     pub async fn probe(

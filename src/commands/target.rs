@@ -1,7 +1,9 @@
 //! What a target server is and supports (its version, the RDB version it reads, its limits and
 //! modules), and the per-version rules drawn from it: the command forms it accepts and the
-//! payload version with which it RESTOREs each type. Data and pure rules only; reading it from a
-//! server (`TargetInfo::probe`) is the parent's.
+//! payload version with which it RESTOREs each type. Data and pure rules only, shared by the two
+//! sinks that write commands: the RESP export (a target named by its release,
+//! [`TargetInfo::for_release`]) and the importer (which reads it from the server,
+//! `TargetInfo::probe` in `src/replay/target/`). Re-exported as `rdbkit::replay::TargetInfo`.
 
 /// What the target is and supports, read once before the import.
 #[derive(Debug, Clone)]
@@ -24,6 +26,47 @@ pub struct TargetInfo {
     pub cluster: bool,
 }
 
+/// A release that [`TargetInfo::for_release`] does not understand.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("target version {0:?}: expected a release such as 6.2, 7.0, 7.4, 8.2 or valkey-8.1")]
+pub struct UnknownRelease(pub String);
+
+impl TargetInfo {
+    /// A target known only by its release, for output written without a connection:
+    /// `6.2`, `7.0`, `7.4`, `8.2` (Redis, optionally `redis-` in front) or `valkey-8.1`.
+    ///
+    /// ```
+    /// use rdbkit::commands::TargetInfo;
+    /// let t = TargetInfo::for_release("7.0").unwrap();
+    /// assert!(t.command_options().stream_v2 && !t.command_options().field_ttl);
+    /// assert!(TargetInfo::for_release("valkey-8.1").unwrap().valkey);
+    /// assert!(TargetInfo::for_release("seven").is_err());
+    /// ```
+    pub fn for_release(spec: &str) -> Result<TargetInfo, UnknownRelease> {
+        let (valkey, version) = match spec.to_ascii_lowercase() {
+            s if s.starts_with("valkey-") => (true, s["valkey-".len()..].to_string()),
+            s if s.starts_with("redis-") => (false, s["redis-".len()..].to_string()),
+            s => (false, s),
+        };
+        let mut parts = version.split('.');
+        let well_formed = parts.clone().count() <= 3
+            && parts.all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+        if !well_formed || version.is_empty() {
+            return Err(UnknownRelease(spec.to_string()));
+        }
+        Ok(TargetInfo {
+            rdb_version: rdb_version_for(&version, valkey),
+            version,
+            valkey,
+            bulk_limit: 512 << 20,
+            bulk_limit_assumed: true,
+            modules: Vec::new(),
+            enterprise: false,
+            cluster: false,
+        })
+    }
+}
+
 /// Redis release → RDB version it reads (librdb's table, format §15.4); newest first.
 const REDIS_RDB: &[((u32, u32), u16)] = &[
     ((8, 8), 14),
@@ -42,7 +85,7 @@ const REDIS_RDB: &[((u32, u32), u16)] = &[
 /// known.
 ///
 /// ```
-/// use rdbkit::replay::rdb_version_for;
+/// use rdbkit::commands::rdb_version_for;
 /// assert_eq!(rdb_version_for("8.2.3", false), 12);
 /// assert_eq!(rdb_version_for("7.0.15", false), 10);
 /// assert_eq!(rdb_version_for("6.2.14", false), 9);
@@ -93,8 +136,8 @@ impl TargetInfo {
     }
     /// The command forms this target accepts, with the default chunk sizes (what it accepts
     /// per command also depends on its `proto-max-bulk-len`).
-    pub fn command_options(&self) -> crate::commands::CommandOptions {
-        crate::commands::CommandOptions {
+    pub fn command_options(&self) -> super::CommandOptions {
+        super::CommandOptions {
             max_elements: 1024,
             max_bytes: (self.bulk_limit as usize).clamp(1024, 1 << 20),
             stream_v2: self.at_least(7, 0),
