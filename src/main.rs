@@ -25,6 +25,7 @@ fn main() -> ExitCode {
         cli::Command::Report(a) => cli::report::run(a),
         cli::Command::Filter(a) => cli::rewrite::run_filter(a),
         cli::Command::Split(a) => cli::rewrite::run_split(a),
+        cli::Command::Dump(a) => cli::live::run_dump(a),
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,

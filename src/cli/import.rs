@@ -105,6 +105,9 @@ impl TargetArgs {
 #[derive(Debug, Args)]
 pub struct ImportArgs {
     /// Dumps to import (files, `.gz` files, or `-` for stdin); several are decoded in parallel.
+    /// A server URL (redis://, rediss://, unix://, redis+sentinel://) stands for a running
+    /// server: its snapshot is received as a replica receives it and streamed into the target
+    /// (password from the URL or RDBKIT_SOURCE_AUTH).
     #[arg(required = true)]
     files: Vec<PathBuf>,
     /// Do not verify the CRC64 trailers.
@@ -182,6 +185,8 @@ pub struct ImportArgs {
     /// No progress output.
     #[arg(short, long)]
     quiet: bool,
+    #[command(flatten)]
+    follow: super::live::FollowArgs,
 }
 
 fn parse_rate(s: &str) -> Result<RateLimit, String> {
@@ -422,20 +427,55 @@ pub fn run(a: &ImportArgs) -> Result<()> {
     if a.files.iter().filter(|f| f.as_os_str() == "-").count() > 1 {
         bail!("stdin (-) can be given only once");
     }
-    let sources = a
-        .files
-        .iter()
-        .map(|f| {
-            Ok(Source {
+    if a.follow.follow {
+        let urls = a.files.iter().filter(|f| super::live::is_url(f)).count();
+        if urls != 1 || a.files.len() != 1 {
+            bail!(Usage(
+                "--follow needs exactly one source, a server URL (redis://…): it applies that server's writes after its snapshot".into()
+            ));
+        }
+        if !a.filter.keys.is_empty() || !a.filter.types.is_empty() {
+            bail!(Usage(
+                "--follow applies commands, whose keys and types rdbkit does not filter yet: use --db and --db-map, or import without --follow".into()
+            ));
+        }
+    }
+    let mut live = Vec::new();
+    let mut names = Vec::new();
+    let mut sources = Vec::new();
+    for f in &a.files {
+        if super::live::is_url(f) {
+            if a.checkpoint.is_some() {
+                bail!(Usage(
+                    "--checkpoint cannot resume the import of a live source: a rerun receives a new snapshot; import a saved dump (rdbkit dump) to be able to resume".into()
+                ));
+            }
+            let src = super::live::source_target(&f.to_string_lossy())?;
+            let name = src.display();
+            let replica = super::live::connect(&src, false)?;
+            eprintln!(
+                "{name}: snapshot at replication offset {} of {}",
+                replica.kind().offset(),
+                replica.kind().replid()
+            );
+            sources.push(Source {
+                name: name.clone(),
+                input: Input::Stream(Box::new(replica.snapshot())),
+            });
+            names.push(name);
+            live.push(replica);
+        } else {
+            sources.push(Source {
                 name: f.display().to_string(),
                 input: Input::open(f).with_context(|| format!("opening {}", f.display()))?,
-            })
-        })
-        .collect::<Result<Vec<_>>>()?;
+            });
+            names.push(f.display().to_string());
+        }
+    }
     // duplicate keys are looked for in every file before anything is written
     let mut filter = a.filter.to_filter();
     let mut selection: Option<rdbkit::dups::DuplicateSelection> = None;
-    for f in &a.files {
+    for f in a.files.iter().filter(|f| !super::live::is_url(f)) {
         if f.as_os_str() == "-" {
             eprintln!(
                 "note: stdin is read once, so its duplicate keys are not checked; give the dump \
@@ -480,9 +520,17 @@ pub fn run(a: &ImportArgs) -> Result<()> {
         memory_budget: a.buffer_mb.max(1) << 20,
         keys_file: Some(a.keys_file.clone().unwrap_or_else(default_keys_file)),
     };
-    let names: Vec<String> = a.files.iter().map(|f| f.display().to_string()).collect();
+    let cfg_follow = replay::follow::FollowConfig {
+        db_map: cfg.db_map.clone(),
+        dbs: a.filter.dbs.clone(),
+        reply_timeout: cfg.conn.reply_timeout,
+        window_commands: a.window_commands.max(1),
+        until: Default::default(),
+        abort: Default::default(),
+    };
     eprintln!("importing {} into {}", names.join(", "), target.display());
     let shown = target.clone();
+    let follow_target = target.clone();
     let summary = match replay::import(sources, target, cfg, progress_callback(a.quiet)) {
         Ok(s) => s,
         Err(ReplayError::Interrupted { cause, summary }) => {
@@ -501,6 +549,13 @@ pub fn run(a: &ImportArgs) -> Result<()> {
     print_summary(&summary, &shown);
     if !summary.is_success() {
         bail!("not every key was written (see the summary above)");
+    }
+    if a.follow.follow {
+        let replica = live
+            .pop()
+            .expect("--follow is checked to have one live source");
+        let source = super::live::source_target(&a.files[0].to_string_lossy())?;
+        return super::live::follow(&a.follow, replica, &source, follow_target, &cfg_follow);
     }
     Ok(())
 }

@@ -4,6 +4,7 @@
 pub mod export;
 pub mod import;
 pub mod info;
+pub mod live;
 pub mod report;
 pub mod rewrite;
 pub mod verify;
@@ -40,6 +41,8 @@ pub enum Command {
     Filter(rewrite::FilterCmdArgs),
     /// Write one dump per cluster shard, keys placed by hash slot.
     Split(rewrite::SplitArgs),
+    /// Save a running server's snapshot to a file, received as a replica receives it.
+    Dump(live::DumpArgs),
 }
 
 /// A mistake in how rdbkit was called that clap could not see (e.g. a `--target` that is not a

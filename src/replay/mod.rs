@@ -14,6 +14,7 @@ pub mod code;
 mod config;
 pub mod conn;
 mod error;
+pub mod follow;
 pub mod keylist;
 mod ledger;
 pub mod plan;

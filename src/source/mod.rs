@@ -15,6 +15,10 @@ use std::io::{self, Read};
 use std::path::Path;
 
 mod parallel;
+#[cfg(feature = "import")]
+pub mod replica;
+pub mod resp;
+pub mod spool;
 mod stream;
 pub use parallel::{
     default_threads, Chunk, ChunkOptions, ChunkWorker, DEFAULT_CHUNK_BYTES, DEFAULT_IN_FLIGHT_BYTES,

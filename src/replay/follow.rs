@@ -1,0 +1,768 @@
+//! `--follow`: applies a live source's command stream to the target, in order, after its snapshot.
+//!
+//! ```text
+//! CommandReader ─▶ parser thread ─ops─▶ dispatcher ─▶ writer per primary ─▶ target
+//!  (spool)          SELECT, MULTI,        (slot)         pipelined, in order
+//!                   TTLs made absolute       ◀── acks: the applied offset ──┘
+//! ```
+//!
+//! Order matters here as it does not for a snapshot (`INCR`, `LPUSH`, `RENAME` are not
+//! idempotent), so each primary gets exactly one connection and commands go out in the order the
+//! source executed them. The offset applied (every command before it acknowledged by the target)
+//! is reported to the source in `REPLCONF ACK`, so the source's `INFO replication` shows the true
+//! lag; a command left unanswered when a connection breaks is reported in doubt, never sent twice.
+
+use super::error::ReplayError;
+use super::reply::Reply;
+use super::target::Target;
+use crate::source::replica::ReplicaProgress;
+use crate::source::resp::{Command, CommandReader};
+use std::collections::BTreeMap;
+use std::io::BufRead;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// How to follow.
+#[derive(Debug, Clone)]
+pub struct FollowConfig {
+    /// Source database → target database.
+    pub db_map: BTreeMap<u64, u64>,
+    /// Only these source databases (empty: all).
+    pub dbs: Vec<u64>,
+    /// Deadline of each round trip to the target.
+    pub reply_timeout: Duration,
+    /// Most commands in one round trip.
+    pub window_commands: usize,
+    /// Stop once everything up to this source offset is applied (`u64::MAX`: until told).
+    /// The command line sets it on SIGINT/SIGTERM to the source's offset at that moment.
+    pub until: Arc<AtomicU64>,
+    /// Set to stop at once, without draining (a second signal).
+    pub abort: Arc<AtomicBool>,
+}
+
+/// What following did.
+#[derive(Debug, Clone, Default)]
+pub struct FollowSummary {
+    /// Commands applied (a `MULTI`/`EXEC` block counts its commands).
+    pub commands: u64,
+    /// `MULTI`/`EXEC` blocks applied whole.
+    pub blocks: u64,
+    /// Commands of databases left out by `--db`.
+    pub skipped: u64,
+    /// Commands the target answered with an error, by error code.
+    pub errors: BTreeMap<String, u64>,
+    /// The first few of those errors, with their command.
+    pub error_samples: Vec<String>,
+    /// Commands sent when a connection broke, before any answer: maybe applied, maybe not.
+    pub in_doubt: u64,
+    /// The source offset applied at the end.
+    pub applied_offset: u64,
+    /// How long the follow ran.
+    pub elapsed: Duration,
+    /// Notes for the summary.
+    pub notes: Vec<String>,
+}
+
+impl FollowSummary {
+    /// True when every command was applied without an error or a doubt.
+    pub fn is_success(&self) -> bool {
+        self.errors.is_empty() && self.in_doubt == 0
+    }
+}
+
+/// Progress while following.
+#[derive(Debug, Clone, Copy)]
+pub struct FollowProgress {
+    /// Commands applied.
+    pub commands: u64,
+    /// Source offset applied.
+    pub applied_offset: u64,
+    /// Source offset received.
+    pub received_offset: u64,
+}
+
+/// One unit applied in order: a command, or a whole `MULTI`/`EXEC` block.
+#[derive(Debug)]
+struct Op {
+    start: u64,
+    end: u64,
+    db: u64,
+    cmds: Vec<Vec<Vec<u8>>>,
+    block: bool,
+}
+
+/// Applies `reader`'s commands to `target` until `cfg.until` is reached (see the module
+/// documentation); `live` learns the applied offset.
+pub fn follow<R: BufRead + Send + 'static>(
+    reader: CommandReader<R>,
+    live: ReplicaProgress,
+    target: Target,
+    cfg: FollowConfig,
+    on_progress: Box<dyn Fn(&FollowProgress) + Send>,
+) -> Result<FollowSummary, ReplayError> {
+    let started = Instant::now();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| ReplayError::Internal(format!("tokio runtime: {e}")))?;
+    let pinned = target.pinned()?;
+    let mut con = pinned.control(cfg.reply_timeout)?;
+    let info: String = redis::cmd("INFO")
+        .arg("cluster")
+        .query(&mut con)
+        .map_err(|e| pinned.failure("INFO: ", &e))?;
+    let cluster = info.contains("cluster_enabled:1");
+    let (nodes, routes) = if cluster {
+        let (slots, nodes) = super::preflight::cluster_layout(&mut con, &pinned)?;
+        let routes = Arc::new(super::routes::Routes::new(slots, nodes.clone()));
+        (nodes, Some(routes))
+    } else {
+        (vec![target.clone()], None)
+    };
+    let start_offset = live.applied_offset();
+    let (ops_tx, ops_rx) = async_channel::bounded::<Op>(4096);
+    let parse_cfg = cfg.clone();
+    let parse_live = live.clone();
+    let skipped = Arc::new(AtomicU64::new(0));
+    let parse_skipped = skipped.clone();
+    let parser = std::thread::Builder::new()
+        .name("rdbkit-follow".into())
+        .spawn(move || parse(reader, &parse_live, &parse_cfg, &ops_tx, &parse_skipped))
+        .map_err(|e| ReplayError::Internal(format!("starting the follow parser: {e}")))?;
+    let report = Arc::new(Mutex::new(FollowSummary::default()));
+    let applied = Arc::new(AtomicU64::new(start_offset));
+    let commands = Arc::new(AtomicU64::new(0));
+    let result = rt.block_on(dispatch(Dispatch {
+        ops: ops_rx,
+        nodes,
+        routes,
+        cfg: cfg.clone(),
+        live: live.clone(),
+        report: report.clone(),
+        applied: applied.clone(),
+        commands: commands.clone(),
+        on_progress,
+    }));
+    // the parser ends when the source's stream is closed (the caller stops the replica) or when
+    // its queue is gone; it is waited for only when it has ended (the stream broke)
+    let mut summary = report.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    if parser.is_finished() {
+        if let Ok(Err(e)) = parser.join() {
+            summary
+                .notes
+                .push(format!("the source's stream ended: {e}"));
+        }
+    }
+    summary.commands = commands.load(Relaxed);
+    summary.skipped = skipped.load(Relaxed);
+    summary.applied_offset = applied.load(Relaxed);
+    summary.elapsed = started.elapsed();
+    result.map(|()| summary)
+}
+
+/// Millisecond Unix time now.
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// Reads commands into ops until the stream ends or `until` is passed.
+fn parse<R: BufRead>(
+    mut reader: CommandReader<R>,
+    live: &ReplicaProgress,
+    cfg: &FollowConfig,
+    ops: &async_channel::Sender<Op>,
+    skipped: &AtomicU64,
+) -> Result<(), String> {
+    let mut db = 0u64;
+    let mut block: Option<Op> = None;
+    loop {
+        if reader.position() >= cfg.until.load(Relaxed) || cfg.abort.load(Relaxed) {
+            return Ok(());
+        }
+        let Some(c) = reader.next_command().map_err(|e| e.to_string())? else {
+            return Ok(());
+        };
+        let end = reader.position();
+        let start = end - c.len;
+        let op = |db, cmds, block| Op {
+            start,
+            end,
+            db,
+            cmds,
+            block,
+        };
+        let out = if c.is("PING") {
+            Some(op(db, Vec::new(), false))
+        } else if c.is("SELECT") {
+            db = c
+                .args
+                .get(1)
+                .and_then(|a| std::str::from_utf8(a).ok())
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(db);
+            Some(op(db, Vec::new(), false))
+        } else if c.is("REPLCONF") {
+            if c.args
+                .get(1)
+                .is_some_and(|a| a.eq_ignore_ascii_case(b"GETACK"))
+            {
+                live.ack_now();
+            }
+            Some(op(db, Vec::new(), false))
+        } else if c.is("MULTI") {
+            block = Some(op(db, Vec::new(), true));
+            None
+        } else if c.is("EXEC") {
+            block.take().map(|mut b| {
+                b.end = end;
+                b
+            })
+        } else {
+            let args = absolute_ttl(c, now_ms());
+            match block.as_mut() {
+                Some(b) => {
+                    b.cmds.push(args);
+                    None
+                }
+                None => Some(op(db, vec![args], false)),
+            }
+        };
+        if let Some(mut o) = out {
+            if !o.cmds.is_empty() && !cfg.dbs.is_empty() && !cfg.dbs.contains(&o.db) {
+                skipped.fetch_add(o.cmds.len() as u64, Relaxed);
+                o.cmds.clear();
+            }
+            o.db = cfg.db_map.get(&o.db).copied().unwrap_or(o.db);
+            if ops.send_blocking(o).is_err() {
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// Relative expirations become absolute, so that a TTL does not grow by the time the command
+/// waited (Redis 6.2 replicates `EXPIRE`, `SETEX`, `SET … EX` as sent; 7.0 already sends
+/// `PEXPIREAT` and `PXAT`). `now` is when the command is read from the stream.
+pub fn absolute_ttl(c: Command, now: i64) -> Vec<Vec<u8>> {
+    let num = |a: &[u8]| -> Option<i64> { std::str::from_utf8(a).ok()?.parse().ok() };
+    let at = |v: i64, unit: i64| (now + v.saturating_mul(unit)).to_string().into_bytes();
+    let mut args = c.args;
+    let name = args[0].to_ascii_uppercase();
+    match name.as_slice() {
+        b"EXPIRE" | b"PEXPIRE" if args.len() >= 3 => {
+            if let Some(v) = num(&args[2]) {
+                let unit = if name == b"EXPIRE" { 1000 } else { 1 };
+                args[0] = b"PEXPIREAT".to_vec();
+                args[2] = at(v, unit);
+            }
+        }
+        b"SETEX" | b"PSETEX" if args.len() == 4 => {
+            if let Some(v) = num(&args[2]) {
+                let unit = if name == b"SETEX" { 1000 } else { 1 };
+                let value = args.pop().unwrap_or_default();
+                let key = std::mem::take(&mut args[1]);
+                args = vec![b"SET".to_vec(), key, value, b"PXAT".to_vec(), at(v, unit)];
+            }
+        }
+        b"SET" | b"GETEX" => {
+            let first = if name == b"SET" { 3 } else { 2 };
+            for i in first..args.len().saturating_sub(1) {
+                let opt = args[i].to_ascii_uppercase();
+                let unit = match opt.as_slice() {
+                    b"EX" => 1000,
+                    b"PX" => 1,
+                    _ => continue,
+                };
+                if let Some(v) = num(&args[i + 1]) {
+                    args[i] = b"PXAT".to_vec();
+                    args[i + 1] = at(v, unit);
+                }
+                break;
+            }
+        }
+        _ => {}
+    }
+    args
+}
+
+/// Which key routes a command in a cluster: most commands name it first; a few later.
+fn routing_key(args: &[Vec<u8>]) -> Option<&[u8]> {
+    let name = args.first()?.to_ascii_uppercase();
+    match name.as_slice() {
+        b"BITOP" => args.get(2),
+        b"EVAL" | b"EVALSHA" | b"FCALL" | b"FCALL_RO" => {
+            let n: u64 = std::str::from_utf8(args.get(2)?).ok()?.parse().ok()?;
+            if n == 0 {
+                None
+            } else {
+                args.get(3)
+            }
+        }
+        b"FLUSHALL" | b"FLUSHDB" | b"FUNCTION" | b"SCRIPT" | b"PUBLISH" | b"SPUBLISH"
+        | b"SWAPDB" | b"MULTI" | b"EXEC" => None,
+        _ => args.get(1),
+    }
+    .map(|k| k.as_slice())
+}
+
+struct Dispatch {
+    ops: async_channel::Receiver<Op>,
+    nodes: Vec<Target>,
+    routes: Option<Arc<super::routes::Routes>>,
+    cfg: FollowConfig,
+    live: ReplicaProgress,
+    report: Arc<Mutex<FollowSummary>>,
+    applied: Arc<AtomicU64>,
+    commands: Arc<AtomicU64>,
+    on_progress: Box<dyn Fn(&FollowProgress) + Send>,
+}
+
+/// What a writer tells the dispatcher.
+enum Done {
+    /// The op that started at this offset is acknowledged.
+    Acked(u64),
+    /// The op must go to another node (MOVED).
+    Moved(Op, u16, String, u16),
+    /// The writer stopped on an error (returned by its task).
+    Failed,
+}
+
+async fn dispatch(d: Dispatch) -> Result<(), ReplayError> {
+    let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel::<Done>();
+    let mut writers = Vec::new();
+    let mut queues = Vec::new();
+    for (i, node) in d.nodes.iter().enumerate() {
+        let (tx, rx) = tokio::sync::mpsc::channel::<Op>(256);
+        queues.push(tx);
+        let done = done_tx.clone();
+        let writer = write_node(
+            i,
+            node.clone(),
+            d.routes.is_some(),
+            rx,
+            done.clone(),
+            d.cfg.clone(),
+            d.report.clone(),
+            d.commands.clone(),
+        );
+        writers.push(tokio::spawn(async move {
+            let r = writer.await;
+            if r.is_err() {
+                let _ = done.send(Done::Failed);
+            }
+            r
+        }));
+    }
+    drop(done_tx);
+    // ops sent and not acknowledged, by start offset (their end beside)
+    let mut outstanding: BTreeMap<u64, u64> = BTreeMap::new();
+    let mut dispatched = d.applied.load(Relaxed);
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    let mut input_open = true;
+    let result = loop {
+        let applied = outstanding
+            .keys()
+            .next()
+            .copied()
+            .unwrap_or(dispatched)
+            .min(dispatched);
+        d.applied.store(applied, Relaxed);
+        d.live.applied(applied);
+        if applied >= d.cfg.until.load(Relaxed) || d.cfg.abort.load(Relaxed) {
+            break Ok(());
+        }
+        if !input_open && outstanding.is_empty() {
+            break Ok(());
+        }
+        tokio::select! {
+            op = d.ops.recv(), if input_open && outstanding.len() < 65536 => match op {
+                Ok(op) => {
+                    dispatched = op.end;
+                    if op.cmds.is_empty() {
+                        continue;
+                    }
+                    let node = route(&op, d.routes.as_deref());
+                    outstanding.insert(op.start, op.end);
+                    if queues[node].send(op).await.is_err() {
+                        break Err(ReplayError::Stopped);
+                    }
+                }
+                Err(_) => input_open = false,
+            },
+            done = done_rx.recv() => match done {
+                Some(Done::Acked(start)) => { outstanding.remove(&start); }
+                Some(Done::Moved(op, slot, host, port)) => {
+                    if let Some(r) = &d.routes { r.moved(slot, &host, port); }
+                    let node = route(&op, d.routes.as_deref());
+                    if queues[node].send(op).await.is_err() {
+                        break Err(ReplayError::Stopped);
+                    }
+                }
+                // a writer failed (its error is the one reported) or every writer ended
+                Some(Done::Failed) | None => break Err(ReplayError::Stopped),
+            },
+            _ = tick.tick() => {
+                (d.on_progress)(&FollowProgress {
+                    commands: d.commands.load(Relaxed),
+                    applied_offset: applied,
+                    received_offset: d.live.received_offset(),
+                });
+            }
+        }
+    };
+    drop(queues);
+    let mut first_err = None;
+    for w in writers {
+        match w.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                first_err.get_or_insert(e);
+            }
+            Err(e) => {
+                first_err.get_or_insert(ReplayError::Internal(format!("follow writer: {e}")));
+            }
+        }
+    }
+    match (result, first_err) {
+        (_, Some(e)) => Err(e),
+        (r, None) => r,
+    }
+}
+
+fn route(op: &Op, routes: Option<&super::routes::Routes>) -> usize {
+    let Some(r) = routes else { return 0 };
+    op.cmds
+        .iter()
+        .find_map(|c| routing_key(c))
+        .map_or(0, |k| r.shard(crate::cluster::key_hash_slot(k)))
+}
+
+/// One primary's writer: takes ops in order, sends them pipelined, reads the replies.
+#[allow(clippy::too_many_arguments)]
+async fn write_node(
+    index: usize,
+    node: Target,
+    cluster: bool,
+    mut rx: tokio::sync::mpsc::Receiver<Op>,
+    done: tokio::sync::mpsc::UnboundedSender<Done>,
+    cfg: FollowConfig,
+    report: Arc<Mutex<FollowSummary>>,
+    commands: Arc<AtomicU64>,
+) -> Result<(), ReplayError> {
+    let mut conn = node.connect_raw().await?;
+    let mut db: Option<u64> = None;
+    let mut buf = Vec::with_capacity(1 << 20);
+    let mut replies = Vec::with_capacity(1 << 16);
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        let mut n_cmds = batch[0].cmds.len();
+        while n_cmds < cfg.window_commands && buf.len() < (8 << 20) {
+            match rx.try_recv() {
+                Ok(op) => {
+                    n_cmds += op.cmds.len();
+                    batch.push(op);
+                }
+                Err(_) => break,
+            }
+        }
+        buf.clear();
+        // per op: the replies it gets, in order, and which of them answer its commands
+        let mut expect: Vec<usize> = Vec::with_capacity(batch.len());
+        for op in &batch {
+            let mut n = 0;
+            if !cluster && db != Some(op.db) {
+                crate::source::resp::write_resp(
+                    &[&b"SELECT"[..], op.db.to_string().as_bytes()],
+                    &mut buf,
+                );
+                db = Some(op.db);
+                n += 1;
+            }
+            if op.block {
+                crate::source::resp::write_resp(&[&b"MULTI"[..]], &mut buf);
+                n += 1;
+            }
+            for c in &op.cmds {
+                crate::source::resp::write_resp(c, &mut buf);
+                n += 1;
+            }
+            if op.block {
+                crate::source::resp::write_resp(&[&b"EXEC"[..]], &mut buf);
+                n += 1;
+            }
+            expect.push(n);
+        }
+        let total: usize = expect.iter().sum();
+        let got = round_trip(&mut conn, &buf, total, cfg.reply_timeout, &mut replies).await;
+        let got = match got {
+            Ok(r) => r,
+            Err(e) => {
+                let lost: u64 = batch.iter().map(|o| o.cmds.len() as u64).sum();
+                let mut r = report.lock().unwrap_or_else(|e| e.into_inner());
+                r.in_doubt += lost;
+                return Err(ReplayError::Connect(format!(
+                    "{} (connection {index}): {e}; {lost} commands sent without an answer are in doubt",
+                    node.display()
+                )));
+            }
+        };
+        let mut at = 0;
+        for (op, n) in batch.into_iter().zip(expect) {
+            let answers = &got[at..at + n];
+            at += n;
+            let moved = answers.iter().find_map(|r| match r {
+                Reply::Error(e) if e.starts_with("MOVED ") => Some(e.clone()),
+                _ => None,
+            });
+            if let (Some(m), true) = (moved, cluster) {
+                let mut parts = m.split_whitespace().skip(1);
+                let slot = parts.next().and_then(|s| s.parse().ok()).unwrap_or(0);
+                let (host, port) = parts
+                    .next()
+                    .and_then(|a| a.rsplit_once(':'))
+                    .map(|(h, p)| (h.to_string(), p.parse().unwrap_or(0)))
+                    .unwrap_or_default();
+                let _ = done.send(Done::Moved(op, slot, host, port));
+                continue;
+            }
+            let errors: Vec<&String> = answers
+                .iter()
+                .filter_map(|r| match r {
+                    Reply::Error(e) => Some(e),
+                    _ => None,
+                })
+                .collect();
+            if !errors.is_empty() {
+                let mut r = report.lock().unwrap_or_else(|e| e.into_inner());
+                for e in errors {
+                    let code = e.split_whitespace().next().unwrap_or("ERR").to_string();
+                    *r.errors.entry(code).or_default() += 1;
+                    if r.error_samples.len() < 10 {
+                        let name = op
+                            .cmds
+                            .first()
+                            .map(|c| String::from_utf8_lossy(&c[0]).to_ascii_uppercase())
+                            .unwrap_or_default();
+                        r.error_samples.push(format!("{name}: {e}"));
+                    }
+                }
+            }
+            if op.block {
+                report.lock().unwrap_or_else(|e| e.into_inner()).blocks += 1;
+            }
+            commands.fetch_add(op.cmds.len() as u64, Relaxed);
+            let _ = done.send(Done::Acked(op.start));
+        }
+    }
+    Ok(())
+}
+
+/// Writes `buf` and reads `n` replies within `limit` each way.
+async fn round_trip(
+    conn: &mut Box<dyn super::target::Transport>,
+    buf: &[u8],
+    n: usize,
+    limit: Duration,
+    scratch: &mut Vec<u8>,
+) -> Result<Vec<Reply>, String> {
+    tokio::time::timeout(limit, conn.write_all(buf))
+        .await
+        .map_err(|_| format!("no progress writing for {limit:?}"))?
+        .map_err(|e| e.to_string())?;
+    let mut out = Vec::with_capacity(n);
+    let mut skip = ReplySkipper::default();
+    scratch.clear();
+    scratch.resize(1 << 16, 0);
+    while out.len() < n {
+        let got = tokio::time::timeout(limit, conn.read(scratch))
+            .await
+            .map_err(|_| format!("no answer for {limit:?}"))?
+            .map_err(|e| e.to_string())?;
+        if got == 0 {
+            return Err("the target closed the connection".into());
+        }
+        skip.feed(&scratch[..got], &mut out)?;
+    }
+    Ok(out)
+}
+
+/// Reads replies of any size with bounded memory: a follow applies whatever the source ran, and
+/// some commands answer with values (`LPOP`, `GETDEL`) that may be large. Only whether each reply
+/// is an error (and its text) is kept.
+#[derive(Debug, Default)]
+struct ReplySkipper {
+    /// Elements still to read in each open array (the innermost last).
+    open: Vec<u64>,
+    /// Bytes of a bulk string (and its CRLF) still to skip.
+    bulk_left: u64,
+    /// A partial line.
+    line: Vec<u8>,
+    /// The first error inside the current top-level array.
+    nested_err: Option<String>,
+}
+
+impl ReplySkipper {
+    fn feed(&mut self, mut data: &[u8], out: &mut Vec<Reply>) -> Result<(), String> {
+        while !data.is_empty() {
+            if self.bulk_left > 0 {
+                let n = (data.len() as u64).min(self.bulk_left) as usize;
+                data = &data[n..];
+                self.bulk_left -= n as u64;
+                if self.bulk_left == 0 {
+                    self.element_done(Reply::Other, out);
+                }
+                continue;
+            }
+            let Some(nl) = data.iter().position(|&b| b == b'\n') else {
+                self.line.extend_from_slice(data);
+                if self.line.len() > 1 << 20 {
+                    return Err("a reply line longer than 1 MiB".into());
+                }
+                return Ok(());
+            };
+            self.line.extend_from_slice(&data[..=nl]);
+            data = &data[nl + 1..];
+            let line = std::mem::take(&mut self.line);
+            let body = line
+                .strip_suffix(b"\r\n")
+                .ok_or("a reply line without CR")?;
+            let (&tag, rest) = body.split_first().ok_or("an empty reply line")?;
+            let num = || -> Result<i64, String> {
+                std::str::from_utf8(rest)
+                    .ok()
+                    .and_then(|s| s.parse().ok())
+                    .ok_or_else(|| {
+                        format!("bad number in reply {:?}", String::from_utf8_lossy(body))
+                    })
+            };
+            match tag {
+                b'-' | b'!' => {
+                    let e = String::from_utf8_lossy(rest).into_owned();
+                    self.element_done(Reply::Error(e), out)
+                }
+                b'+' | b':' | b',' | b'#' | b'_' | b'(' => self.element_done(Reply::Other, out),
+                b'$' | b'=' => match num()? {
+                    n if n < 0 => self.element_done(Reply::Other, out),
+                    n => self.bulk_left = n as u64 + 2,
+                },
+                b'*' | b'~' | b'>' | b'%' | b'|' => {
+                    let n = num()?;
+                    let n = if matches!(tag, b'%' | b'|') {
+                        n.saturating_mul(2)
+                    } else {
+                        n
+                    };
+                    if n <= 0 {
+                        self.element_done(Reply::Other, out);
+                    } else {
+                        self.open.push(n as u64);
+                    }
+                }
+                _ => return Err(format!("unexpected reply type byte 0x{tag:02x}")),
+            }
+        }
+        Ok(())
+    }
+
+    /// One element ended: the enclosing arrays count it; a top-level reply is emitted.
+    fn element_done(&mut self, r: Reply, out: &mut Vec<Reply>) {
+        let mut r = r;
+        loop {
+            let Some(last) = self.open.last_mut() else {
+                let nested = self.nested_err.take();
+                out.push(match (r, nested) {
+                    (Reply::Error(e), _) => Reply::Error(e),
+                    (_, Some(e)) => Reply::Error(e),
+                    (r, None) => r,
+                });
+                return;
+            };
+            if let Reply::Error(e) = &r {
+                self.nested_err.get_or_insert_with(|| e.clone());
+            }
+            *last -= 1;
+            if *last > 0 {
+                return;
+            }
+            self.open.pop();
+            r = Reply::Other;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cmd(args: &[&str]) -> Command {
+        Command {
+            args: args.iter().map(|a| a.as_bytes().to_vec()).collect(),
+            len: 0,
+        }
+    }
+
+    fn strs(v: Vec<Vec<u8>>) -> Vec<String> {
+        v.into_iter()
+            .map(|a| String::from_utf8(a).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn relative_ttls_become_absolute() {
+        let now = 1_000_000;
+        assert_eq!(
+            strs(absolute_ttl(cmd(&["expire", "k", "10"]), now)),
+            ["PEXPIREAT", "k", "1010000"]
+        );
+        assert_eq!(
+            strs(absolute_ttl(cmd(&["PEXPIRE", "k", "5", "NX"]), now)),
+            ["PEXPIREAT", "k", "1000005", "NX"]
+        );
+        assert_eq!(
+            strs(absolute_ttl(cmd(&["SETEX", "k", "2", "v"]), now)),
+            ["SET", "k", "v", "PXAT", "1002000"]
+        );
+        assert_eq!(
+            strs(absolute_ttl(cmd(&["set", "k", "v", "px", "7", "GET"]), now)),
+            ["set", "k", "v", "PXAT", "1000007", "GET"]
+        );
+        // a value that reads "EX" is not an option
+        assert_eq!(
+            strs(absolute_ttl(cmd(&["SET", "EX", "EX", "EX", "3"]), now)),
+            ["SET", "EX", "EX", "PXAT", "1003000"]
+        );
+        assert_eq!(
+            strs(absolute_ttl(cmd(&["PEXPIREAT", "k", "99"]), now)),
+            ["PEXPIREAT", "k", "99"]
+        );
+    }
+
+    #[test]
+    fn replies_of_any_size_are_skipped_with_their_errors_kept() {
+        let mut s = ReplySkipper::default();
+        let mut out = Vec::new();
+        let big = format!("${}\r\n{}\r\n", 3 << 20, "x".repeat(3 << 20));
+        let stream =
+            format!("+OK\r\n{big}*2\r\n:1\r\n-ERR inner\r\n-WRONGTYPE no\r\n*0\r\n$-1\r\n");
+        // fed in small pieces, as a socket delivers them
+        for chunk in stream.as_bytes().chunks(7) {
+            s.feed(chunk, &mut out).unwrap();
+        }
+        assert_eq!(
+            out,
+            vec![
+                Reply::Other,
+                Reply::Other,
+                Reply::Error("ERR inner".into()),
+                Reply::Error("WRONGTYPE no".into()),
+                Reply::Other,
+                Reply::Other,
+            ]
+        );
+    }
+}
