@@ -84,7 +84,7 @@ pub struct FollowProgress {
 }
 
 /// One unit applied in order: a command, or a whole `MULTI`/`EXEC` block.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Op {
     start: u64,
     end: u64,
@@ -359,11 +359,13 @@ async fn dispatch(d: Dispatch) -> Result<(), ReplayError> {
         }));
     }
     drop(done_tx);
-    // ops sent and not acknowledged, by start offset (their end beside)
-    let mut outstanding: BTreeMap<u64, u64> = BTreeMap::new();
+    // ops sent and not acknowledged, by start offset, with the acknowledgements still due (one
+    // per primary for a command sent to all)
+    let mut outstanding: BTreeMap<u64, usize> = BTreeMap::new();
     let mut dispatched = d.applied.load(Relaxed);
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     let mut input_open = true;
+    let mut spanned = 0u64;
     let result = loop {
         let applied = outstanding
             .keys()
@@ -386,16 +388,39 @@ async fn dispatch(d: Dispatch) -> Result<(), ReplayError> {
                     if op.cmds.is_empty() {
                         continue;
                     }
-                    let node = route(&op, d.routes.as_deref());
-                    outstanding.insert(op.start, op.end);
-                    if queues[node].send(op).await.is_err() {
+                    let parts: Vec<(usize, Op)> = match &d.routes {
+                        None => vec![(0, op)],
+                        Some(_) if broadcast(&op) => {
+                            (0..queues.len()).map(|n| (n, op.clone())).collect()
+                        }
+                        Some(r) => {
+                            let parts = by_slot(op);
+                            if parts.len() > 1 {
+                                spanned += 1;
+                            }
+                            parts.into_iter().map(|p| (route(&p, Some(r)), p)).collect()
+                        }
+                    };
+                    outstanding.insert(parts[0].1.start, parts.len());
+                    let mut sent = true;
+                    for (node, part) in parts {
+                        sent &= queues[node].send(part).await.is_ok();
+                    }
+                    if !sent {
                         break Err(ReplayError::Stopped);
                     }
                 }
                 Err(_) => input_open = false,
             },
             done = done_rx.recv() => match done {
-                Some(Done::Acked(start)) => { outstanding.remove(&start); }
+                Some(Done::Acked(start)) => {
+                    if let Some(n) = outstanding.get_mut(&start) {
+                        *n -= 1;
+                        if *n == 0 {
+                            outstanding.remove(&start);
+                        }
+                    }
+                }
                 Some(Done::Moved(op, slot, host, port)) => {
                     if let Some(r) = &d.routes { r.moved(slot, &host, port); }
                     let node = route(&op, d.routes.as_deref());
@@ -416,6 +441,11 @@ async fn dispatch(d: Dispatch) -> Result<(), ReplayError> {
         }
     };
     drop(queues);
+    if spanned > 0 {
+        d.report.lock().unwrap_or_else(|e| e.into_inner()).notes.push(format!(
+            "{spanned} commands or MULTI blocks named keys of several hash slots: a cluster cannot run them as one, so they were applied per slot (a block then not atomically)"
+        ));
+    }
     let mut first_err = None;
     for w in writers {
         match w.await {
@@ -432,6 +462,65 @@ async fn dispatch(d: Dispatch) -> Result<(), ReplayError> {
         (_, Some(e)) => Err(e),
         (r, None) => r,
     }
+}
+
+/// Splits an op whose keys fall in several hash slots into one op per slot (a cluster refuses
+/// them whole): a `MULTI` block by command, and `DEL`, `UNLINK`, `TOUCH` and `MSET` by key.
+fn by_slot(op: Op) -> Vec<Op> {
+    let slot = |k: &[u8]| crate::cluster::key_hash_slot(k);
+    let mut cmds: Vec<(Option<u16>, Vec<Vec<u8>>)> = Vec::new();
+    for c in op.cmds.iter() {
+        let name = c[0].to_ascii_uppercase();
+        let step = match name.as_slice() {
+            b"DEL" | b"UNLINK" | b"TOUCH" => 1,
+            b"MSET" => 2,
+            _ => 0,
+        };
+        if step > 0 && c.len() > 1 + step {
+            let mut per: BTreeMap<u16, Vec<Vec<u8>>> = BTreeMap::new();
+            for kv in c[1..].chunks(step) {
+                per.entry(slot(&kv[0]))
+                    .or_insert_with(|| vec![c[0].clone()])
+                    .extend(kv.iter().cloned());
+            }
+            if per.len() > 1 {
+                cmds.extend(per.into_iter().map(|(s, c)| (Some(s), c)));
+                continue;
+            }
+        }
+        cmds.push((routing_key(c).map(slot), c.clone()));
+    }
+    let mut parts: BTreeMap<Option<u16>, Vec<Vec<Vec<u8>>>> = BTreeMap::new();
+    let first = cmds.iter().find_map(|(s, _)| *s);
+    for (s, c) in cmds {
+        // keyless commands of a block (none are replicated today) stay with its first slot
+        parts.entry(s.or(first)).or_default().push(c);
+    }
+    if parts.len() == 1 {
+        let cmds = parts.into_values().next().unwrap_or_default();
+        return vec![Op { cmds, ..op }];
+    }
+    parts
+        .into_values()
+        .map(|cmds| Op {
+            start: op.start,
+            end: op.end,
+            db: op.db,
+            block: op.block && cmds.len() > 1,
+            cmds,
+        })
+        .collect()
+}
+
+/// Commands for every primary of a cluster: they act on a whole database or on code, not on keys.
+fn broadcast(op: &Op) -> bool {
+    op.cmds.iter().all(|c| {
+        let n = c[0].to_ascii_uppercase();
+        matches!(
+            n.as_slice(),
+            b"FLUSHALL" | b"FLUSHDB" | b"FUNCTION" | b"SCRIPT"
+        )
+    })
 }
 
 fn route(op: &Op, routes: Option<&super::routes::Routes>) -> usize {

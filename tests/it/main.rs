@@ -12,6 +12,7 @@ mod golden;
 mod ha;
 mod harness;
 mod import;
+mod live;
 mod messages;
 mod parallel;
 mod report;

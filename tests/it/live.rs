@@ -1,0 +1,447 @@
+//! Live sources: `rdbkit dump` of a running server, `rdbkit import redis://… --follow` under a
+//! steady writer, stopped by a signal, the target then equal to the source.
+
+use crate::common::{self, Server, Version};
+use std::io::Read;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// Every type, TTLs (key and, on 8.2, field), a stream with a consumer group and pending
+/// entries, keys in db 0, 1 and 3, and `n` plain strings.
+fn fill(s: &Server, n: u64) {
+    let mut c = s.conn();
+    redis::cmd("DEBUG")
+        .arg("POPULATE")
+        .arg(n)
+        .arg("pop")
+        .arg(32)
+        .query::<()>(&mut c)
+        .unwrap();
+    let mut p = redis::pipe();
+    for i in 0..200 {
+        p.cmd("RPUSH").arg(format!("list:{i}")).arg(&[1, 2, 3]);
+        p.cmd("SADD").arg(format!("set:{i}")).arg(&["a", "b", "c"]);
+        p.cmd("ZADD")
+            .arg(format!("zset:{i}"))
+            .arg(1.5)
+            .arg("m")
+            .arg(2)
+            .arg("n");
+        p.cmd("HSET")
+            .arg(format!("hash:{i}"))
+            .arg("f")
+            .arg(i)
+            .arg("g")
+            .arg("x");
+        p.cmd("PEXPIREAT")
+            .arg(format!("list:{i}"))
+            .arg(4_102_444_800_000u64);
+    }
+    p.cmd("XADD").arg("stream").arg("1-1").arg("f").arg("v");
+    p.cmd("XADD").arg("stream").arg("2-1").arg("f").arg("w");
+    p.cmd("XGROUP")
+        .arg("CREATE")
+        .arg("stream")
+        .arg("g")
+        .arg("0");
+    p.cmd("XREADGROUP")
+        .arg("GROUP")
+        .arg("g")
+        .arg("c1")
+        .arg("COUNT")
+        .arg(1)
+        .arg("STREAMS")
+        .arg("stream")
+        .arg(">");
+    p.query::<()>(&mut c).unwrap();
+    if s.version == Version::V82 {
+        redis::cmd("HEXPIRE")
+            .arg("hash:1")
+            .arg(100_000)
+            .arg("FIELDS")
+            .arg(1)
+            .arg("f")
+            .query::<()>(&mut c)
+            .unwrap();
+    }
+    for db in [1, 3] {
+        redis::cmd("SELECT").arg(db).query::<()>(&mut c).unwrap();
+        redis::cmd("SET")
+            .arg(format!("in-db-{db}"))
+            .arg("v")
+            .query::<()>(&mut c)
+            .unwrap();
+    }
+}
+
+/// A test writer: mixed writes at a steady rate until stopped.
+struct Writer {
+    stop: Arc<AtomicBool>,
+    ops: Arc<AtomicU64>,
+    handle: thread::JoinHandle<()>,
+}
+
+impl Writer {
+    /// Every type, `EXPIRE`/`PERSIST`, `DEL`, `MULTI`/`EXEC`, `EVAL`, `FCALL` (7.0+), field TTLs
+    /// (8.2), and for a standalone target writes in db 1 and 3 with a `FLUSHDB` of db 3 now and
+    /// then. `cluster`: keys of one command or block share a hash tag, and db 0 only.
+    fn start(s: &Server, cluster: bool) -> Writer {
+        let stop = Arc::new(AtomicBool::new(false));
+        let ops = Arc::new(AtomicU64::new(0));
+        let (stop2, ops2, v) = (stop.clone(), ops.clone(), s.version);
+        let mut c = s.conn();
+        if v != Version::V62 {
+            redis::cmd("FUNCTION")
+                .arg("LOAD")
+                .arg("REPLACE")
+                .arg("#!lua name=rk\nredis.register_function('bump', function(keys, args) return redis.call('INCRBY', keys[1], args[1]) end)")
+                .query::<()>(&mut c)
+                .unwrap();
+        }
+        let handle = thread::spawn(move || {
+            let mut i: u64 = 0;
+            while !stop2.load(Relaxed) {
+                let mut p = redis::pipe();
+                for _ in 0..20 {
+                    i += 1;
+                    let k = |name: &str, m: u64| format!("w:{name}:{}", i % m);
+                    p.cmd("SET").arg(k("s", 500)).arg(i).arg("EX").arg(10_000);
+                    p.cmd("INCR").arg(k("ctr", 50));
+                    p.cmd("LPUSH").arg(k("l", 100)).arg(i);
+                    if i % 7 == 0 {
+                        p.cmd("RPOP").arg(k("l", 100));
+                    }
+                    p.cmd("SADD").arg(k("set", 100)).arg(i % 37);
+                    if i % 5 == 0 {
+                        p.cmd("SREM").arg(k("set", 100)).arg(i % 11);
+                    }
+                    p.cmd("ZADD")
+                        .arg(k("z", 100))
+                        .arg(i as f64 * 1.5)
+                        .arg(i % 30);
+                    p.cmd("ZINCRBY").arg(k("z", 100)).arg(0.25).arg(i % 30);
+                    p.cmd("HSET").arg(k("h", 100)).arg(i % 10).arg(i);
+                    if i % 9 == 0 {
+                        p.cmd("HDEL").arg(k("h", 100)).arg(i % 10);
+                    }
+                    p.cmd("XADD").arg("w:x").arg("*").arg("f").arg(i);
+                    if i % 13 == 0 {
+                        p.cmd("XREADGROUP")
+                            .arg("GROUP")
+                            .arg("g")
+                            .arg("c2")
+                            .arg("COUNT")
+                            .arg(2)
+                            .arg("STREAMS")
+                            .arg("stream")
+                            .arg(">");
+                    }
+                    p.cmd("EXPIRE").arg(k("h", 100)).arg(20_000);
+                    if i % 4 == 0 {
+                        p.cmd("PERSIST").arg(k("h", 100));
+                    }
+                    if i % 17 == 0 {
+                        p.cmd("DEL").arg(k("l", 100));
+                    }
+                    if i % 3 == 0 {
+                        let t = format!("{{t{}}}", i % 40);
+                        p.cmd("MULTI")
+                            .cmd("SET")
+                            .arg(format!("{t}a"))
+                            .arg(i)
+                            .cmd("INCR")
+                            .arg(format!("{t}b"))
+                            .cmd("EXEC");
+                    }
+                    if i % 11 == 0 {
+                        let t = format!("{{e{}}}", i % 20);
+                        p.cmd("EVAL")
+                            .arg("redis.call('SET', KEYS[1], ARGV[1]); return redis.call('INCR', KEYS[2])")
+                            .arg(2)
+                            .arg(format!("{t}k1"))
+                            .arg(format!("{t}k2"))
+                            .arg(i);
+                    }
+                    if v != Version::V62 && i % 6 == 0 {
+                        p.cmd("FCALL").arg("bump").arg(1).arg(k("f", 20)).arg(3);
+                    }
+                    if v == Version::V82 && i % 8 == 0 {
+                        p.cmd("HSET")
+                            .arg(k("fh", 20))
+                            .arg("a")
+                            .arg(1)
+                            .arg("b")
+                            .arg(2);
+                        p.cmd("HEXPIRE")
+                            .arg(k("fh", 20))
+                            .arg(50_000)
+                            .arg("FIELDS")
+                            .arg(1)
+                            .arg("a");
+                    }
+                    if !cluster && i % 10 == 0 {
+                        p.cmd("SELECT").arg(1);
+                        p.cmd("SET").arg(k("d1", 50)).arg(i);
+                        p.cmd("SELECT").arg(3);
+                        p.cmd("SET").arg(k("d3", 50)).arg(i);
+                        if i % 400 == 0 {
+                            p.cmd("FLUSHDB");
+                        }
+                        p.cmd("SELECT").arg(0);
+                    }
+                }
+                p.query::<()>(&mut c).unwrap();
+                ops2.fetch_add(20, Relaxed);
+                thread::sleep(Duration::from_millis(3));
+            }
+        });
+        Writer { stop, ops, handle }
+    }
+
+    /// Stops and returns the number of write rounds done.
+    fn stop(self) -> u64 {
+        self.stop.store(true, Relaxed);
+        self.handle.join().unwrap();
+        self.ops.load(Relaxed)
+    }
+}
+
+fn spawn_rdbkit(args: &[&str], dir: &Path) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_rdbkit"))
+        .args(args)
+        .stdout(std::fs::File::create(dir.join("out")).unwrap())
+        .stderr(std::fs::File::create(dir.join("err")).unwrap())
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+fn output(dir: &Path) -> String {
+    let mut s = String::new();
+    for f in ["out", "err"] {
+        let _ = std::fs::File::open(dir.join(f)).map(|mut f| f.read_to_string(&mut s));
+    }
+    s
+}
+
+/// Waits (within `limit`) until `rdbkit`'s output contains `what`; panics if it exits first.
+fn wait_for_output(child: &mut Child, dir: &Path, what: &str, limit: Duration) {
+    let start = Instant::now();
+    while !output(dir).contains(what) {
+        if let Ok(Some(st)) = child.try_wait() {
+            panic!("rdbkit exited ({st}) before {what:?}:\n{}", output(dir));
+        }
+        assert!(
+            start.elapsed() < limit,
+            "no {what:?} within {limit:?}:\n{}",
+            output(dir)
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn signal(child: &Child, sig: &str) {
+    let st = Command::new("kill")
+        .args([sig, &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+}
+
+fn wait_exit(child: &mut Child, dir: &Path, limit: Duration) -> std::process::ExitStatus {
+    let start = Instant::now();
+    loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            return st;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            panic!("rdbkit did not exit within {limit:?}:\n{}", output(dir));
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// `rdbkit dump` of a disk-based and a diskless transfer of each Redis version (and `.gz`)
+/// loads into a server of that version with the source's dataset.
+#[test]
+fn dump_of_a_live_server_loads_with_the_sources_dataset() {
+    for v in Version::ALL {
+        if common::skip_if_missing(v) {
+            return;
+        }
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    for v in Version::ALL {
+        for diskless in ["no", "yes"] {
+            let src = Server::start_opts(
+                v,
+                &[
+                    "--repl-diskless-sync",
+                    diskless,
+                    "--repl-diskless-sync-delay",
+                    "0",
+                ],
+            );
+            fill(&src, 20_000);
+            let gz = diskless == "yes";
+            let file = tmp.path().join(format!(
+                "{v:?}-{diskless}.rdb{}",
+                if gz { ".gz" } else { "" }
+            ));
+            let o = common::rdbkit(&["dump", &src.url(), "-o", file.to_str().unwrap()]);
+            let t = common::text(&o);
+            assert!(o.status.success(), "{v:?} diskless={diskless}: {t}");
+            assert!(t.contains("CRC64 checked"), "{t}");
+            let plain = if gz {
+                let mut d = flate2::read::GzDecoder::new(std::fs::File::open(&file).unwrap());
+                let mut bytes = Vec::new();
+                d.read_to_end(&mut bytes).unwrap();
+                let p = file.with_extension("");
+                std::fs::write(&p, bytes).unwrap();
+                p
+            } else {
+                file
+            };
+            let loaded = Server::start_with_dump(v, &plain, &[]);
+            common::assert_same_dataset(&src, &loaded);
+        }
+    }
+}
+
+/// A source that is being written to during the snapshot (stretched by `rdb-key-save-delay`)
+/// and during `--follow`; SIGTERM with `--pause-source-writes`; the target then equals the source.
+fn follow_case(v: Version, diskless: bool, cluster: bool) {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = Server::start_opts(
+        v,
+        &[
+            "--repl-diskless-sync",
+            if diskless { "yes" } else { "no" },
+            "--repl-diskless-sync-delay",
+            "0",
+        ],
+    );
+    fill(&src, 20_000);
+    if cluster {
+        // the cluster has db 0 only
+        for db in [1, 3] {
+            let mut c = src.conn();
+            redis::cmd("SELECT").arg(db).query::<()>(&mut c).unwrap();
+            redis::cmd("FLUSHDB").query::<()>(&mut c).unwrap();
+        }
+    }
+    // ~2 s of snapshot (100 µs per key) during which the writer runs
+    redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("rdb-key-save-delay")
+        .arg(100)
+        .query::<()>(&mut src.conn())
+        .unwrap();
+    let nodes = if cluster {
+        common::cluster()
+    } else {
+        Vec::new()
+    };
+    let single = if cluster {
+        None
+    } else {
+        Some(Server::start(Version::V82))
+    };
+    let target_url = match &single {
+        Some(t) => t.url(),
+        None => nodes[0].url(),
+    };
+    let writer = Writer::start(&src, cluster);
+    let mut child = spawn_rdbkit(
+        &[
+            "import",
+            &src.url(),
+            "--target",
+            &target_url,
+            "--follow",
+            "--pause-source-writes",
+            "20s",
+            "--quiet",
+        ],
+        tmp.path(),
+    );
+    wait_for_output(
+        &mut child,
+        tmp.path(),
+        "following",
+        Duration::from_secs(120),
+    );
+    thread::sleep(Duration::from_millis(1500));
+    let rounds = writer.stop();
+    assert!(rounds > 100, "the writer barely ran: {rounds}");
+    signal(&child, "-TERM");
+    let st = wait_exit(&mut child, tmp.path(), Duration::from_secs(90));
+    let out = output(tmp.path());
+    assert!(st.success(), "{v:?}: {out}");
+    assert!(out.contains("cutover: the target had every write"), "{out}");
+    assert!(out.contains("switch the clients"), "{out}");
+    // the pause is still on: nothing can change the source now
+    redis::cmd("CLIENT")
+        .arg("UNPAUSE")
+        .query::<()>(&mut src.conn())
+        .ok();
+    let what = format!("{v:?} diskless={diskless} cluster={cluster}");
+    match (&single, v) {
+        (Some(t), Version::V82) => common::assert_same_dataset(&src, t),
+        (Some(t), _) => {
+            let fields: &[&[u8]] = if v == Version::V62 {
+                &common::STREAM_SINCE_7
+            } else {
+                &[]
+            };
+            let want = common::snapshot_without(&src, fields);
+            let got = common::snapshot_without(t, fields);
+            common::assert_same_keys(&want, &got, &Default::default(), &what);
+        }
+        (None, _) => {
+            let want = common::snapshot(&src);
+            let mut got = common::Snapshot::new();
+            for n in &nodes {
+                got.extend(common::snapshot(n));
+            }
+            common::assert_same_keys(&want, &got, &Default::default(), &what);
+        }
+    }
+}
+
+#[test]
+fn follow_from_redis_8_2_diskless_equals_the_source() {
+    if common::skip_if_missing(Version::V82) {
+        return;
+    }
+    follow_case(Version::V82, true, false);
+}
+
+#[test]
+fn follow_from_redis_7_0_disk_based_equals_the_source() {
+    if common::skip_if_missing(Version::V70) || common::skip_if_missing(Version::V82) {
+        return;
+    }
+    follow_case(Version::V70, false, false);
+}
+
+#[test]
+fn follow_from_redis_6_2_with_relative_expires_equals_the_source() {
+    if common::skip_if_missing(Version::V62) || common::skip_if_missing(Version::V82) {
+        return;
+    }
+    follow_case(Version::V62, true, false);
+}
+
+#[test]
+fn follow_into_a_cluster_equals_the_source() {
+    if common::skip_if_missing(Version::V82) {
+        return;
+    }
+    follow_case(Version::V82, false, true);
+}
