@@ -6,6 +6,9 @@
 //! whose nodes have at most [`ReportOptions::max_children`] children each (the rest are folded into
 //! an `(other)` child).
 //!
+//! This file aggregates; `report/text.rs` renders the text tables and CSV rows, `report/json.rs`
+//! the JSON (summary, prefix tree, one object per key), `report/memory.rs` is the cost model.
+//!
 //! ```
 //! use rdbkit::output::report::{Report, ReportOptions};
 //! let dump = rdbkit::testing::tiny_dump();
@@ -23,14 +26,17 @@
 //! # Ok::<(), rdbkit::DecodeError>(())
 //! ```
 
+mod json;
 pub mod memory;
+mod text;
+
+pub use json::{json_bytes, record_json};
+pub use text::{csv_row, display_bytes, group, human, CSV_HEADER};
 
 use crate::error::DecodeError;
 use crate::model::{Entry, ValueType};
-use serde_json::{json, Value as Json};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
-use std::fmt::Write as _;
 
 /// What one key costs, as the report lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -106,10 +112,6 @@ impl Totals {
         self.memory += r.memory;
         self.elements += r.elements;
         self.expires += u64::from(r.expire_ms.is_some());
-    }
-
-    fn to_json(self) -> Json {
-        json!({"keys": self.keys, "memory": self.memory, "elements": self.elements, "expires": self.expires})
     }
 }
 
@@ -332,234 +334,6 @@ impl Report {
             .map(|t| memory::keyspace_overhead(t.keys, t.expires))
             .sum()
     }
-
-    /// The prefix tree as JSON: `{"name","keys","memory","children":[…]}`, at most `limit` children
-    /// per node (largest first, the rest merged into `(other)`).
-    pub fn prefix_json(&self, limit: usize) -> Json {
-        fn node(name: &[u8], n: &PrefixNode, limit: usize, sep: &[u8]) -> Json {
-            let (kids, other) = n.sorted_children(limit);
-            let mut children: Vec<Json> = kids
-                .into_iter()
-                .map(|(seg, c)| node(&[name, seg].concat(), c, limit, sep))
-                .collect();
-            if let Some((keys, memory)) = other {
-                children.push(json!({"name": "(other)", "prefix": false, "keys": keys,
-                    "memory": memory, "children": []}));
-            }
-            let prefix = name.is_empty() || (!sep.is_empty() && name.ends_with(sep));
-            json!({"name": display_bytes(name), "prefix": prefix, "keys": n.keys,
-                "memory": n.memory, "children": children})
-        }
-        node(b"", &self.prefixes, limit, &self.opts.separator)
-    }
-
-    /// The summary as JSON (what `--format json` prints and the HTML page embeds).
-    pub fn to_json(&self) -> Json {
-        fn totals<K: std::fmt::Display>(m: &BTreeMap<K, Totals>) -> serde_json::Map<String, Json> {
-            m.iter()
-                .map(|(k, t)| (k.to_string(), t.to_json()))
-                .collect()
-        }
-        let dbs: serde_json::Map<String, Json> = self
-            .dbs
-            .iter()
-            .map(|(k, t)| (k.to_string(), t.to_json()))
-            .collect();
-        let expiry: serde_json::Map<String, Json> = EXPIRY_BUCKETS
-            .iter()
-            .zip(self.expiry.iter())
-            .map(|(k, t)| (k.to_string(), t.to_json()))
-            .collect();
-        json!({
-            "model": "Redis 8.2 (jemalloc), MEMORY USAGE-comparable per key",
-            "totals": {
-                "keys": self.totals.keys,
-                "memory": self.totals.memory,
-                "elements": self.totals.elements,
-                "expires": self.totals.expires,
-                "serialized": self.serialized,
-                "keyspace_overhead": self.keyspace_overhead(),
-                "module_keys": self.unmodelled.keys,
-                "module_memory": self.unmodelled.memory,
-            },
-            "dbs": dbs,
-            "types": totals(&self.types),
-            "encodings": totals(&self.encodings),
-            "expiry": expiry,
-            "top_by_memory": self.top_by_memory().iter().map(|r| record_json(r)).collect::<Vec<_>>(),
-            "top_by_elements": self.top_by_elements().iter().map(|r| record_json(r)).collect::<Vec<_>>(),
-            "prefix": {
-                "separator": display_bytes(&self.opts.separator),
-                "depth": self.opts.depth,
-                "tree": self.prefix_json(50),
-            },
-        })
-    }
-
-    /// The summary as aligned text tables.
-    pub fn to_text(&self) -> String {
-        let mut s = String::new();
-        let t = &self.totals;
-        let _ = writeln!(
-            s,
-            "keys: {}   memory: {} ({})   elements: {}   with TTL: {}",
-            group(t.keys),
-            human(t.memory),
-            group(t.memory),
-            group(t.elements),
-            group(t.expires)
-        );
-        let _ = writeln!(
-            s,
-            "keyspace tables: {}   dump values: {}   (estimates model Redis 8.2; see README \"Memory report\")",
-            human(self.keyspace_overhead()),
-            human(self.serialized)
-        );
-        if self.unmodelled.keys > 0 {
-            let _ = writeln!(
-                s,
-                "module values: {} counted at their serialized size ({})",
-                crate::output::count(self.unmodelled.keys, "key"),
-                human(self.unmodelled.memory)
-            );
-        }
-        let table = |s: &mut String, title: &str, rows: Vec<(String, Totals)>| {
-            let w = rows
-                .iter()
-                .map(|r| r.0.len())
-                .max()
-                .unwrap_or(0)
-                .max(title.len());
-            let _ = writeln!(
-                s,
-                "\n{title:<w$}  {:>12} {:>10}  {:>7}  {:>12}  {:>10}",
-                "keys", "memory", "share", "elements", "with TTL"
-            );
-            for (name, t) in rows {
-                let _ = writeln!(
-                    s,
-                    "{name:<w$}  {:>12} {:>10}  {:>6.1}%  {:>12}  {:>10}",
-                    group(t.keys),
-                    human(t.memory),
-                    pct(t.memory, self.totals.memory),
-                    group(t.elements),
-                    group(t.expires)
-                );
-            }
-        };
-        table(
-            &mut s,
-            "db",
-            self.dbs
-                .iter()
-                .map(|(k, t)| (format!("db{k}"), *t))
-                .collect(),
-        );
-        table(
-            &mut s,
-            "type",
-            self.types
-                .iter()
-                .map(|(k, t)| (k.to_string(), *t))
-                .collect(),
-        );
-        table(
-            &mut s,
-            "encoding",
-            self.encodings
-                .iter()
-                .map(|(k, t)| (k.clone(), *t))
-                .collect(),
-        );
-        table(
-            &mut s,
-            "expiry",
-            EXPIRY_BUCKETS
-                .iter()
-                .zip(self.expiry.iter())
-                .map(|(k, t)| (k.to_string(), *t))
-                .collect(),
-        );
-        let top = |s: &mut String, title: &str, v: Vec<&KeyRecord>| {
-            if v.is_empty() {
-                return;
-            }
-            let _ = writeln!(s, "\n{title}");
-            let _ = writeln!(
-                s,
-                "  {:>10} {:>10}  {:<7} {:<11} {:>4}  {:<19}  key",
-                "memory", "elements", "type", "encoding", "db", "expires (UTC)"
-            );
-            for r in v {
-                let _ = writeln!(
-                    s,
-                    "  {:>10} {:>10}  {:<7} {:<11} {:>4}  {:<19}  {}",
-                    human(r.memory),
-                    group(r.elements),
-                    r.value_type.name(),
-                    r.encoding,
-                    r.db,
-                    r.expire_ms
-                        .map(|t| super::info::format_utc(t.div_euclid(1000)).replace(" UTC", ""))
-                        .unwrap_or_else(|| "-".into()),
-                    display_bytes(&r.key)
-                );
-            }
-        };
-        top(&mut s, "biggest keys by memory", self.top_by_memory());
-        top(&mut s, "biggest keys by elements", self.top_by_elements());
-        let _ = writeln!(
-            s,
-            "\nmemory by prefix (separator {:?}, depth {})",
-            display_bytes(&self.opts.separator),
-            self.opts.depth
-        );
-        fn tree(
-            s: &mut String,
-            n: &PrefixNode,
-            path: &[u8],
-            sep: &[u8],
-            indent: usize,
-            total: u64,
-        ) {
-            let (kids, other) = n.sorted_children(10);
-            for (seg, c) in kids {
-                let p = [path, seg].concat();
-                let mut label = display_bytes(&p);
-                if !sep.is_empty() && p.ends_with(sep) {
-                    label.push('*');
-                }
-                let _ = writeln!(
-                    s,
-                    "  {:>10} {:>6.1}% {:>10} keys  {:indent$}{label}",
-                    human(c.memory),
-                    pct(c.memory, total),
-                    group(c.keys),
-                    "",
-                );
-                tree(s, c, &p, sep, indent + 2, total);
-            }
-            if let Some((keys, memory)) = other {
-                let _ = writeln!(
-                    s,
-                    "  {:>10} {:>6.1}% {:>10} keys  {:indent$}(other)",
-                    human(memory),
-                    pct(memory, total),
-                    group(keys),
-                    "",
-                );
-            }
-        }
-        tree(
-            &mut s,
-            &self.prefixes,
-            b"",
-            &self.opts.separator,
-            0,
-            self.totals.memory,
-        );
-        s
-    }
 }
 
 /// Decodes `e` and estimates its memory with `limits`.
@@ -606,121 +380,6 @@ fn split_prefix<'k>(key: &'k [u8], sep: &[u8], depth: usize) -> Vec<&'k [u8]> {
         }
     }
     out
-}
-
-/// Bytes as readable text: UTF-8 kept, `\` doubled, control and invalid bytes as `\xNN`.
-pub fn display_bytes(b: &[u8]) -> String {
-    let mut s = String::with_capacity(b.len());
-    for chunk in b.utf8_chunks() {
-        for c in chunk.valid().chars() {
-            match c {
-                '\\' => s.push_str("\\\\"),
-                c if c.is_control() => {
-                    let mut buf = [0u8; 4];
-                    for byte in c.encode_utf8(&mut buf).bytes() {
-                        let _ = write!(s, "\\x{byte:02x}");
-                    }
-                }
-                c => s.push(c),
-            }
-        }
-        for byte in chunk.invalid() {
-            let _ = write!(s, "\\x{byte:02x}");
-        }
-    }
-    s
-}
-
-/// A key for JSON: a string when UTF-8, else `{"base64": …}`, by the rule of
-/// `export --format jsonl` ([`super::json::bytes`], whose text it reads back).
-pub fn json_bytes(b: &[u8]) -> Json {
-    let mut text = Vec::with_capacity(b.len() + 2);
-    super::json::bytes(&mut text, b);
-    // json::bytes writes a JSON string or object (its tests parse it back with serde_json)
-    serde_json::from_slice(&text).unwrap_or(Json::Null)
-}
-
-/// One key as a JSON object (`--format jsonl` rows and the top lists).
-pub fn record_json(r: &KeyRecord) -> Json {
-    let mut o = json!({
-        "db": r.db,
-        "key": json_bytes(&r.key),
-        "type": r.value_type.name(),
-        "encoding": r.encoding,
-        "rdb_encoding": r.rdb_encoding,
-        "memory": r.memory,
-        "serialized": r.serialized,
-        "elements": r.elements,
-        "largest_element": r.largest_element,
-    });
-    if let Some(t) = r.expire_ms {
-        o["expire_at_ms"] = t.into();
-    }
-    o
-}
-
-/// The CSV header matching [`csv_row`].
-pub const CSV_HEADER: &str =
-    "db,key,type,encoding,rdb_encoding,memory,serialized,elements,largest_element,expire_at_ms\n";
-
-/// One key as a CSV row (RFC 4180 quoting; the key as [`display_bytes`] text).
-pub fn csv_row(out: &mut String, r: &KeyRecord) {
-    let key = display_bytes(&r.key);
-    let _ = write!(out, "{},", r.db);
-    if key.contains([',', '"', '\n', '\r']) || key.starts_with(' ') || key.ends_with(' ') {
-        let _ = write!(out, "\"{}\"", key.replace('"', "\"\""));
-    } else {
-        out.push_str(&key);
-    }
-    let _ = writeln!(
-        out,
-        ",{},{},{},{},{},{},{},{}",
-        r.value_type.name(),
-        r.encoding,
-        r.rdb_encoding.replace(',', ";"),
-        r.memory,
-        r.serialized,
-        r.elements,
-        r.largest_element,
-        r.expire_ms.map(|t| t.to_string()).unwrap_or_default()
-    );
-}
-
-/// `1234567` → `1,234,567`.
-pub fn group(n: u64) -> String {
-    let s = n.to_string();
-    let mut out = String::with_capacity(s.len() + s.len() / 3);
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
-/// Bytes with a binary unit: `1.5 MiB`.
-pub fn human(n: u64) -> String {
-    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
-    let mut v = n as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u + 1 < UNITS.len() {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", UNITS[u])
-    }
-}
-
-fn pct(part: u64, total: u64) -> f64 {
-    if total == 0 {
-        0.0
-    } else {
-        part as f64 * 100.0 / total as f64
-    }
 }
 
 /// Parses a size with an optional binary unit: `512`, `10k`, `1.5MB`, `2GiB` (k/m/g = 1024ⁿ).
@@ -802,42 +461,5 @@ mod tests {
         assert_eq!(root.children.len(), 2);
         assert_eq!(root.other.as_ref().map(|o| o.keys), Some(1));
         assert_eq!(root.children[&b"a:"[..]].keys, 2);
-    }
-
-    #[test]
-    fn text_helpers() {
-        assert_eq!(group(1234567), "1,234,567");
-        assert_eq!(group(12), "12");
-        assert_eq!(human(1536), "1.5 KiB");
-        assert_eq!(display_bytes(b"k\\\xff\n"), "k\\\\\\xff\\x0a");
-        let mut s = String::new();
-        csv_row(
-            &mut s,
-            &KeyRecord {
-                db: 1,
-                key: b"a,\"b".to_vec(),
-                value_type: ValueType::Hash,
-                encoding: "listpack",
-                rdb_encoding: "listpack",
-                memory: 48,
-                serialized: 20,
-                elements: 2,
-                largest_element: 3,
-                expire_ms: Some(5),
-            },
-        );
-        assert_eq!(s, "1,\"a,\"\"b\",hash,listpack,listpack,48,20,2,3,5\n");
-    }
-
-    /// Keys in the report's JSON follow `export --format jsonl`: UTF-8 as a string (escapes
-    /// undone), anything else as base64.
-    #[test]
-    fn json_keys_follow_the_export_rule() {
-        assert_eq!(
-            json_bytes("k é\n\"\\\u{1}".as_bytes()),
-            json!("k é\n\"\\\u{1}")
-        );
-        assert_eq!(json_bytes(b"k\xff"), json!({"base64": "a/8="}));
-        assert_eq!(json_bytes(b""), json!(""));
     }
 }
