@@ -3,8 +3,9 @@
 //! Payloads are built from an entry's raw value bytes, never re-encoded, so every encoding (LZF,
 //! stream consumer groups, field TTLs, module data) reaches the target byte for byte.
 
-use crate::decode::crc64;
+use crate::decode::cursor::Cursor;
 use crate::decode::value::decode_type;
+use crate::decode::{crc64, skip_key_meta};
 use crate::error::{DecodeError, ErrorKind, Result};
 use crate::model::Dialect;
 use crate::model::{Entry, Value};
@@ -45,9 +46,13 @@ pub fn len_for_entry(e: &Entry<'_>) -> usize {
     e.meta.map_or(0, <[u8]>::len) + 1 + e.raw.len() + 10
 }
 
-/// A verified payload: its type, value bytes and footer version.
+/// A verified payload: its KEY_META block if any, type, value bytes and footer version.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Payload<'a> {
+    /// The KEY_META block (opcode 0xF3 included) in front of the type byte: Redis 8.6+ (RDB 13 and
+    /// later) payloads of keys with module key metadata (format §16.2). It goes in front of the type
+    /// byte of an RDB key record too.
+    pub meta: Option<&'a [u8]>,
     /// RDB type id.
     pub type_id: u8,
     /// The serialized value.
@@ -80,7 +85,21 @@ pub fn verify(p: &[u8]) -> Result<Payload<'_>> {
             ErrorKind::ChecksumMismatch { expected, found },
         ));
     }
+    if body[0] == 0xf3 && (13..80).contains(&rdb_version) {
+        let mut c = Cursor::blob(body, 0);
+        c.skip(1, "KEY_META opcode")?;
+        skip_key_meta(&mut c)?;
+        let meta = c.since(0);
+        let type_id = c.read_u8("type after KEY_META")?;
+        return Ok(Payload {
+            meta: Some(meta),
+            type_id,
+            raw: c.rest(),
+            rdb_version,
+        });
+    }
     Ok(Payload {
+        meta: None,
         type_id: body[0],
         raw: &body[1..],
         rdb_version,
@@ -144,6 +163,25 @@ mod tests {
             ErrorKind::ChecksumMismatch { .. }
         ));
         assert!(verify(&p[..5]).is_err());
+    }
+
+    #[test]
+    fn verify_splits_key_meta_from_the_type() {
+        // one class: spec, one UINT opcode (2, 7), module EOF (0)
+        let meta = [0xf3, 1, 0x41, 0x42, 0x43, 0x44, 2, 7, 0];
+        let p = build(Some(&meta), 0, b"\x03bar", 13);
+        let v = verify(&p).unwrap();
+        assert_eq!(
+            (v.meta, v.type_id, v.raw),
+            (Some(&meta[..]), 0, &b"\x03bar"[..])
+        );
+        // before RDB 13 the byte is not KEY_META
+        assert_eq!(
+            verify(&build(Some(&meta), 0, b"\x03bar", 12)).unwrap().meta,
+            None
+        );
+        // a KEY_META block cut short is an error, not a panic
+        assert!(verify(&build(None, 0xf3, &[5, 1], 13)).is_err());
     }
 
     #[test]

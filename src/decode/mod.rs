@@ -242,11 +242,7 @@ fn parse_item_inner<'a>(c: &mut Cursor<'a>, st: &mut State) -> Result<Item<'a>> 
                 // DUMP payload.
                 st.pending.start.get_or_insert(at);
                 let start = c.pos() - 1;
-                let n = read_count(c, "KEY_META class count", 5)?;
-                for _ in 0..n {
-                    c.skip(4, "KEY_META class spec")?;
-                    module::skip_opcodes(c)?;
-                }
+                skip_key_meta(c)?;
                 let meta = c.since(start);
                 let t = c.read_u8("type after KEY_META")?;
                 return parse_entry(c, st, t, Some(meta));
@@ -281,6 +277,17 @@ fn parse_item_inner<'a>(c: &mut Cursor<'a>, st: &mut State) -> Result<Item<'a>> 
             _ => return Err(value::unknown_type(c, c.pos() - 1, op)),
         }
     }
+}
+
+/// Skips the body of a KEY_META block (format §16.2) whose opcode byte was just read: the class
+/// count, then per class its 4-byte spec and a module-style opcode stream.
+pub(crate) fn skip_key_meta(c: &mut Cursor<'_>) -> Result<()> {
+    let n = read_count(c, "KEY_META class count", 5)?;
+    for _ in 0..n {
+        c.skip(4, "KEY_META class spec")?;
+        module::skip_opcodes(c)?;
+    }
+    Ok(())
 }
 
 fn parse_entry<'a>(

@@ -19,6 +19,8 @@ mod parallel;
 pub mod replica;
 pub mod resp;
 pub mod spool;
+#[cfg(feature = "import")]
+pub mod scan;
 mod stream;
 pub use parallel::{
     default_threads, Chunk, ChunkOptions, ChunkWorker, DEFAULT_CHUNK_BYTES, DEFAULT_IN_FLIGHT_BYTES,

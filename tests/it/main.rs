@@ -20,6 +20,7 @@ mod rerun;
 mod rewrite;
 mod roundtrip;
 mod salvage;
+mod scan;
 mod truncation;
 mod valkey;
 mod verify;

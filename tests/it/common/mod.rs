@@ -599,7 +599,8 @@ pub fn assert_same_dataset(a: impl Into<Node>, b: impl Into<Node>) {
 ///   FalkorDB's `DUMP` of a graph carries a memory address (two servers that ran the same
 ///   `CREATE` give different bytes), so graphs whose bytes differ are compared by content:
 ///   every node (id, labels, properties), every edge (id, type, ends, properties), the indexes and
-///   the constraints;
+///   the constraints; a vector set restored from a `DUMP` serializes its nodes in another order,
+///   so vector sets whose bytes differ are compared by content too (`vectorset_view`);
 /// - the function libraries with their code (`FUNCTION LIST WITHCODE`, 7.0 and later).
 pub fn same_dataset(a: impl Into<Node>, b: impl Into<Node>) -> Result<(), String> {
     same_dataset_but(a, b, &[])
@@ -751,12 +752,22 @@ fn dataset_diffs(a: Node, b: Node) -> Vec<String> {
                         if dump(&mut ca) == dump(&mut cb) {
                             continue;
                         }
-                        if ta != "graphdata" {
+                        if ta == "graphdata" {
+                            if let Some(d) =
+                                value_diff(&graph_view(&mut ca, key), &graph_view(&mut cb, key), "")
+                            {
+                                diffs.push(format!("db {db} graph {k:?}: {d}"));
+                            }
+                        } else if ta == "vectorset" {
+                            if let Some(d) = value_diff(
+                                &vectorset_view(&mut ca, key),
+                                &vectorset_view(&mut cb, key),
+                                "",
+                            ) {
+                                diffs.push(format!("db {db} vector set {k:?}: {d}"));
+                            }
+                        } else {
                             diffs.push(format!("db {db} key {k:?} (type {ta}): DUMP differs"));
-                        } else if let Some(d) =
-                            value_diff(&graph_view(&mut ca, key), &graph_view(&mut cb, key), "")
-                        {
-                            diffs.push(format!("db {db} graph {k:?}: {d}"));
                         }
                     }
                 }
@@ -924,6 +935,62 @@ fn graph_view(c: &mut redis::Connection, key: &[u8]) -> redis::Value {
         })
         .collect();
     redis::Value::Array(parts)
+}
+
+/// A vector set by content, for two whose `DUMP` bytes differ: a vector set restored from a
+/// `DUMP` (or loaded from a dump) serializes its nodes in another order, so `DUMP` of a copy is
+/// not the original's bytes. Compared: `VINFO` without `vset-uid` (a server-wide counter), and per
+/// element, in name order, its quantized vector (`VEMB … RAW`), its attributes (`VGETATTR`) and
+/// its graph neighbours per level (`VLINKS`, each level sorted).
+fn vectorset_view(c: &mut redis::Connection, key: &[u8]) -> redis::Value {
+    use redis::Value;
+    let mut info: Vec<Value> = redis::cmd("VINFO").arg(key).query(c).expect("VINFO");
+    if let Some(i) = info.chunks(2).position(|p| {
+        p[0] == Value::BulkString(b"vset-uid".to_vec())
+            || p[0] == Value::SimpleString("vset-uid".into())
+    }) {
+        info.drain(2 * i..2 * i + 2);
+    }
+    let card: i64 = redis::cmd("VCARD").arg(key).query(c).expect("VCARD");
+    let mut elements: Vec<Vec<u8>> = redis::cmd("VRANDMEMBER")
+        .arg(key)
+        .arg(card)
+        .query(c)
+        .expect("VRANDMEMBER");
+    elements.sort();
+    let mut parts = vec![Value::Array(info)];
+    for e in elements {
+        let emb: Value = redis::cmd("VEMB")
+            .arg(key)
+            .arg(&e)
+            .arg("RAW")
+            .query(c)
+            .expect("VEMB");
+        let attr: Value = redis::cmd("VGETATTR")
+            .arg(key)
+            .arg(&e)
+            .query(c)
+            .expect("VGETATTR");
+        let mut levels: Vec<Vec<Vec<u8>>> = redis::cmd("VLINKS")
+            .arg(key)
+            .arg(&e)
+            .query(c)
+            .expect("VLINKS");
+        for l in &mut levels {
+            l.sort();
+        }
+        let levels = levels
+            .into_iter()
+            .map(|l| Value::Array(l.into_iter().map(Value::BulkString).collect()))
+            .collect();
+        parts.push(Value::Array(vec![
+            Value::BulkString(e),
+            emb,
+            attr,
+            Value::Array(levels),
+        ]));
+    }
+    Value::Array(parts)
 }
 
 /// `HPEXPIRETIME` of every field of each hash on both servers; the differences. The fields are
