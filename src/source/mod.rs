@@ -18,9 +18,9 @@ mod parallel;
 #[cfg(feature = "import")]
 pub mod replica;
 pub mod resp;
-pub mod spool;
 #[cfg(feature = "import")]
 pub mod scan;
+pub mod spool;
 mod stream;
 pub use parallel::{
     default_threads, Chunk, ChunkOptions, ChunkWorker, DEFAULT_CHUNK_BYTES, DEFAULT_IN_FLIGHT_BYTES,

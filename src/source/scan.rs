@@ -193,6 +193,21 @@ struct Counters {
     reconnects: AtomicU64,
 }
 
+impl Counters {
+    fn snapshot(&self) -> ScanStats {
+        let c = self;
+        ScanStats {
+            keys: c.keys.load(Relaxed),
+            vanished: c.vanished.load(Relaxed),
+            duplicates: c.duplicates.load(Relaxed),
+            bytes: c.bytes.load(Relaxed),
+            stalls: c.stalls.load(Relaxed),
+            peak_queued_bytes: c.peak_queued.load(Relaxed),
+            reconnects: c.reconnects.load(Relaxed),
+        }
+    }
+}
+
 enum Msg {
     Data(Vec<u8>),
     End,
@@ -227,16 +242,7 @@ impl std::fmt::Debug for ScanStream {
 impl ScanStream {
     /// The counts so far.
     pub fn stats(&self) -> ScanStats {
-        let c = &self.counters;
-        ScanStats {
-            keys: c.keys.load(Relaxed),
-            vanished: c.vanished.load(Relaxed),
-            duplicates: c.duplicates.load(Relaxed),
-            bytes: c.bytes.load(Relaxed),
-            stalls: c.stalls.load(Relaxed),
-            peak_queued_bytes: c.peak_queued.load(Relaxed),
-            reconnects: c.reconnects.load(Relaxed),
-        }
+        self.counters.snapshot()
     }
 
     /// A handle on the counts that stays valid after the stream was handed on (to the importer):
@@ -264,16 +270,7 @@ pub struct ScanStatsHandle(Arc<Counters>);
 impl ScanStatsHandle {
     /// The counts so far.
     pub fn get(&self) -> ScanStats {
-        let c = &self.0;
-        ScanStats {
-            keys: c.keys.load(Relaxed),
-            vanished: c.vanished.load(Relaxed),
-            duplicates: c.duplicates.load(Relaxed),
-            bytes: c.bytes.load(Relaxed),
-            stalls: c.stalls.load(Relaxed),
-            peak_queued_bytes: c.peak_queued.load(Relaxed),
-            reconnects: c.reconnects.load(Relaxed),
-        }
+        self.0.snapshot()
     }
 }
 

@@ -34,6 +34,25 @@ fn scan_to_file(
     (path, stream.stats())
 }
 
+/// A server of version `v` (started with `args`) holding `n` strings from `DEBUG POPULATE n
+/// prefix size`, and a connection to it; `None` when the server is not installed.
+fn populated(
+    v: Version,
+    args: &[&str],
+    n: u32,
+    prefix: &str,
+    size: u32,
+) -> Option<(Server, redis::Connection)> {
+    if skip_if_missing(v) {
+        return None;
+    }
+    let source = Server::start_opts(v, args);
+    let mut c = source.conn();
+    let (n, size) = (n.to_string(), size.to_string());
+    cmd(&mut c, &["DEBUG", "POPULATE", &n, prefix, &size]);
+    Some((source, c))
+}
+
 fn cmd(c: &mut redis::Connection, args: &[&str]) {
     let mut cmd = redis::cmd(args[0]);
     for a in &args[1..] {
@@ -131,24 +150,19 @@ fn scanned_dump_loads_with_the_sources_dataset() {
 /// equal target.
 #[test]
 fn source_without_sync_imports_by_scan() {
-    if skip_if_missing(Version::V82) {
+    let renamed = [
+        "--rename-command",
+        "SYNC",
+        "",
+        "--rename-command",
+        "PSYNC",
+        "",
+    ];
+    let Some((source, mut c)) = populated(Version::V82, &renamed, 3000, "k", 100) else {
         return;
-    }
-    let source = Server::start_opts(
-        Version::V82,
-        &[
-            "--rename-command",
-            "SYNC",
-            "",
-            "--rename-command",
-            "PSYNC",
-            "",
-        ],
-    );
-    let mut c = source.conn();
+    };
     let refused = redis::cmd("PSYNC").arg("?").arg("-1").exec(&mut c);
     assert!(refused.is_err(), "PSYNC must be refused: {refused:?}");
-    cmd(&mut c, &["DEBUG", "POPULATE", "3000", "k", "100"]);
     cmd(&mut c, &["HSET", "h", "f", "1", "g", "2"]);
     cmd(&mut c, &["HPEXPIRE", "h", "9000000", "FIELDS", "1", "f"]);
     cmd(&mut c, &["SET", "t", "v", "PX", "8000000"]);
@@ -186,12 +200,9 @@ fn source_without_sync_imports_by_scan() {
 /// TTL keeps one, and each is the source's own within the time the scan took.
 #[test]
 fn ttls_from_pttl_before_redis_7() {
-    if skip_if_missing(Version::V62) {
+    let Some((source, mut c)) = populated(Version::V62, &[], 500, "plain", 10) else {
         return;
-    }
-    let source = Server::start(Version::V62);
-    let mut c = source.conn();
-    cmd(&mut c, &["DEBUG", "POPULATE", "500", "plain", "10"]);
+    };
     for i in 0..500 {
         let k = format!("ttl:{i}");
         cmd(
@@ -257,12 +268,9 @@ fn now_ms() -> i64 {
 /// and again; what waits never exceeds the bound, and the result is still the source's dataset.
 #[test]
 fn memory_is_bounded_by_the_channel() {
-    if skip_if_missing(Version::V82) {
+    let Some((source, _c)) = populated(Version::V82, &[], 200_000, "big", 64) else {
         return;
-    }
-    let source = Server::start(Version::V82);
-    let mut c = source.conn();
-    cmd(&mut c, &["DEBUG", "POPULATE", "200000", "big", "64"]);
+    };
     let opts = ScanOptions {
         chunk_bytes: 64 << 10,
         channel_bytes: 1 << 20,
