@@ -421,6 +421,24 @@ fn default_keys_file() -> PathBuf {
     ))
 }
 
+/// How `--follow` applies the source's writes, from the import's options.
+fn follow_config(a: &ImportArgs, target: &Target, replid: &str) -> replay::follow::FollowConfig {
+    replay::follow::FollowConfig {
+        db_map: a.db_map.clone().unwrap_or_default(),
+        dbs: a.filter.dbs.clone(),
+        target_db: target.db,
+        reply_timeout: Duration::from_secs(a.timeout.max(1)),
+        window_commands: a.window_commands.max(1),
+        until: Default::default(),
+        abort: Default::default(),
+        marker: a
+            .checkpoint
+            .as_ref()
+            .map(|_| replay::follow::MARKER_KEY.to_string()),
+        replid: replid.to_string(),
+    }
+}
+
 /// Runs `import`.
 pub fn run(a: &ImportArgs) -> Result<()> {
     let target = a.target.target()?;
@@ -445,18 +463,40 @@ pub fn run(a: &ImportArgs) -> Result<()> {
     let mut sources = Vec::new();
     for f in &a.files {
         if super::live::is_url(f) {
-            if a.checkpoint.is_some() {
+            if a.checkpoint.is_some() && !a.follow.follow {
                 bail!(Usage(
-                    "--checkpoint cannot resume the import of a live source: a rerun receives a new snapshot; import a saved dump (rdbkit dump) to be able to resume".into()
+                    "--checkpoint cannot resume the import of a live source without --follow: a rerun receives a new snapshot; import a saved dump (rdbkit dump) to be able to resume".into()
                 ));
             }
             let src = super::live::source_target(&f.to_string_lossy())?;
             let name = src.display();
-            let replica = super::live::connect(&src, false)?;
+            let resume = match &a.checkpoint {
+                Some(p) => super::live::resume_point(p, &target)?,
+                None => None,
+            };
+            let replica = super::live::connect(&src, false, resume.clone())?;
+            let kind = replica.kind().clone();
+            if let rdbkit::source::replica::SyncKind::Continue { replid, offset } = &kind {
+                eprintln!("{name}: continuing {replid} after offset {offset} (partial resync: no snapshot needed)");
+                let cfg_follow = follow_config(a, &target, replid);
+                return super::live::follow(
+                    &a.follow,
+                    replica,
+                    &src,
+                    target,
+                    &cfg_follow,
+                    a.checkpoint.as_deref(),
+                );
+            }
+            if let (Some((id, off)), false) = (&resume, a.replace || a.flush_target) {
+                bail!(
+                    "{name} can no longer continue {id} after offset {off} (its backlog has moved on, or it was restarted or failed over): a new full snapshot is needed; rerun with --replace or --flush-target to take it"
+                );
+            }
             eprintln!(
                 "{name}: snapshot at replication offset {} of {}",
-                replica.kind().offset(),
-                replica.kind().replid()
+                kind.offset(),
+                kind.replid()
             );
             sources.push(Source {
                 name: name.clone(),
@@ -513,20 +553,13 @@ pub fn run(a: &ImportArgs) -> Result<()> {
                 .wait_replicas
                 .map(|n| (n, Duration::from_millis(a.wait_timeout_ms))),
         },
-        checkpoint: a.checkpoint.clone(),
+        // with --follow the checkpoint holds the replication offset, not dump offsets
+        checkpoint: a.checkpoint.clone().filter(|_| !a.follow.follow),
         checkpoint_interval: Duration::from_millis(a.checkpoint_interval_ms.max(10)),
         verify_checksum: !a.no_checksum,
         rate_limit: a.rate_limit,
         memory_budget: a.buffer_mb.max(1) << 20,
         keys_file: Some(a.keys_file.clone().unwrap_or_else(default_keys_file)),
-    };
-    let cfg_follow = replay::follow::FollowConfig {
-        db_map: cfg.db_map.clone(),
-        dbs: a.filter.dbs.clone(),
-        reply_timeout: cfg.conn.reply_timeout,
-        window_commands: a.window_commands.max(1),
-        until: Default::default(),
-        abort: Default::default(),
     };
     eprintln!("importing {} into {}", names.join(", "), target.display());
     let shown = target.clone();
@@ -555,7 +588,18 @@ pub fn run(a: &ImportArgs) -> Result<()> {
             .pop()
             .expect("--follow is checked to have one live source");
         let source = super::live::source_target(&a.files[0].to_string_lossy())?;
-        return super::live::follow(&a.follow, replica, &source, follow_target, &cfg_follow);
+        let cfg_follow = follow_config(a, &follow_target, replica.kind().replid());
+        if let Some(p) = &a.checkpoint {
+            super::live::save_checkpoint(p, replica.kind().replid(), replica.kind().offset())?;
+        }
+        return super::live::follow(
+            &a.follow,
+            replica,
+            &source,
+            follow_target,
+            &cfg_follow,
+            a.checkpoint.as_deref(),
+        );
     }
     Ok(())
 }

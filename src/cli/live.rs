@@ -27,12 +27,13 @@ pub fn source_target(url: &str) -> Result<Target> {
     Target::parse(url, env_pw).map_err(|e| anyhow::Error::new(Usage(format!("source: {e}"))))
 }
 
-/// Connects to `source` as a replica.
-pub fn connect(source: &Target, rdb_only: bool) -> Result<Replica> {
+/// Connects to `source` as a replica; with `resume`, asks to continue after that offset.
+pub fn connect(source: &Target, rdb_only: bool, resume: Option<(String, u64)>) -> Result<Replica> {
     let t = source.clone();
     let opts = ReplicaOptions {
         name: source.display(),
         rdb_only,
+        resume,
         ..Default::default()
     };
     Replica::start(
@@ -122,7 +123,7 @@ pub fn run_dump(a: &DumpArgs) -> Result<()> {
             .unwrap_or("dump")
     ));
     let started = Instant::now();
-    let replica = connect(&source, true)?;
+    let replica = connect(&source, true, None)?;
     let progress = replica.progress();
     let file: Box<dyn Write> = if to_stdout {
         Box::new(std::io::stdout().lock())
@@ -242,6 +243,51 @@ fn source_offset(con: &mut redis::Connection) -> Result<u64> {
         .context("the source's INFO replication has no master_repl_offset")
 }
 
+/// `--checkpoint` with `--follow`: the replication id and the offset applied.
+pub fn save_checkpoint(path: &Path, replid: &str, offset: u64) -> Result<()> {
+    let body = serde_json::json!({"follow": {"replid": replid, "offset": offset}});
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, format!("{body}\n"))
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .with_context(|| format!("writing the checkpoint {}", path.display()))
+}
+
+/// Where a `--follow` rerun continues: the checkpoint's replication id, and the offset the
+/// target's marker records (exact: written with the commands it covers), else the checkpoint's.
+/// `None` when there is no checkpoint yet.
+pub fn resume_point(path: &Path, target: &Target) -> Result<Option<(String, u64)>> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
+    let v: serde_json::Value = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a checkpoint", path.display()))?;
+    let f = &v["follow"];
+    let (Some(replid), Some(offset)) = (f["replid"].as_str(), f["offset"].as_u64()) else {
+        bail!(
+            "{} is a checkpoint of a dump import, not of --follow: give another file",
+            path.display()
+        );
+    };
+    let mut con = target
+        .pinned()
+        .and_then(|t| t.control(Duration::from_secs(10)))
+        .map_err(anyhow::Error::new)?;
+    redis::cmd("SELECT").arg(0).query::<()>(&mut con)?;
+    let marker: Option<String> = redis::cmd("GET")
+        .arg(rdbkit::replay::follow::MARKER_KEY)
+        .query(&mut con)
+        .context("reading the follow marker on the target")?;
+    let at = marker
+        .as_deref()
+        .and_then(|m| m.split_once(' '))
+        .filter(|(id, _)| *id == replid)
+        .and_then(|(_, o)| o.parse().ok())
+        .unwrap_or(offset);
+    Ok(Some((replid.to_string(), at)))
+}
+
 /// Follows the source after its snapshot was imported, until a signal and the drain.
 pub fn follow(
     args: &FollowArgs,
@@ -249,6 +295,7 @@ pub fn follow(
     source: &Target,
     target: Target,
     cfg: &rdbkit::replay::follow::FollowConfig,
+    checkpoint: Option<&Path>,
 ) -> Result<()> {
     use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
     use std::sync::{Arc, Mutex};
@@ -360,6 +407,9 @@ pub fn follow(
         .join()
         .map_err(|_| anyhow::anyhow!("the signal watcher panicked"))?;
     let s = result.map_err(anyhow::Error::new)?;
+    if let Some(p) = checkpoint {
+        save_checkpoint(p, &replid, s.applied_offset)?;
+    }
     println!(
         "followed: {} commands applied ({} in MULTI blocks: {}), {} left out by --db, in {:.1} s",
         s.commands,
@@ -410,8 +460,12 @@ pub fn follow(
             s.applied_offset
         ),
         None => bail!(
-            "the source's stream ended before a stop signal (applied up to offset {}): the source closed the connection or was restarted",
-            s.applied_offset
+            "the source's stream ended before a stop signal (applied up to offset {}): the source closed the connection or was restarted; {}",
+            s.applied_offset,
+            match checkpoint {
+                Some(p) => format!("rerun the same command (--checkpoint {}) to continue", p.display()),
+                None => "with --checkpoint FILE a rerun continues where this one stopped".to_string(),
+            }
         ),
     }
     if !s.is_success() {

@@ -20,7 +20,7 @@ use crate::source::resp::{Command, CommandReader};
 use std::collections::BTreeMap;
 use std::io::BufRead;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -31,6 +31,9 @@ pub struct FollowConfig {
     pub db_map: BTreeMap<u64, u64>,
     /// Only these source databases (empty: all).
     pub dbs: Vec<u64>,
+    /// The target URL's database: every command goes there when `db_map` is empty (as the
+    /// snapshot's keys do).
+    pub target_db: Option<u64>,
     /// Deadline of each round trip to the target.
     pub reply_timeout: Duration,
     /// Most commands in one round trip.
@@ -40,7 +43,17 @@ pub struct FollowConfig {
     pub until: Arc<AtomicU64>,
     /// Set to stop at once, without draining (a second signal).
     pub abort: Arc<AtomicBool>,
+    /// A key of the target's db 0 in which each round records `"<replid> <offset>"`, in the
+    /// same `MULTI`/`EXEC` as the round's commands: after a crash the target itself says which
+    /// offset it holds, so a resume neither repeats nor skips a command. Deleted at a clean
+    /// end. Not used for a cluster target.
+    pub marker: Option<String>,
+    /// The source's replication id (written in the marker).
+    pub replid: String,
 }
+
+/// The marker key `--checkpoint` uses with `--follow`.
+pub const MARKER_KEY: &str = "__rdbkit_follow_offset__";
 
 /// What following did.
 #[derive(Debug, Clone, Default)]
@@ -122,6 +135,11 @@ pub fn follow<R: BufRead + Send + 'static>(
     } else {
         (vec![target.clone()], None)
     };
+    if cluster && cfg.marker.is_some() {
+        return Err(ReplayError::Config(
+            "--checkpoint with --follow needs a single primary (Sentinel or standalone) target: a cluster has no one place for the offset marker".into(),
+        ));
+    }
     let start_offset = live.applied_offset();
     let (ops_tx, ops_rx) = async_channel::bounded::<Op>(4096);
     let parse_cfg = cfg.clone();
@@ -132,23 +150,20 @@ pub fn follow<R: BufRead + Send + 'static>(
         .name("rdbkit-follow".into())
         .spawn(move || parse(reader, &parse_live, &parse_cfg, &ops_tx, &parse_skipped))
         .map_err(|e| ReplayError::Internal(format!("starting the follow parser: {e}")))?;
-    let report = Arc::new(Mutex::new(FollowSummary::default()));
     let applied = Arc::new(AtomicU64::new(start_offset));
     let commands = Arc::new(AtomicU64::new(0));
-    let result = rt.block_on(dispatch(Dispatch {
+    let (mut summary, result) = rt.block_on(dispatch(Dispatch {
         ops: ops_rx,
         nodes,
         routes,
         cfg: cfg.clone(),
         live: live.clone(),
-        report: report.clone(),
         applied: applied.clone(),
         commands: commands.clone(),
         on_progress,
     }));
     // the parser ends when the source's stream is closed (the caller stops the replica) or when
     // its queue is gone; it is waited for only when it has ended (the stream broke)
-    let mut summary = report.lock().unwrap_or_else(|e| e.into_inner()).clone();
     if parser.is_finished() {
         if let Ok(Err(e)) = parser.join() {
             summary
@@ -160,7 +175,24 @@ pub fn follow<R: BufRead + Send + 'static>(
     summary.skipped = skipped.load(Relaxed);
     summary.applied_offset = applied.load(Relaxed);
     summary.elapsed = started.elapsed();
-    result.map(|()| summary)
+    result?;
+    // a clean end: the marker's work is done (the checkpoint file keeps the offset)
+    if let (Some(m), true) = (
+        &cfg.marker,
+        summary.applied_offset >= cfg.until.load(Relaxed),
+    ) {
+        let mut con = target.pinned()?.control(cfg.reply_timeout)?;
+        let del = redis::cmd("SELECT")
+            .arg(0)
+            .query::<()>(&mut con)
+            .and_then(|()| redis::cmd("DEL").arg(m).query::<()>(&mut con));
+        if let Err(e) = del {
+            summary.notes.push(format!(
+                "could not delete the offset marker {m} on the target: {e}"
+            ));
+        }
+    }
+    Ok(summary)
 }
 
 /// Millisecond Unix time now.
@@ -237,7 +269,10 @@ fn parse<R: BufRead>(
                 skipped.fetch_add(o.cmds.len() as u64, Relaxed);
                 o.cmds.clear();
             }
-            o.db = cfg.db_map.get(&o.db).copied().unwrap_or(o.db);
+            o.db = match cfg.target_db.filter(|_| cfg.db_map.is_empty()) {
+                Some(db) => db,
+                None => cfg.db_map.get(&o.db).copied().unwrap_or(o.db),
+            };
             if ops.send_blocking(o).is_err() {
                 return Ok(());
             }
@@ -316,7 +351,6 @@ struct Dispatch {
     routes: Option<Arc<super::routes::Routes>>,
     cfg: FollowConfig,
     live: ReplicaProgress,
-    report: Arc<Mutex<FollowSummary>>,
     applied: Arc<AtomicU64>,
     commands: Arc<AtomicU64>,
     on_progress: Box<dyn Fn(&FollowProgress) + Send>,
@@ -332,7 +366,8 @@ enum Done {
     Failed,
 }
 
-async fn dispatch(d: Dispatch) -> Result<(), ReplayError> {
+async fn dispatch(d: Dispatch) -> (FollowSummary, Result<(), ReplayError>) {
+    let mut seen = FollowSummary::default();
     let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel::<Done>();
     let mut writers = Vec::new();
     let mut queues = Vec::new();
@@ -347,15 +382,14 @@ async fn dispatch(d: Dispatch) -> Result<(), ReplayError> {
             rx,
             done.clone(),
             d.cfg.clone(),
-            d.report.clone(),
             d.commands.clone(),
         );
         writers.push(tokio::spawn(async move {
-            let r = writer.await;
+            let (seen, r) = writer.await;
             if r.is_err() {
                 let _ = done.send(Done::Failed);
             }
-            r
+            (seen, r)
         }));
     }
     drop(done_tx);
@@ -442,26 +476,36 @@ async fn dispatch(d: Dispatch) -> Result<(), ReplayError> {
     };
     drop(queues);
     if spanned > 0 {
-        d.report.lock().unwrap_or_else(|e| e.into_inner()).notes.push(format!(
+        seen.notes.push(format!(
             "{spanned} commands or MULTI blocks named keys of several hash slots: a cluster cannot run them as one, so they were applied per slot (a block then not atomically)"
         ));
     }
     let mut first_err = None;
     for w in writers {
         match w.await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                first_err.get_or_insert(e);
+            Ok((part, r)) => {
+                seen.blocks += part.blocks;
+                seen.in_doubt += part.in_doubt;
+                for (code, n) in part.errors {
+                    *seen.errors.entry(code).or_default() += n;
+                }
+                let room = 10usize.saturating_sub(seen.error_samples.len());
+                seen.error_samples
+                    .extend(part.error_samples.into_iter().take(room));
+                if let Err(e) = r {
+                    first_err.get_or_insert(e);
+                }
             }
             Err(e) => {
                 first_err.get_or_insert(ReplayError::Internal(format!("follow writer: {e}")));
             }
         }
     }
-    match (result, first_err) {
+    let result = match (result, first_err) {
         (_, Some(e)) => Err(e),
         (r, None) => r,
-    }
+    };
+    (seen, result)
 }
 
 /// Splits an op whose keys fall in several hash slots into one op per slot (a cluster refuses
@@ -531,7 +575,8 @@ fn route(op: &Op, routes: Option<&super::routes::Routes>) -> usize {
         .map_or(0, |k| r.shard(crate::cluster::key_hash_slot(k)))
 }
 
-/// One primary's writer: takes ops in order, sends them pipelined, reads the replies.
+/// One primary's writer: takes ops in order, sends them pipelined, reads the replies. What it
+/// saw (errors, blocks, commands in doubt) is returned, not shared under a lock.
 #[allow(clippy::too_many_arguments)]
 async fn write_node(
     index: usize,
@@ -540,17 +585,25 @@ async fn write_node(
     mut rx: tokio::sync::mpsc::Receiver<Op>,
     done: tokio::sync::mpsc::UnboundedSender<Done>,
     cfg: FollowConfig,
-    report: Arc<Mutex<FollowSummary>>,
     commands: Arc<AtomicU64>,
-) -> Result<(), ReplayError> {
-    let mut conn = node.connect_raw().await?;
-    let mut db: Option<u64> = None;
-    let mut buf = Vec::with_capacity(1 << 20);
-    let mut replies = Vec::with_capacity(1 << 16);
+) -> (FollowSummary, Result<(), ReplayError>) {
+    let mut w = NodeWriter {
+        conn: match node.connect_raw().await {
+            Ok(c) => c,
+            Err(e) => return (FollowSummary::default(), Err(e)),
+        },
+        db: None,
+        cluster,
+        marker: cfg.marker.clone().filter(|_| !cluster),
+        cfg,
+        seen: FollowSummary::default(),
+        buf: Vec::with_capacity(1 << 20),
+        scratch: vec![0u8; 1 << 16],
+    };
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
         let mut n_cmds = batch[0].cmds.len();
-        while n_cmds < cfg.window_commands && buf.len() < (8 << 20) {
+        while n_cmds < w.cfg.window_commands {
             match rx.try_recv() {
                 Ok(op) => {
                     n_cmds += op.cmds.len();
@@ -559,55 +612,24 @@ async fn write_node(
                 Err(_) => break,
             }
         }
-        buf.clear();
-        // per op: the replies it gets, in order, and which of them answer its commands
-        let mut expect: Vec<usize> = Vec::with_capacity(batch.len());
-        for op in &batch {
-            let mut n = 0;
-            if !cluster && db != Some(op.db) {
-                crate::source::resp::write_resp(
-                    &[&b"SELECT"[..], op.db.to_string().as_bytes()],
-                    &mut buf,
-                );
-                db = Some(op.db);
-                n += 1;
-            }
-            if op.block {
-                crate::source::resp::write_resp(&[&b"MULTI"[..]], &mut buf);
-                n += 1;
-            }
-            for c in &op.cmds {
-                crate::source::resp::write_resp(c, &mut buf);
-                n += 1;
-            }
-            if op.block {
-                crate::source::resp::write_resp(&[&b"EXEC"[..]], &mut buf);
-                n += 1;
-            }
-            expect.push(n);
-        }
-        let total: usize = expect.iter().sum();
-        let got = round_trip(&mut conn, &buf, total, cfg.reply_timeout, &mut replies).await;
-        let got = match got {
-            Ok(r) => r,
+        let sent: u64 = batch.iter().map(|o| o.cmds.len() as u64).sum();
+        let result = match &w.marker {
+            Some(_) => w.transaction(&batch).await,
+            None => w.plain(&batch).await,
+        };
+        let answers = match result {
+            Ok(a) => a,
             Err(e) => {
-                let lost: u64 = batch.iter().map(|o| o.cmds.len() as u64).sum();
-                let mut r = report.lock().unwrap_or_else(|e| e.into_inner());
-                r.in_doubt += lost;
-                return Err(ReplayError::Connect(format!(
-                    "{} (connection {index}): {e}; {lost} commands sent without an answer are in doubt",
+                w.seen.in_doubt += sent;
+                let e = ReplayError::Connect(format!(
+                    "{} (connection {index}): {e}; {sent} commands sent without an answer are in doubt",
                     node.display()
-                )));
+                ));
+                return (w.seen, Err(e));
             }
         };
-        let mut at = 0;
-        for (op, n) in batch.into_iter().zip(expect) {
-            let answers = &got[at..at + n];
-            at += n;
-            let moved = answers.iter().find_map(|r| match r {
-                Reply::Error(e) if e.starts_with("MOVED ") => Some(e.clone()),
-                _ => None,
-            });
+        for (op, errors) in batch.into_iter().zip(answers) {
+            let moved = errors.iter().find(|e| e.starts_with("MOVED ")).cloned();
             if let (Some(m), true) = (moved, cluster) {
                 let mut parts = m.split_whitespace().skip(1);
                 let slot = parts.next().and_then(|s| s.parse().ok()).unwrap_or(0);
@@ -619,65 +641,169 @@ async fn write_node(
                 let _ = done.send(Done::Moved(op, slot, host, port));
                 continue;
             }
-            let errors: Vec<&String> = answers
-                .iter()
-                .filter_map(|r| match r {
-                    Reply::Error(e) => Some(e),
-                    _ => None,
-                })
-                .collect();
-            if !errors.is_empty() {
-                let mut r = report.lock().unwrap_or_else(|e| e.into_inner());
-                for e in errors {
-                    let code = e.split_whitespace().next().unwrap_or("ERR").to_string();
-                    *r.errors.entry(code).or_default() += 1;
-                    if r.error_samples.len() < 10 {
-                        let name = op
-                            .cmds
-                            .first()
-                            .map(|c| String::from_utf8_lossy(&c[0]).to_ascii_uppercase())
-                            .unwrap_or_default();
-                        r.error_samples.push(format!("{name}: {e}"));
-                    }
+            for e in errors {
+                let code = e.split_whitespace().next().unwrap_or("ERR").to_string();
+                *w.seen.errors.entry(code).or_default() += 1;
+                if w.seen.error_samples.len() < 10 {
+                    let name = op
+                        .cmds
+                        .first()
+                        .map(|c| String::from_utf8_lossy(&c[0]).to_ascii_uppercase())
+                        .unwrap_or_default();
+                    w.seen.error_samples.push(format!("{name}: {e}"));
                 }
             }
             if op.block {
-                report.lock().unwrap_or_else(|e| e.into_inner()).blocks += 1;
+                w.seen.blocks += 1;
             }
             commands.fetch_add(op.cmds.len() as u64, Relaxed);
             let _ = done.send(Done::Acked(op.start));
         }
     }
-    Ok(())
+    (w.seen, Ok(()))
 }
 
-/// Writes `buf` and reads `n` replies within `limit` each way.
-async fn round_trip(
-    conn: &mut Box<dyn super::target::Transport>,
-    buf: &[u8],
-    n: usize,
-    limit: Duration,
-    scratch: &mut Vec<u8>,
-) -> Result<Vec<Reply>, String> {
-    tokio::time::timeout(limit, conn.write_all(buf))
-        .await
-        .map_err(|_| format!("no progress writing for {limit:?}"))?
-        .map_err(|e| e.to_string())?;
-    let mut out = Vec::with_capacity(n);
-    let mut skip = ReplySkipper::default();
-    scratch.clear();
-    scratch.resize(1 << 16, 0);
-    while out.len() < n {
-        let got = tokio::time::timeout(limit, conn.read(scratch))
-            .await
-            .map_err(|_| format!("no answer for {limit:?}"))?
-            .map_err(|e| e.to_string())?;
-        if got == 0 {
-            return Err("the target closed the connection".into());
+/// One primary's connection and what it knows of it.
+struct NodeWriter {
+    conn: Box<dyn super::target::Transport>,
+    /// The database the connection has selected (a cluster has only 0).
+    db: Option<u64>,
+    cluster: bool,
+    /// The key that records the offset applied, written with each round (see [`FollowConfig`]).
+    marker: Option<String>,
+    cfg: FollowConfig,
+    seen: FollowSummary,
+    buf: Vec<u8>,
+    scratch: Vec<u8>,
+}
+
+impl NodeWriter {
+    fn select(&mut self, db: u64) -> bool {
+        if self.cluster || self.db == Some(db) {
+            return false;
         }
-        skip.feed(&scratch[..got], &mut out)?;
+        crate::source::resp::write_resp(
+            &[&b"SELECT"[..], db.to_string().as_bytes()],
+            &mut self.buf,
+        );
+        self.db = Some(db);
+        true
     }
-    Ok(out)
+
+    /// The ops pipelined as they are (each source block as a `MULTI`/`EXEC` of its own). Returns
+    /// each op's error replies.
+    async fn plain(&mut self, batch: &[Op]) -> Result<Vec<Vec<String>>, String> {
+        self.buf.clear();
+        let mut expect = Vec::with_capacity(batch.len());
+        for op in batch {
+            let mut n = usize::from(self.select(op.db));
+            if op.block {
+                crate::source::resp::write_resp(&[&b"MULTI"[..]], &mut self.buf);
+                n += 1;
+            }
+            for c in &op.cmds {
+                crate::source::resp::write_resp(c, &mut self.buf);
+                n += 1;
+            }
+            if op.block {
+                crate::source::resp::write_resp(&[&b"EXEC"[..]], &mut self.buf);
+                n += 1;
+            }
+            expect.push(n);
+        }
+        let total = expect.iter().sum();
+        let (replies, _) = self.round_trip(total).await?;
+        let mut at = 0;
+        Ok(expect
+            .into_iter()
+            .map(|n| {
+                let errs = replies[at..at + n]
+                    .iter()
+                    .filter_map(|r| match r {
+                        Reply::Error(e) => Some(e.clone()),
+                        _ => None,
+                    })
+                    .collect();
+                at += n;
+                errs
+            })
+            .collect())
+    }
+
+    /// The ops and the marker in one `MULTI`/`EXEC`: the target holds the ops and the offset after
+    /// them together or neither, so a resume starts exactly after what was applied. A round
+    /// that a command aborts at queue time (one the target does not know) is sent again
+    /// without the transaction.
+    async fn transaction(&mut self, batch: &[Op]) -> Result<Vec<Vec<String>>, String> {
+        let db_before_round = self.db;
+        self.buf.clear();
+        crate::source::resp::write_resp(&[&b"MULTI"[..]], &mut self.buf);
+        let mut owner = Vec::new();
+        for (i, op) in batch.iter().enumerate() {
+            if self.select(op.db) {
+                owner.push(None);
+            }
+            for c in &op.cmds {
+                crate::source::resp::write_resp(c, &mut self.buf);
+                owner.push(Some(i));
+            }
+        }
+        let end = batch.last().map_or(0, |o| o.end);
+        let value = format!("{} {end}", self.cfg.replid);
+        let key = self.marker.clone().unwrap_or_default();
+        if self.select(0) {
+            owner.push(None);
+        }
+        crate::source::resp::write_resp(&[b"SET", key.as_bytes(), value.as_bytes()], &mut self.buf);
+        owner.push(None);
+        crate::source::resp::write_resp(&[&b"EXEC"[..]], &mut self.buf);
+        let (replies, nested) = self.round_trip(owner.len() + 2).await?;
+        if let Some(Reply::Error(e)) = replies.last() {
+            if e.starts_with("EXECABORT") {
+                // nothing ran, not even the SELECTs queued in the transaction
+                self.db = db_before_round;
+                let errs = self.plain(batch).await?;
+                self.buf.clear();
+                let selected = self.select(0);
+                crate::source::resp::write_resp(
+                    &[b"SET", key.as_bytes(), value.as_bytes()],
+                    &mut self.buf,
+                );
+                self.round_trip(1 + usize::from(selected)).await?;
+                return Ok(errs);
+            }
+        }
+        let mut errs = vec![Vec::new(); batch.len()];
+        for (i, e) in nested {
+            if let Some(Some(op)) = owner.get(i) {
+                errs[*op].push(e);
+            }
+        }
+        Ok(errs)
+    }
+
+    /// Writes the buffer and reads `n` replies within the reply timeout each way; errors inside
+    /// the last array reply come with their index.
+    async fn round_trip(&mut self, n: usize) -> Result<(Vec<Reply>, Vec<(usize, String)>), String> {
+        let limit = self.cfg.reply_timeout;
+        tokio::time::timeout(limit, self.conn.write_all(&self.buf))
+            .await
+            .map_err(|_| format!("no progress writing for {limit:?}"))?
+            .map_err(|e| e.to_string())?;
+        let mut out = Vec::with_capacity(n);
+        let mut skip = ReplySkipper::default();
+        while out.len() < n {
+            let got = tokio::time::timeout(limit, self.conn.read(&mut self.scratch))
+                .await
+                .map_err(|_| format!("no answer for {limit:?}"))?
+                .map_err(|e| e.to_string())?;
+            if got == 0 {
+                return Err("the target closed the connection".into());
+            }
+            skip.feed(&self.scratch[..got], &mut out)?;
+        }
+        Ok((out, skip.nested))
+    }
 }
 
 /// Reads replies of any size with bounded memory: a follow applies whatever the source ran, and
@@ -685,8 +811,11 @@ async fn round_trip(
 /// is an error (and its text) is kept.
 #[derive(Debug, Default)]
 struct ReplySkipper {
-    /// Elements still to read in each open array (the innermost last).
-    open: Vec<u64>,
+    /// Elements still to read in each open array (the innermost last), and how many it had.
+    open: Vec<(u64, u64)>,
+    /// Errors that were elements of a top-level array, with their index in it (the replies
+    /// inside an `EXEC`).
+    nested: Vec<(usize, String)>,
     /// Bytes of a bulk string (and its CRLF) still to skip.
     bulk_left: u64,
     /// A partial line.
@@ -749,7 +878,10 @@ impl ReplySkipper {
                     if n <= 0 {
                         self.element_done(Reply::Other, out);
                     } else {
-                        self.open.push(n as u64);
+                        if self.open.is_empty() {
+                            self.nested.clear();
+                        }
+                        self.open.push((n as u64, n as u64));
                     }
                 }
                 _ => return Err(format!("unexpected reply type byte 0x{tag:02x}")),
@@ -762,7 +894,7 @@ impl ReplySkipper {
     fn element_done(&mut self, r: Reply, out: &mut Vec<Reply>) {
         let mut r = r;
         loop {
-            let Some(last) = self.open.last_mut() else {
+            if self.open.is_empty() {
                 let nested = self.nested_err.take();
                 out.push(match (r, nested) {
                     (Reply::Error(e), _) => Reply::Error(e),
@@ -770,12 +902,17 @@ impl ReplySkipper {
                     (r, None) => r,
                 });
                 return;
-            };
+            }
             if let Reply::Error(e) = &r {
                 self.nested_err.get_or_insert_with(|| e.clone());
             }
-            *last -= 1;
-            if *last > 0 {
+            let depth = self.open.len();
+            let (left, total) = self.open.last_mut().expect("checked above");
+            if let (Reply::Error(e), 1) = (&r, depth) {
+                self.nested.push(((*total - *left) as usize, e.clone()));
+            }
+            *left -= 1;
+            if *left > 0 {
                 return;
             }
             self.open.pop();

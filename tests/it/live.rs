@@ -445,3 +445,107 @@ fn follow_into_a_cluster_equals_the_source() {
     }
     follow_case(Version::V82, false, true);
 }
+
+/// rdbkit killed mid-follow (SIGKILL) and rerun with the same `--checkpoint` continues by partial
+/// resync, exactly after what the target holds (counters are not incremented twice). Then the
+/// source's backlog moves past the checkpoint while rdbkit is down: the rerun refuses to take a
+/// new snapshot over the target unless told, and with `--flush-target` ends equal again.
+#[test]
+fn follow_killed_and_rerun_with_its_checkpoint_continues_exactly() {
+    if common::skip_if_missing(Version::V82) {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    // the writer produces a few MB/s of stream: the backlog must hold what is written while
+    // rdbkit is down (as it must in production: README, "Follow")
+    let src = Server::start_opts(
+        Version::V82,
+        &[
+            "--repl-diskless-sync-delay",
+            "0",
+            "--repl-backlog-size",
+            "64mb",
+        ],
+    );
+    fill(&src, 5_000);
+    let dst = Server::start(Version::V82);
+    let cp = tmp.path().join("follow.json");
+    let args = |extra: &[&str]| -> Vec<String> {
+        let mut v: Vec<String> = [
+            "import",
+            &src.url(),
+            "--target",
+            &dst.url(),
+            "--follow",
+            "--checkpoint",
+            cp.to_str().unwrap(),
+            "--quiet",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        v.extend(extra.iter().map(|s| s.to_string()));
+        v
+    };
+    let run = |extra: &[&str], dir: &Path| {
+        let a = args(extra);
+        let a: Vec<&str> = a.iter().map(String::as_str).collect();
+        spawn_rdbkit(&a, dir)
+    };
+    let writer = Writer::start(&src, false);
+    let d1 = tmp.path().join("1");
+    std::fs::create_dir(&d1).unwrap();
+    let mut first = run(&[], &d1);
+    wait_for_output(&mut first, &d1, "following", Duration::from_secs(60));
+    thread::sleep(Duration::from_millis(1000));
+    signal(&first, "-KILL");
+    wait_exit(&mut first, &d1, Duration::from_secs(10));
+    thread::sleep(Duration::from_millis(300));
+    let d2 = tmp.path().join("2");
+    std::fs::create_dir(&d2).unwrap();
+    let mut second = run(&[], &d2);
+    wait_for_output(&mut second, &d2, "following", Duration::from_secs(60));
+    assert!(output(&d2).contains("partial resync"), "{}", output(&d2));
+    thread::sleep(Duration::from_millis(700));
+    writer.stop();
+    signal(&second, "-TERM");
+    let st = wait_exit(&mut second, &d2, Duration::from_secs(60));
+    assert!(st.success(), "{}", output(&d2));
+    common::assert_same_dataset(&src, &dst);
+
+    // the backlog moves on while rdbkit is down
+    let mut c = src.conn();
+    redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("repl-backlog-size")
+        .arg("16384")
+        .query::<()>(&mut c)
+        .unwrap();
+    for i in 0..2000 {
+        redis::cmd("SET")
+            .arg(format!("after:{i}"))
+            .arg("x".repeat(64))
+            .query::<()>(&mut c)
+            .unwrap();
+    }
+    redis::cmd("DEL").arg("hash:7").query::<()>(&mut c).unwrap();
+    let d3 = tmp.path().join("3");
+    std::fs::create_dir(&d3).unwrap();
+    let mut third = run(&[], &d3);
+    let st = wait_exit(&mut third, &d3, Duration::from_secs(60));
+    assert!(!st.success(), "{}", output(&d3));
+    assert!(
+        output(&d3)
+            .contains("a new full snapshot is needed; rerun with --replace or --flush-target"),
+        "{}",
+        output(&d3)
+    );
+    let d4 = tmp.path().join("4");
+    std::fs::create_dir(&d4).unwrap();
+    let mut fourth = run(&["--flush-target"], &d4);
+    wait_for_output(&mut fourth, &d4, "following", Duration::from_secs(60));
+    signal(&fourth, "-TERM");
+    let st = wait_exit(&mut fourth, &d4, Duration::from_secs(60));
+    assert!(st.success(), "{}", output(&d4));
+    common::assert_same_dataset(&src, &dst);
+}
