@@ -6,7 +6,8 @@ use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use rdbkit::output::count;
 use rdbkit::replay::{
-    self, ImportConfig, Mode, Progress, RateLimit, ReplayError, Source, Summary, Target, TlsOptions,
+    self, ImportConfig, ImportSummary, Mode, Progress, RateLimit, ReplayError, Source, Target,
+    TlsOptions,
 };
 use rdbkit::source::Input;
 use std::collections::BTreeMap;
@@ -281,7 +282,7 @@ pub fn progress_callback(quiet: bool) -> Box<dyn Fn(&Progress) + Send> {
 const SHOWN: usize = 5;
 
 /// Prints the final summary.
-pub fn print_summary(s: &Summary, target: &Target) {
+pub fn print_summary(s: &ImportSummary, target: &Target) {
     let secs = s.elapsed.as_secs_f64();
     println!(
         "target: {} ({} {}, RDB {}{})",

@@ -1,7 +1,7 @@
 //! Decoding an [`Entry`]'s value bytes on demand: the methods the model's key record offers, kept
 //! with the decoder so that the model holds data only.
 
-use super::summary::{summarize_value, Summary};
+use super::summary::{summarize_value, ValueSummary};
 use super::value::{self, Arena, BlobStore, NoStore};
 use crate::error::{DecodeError, Result};
 use crate::model::{Entry, Value};
@@ -51,7 +51,7 @@ impl<'a> Entry<'a> {
 
     /// Checks the value as [`Entry::value_in`] does (the same errors) and returns its element
     /// count, emptiness and module type, without building it where the encoding allows.
-    pub(crate) fn summary_in(&self, scratch: &mut Vec<u8>) -> Result<Summary, DecodeError> {
+    pub(crate) fn summary_in(&self, scratch: &mut Vec<u8>) -> Result<ValueSummary, DecodeError> {
         self.size_scratch(scratch);
         summarize_value(
             self.encoding(),

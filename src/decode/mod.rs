@@ -38,7 +38,7 @@ const LEGACY_SCRIPT_PREFIX: &[u8] = b"\xDB__lua_script__";
 
 /// Prefix opcodes seen since the last key record (format §2: they attach to the next key).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-struct Pending {
+struct KeyPrefixes {
     expire_ms: Option<i64>,
     idle: Option<u64>,
     freq: Option<u8>,
@@ -51,7 +51,7 @@ struct Pending {
 pub(crate) struct State {
     header: Option<(Magic, u32)>,
     db: u64,
-    pending: Pending,
+    pending: KeyPrefixes,
     producer_version: Option<String>,
     valkey_aux: bool,
     enterprise: bool,

@@ -43,7 +43,7 @@ macro_rules! blob_visit {
 
 /// What `rdbkit info` needs of a value, without building it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Summary {
+pub(crate) struct ValueSummary {
     /// [`Value::len`].
     pub len: usize,
     /// [`Value::is_empty`].
@@ -52,9 +52,9 @@ pub(crate) struct Summary {
     pub module: Option<ModuleId>,
 }
 
-impl Summary {
+impl ValueSummary {
     fn of(v: &Value<'_>) -> Self {
-        Summary {
+        ValueSummary {
             len: v.len(),
             empty: v.is_empty(),
             module: match v {
@@ -75,7 +75,7 @@ pub(crate) fn summarize_value<'a, S: BlobStore<'a>>(
     raw: &'a [u8],
     offset: u64,
     store: &mut S,
-) -> Result<Summary> {
+) -> Result<ValueSummary> {
     use Encoding::*;
     let mut cur = Cursor::blob(raw, offset);
     let c = &mut cur;
@@ -165,7 +165,7 @@ pub(crate) fn summarize_value<'a, S: BlobStore<'a>>(
             }
             len
         }
-        _ => return decode_value(e, raw, offset, store).map(|v| Summary::of(&v)),
+        _ => return decode_value(e, raw, offset, store).map(|v| ValueSummary::of(&v)),
     };
     if !c.is_empty() {
         return Err(c.invalid(
@@ -173,7 +173,7 @@ pub(crate) fn summarize_value<'a, S: BlobStore<'a>>(
             format!("{} unread bytes after the value", c.remaining()),
         ));
     }
-    Ok(Summary {
+    Ok(ValueSummary {
         len,
         // strings are never empty in the `Value::is_empty` sense; the rest here are collections
         empty: e != String && len == 0,
@@ -198,7 +198,7 @@ mod tests {
                 summarize_value(e, raw, offset, &mut store).map_err(|e| e.to_string())
             } else {
                 decode_value(e, raw, offset, &mut store)
-                    .map(|v| Summary::of(&v))
+                    .map(|v| ValueSummary::of(&v))
                     .map_err(|e| e.to_string())
             }
         };

@@ -1,6 +1,6 @@
 //! What can stop an import, and how a decode error names the input it was found in.
 
-use super::ledger::Summary;
+use super::ledger::ImportSummary;
 use crate::model::escape_bytes;
 
 /// Why an import stopped.
@@ -22,7 +22,7 @@ pub enum ReplayError {
     #[error("{0}")]
     Conflict(String),
     /// The target answered with an error that stops the import (OOM, READONLY, LOADING…). What
-    /// was written by then is in the [`Summary`] of [`ReplayError::Interrupted`] (one count).
+    /// was written by then is in the [`ImportSummary`] of [`ReplayError::Interrupted`] (one count).
     #[error("target refused writes: {message}")]
     Fatal {
         /// The target's reply.
@@ -73,7 +73,7 @@ pub enum ReplayError {
         /// Why it stopped.
         cause: Box<ReplayError>,
         /// What it had done.
-        summary: Box<Summary>,
+        summary: Box<ImportSummary>,
     },
 }
 

@@ -1,5 +1,5 @@
 //! The ledger of an import: what became of every key (written, skipped and why, failed, in
-//! doubt), the notes for the summary, and the [`Summary`] built from them at the end.
+//! doubt), the notes for the summary, and the [`ImportSummary`] built from them at the end.
 
 use super::batch::KeyMode;
 use super::config::Skip;
@@ -167,7 +167,7 @@ impl Ledger {
         module_aux_unrestored: Vec<String>,
         elapsed: Duration,
         skip_modules: bool,
-    ) -> Summary {
+    ) -> ImportSummary {
         let s = &self.stats;
         if s.unconfirmed.load(Relaxed) > 0 {
             self.note(format!(
@@ -214,7 +214,7 @@ impl Ledger {
             .iter()
             .map(|k| escape_bytes(k))
             .collect();
-        Summary {
+        ImportSummary {
             in_doubt,
             in_doubt_total: s.in_doubt.load(Relaxed),
             target,
@@ -264,7 +264,7 @@ impl CodeReport {
 
 /// What an import did.
 #[derive(Debug, Clone)]
-pub struct Summary {
+pub struct ImportSummary {
     /// The target's description.
     pub target: TargetInfo,
     /// Keys written by RESTORE.
@@ -306,7 +306,7 @@ pub struct Summary {
     pub in_doubt_total: u64,
 }
 
-impl Summary {
+impl ImportSummary {
     /// Keys written.
     pub fn written(&self) -> u64 {
         self.written_restore + self.written_commands

@@ -32,12 +32,12 @@ use checkpoint::{read_checkpoint, write_checkpoint, Checkpoint};
 pub use config::{ConnConfig, ImportConfig, Mode, RateLimit, Skip, DEFAULT_MEMORY_BUDGET};
 use error::in_dump;
 pub use error::ReplayError;
-pub use ledger::{CodeReport, Progress, Stats, Summary};
+pub use ledger::{CodeReport, ImportSummary, Progress, Stats};
 use preflight::{
     check_conflicts, cluster_layout, conflict_error, prescan, primaries_now, target_is_empty,
 };
 pub use produce::Source;
-use produce::{produce, Produced, Run};
+use produce::{produce, ProduceContext, Produced};
 pub use shared::Shared;
 pub use target::{rdb_version_for, Target, TargetInfo, TlsOptions};
 
@@ -55,7 +55,7 @@ pub fn import(
     target: Target,
     cfg: ImportConfig,
     on_progress: Box<dyn Fn(&Progress) + Send>,
-) -> Result<Summary, ReplayError> {
+) -> Result<ImportSummary, ReplayError> {
     let started = Instant::now();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -221,7 +221,7 @@ pub fn import(
             })
             .collect()
     };
-    let run = Run {
+    let ctx = ProduceContext {
         cfg: &cfg,
         info: &info,
         shared: &shared,
@@ -256,13 +256,13 @@ pub fn import(
                 }
             }
         });
-        let run = &run;
+        let ctx = &ctx;
         let producers: Vec<_> = sources
             .into_iter()
             .enumerate()
             .map(|(i, s)| {
                 let senders = senders.clone();
-                scope.spawn(move || produce(run, i, s.input, senders))
+                scope.spawn(move || produce(ctx, i, s.input, senders))
             })
             .collect();
         // the connections see their input end when the last producer's senders drop

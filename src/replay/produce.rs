@@ -42,8 +42,9 @@ pub(super) struct Produced {
     pub(super) aux_unsupported: BTreeMap<String, u64>,
 }
 
-/// Per-run context shared by the producer threads.
-pub(super) struct Run<'r> {
+/// What the producer threads of one import share: its configuration, the target, the state
+/// shared with the connections, where to resume.
+pub(super) struct ProduceContext<'r> {
     pub(super) cfg: &'r ImportConfig,
     pub(super) info: &'r TargetInfo,
     pub(super) shared: &'r Arc<Shared>,
@@ -61,12 +62,12 @@ pub(super) struct Run<'r> {
 
 /// Decodes one input and hands its batches to the connections.
 pub(super) fn produce(
-    run: &Run<'_>,
+    ctx: &ProduceContext<'_>,
     file: usize,
     input: Input,
     senders: Vec<async_channel::Sender<Batch>>,
 ) -> Result<Produced, ReplayError> {
-    let (cfg, info, shared) = (run.cfg, run.info, run.shared);
+    let (cfg, info, shared) = (ctx.cfg, ctx.info, ctx.shared);
     let n = senders.len();
     let mut out = Produced::default();
     let mut con = shared.target.pinned()?.control(cfg.conn.reply_timeout)?;
@@ -78,9 +79,9 @@ pub(super) fn produce(
         info,
         shared,
         now,
-        run.resume.get(file).copied().unwrap_or(0),
+        ctx.resume.get(file).copied().unwrap_or(0),
     );
-    planner.resuming = run.resuming;
+    planner.resuming = ctx.resuming;
     if cfg.skip_existing {
         let mut c = shared.target.pinned()?.control(cfg.conn.reply_timeout)?;
         planner.exists = Some(Box::new(move |db, key| {
@@ -104,7 +105,7 @@ pub(super) fn produce(
             let mut b = b;
             let permit = shared
                 .memory
-                .acquire(&run.rt, b.bytes.capacity(), || shared.stop.load(Relaxed))
+                .acquire(&ctx.rt, b.bytes.capacity(), || shared.stop.load(Relaxed))
                 .ok_or(ReplayError::Stopped)?;
             b.permit = Some(Arc::new(permit));
             senders[i]
@@ -116,8 +117,8 @@ pub(super) fn produce(
     let stopped = || ReplayError::Stopped;
     let code_loaded = !matches!(input, Input::Stream(_));
     let load_streamed = |c: &code::Code| -> Result<(), ReplayError> {
-        let mut report = run.code.lock().unwrap_or_else(|e| e.into_inner());
-        code::load(c, run.primaries, cfg, cfg.conn.reply_timeout, &mut report)
+        let mut report = ctx.code.lock().unwrap_or_else(|e| e.into_inner());
+        code::load(c, ctx.primaries, cfg, cfg.conn.reply_timeout, &mut report)
     };
     let mut planned = 0u64;
     input.decode(cfg.verify_checksum, |item, pos| -> Result<(), ReplayError> {
@@ -142,7 +143,7 @@ pub(super) fn produce(
                     // held while checking, so no other input writes to `db` before the check
                     let mut checked = shared.checked_dbs.lock().unwrap_or_else(|e| e.into_inner());
                     if checked.insert(db) {
-                        let busy = check_conflicts(&mut con, run.cluster, &BTreeSet::from([db]), cfg, run.resuming)?;
+                        let busy = check_conflicts(&mut con, ctx.cluster, &BTreeSet::from([db]), cfg, ctx.resuming)?;
                         if !busy.is_empty() {
                             return Err(conflict_error(&busy));
                         }
@@ -162,7 +163,7 @@ pub(super) fn produce(
                     send(&mut open[i], i)?;
                 }
                 let b = open[i].get_or_insert_with(|| {
-                    let mut b = Batch::in_buffer(shared.next_batch.fetch_add(1, Relaxed), db, !run.cluster, shared.pool.take());
+                    let mut b = Batch::in_buffer(shared.next_batch.fetch_add(1, Relaxed), db, !ctx.cluster, shared.pool.take());
                     b.file = file;
                     b
                 });

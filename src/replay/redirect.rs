@@ -26,7 +26,7 @@ use tokio::time::Instant;
 const MAX_HOPS: u32 = 5;
 
 /// A key on its way to another node: its record, its commands as first encoded, and where to.
-struct Pending {
+struct Redirected {
     key: KeyRec,
     name: Vec<u8>,
     cmds: Vec<u8>,
@@ -43,14 +43,14 @@ pub(super) async fn follow(
     f: InFlight,
 ) -> Result<(), ReplayError> {
     let count = f.recount;
-    let mut pending: Vec<Pending> = f
+    let mut pending: Vec<Redirected> = f
         .batch
         .keys
         .iter()
         .zip(&f.redirects)
         .filter_map(|(k, r)| {
             let to = r.clone()?;
-            Some(Pending {
+            Some(Redirected {
                 key: k.clone(),
                 name: f.batch.key(k).to_vec(),
                 cmds: f.sent.get(k.range.clone())?.to_vec(),
@@ -74,7 +74,7 @@ pub(super) async fn follow(
 async fn follow_keys(
     shared: &Shared,
     cfg: &ConnConfig,
-    pending: &mut Vec<Pending>,
+    pending: &mut Vec<Redirected>,
     count: bool,
 ) -> Result<(), ReplayError> {
     let replace = !shared.skip_existing;
@@ -101,7 +101,7 @@ async fn follow_keys(
         groups.dedup();
         let mut next = Vec::new();
         for (host, port, ask) in groups {
-            let (mine, rest): (Vec<Pending>, Vec<Pending>) = std::mem::take(pending)
+            let (mine, rest): (Vec<Redirected>, Vec<Redirected>) = std::mem::take(pending)
                 .into_iter()
                 .partition(|p| p.to.host == host && p.to.port == port && p.to.ask == ask);
             *pending = rest;
@@ -125,7 +125,7 @@ async fn follow_keys(
             };
             for (j, p) in mine.into_iter().enumerate() {
                 match &f.redirects[j] {
-                    Some(to) => next.push(Pending {
+                    Some(to) => next.push(Redirected {
                         rewrite: p.rewrite || to.partial,
                         to: to.clone(),
                         ..p

@@ -1,5 +1,5 @@
-//! A cluster's slot map, as the importer routes keys: slot → the primary (and its connection),
-//! updated when a node answers MOVED.
+//! A cluster's slot map, as the importer and `verify` route keys: slot → the primary (and its
+//! connection), updated when a node answers MOVED.
 
 use super::target::Target;
 use std::sync::atomic::{AtomicU16, Ordering::Relaxed};

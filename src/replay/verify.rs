@@ -10,16 +10,16 @@ mod resp;
 mod want;
 
 use super::error::ReplayError;
+use super::routes::Routes;
 use super::target::Target;
 use crate::filter::Filter;
 use crate::model::{escape_bytes, Item};
 use crate::source::Input;
-use pipe::{Feed, PipeConfig, Routes, Tally};
+use pipe::{Feed, PipeConfig, Tally};
 use std::collections::BTreeMap;
-use std::sync::atomic::AtomicU16;
 use std::sync::Arc;
 use std::time::Duration;
-use want::{DumpStats, Limits, Want};
+use want::{DumpStats, ReadLimits, Want};
 
 /// Verify options.
 #[derive(Debug, Clone)]
@@ -129,11 +129,8 @@ pub fn verify(
         (vec![0; 16384], vec![pinned.clone()])
     };
     drop(c);
-    let routes = Arc::new(Routes {
-        slots: slots.into_iter().map(AtomicU16::new).collect(),
-        nodes,
-    });
-    let limits = Limits {
+    let routes = Arc::new(Routes::new(slots, nodes));
+    let limits = ReadLimits {
         chunk_elems: cfg.chunk_elems.max(1),
         // a chunk fits in half the window, so that reads of big values still overlap
         chunk_bytes: cfg.chunk_bytes.min(cfg.window_bytes / 2).max(1),
@@ -263,7 +260,7 @@ pub fn verify(
                 e.db, e.db
             )));
         }
-        let node = if cluster { routes.node_of(&e.key) } else { 0 };
+        let node = if cluster { routes.shard(crate::cluster::key_hash_slot(&e.key)) } else { 0 };
         let w = match &v {
             Some(v) => Want::new(seq, db, &e, v, limits),
             None => Want::dumped(seq, db, &e, limits),
@@ -356,7 +353,11 @@ fn name_types(
         .iter()
         .map(|(db, key, why)| {
             want::type_differs(why, None)?;
-            let node = if cluster { routes.node_of(key) } else { 0 };
+            let node = if cluster {
+                routes.shard(crate::cluster::key_hash_slot(key))
+            } else {
+                0
+            };
             if let std::collections::btree_map::Entry::Vacant(v) = cons.entry(node) {
                 v.insert(routes.nodes[node].control(timeout).ok()?);
             }

@@ -7,11 +7,11 @@
 use super::resp::{self, V};
 use super::want::{DumpStats, Want};
 use crate::commands::Resp;
+use crate::replay::routes::Routes;
 use crate::replay::target::Transport;
 use crate::replay::wire::Redirect;
 use crate::replay::{ReplayError, Target};
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::sync::atomic::{AtomicU16, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -87,31 +87,6 @@ impl Tally {
             self.mismatches.insert(seq, m);
             if self.mismatches.len() > LISTED {
                 self.mismatches.pop_last();
-            }
-        }
-    }
-}
-
-/// The cluster's slot owners as the connections last learnt them (MOVED updates a slot whose new
-/// owner is a known primary), shared with the decoder that routes keys.
-pub(crate) struct Routes {
-    pub slots: Vec<AtomicU16>,
-    pub nodes: Vec<Target>,
-}
-
-impl Routes {
-    pub(crate) fn node_of(&self, key: &[u8]) -> usize {
-        usize::from(self.slots[usize::from(crate::cluster::key_hash_slot(key))].load(Relaxed))
-    }
-
-    fn moved(&self, to: &Redirect) {
-        if let Some(i) = self
-            .nodes
-            .iter()
-            .position(|n| n.port == to.port && (to.host.is_empty() || n.host == to.host))
-        {
-            if let Some(s) = self.slots.get(usize::from(to.slot)) {
-                s.store(i as u16, Relaxed);
             }
         }
     }
@@ -365,7 +340,7 @@ pub(crate) async fn follower(
                     continue;
                 };
                 if !to.ask {
-                    routes.moved(&to);
+                    routes.moved(to.slot, &to.host, to.port);
                 }
                 if b.hops >= MAX_HOPS {
                     tally.differs(

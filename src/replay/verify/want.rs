@@ -10,8 +10,8 @@
 //! whose payloads keep differing (a target that re-encodes it).
 //!
 //! Read element by element, every key starts with `TYPE` and ends with the key's expiry; collections read their length and
-//! then their elements in chunks of at most [`Limits::chunk_elems`] elements and about
-//! [`Limits::chunk_bytes`] bytes (LRANGE ranges, SMISMEMBER, ZRANGE ranges, HMGET + HPEXPIRETIME,
+//! then their elements in chunks of at most [`ReadLimits::chunk_elems`] elements and about
+//! [`ReadLimits::chunk_bytes`] bytes (LRANGE ranges, SMISMEMBER, ZRANGE ranges, HMGET + HPEXPIRETIME,
 //! XRANGE … COUNT), big strings STRLEN + GETRANGE pieces, so that no reply is much larger than a
 //! chunk. Replies are compared one by one as they arrive, in command order; the first difference
 //! is the key's verdict and the key's later replies are only read past.
@@ -30,7 +30,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 /// Sizes of the reads.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Limits {
+pub(crate) struct ReadLimits {
     /// Most elements read by one command.
     pub chunk_elems: usize,
     /// About the most bytes one command reads (one element larger than this is read alone).
@@ -169,7 +169,7 @@ pub(crate) struct Want {
     /// Zset: element indexes sorted by member (built at the first ZRANGE reply of a big zset).
     zindex: Vec<u32>,
     steps: Cow<'static, [Step]>,
-    limits: Limits,
+    limits: ReadLimits,
     /// Compared by `DUMP` (its `data` is the payload).
     dumped: Option<Dumped>,
     /// Replies compared so far.
@@ -207,11 +207,11 @@ impl Want {
     /// Copies what `v` (the value of `e`) must look like on the target, with the reads that check
     /// it. Hash fields that expire within the tolerance are not read (but still counted as
     /// possible).
-    pub(crate) fn new(seq: u64, db: u64, e: &Entry<'_>, v: &Value<'_>, limits: Limits) -> Want {
+    pub(crate) fn new(seq: u64, db: u64, e: &Entry<'_>, v: &Value<'_>, limits: ReadLimits) -> Want {
         Want::of_value(seq, db, &e.key, e.expire_ms, e.raw.len(), v, limits)
     }
 
-    fn blank(seq: u64, db: u64, key: &[u8], expire_ms: Option<i64>, limits: Limits) -> Want {
+    fn blank(seq: u64, db: u64, key: &[u8], expire_ms: Option<i64>, limits: ReadLimits) -> Want {
         Want {
             seq,
             db,
@@ -237,7 +237,7 @@ impl Want {
 
     /// A key compared by its `DUMP` payload (and its expiry). Only for values whose payload fits
     /// in a chunk: the reply is about as large as the dump's value.
-    pub(crate) fn dumped(seq: u64, db: u64, e: &Entry<'_>, limits: Limits) -> Want {
+    pub(crate) fn dumped(seq: u64, db: u64, e: &Entry<'_>, limits: ReadLimits) -> Want {
         let mut w = Want::blank(seq, db, &e.key, e.expire_ms, limits);
         let meta = e.meta.unwrap_or_default();
         w.data.reserve_exact(meta.len() + 1 + e.raw.len());
@@ -306,7 +306,7 @@ impl Want {
         expire_ms: Option<i64>,
         raw_len: usize,
         v: &Value<'_>,
-        limits: Limits,
+        limits: ReadLimits,
     ) -> Want {
         let mut w = Want {
             // the decoded elements take about as much as the encoded value

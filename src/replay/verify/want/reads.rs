@@ -1,6 +1,7 @@
 //! The read commands of a key: which reads check it ([`Want::plan`], in chunks of at most
-//! [`super::Limits::chunk_elems`] elements and about [`super::Limits::chunk_bytes`] bytes) and
-//! their encoding, with the size each reply is expected to take ([`Want::encode_next`]).
+//! [`super::ReadLimits::chunk_elems`] elements and about [`super::ReadLimits::chunk_bytes`]
+//! bytes) and their encoding, with the size each reply is expected to take
+//! ([`Want::encode_next`]).
 
 use super::{Kind, Step, Want};
 use crate::commands::Resp;
