@@ -14,6 +14,8 @@ pub mod code;
 mod config;
 pub mod conn;
 mod error;
+#[cfg(test)]
+mod fake_target;
 pub mod follow;
 pub mod keylist;
 mod ledger;
