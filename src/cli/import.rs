@@ -437,6 +437,7 @@ fn follow_config(a: &ImportArgs, target: &Target, replid: &str) -> replay::follo
             .as_ref()
             .map(|_| replay::follow::MARKER_KEY.to_string()),
         replid: replid.to_string(),
+        start_offset: 0,
     }
 }
 

@@ -50,6 +50,8 @@ pub struct FollowConfig {
     pub marker: Option<String>,
     /// The source's replication id (written in the marker).
     pub replid: String,
+    /// The offset the follow starts at (the snapshot's): what a target without a marker holds.
+    pub start_offset: u64,
 }
 
 /// The marker key `--checkpoint` uses with `--follow`.
@@ -141,6 +143,12 @@ pub fn follow<R: BufRead + Send + 'static>(
         ));
     }
     let start_offset = live.applied_offset();
+    let mut cfg = cfg;
+    cfg.start_offset = start_offset;
+    if target.sentinel.is_some() && cfg.marker.is_none() {
+        // a failover is ridden by the marker (see `NodeWriter::recover`); deleted at the end
+        cfg.marker = Some(MARKER_KEY.to_string());
+    }
     let (ops_tx, ops_rx) = async_channel::bounded::<Op>(4096);
     let parse_cfg = cfg.clone();
     let parse_live = live.clone();
@@ -486,6 +494,7 @@ async fn dispatch(d: Dispatch) -> (FollowSummary, Result<(), ReplayError>) {
             Ok((part, r)) => {
                 seen.blocks += part.blocks;
                 seen.in_doubt += part.in_doubt;
+                seen.notes.extend(part.notes);
                 for (code, n) in part.errors {
                     *seen.errors.entry(code).or_default() += n;
                 }
@@ -594,12 +603,18 @@ async fn write_node(
         },
         db: None,
         cluster,
+        retained: std::collections::VecDeque::new(),
+        start_offset: cfg.start_offset,
+        pruned_upto: cfg.start_offset,
         marker: cfg.marker.clone().filter(|_| !cluster),
         cfg,
         seen: FollowSummary::default(),
         buf: Vec::with_capacity(1 << 20),
         scratch: vec![0u8; 1 << 16],
     };
+    let watcher = node.sentinel.as_ref().map(|_| watch_primary(&node));
+    let mut epoch = watcher.as_ref().map(|(rx, _)| rx.clone());
+    let _stop_watching = AbortOnDrop(watcher.map(|(_, task)| task));
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
         let mut n_cmds = batch[0].cmds.len();
@@ -612,20 +627,71 @@ async fn write_node(
                 Err(_) => break,
             }
         }
-        let sent: u64 = batch.iter().map(|o| o.cmds.len() as u64).sum();
+        // the sentinels name a new primary: the old one may accept writes for seconds before it
+        // is demoted, and those would be lost with it
+        if let Some(e) = epoch.as_mut().filter(|e| e.has_changed().unwrap_or(false)) {
+            e.borrow_and_update();
+            let r = w
+                .recover(
+                    &node,
+                    &batch,
+                    Some("the sentinels named a new primary".into()),
+                )
+                .await;
+            if let Err(e) = finish_round(&mut w, &node, index, batch, r, cluster, &done, &commands)
+            {
+                return (w.seen, Err(e));
+            }
+            continue;
+        }
         let result = match &w.marker {
             Some(_) => w.transaction(&batch).await,
             None => w.plain(&batch).await,
         };
+        // a Sentinel target: a broken connection or a demoted primary is a failover to ride
+        let failed_over = match &result {
+            Err(_) => true,
+            Ok(errs) => errs.iter().flatten().any(|e| e.starts_with("READONLY")),
+        };
+        let result = match (node.sentinel.is_some(), failed_over) {
+            (true, true) => w.recover(&node, &batch, result.err()).await,
+            _ => result,
+        };
+        if let Err(e) = finish_round(
+            &mut w, &node, index, batch, result, cluster, &done, &commands,
+        ) {
+            return (w.seen, Err(e));
+        }
+    }
+    (w.seen, Ok(()))
+}
+
+/// Accounts for one round's answers: acknowledges its ops, reports their errors, hands MOVED
+/// ops back to the dispatcher; a round without answers is in doubt.
+#[allow(clippy::too_many_arguments)]
+fn finish_round(
+    w: &mut NodeWriter,
+    node: &Target,
+    index: usize,
+    batch: Vec<Op>,
+    result: Result<Vec<Vec<String>>, String>,
+    cluster: bool,
+    done: &tokio::sync::mpsc::UnboundedSender<Done>,
+    commands: &AtomicU64,
+) -> Result<(), ReplayError> {
+    let sent: u64 = batch.iter().map(|o| o.cmds.len() as u64).sum();
+    if node.sentinel.is_some() {
+        w.retain(&batch);
+    }
+    {
         let answers = match result {
             Ok(a) => a,
             Err(e) => {
                 w.seen.in_doubt += sent;
-                let e = ReplayError::Connect(format!(
+                return Err(ReplayError::Connect(format!(
                     "{} (connection {index}): {e}; {sent} commands sent without an answer are in doubt",
                     node.display()
-                ));
-                return (w.seen, Err(e));
+                )));
             }
         };
         for (op, errors) in batch.into_iter().zip(answers) {
@@ -660,7 +726,46 @@ async fn write_node(
             let _ = done.send(Done::Acked(op.start));
         }
     }
-    (w.seen, Ok(()))
+    Ok(())
+}
+
+/// Sentinel: asks the sentinels every 200 ms which primary they name, and bumps the epoch when it
+/// changes. Ends with the follow (the handle is aborted).
+fn watch_primary(
+    node: &Target,
+) -> (
+    tokio::sync::watch::Receiver<u64>,
+    tokio::task::JoinHandle<()>,
+) {
+    let (tx, rx) = tokio::sync::watch::channel(0u64);
+    let node = node.clone();
+    let task = tokio::spawn(async move {
+        let mut last = node.sentinel.as_ref().and_then(|s| s.current());
+        loop {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let t = node.clone();
+            let now = tokio::task::spawn_blocking(move || t.resolve().ok())
+                .await
+                .ok()
+                .flatten();
+            if now.is_some() && now != last {
+                last = now;
+                tx.send_modify(|e| *e += 1);
+            }
+        }
+    });
+    (rx, task)
+}
+
+/// Aborts a task when dropped (the writer's sentinel watcher ends with the writer).
+struct AbortOnDrop(Option<tokio::task::JoinHandle<()>>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        if let Some(t) = &self.0 {
+            t.abort();
+        }
+    }
 }
 
 /// One primary's connection and what it knows of it.
@@ -671,13 +776,122 @@ struct NodeWriter {
     cluster: bool,
     /// The key that records the offset applied, written with each round (see [`FollowConfig`]).
     marker: Option<String>,
+    /// Sentinel: the ops of the last [`RETAIN_FOR`], sent again after a failover from where the
+    /// new primary's marker says it stands (writes the old primary acknowledged but had not
+    /// passed to its replica yet).
+    retained: std::collections::VecDeque<(Instant, Op)>,
+    /// The offset the follow started at (what a primary without a marker holds).
+    start_offset: u64,
+    /// The end of the last op no longer kept: a new primary must hold at least that much.
+    pruned_upto: u64,
     cfg: FollowConfig,
     seen: FollowSummary,
     buf: Vec<u8>,
     scratch: Vec<u8>,
 }
 
+/// How long a Sentinel follow keeps applied ops, to send again after a failover: far longer
+/// than a replica's usual lag behind its primary (milliseconds).
+const RETAIN_FOR: Duration = Duration::from_secs(10);
+/// At most this many commands are kept for that.
+const RETAIN_MAX: usize = 1 << 20;
+/// How long a failover may take before the follow gives up.
+const FAILOVER_WITHIN: Duration = Duration::from_secs(60);
+
 impl NodeWriter {
+    fn retain(&mut self, batch: &[Op]) {
+        let now = Instant::now();
+        self.retained
+            .extend(batch.iter().map(|op| (now, op.clone())));
+        let mut kept: usize = self.retained.iter().map(|(_, o)| o.cmds.len()).sum();
+        while let Some((at, op)) = self.retained.front() {
+            if now.duration_since(*at) < RETAIN_FOR && kept <= RETAIN_MAX {
+                break;
+            }
+            kept -= op.cmds.len();
+            self.pruned_upto = op.end;
+            self.retained.pop_front();
+        }
+    }
+
+    /// After a failover: reconnects to the primary the sentinels name (within
+    /// [`FAILOVER_WITHIN`]), reads the offset its marker holds, and applies again every kept op
+    /// after it, then `batch`. Returns `batch`'s errors.
+    async fn recover(
+        &mut self,
+        node: &Target,
+        batch: &[Op],
+        cause: Option<String>,
+    ) -> Result<Vec<Vec<String>>, String> {
+        let deadline = Instant::now() + FAILOVER_WITHIN;
+        let cause = cause.unwrap_or_else(|| "the primary answered READONLY".into());
+        let key = self.marker.clone().unwrap_or_default();
+        let held = loop {
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "{cause}; no writable primary within {FAILOVER_WITHIN:?}"
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let Ok(conn) = node.connect_raw().await else {
+                continue;
+            };
+            self.conn = conn;
+            self.db = None;
+            self.buf.clear();
+            crate::source::resp::write_resp(&[&b"ROLE"[..]], &mut self.buf);
+            crate::source::resp::write_resp(&[&b"SELECT"[..], b"0"], &mut self.buf);
+            crate::source::resp::write_resp(&[b"GET", key.as_bytes()], &mut self.buf);
+            let Ok((replies, _, values)) = self.round_trip_values(3).await else {
+                continue;
+            };
+            self.db = Some(0);
+            if values.first().map(Vec::as_slice) != Some(b"master") {
+                continue;
+            }
+            if let Some(Reply::Error(e)) = replies.get(2) {
+                return Err(format!("reading the offset marker on the new primary: {e}"));
+            }
+            let marker = values.get(2).and_then(|v| {
+                let text = std::str::from_utf8(v).ok()?;
+                let (id, off) = text.split_once(' ')?;
+                (id == self.cfg.replid).then(|| off.parse::<u64>().ok())?
+            });
+            break marker.unwrap_or(self.start_offset);
+        };
+        let again: Vec<Op> = self
+            .retained
+            .iter()
+            .map(|(_, o)| o)
+            .chain(batch.iter())
+            .filter(|o| o.end > held)
+            .cloned()
+            .collect();
+        if held < self.pruned_upto {
+            return Err(format!(
+                "{cause}; the new primary holds the source's writes up to offset {held} only, and rdbkit no longer keeps those from {held} to {}: rerun with --flush-target",
+                self.pruned_upto
+            ));
+        }
+        let resent = again
+            .iter()
+            .filter(|o| batch.iter().all(|b| b.start != o.start))
+            .count();
+        self.seen.notes.push(format!(
+            "failover ({cause}): the new primary held the source's writes up to offset {held}; {resent} kept ops after it written again"
+        ));
+        let mut errs = Vec::new();
+        for chunk in again.chunks(self.cfg.window_commands.max(1)) {
+            errs.extend(self.transaction(chunk).await?);
+        }
+        // the errors of `batch`, the last ops sent again
+        let n = batch.iter().filter(|o| o.end > held).count();
+        let mut tail: Vec<Vec<String>> = errs.split_off(errs.len() - n);
+        let mut out = vec![Vec::new(); batch.len() - n];
+        out.append(&mut tail);
+        Ok(out)
+    }
+
     fn select(&mut self, db: u64) -> bool {
         if self.cluster || self.db == Some(db) {
             return false;
@@ -785,6 +999,16 @@ impl NodeWriter {
     /// Writes the buffer and reads `n` replies within the reply timeout each way; errors inside
     /// the last array reply come with their index.
     async fn round_trip(&mut self, n: usize) -> Result<(Vec<Reply>, Vec<(usize, String)>), String> {
+        let (r, nested, _) = self.round_trip_values(n).await?;
+        Ok((r, nested))
+    }
+
+    /// [`Self::round_trip`], also keeping each reply's first bulk string (up to 4 KiB; `ROLE`'s
+    /// role, a `GET`'s value).
+    async fn round_trip_values(
+        &mut self,
+        n: usize,
+    ) -> Result<(Vec<Reply>, Vec<(usize, String)>, Vec<Vec<u8>>), String> {
         let limit = self.cfg.reply_timeout;
         tokio::time::timeout(limit, self.conn.write_all(&self.buf))
             .await
@@ -802,7 +1026,7 @@ impl NodeWriter {
             }
             skip.feed(&self.scratch[..got], &mut out)?;
         }
-        Ok((out, skip.nested))
+        Ok((out, skip.nested, skip.values))
     }
 }
 
@@ -822,6 +1046,12 @@ struct ReplySkipper {
     line: Vec<u8>,
     /// The first error inside the current top-level array.
     nested_err: Option<String>,
+    /// Per top-level reply, its first bulk string when that is at most 4 KiB (else empty).
+    values: Vec<Vec<u8>>,
+    /// The first bulk string of the current top-level reply, and whether one was seen.
+    value: Option<Vec<u8>>,
+    /// A bulk string being kept (its bytes so far).
+    keeping: Option<Vec<u8>>,
 }
 
 impl ReplySkipper {
@@ -829,8 +1059,17 @@ impl ReplySkipper {
         while !data.is_empty() {
             if self.bulk_left > 0 {
                 let n = (data.len() as u64).min(self.bulk_left) as usize;
+                if let Some(k) = self.keeping.as_mut() {
+                    k.extend_from_slice(&data[..n]);
+                }
                 data = &data[n..];
                 self.bulk_left -= n as u64;
+                if self.bulk_left == 0 {
+                    if let Some(mut k) = self.keeping.take() {
+                        k.truncate(k.len().saturating_sub(2));
+                        self.value.get_or_insert(k);
+                    }
+                }
                 if self.bulk_left == 0 {
                     self.element_done(Reply::Other, out);
                 }
@@ -866,7 +1105,12 @@ impl ReplySkipper {
                 b'+' | b':' | b',' | b'#' | b'_' | b'(' => self.element_done(Reply::Other, out),
                 b'$' | b'=' => match num()? {
                     n if n < 0 => self.element_done(Reply::Other, out),
-                    n => self.bulk_left = n as u64 + 2,
+                    n => {
+                        self.bulk_left = n as u64 + 2;
+                        if n <= 4096 && self.value.is_none() {
+                            self.keeping = Some(Vec::with_capacity(n as usize + 2));
+                        }
+                    }
                 },
                 b'*' | b'~' | b'>' | b'%' | b'|' => {
                     let n = num()?;
@@ -896,6 +1140,7 @@ impl ReplySkipper {
         loop {
             if self.open.is_empty() {
                 let nested = self.nested_err.take();
+                self.values.push(self.value.take().unwrap_or_default());
                 out.push(match (r, nested) {
                     (Reply::Error(e), _) => Reply::Error(e),
                     (_, Some(e)) => Reply::Error(e),

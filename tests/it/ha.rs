@@ -36,7 +36,7 @@ fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) {
 }
 
 /// Primary + replica + three sentinels that all see the replica.
-fn sentinel_setup() -> (Server, Server, Vec<Sentinel>) {
+pub(crate) fn sentinel_setup() -> (Server, Server, Vec<Sentinel>) {
     let primary = Server::start(Version::V82);
     let replica = Server::start_opts(
         Version::V82,

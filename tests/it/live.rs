@@ -549,3 +549,54 @@ fn follow_killed_and_rerun_with_its_checkpoint_continues_exactly() {
     assert!(st.success(), "{}", output(&d4));
     common::assert_same_dataset(&src, &dst);
 }
+
+/// A Sentinel-managed target fails over in the middle of the follow: writes the old primary
+/// acknowledged but had not passed to its replica are written again on the new primary, from
+/// where its marker says it stands, and nothing is applied twice.
+#[test]
+fn follow_into_a_sentinel_target_rides_a_failover() {
+    if common::skip_if_missing(Version::V82) {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let (primary, _replica, sentinels) = crate::ha::sentinel_setup();
+    let src = Server::start_opts(Version::V82, &["--repl-diskless-sync-delay", "0"]);
+    fill(&src, 5_000);
+    let writer = Writer::start(&src, false);
+    let addrs: Vec<String> = sentinels.iter().map(|s| s.addr()).collect();
+    let mut child = spawn_rdbkit(
+        &[
+            "import",
+            &src.url(),
+            "--sentinel",
+            &addrs.join(","),
+            "--master-name",
+            "mymaster",
+            "--follow",
+            "--quiet",
+        ],
+        tmp.path(),
+    );
+    wait_for_output(&mut child, tmp.path(), "following", Duration::from_secs(60));
+    thread::sleep(Duration::from_millis(700));
+    let _: redis::Value = sentinels[0]
+        .query(&["SENTINEL", "FAILOVER", "mymaster"])
+        .unwrap();
+    let start = Instant::now();
+    while sentinels[0].primary_port() == primary.port {
+        assert!(start.elapsed() < Duration::from_secs(30), "no failover");
+        thread::sleep(Duration::from_millis(100));
+    }
+    thread::sleep(Duration::from_millis(1500));
+    writer.stop();
+    signal(&child, "-TERM");
+    let st = wait_exit(&mut child, tmp.path(), Duration::from_secs(90));
+    let out = output(tmp.path());
+    assert!(st.success(), "{out}");
+    let now = common::Node {
+        port: sentinels[0].primary_port(),
+        version: Version::V82,
+    };
+    common::assert_same_dataset(&src, now);
+    assert!(out.contains("failover ("), "{out}");
+}
