@@ -1,0 +1,375 @@
+//! `--follow`: applies a live source's command stream to the target, in order, after its snapshot.
+//!
+//! ```text
+//! CommandReader ─▶ parser thread ─ops─▶ dispatcher ─▶ writer per primary ─▶ target
+//!  (spool)          SELECT, MULTI,        (slot)         pipelined, in order
+//!                   TTLs made absolute       ◀── acks: the applied offset ──┘
+//! ```
+//!
+//! Order matters here as it does not for a snapshot (`INCR`, `LPUSH`, `RENAME` are not
+//! idempotent), so each primary gets exactly one connection and commands go out in the order the
+//! source executed them. The offset applied (every command before it acknowledged by the target)
+//! is reported to the source in `REPLCONF ACK`, so the source's `INFO replication` shows the true
+//! lag; a command left unanswered when a connection breaks is reported in doubt, never sent twice.
+
+mod parse;
+mod replies;
+mod route;
+mod writer;
+
+pub use parse::absolute_ttl;
+use route::{broadcast, by_slot, route};
+use writer::write_node;
+
+use super::error::ReplayError;
+use super::target::Target;
+use crate::source::replica::ReplicaProgress;
+use crate::source::resp::CommandReader;
+use std::collections::BTreeMap;
+use std::io::BufRead;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How to follow.
+#[derive(Debug, Clone)]
+pub struct FollowConfig {
+    /// Source database → target database.
+    pub db_map: BTreeMap<u64, u64>,
+    /// Only these source databases (empty: all).
+    pub dbs: Vec<u64>,
+    /// The target URL's database: every command goes there when `db_map` is empty (as the
+    /// snapshot's keys do).
+    pub target_db: Option<u64>,
+    /// Deadline of each round trip to the target.
+    pub reply_timeout: Duration,
+    /// Most commands in one round trip.
+    pub window_commands: usize,
+    /// Stop once everything up to this source offset is applied (`u64::MAX`: until told).
+    /// The command line sets it on SIGINT/SIGTERM to the source's offset at that moment.
+    pub until: Arc<AtomicU64>,
+    /// Set to stop at once, without draining (a second signal).
+    pub abort: Arc<AtomicBool>,
+    /// A key of the target's db 0 in which each round records `"<replid> <offset>"`, in the
+    /// same `MULTI`/`EXEC` as the round's commands: after a crash the target itself says which
+    /// offset it holds, so a resume neither repeats nor skips a command. Deleted at a clean
+    /// end. Not used for a cluster target.
+    pub marker: Option<String>,
+    /// The source's replication id (written in the marker).
+    pub replid: String,
+    /// The offset the follow starts at (the snapshot's): what a target without a marker holds.
+    pub start_offset: u64,
+}
+
+/// The marker key `--checkpoint` uses with `--follow`.
+pub const MARKER_KEY: &str = "__rdbkit_follow_offset__";
+
+/// What following did.
+#[derive(Debug, Clone, Default)]
+pub struct FollowSummary {
+    /// Commands applied (a `MULTI`/`EXEC` block counts its commands).
+    pub commands: u64,
+    /// `MULTI`/`EXEC` blocks applied whole.
+    pub blocks: u64,
+    /// Commands of databases left out by `--db`.
+    pub skipped: u64,
+    /// Commands the target answered with an error, by error code.
+    pub errors: BTreeMap<String, u64>,
+    /// The first few of those errors, with their command.
+    pub error_samples: Vec<String>,
+    /// Commands sent when a connection broke, before any answer: maybe applied, maybe not.
+    pub in_doubt: u64,
+    /// The source offset applied at the end.
+    pub applied_offset: u64,
+    /// How long the follow ran.
+    pub elapsed: Duration,
+    /// Notes for the summary.
+    pub notes: Vec<String>,
+}
+
+impl FollowSummary {
+    /// True when every command was applied without an error or a doubt.
+    pub fn is_success(&self) -> bool {
+        self.errors.is_empty() && self.in_doubt == 0
+    }
+}
+
+/// Progress while following.
+#[derive(Debug, Clone, Copy)]
+pub struct FollowProgress {
+    /// Commands applied.
+    pub commands: u64,
+    /// Source offset applied.
+    pub applied_offset: u64,
+    /// Source offset received.
+    pub received_offset: u64,
+}
+
+/// One unit applied in order: a command, or a whole `MULTI`/`EXEC` block.
+#[derive(Debug, Clone)]
+struct Op {
+    start: u64,
+    end: u64,
+    db: u64,
+    cmds: Vec<Vec<Vec<u8>>>,
+    block: bool,
+}
+
+/// Applies `reader`'s commands to `target` until `cfg.until` is reached (see the module
+/// documentation); `live` learns the applied offset.
+pub fn follow<R: BufRead + Send + 'static>(
+    reader: CommandReader<R>,
+    live: ReplicaProgress,
+    target: Target,
+    cfg: FollowConfig,
+    on_progress: Box<dyn Fn(&FollowProgress) + Send>,
+) -> Result<FollowSummary, ReplayError> {
+    let started = Instant::now();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| ReplayError::Internal(format!("tokio runtime: {e}")))?;
+    let pinned = target.pinned()?;
+    let mut con = pinned.control(cfg.reply_timeout)?;
+    let info: String = redis::cmd("INFO")
+        .arg("cluster")
+        .query(&mut con)
+        .map_err(|e| pinned.failure("INFO: ", &e))?;
+    let cluster = info.contains("cluster_enabled:1");
+    let (nodes, routes) = if cluster {
+        let (slots, nodes) = crate::replay::preflight::cluster_layout(&mut con, &pinned)?;
+        let routes = Arc::new(crate::replay::routes::Routes::new(slots, nodes.clone()));
+        (nodes, Some(routes))
+    } else {
+        (vec![target.clone()], None)
+    };
+    if cluster && cfg.marker.is_some() {
+        return Err(ReplayError::Config(
+            "--checkpoint with --follow needs a single primary (Sentinel or standalone) target: a cluster has no one place for the offset marker".into(),
+        ));
+    }
+    let start_offset = live.applied_offset();
+    let mut cfg = cfg;
+    cfg.start_offset = start_offset;
+    if target.sentinel.is_some() && cfg.marker.is_none() {
+        // a failover is ridden by the marker (see `NodeWriter::recover`); deleted at the end
+        cfg.marker = Some(MARKER_KEY.to_string());
+    }
+    let (ops_tx, ops_rx) = async_channel::bounded::<Op>(4096);
+    let parse_cfg = cfg.clone();
+    let parse_live = live.clone();
+    let skipped = Arc::new(AtomicU64::new(0));
+    let parse_skipped = skipped.clone();
+    let parser = std::thread::Builder::new()
+        .name("rdbkit-follow".into())
+        .spawn(move || parse::parse(reader, &parse_live, &parse_cfg, &ops_tx, &parse_skipped))
+        .map_err(|e| ReplayError::Internal(format!("starting the follow parser: {e}")))?;
+    let applied = Arc::new(AtomicU64::new(start_offset));
+    let commands = Arc::new(AtomicU64::new(0));
+    let (mut summary, result) = rt.block_on(dispatch(Dispatch {
+        ops: ops_rx,
+        nodes,
+        routes,
+        cfg: cfg.clone(),
+        live: live.clone(),
+        applied: applied.clone(),
+        commands: commands.clone(),
+        on_progress,
+    }));
+    // the parser ends when the source's stream is closed (the caller stops the replica) or when
+    // its queue is gone; it is waited for only when it has ended (the stream broke)
+    if parser.is_finished() {
+        if let Ok(Err(e)) = parser.join() {
+            summary
+                .notes
+                .push(format!("the source's stream ended: {e}"));
+        }
+    }
+    summary.commands = commands.load(Relaxed);
+    summary.skipped = skipped.load(Relaxed);
+    summary.applied_offset = applied.load(Relaxed);
+    summary.elapsed = started.elapsed();
+    result?;
+    // a clean end: the marker's work is done (the checkpoint file keeps the offset)
+    if let (Some(m), true) = (
+        &cfg.marker,
+        summary.applied_offset >= cfg.until.load(Relaxed),
+    ) {
+        let mut con = target.pinned()?.control(cfg.reply_timeout)?;
+        let del = redis::cmd("SELECT")
+            .arg(0)
+            .query::<()>(&mut con)
+            .and_then(|()| redis::cmd("DEL").arg(m).query::<()>(&mut con));
+        if let Err(e) = del {
+            summary.notes.push(format!(
+                "could not delete the offset marker {m} on the target: {e}"
+            ));
+        }
+    }
+    Ok(summary)
+}
+
+struct Dispatch {
+    ops: async_channel::Receiver<Op>,
+    nodes: Vec<Target>,
+    routes: Option<Arc<crate::replay::routes::Routes>>,
+    cfg: FollowConfig,
+    live: ReplicaProgress,
+    applied: Arc<AtomicU64>,
+    commands: Arc<AtomicU64>,
+    on_progress: Box<dyn Fn(&FollowProgress) + Send>,
+}
+
+/// What a writer tells the dispatcher.
+enum Done {
+    /// The op that started at this offset is acknowledged.
+    Acked(u64),
+    /// The op must go to another node (MOVED).
+    Moved(Op, u16, String, u16),
+    /// The writer stopped on an error (returned by its task).
+    Failed,
+}
+
+async fn dispatch(d: Dispatch) -> (FollowSummary, Result<(), ReplayError>) {
+    let mut seen = FollowSummary::default();
+    let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel::<Done>();
+    let mut writers = Vec::new();
+    let mut queues = Vec::new();
+    for (i, node) in d.nodes.iter().enumerate() {
+        let (tx, rx) = tokio::sync::mpsc::channel::<Op>(256);
+        queues.push(tx);
+        let done = done_tx.clone();
+        let writer = write_node(
+            i,
+            node.clone(),
+            d.routes.is_some(),
+            rx,
+            done.clone(),
+            d.cfg.clone(),
+            d.commands.clone(),
+        );
+        writers.push(tokio::spawn(async move {
+            let (seen, r) = writer.await;
+            if r.is_err() {
+                let _ = done.send(Done::Failed);
+            }
+            (seen, r)
+        }));
+    }
+    drop(done_tx);
+    // ops sent and not acknowledged, by start offset, with the acknowledgements still due (one
+    // per primary for a command sent to all)
+    let mut outstanding: BTreeMap<u64, usize> = BTreeMap::new();
+    let mut dispatched = d.applied.load(Relaxed);
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    let mut input_open = true;
+    let mut spanned = 0u64;
+    let result = loop {
+        let applied = outstanding
+            .keys()
+            .next()
+            .copied()
+            .unwrap_or(dispatched)
+            .min(dispatched);
+        d.applied.store(applied, Relaxed);
+        d.live.applied(applied);
+        if applied >= d.cfg.until.load(Relaxed) || d.cfg.abort.load(Relaxed) {
+            break Ok(());
+        }
+        if !input_open && outstanding.is_empty() {
+            break Ok(());
+        }
+        tokio::select! {
+            op = d.ops.recv(), if input_open && outstanding.len() < 65536 => match op {
+                Ok(op) => {
+                    dispatched = op.end;
+                    if op.cmds.is_empty() {
+                        continue;
+                    }
+                    let parts: Vec<(usize, Op)> = match &d.routes {
+                        None => vec![(0, op)],
+                        Some(_) if broadcast(&op) => {
+                            (0..queues.len()).map(|n| (n, op.clone())).collect()
+                        }
+                        Some(r) => {
+                            let parts = by_slot(op);
+                            if parts.len() > 1 {
+                                spanned += 1;
+                            }
+                            parts.into_iter().map(|p| (route(&p, Some(r)), p)).collect()
+                        }
+                    };
+                    outstanding.insert(parts[0].1.start, parts.len());
+                    let mut sent = true;
+                    for (node, part) in parts {
+                        sent &= queues[node].send(part).await.is_ok();
+                    }
+                    if !sent {
+                        break Err(ReplayError::Stopped);
+                    }
+                }
+                Err(_) => input_open = false,
+            },
+            done = done_rx.recv() => match done {
+                Some(Done::Acked(start)) => {
+                    if let Some(n) = outstanding.get_mut(&start) {
+                        *n -= 1;
+                        if *n == 0 {
+                            outstanding.remove(&start);
+                        }
+                    }
+                }
+                Some(Done::Moved(op, slot, host, port)) => {
+                    if let Some(r) = &d.routes { r.moved(slot, &host, port); }
+                    let node = route(&op, d.routes.as_deref());
+                    if queues[node].send(op).await.is_err() {
+                        break Err(ReplayError::Stopped);
+                    }
+                }
+                // a writer failed (its error is the one reported) or every writer ended
+                Some(Done::Failed) | None => break Err(ReplayError::Stopped),
+            },
+            _ = tick.tick() => {
+                (d.on_progress)(&FollowProgress {
+                    commands: d.commands.load(Relaxed),
+                    applied_offset: applied,
+                    received_offset: d.live.received_offset(),
+                });
+            }
+        }
+    };
+    drop(queues);
+    if spanned > 0 {
+        seen.notes.push(format!(
+            "{spanned} commands or MULTI blocks named keys of several hash slots: a cluster cannot run them as one, so they were applied per slot (a block then not atomically)"
+        ));
+    }
+    let mut first_err = None;
+    for w in writers {
+        match w.await {
+            Ok((part, r)) => {
+                seen.blocks += part.blocks;
+                seen.in_doubt += part.in_doubt;
+                seen.notes.extend(part.notes);
+                for (code, n) in part.errors {
+                    *seen.errors.entry(code).or_default() += n;
+                }
+                let room = 10usize.saturating_sub(seen.error_samples.len());
+                seen.error_samples
+                    .extend(part.error_samples.into_iter().take(room));
+                if let Err(e) = r {
+                    first_err.get_or_insert(e);
+                }
+            }
+            Err(e) => {
+                first_err.get_or_insert(ReplayError::Internal(format!("follow writer: {e}")));
+            }
+        }
+    }
+    let result = match (result, first_err) {
+        (_, Some(e)) => Err(e),
+        (r, None) => r,
+    };
+    (seen, result)
+}
