@@ -111,6 +111,10 @@ pub struct ImportArgs {
     /// (password from the URL or RDBKIT_SOURCE_AUTH).
     #[arg(required = true)]
     files: Vec<PathBuf>,
+    /// How a server URL is read: sync (as a replica; a source that refuses SYNC/PSYNC is read
+    /// by scan instead, with a notice) or scan (SCAN + DUMP: not point-in-time, no --follow).
+    #[arg(long, value_enum, default_value = "sync")]
+    source_mode: super::source_mode::SourceMode,
     /// Do not verify the CRC64 trailers.
     #[arg(long)]
     no_checksum: bool,
@@ -460,6 +464,8 @@ pub fn run(a: &ImportArgs) -> Result<()> {
             ));
         }
     }
+    super::source_mode::check_follow(a.source_mode, a.follow.follow)?;
+    let mut scans = Vec::new();
     let mut live = Vec::new();
     let mut names = Vec::new();
     let mut sources = Vec::new();
@@ -476,7 +482,23 @@ pub fn run(a: &ImportArgs) -> Result<()> {
                 Some(p) => super::live::resume_point(p, &target)?,
                 None => None,
             };
-            let replica = super::live::connect(&src, false, resume.clone())?;
+            let dbs = &a.filter.dbs;
+            let opened =
+                super::source_mode::open(a.source_mode, &src, &name, dbs, a.follow.follow, || {
+                    super::live::connect(&src, false, resume.clone())
+                })?;
+            let replica = match opened {
+                Ok(replica) => replica,
+                Err(scan) => {
+                    sources.push(Source {
+                        name: name.clone(),
+                        input: scan.input,
+                    });
+                    scans.push((name.clone(), scan.stats));
+                    names.push(name);
+                    continue;
+                }
+            };
             let kind = replica.kind().clone();
             if let rdbkit::source::replica::SyncKind::Continue { replid, offset } = &kind {
                 eprintln!("{name}: continuing {replid} after offset {offset} (partial resync: no snapshot needed)");
@@ -566,7 +588,11 @@ pub fn run(a: &ImportArgs) -> Result<()> {
     eprintln!("importing {} into {}", names.join(", "), target.display());
     let shown = target.clone();
     let follow_target = target.clone();
-    let summary = match replay::import(sources, target, cfg, progress_callback(a.quiet)) {
+    let result = replay::import(sources, target, cfg, progress_callback(a.quiet));
+    for (name, stats) in &scans {
+        super::source_mode::print_stats(name, stats);
+    }
+    let summary = match result {
         Ok(s) => s,
         Err(ReplayError::Interrupted { cause, summary }) => {
             print_summary(&summary, &shown);

@@ -7,6 +7,7 @@ pub mod info;
 pub mod live;
 pub mod report;
 pub mod rewrite;
+pub mod source_mode;
 pub mod verify;
 
 use clap::{Args, Parser, Subcommand};

@@ -11,7 +11,6 @@ use rdbkit::{Decoder, Item};
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn start(source: &Server, opts: ScanOptions) -> ScanStream {
@@ -145,11 +144,11 @@ fn scanned_dump_loads_with_the_sources_dataset() {
     assert_same_dataset(&source, &loaded);
 }
 
-/// A source whose SYNC and PSYNC are renamed away (as managed services refuse them) is read by
-/// scan, and the stream imports through the unchanged importer (`rdbkit import -`) into an
-/// equal target.
+/// A source whose SYNC and PSYNC are renamed away (as managed services refuse them):
+/// `rdbkit import redis://…` in the default mode (sync) says so and reads it by scan instead,
+/// through the unchanged importer, into an equal target.
 #[test]
-fn source_without_sync_imports_by_scan() {
+fn source_without_sync_is_imported_by_scan() {
     let renamed = [
         "--rename-command",
         "SYNC",
@@ -178,22 +177,70 @@ fn source_without_sync_imports_by_scan() {
     );
 
     let target = Server::start(Version::V82);
-    let mut stream = start(&source, ScanOptions::default());
-    let mut child = Command::new(env!("CARGO_BIN_EXE_rdbkit"))
-        .args(["import", "-", "--target", &target.url(), "--quiet"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    std::io::copy(&mut stream, &mut stdin).expect("stream into rdbkit import");
-    drop(stdin);
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "{}", common::text(&out));
-    let stats = stream.stats();
-    assert_eq!(stats.keys, 3003, "{stats:?}");
+    let out = common::rdbkit(&[
+        "import",
+        &source.url(),
+        "--target",
+        &target.url(),
+        "--quiet",
+    ]);
+    let t = common::text(&out);
+    assert!(out.status.success(), "{t}");
+    assert!(
+        t.contains("refuses to serve a replica") && t.contains("reading it by SCAN + DUMP"),
+        "{t}"
+    );
+    assert!(t.contains("3003 keys read by scan"), "{t}");
     assert_same_dataset(&source, &target);
+
+    // --follow needs the replication stream: refused, nothing written
+    let other = Server::start(Version::V82);
+    let url = other.url();
+    let out = common::rdbkit(&["import", &source.url(), "--target", &url, "--follow"]);
+    let t = common::text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(t.contains("--follow needs its replication stream"), "{t}");
+    assert_eq!(total_keys(&other), 0);
+}
+
+/// `--source-mode scan` on a source that would serve a replica: the import reads it by scan,
+/// with the filters and `--db-map` of any import; with `--follow` it is a usage error.
+#[test]
+fn source_mode_scan_takes_filters_and_refuses_follow() {
+    let Some((source, mut c)) = populated(Version::V82, &[], 100, "zero", 8) else {
+        return;
+    };
+    cmd(&mut c, &["SELECT", "3"]);
+    cmd(&mut c, &["DEBUG", "POPULATE", "50", "three", "8"]);
+    let target = Server::start(Version::V82);
+    let (src, dst) = (source.url(), target.url());
+    let scan = ["--source-mode", "scan"];
+    let out = common::rdbkit(
+        &[
+            &["import", &src, "--target", &dst][..],
+            &scan,
+            &["--follow"],
+        ]
+        .concat(),
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", common::text(&out));
+    assert!(common::text(&out).contains("--source-mode scan cannot --follow"));
+    let out = common::rdbkit(
+        &[
+            &[
+                "import", &src, "--target", &dst, "--db", "3", "--db-map", "3:1",
+            ][..],
+            &scan,
+        ]
+        .concat(),
+    );
+    let t = common::text(&out);
+    assert!(out.status.success(), "{t}");
+    assert!(
+        t.contains("not a point-in-time snapshot") && t.contains("50 keys read by scan"),
+        "{t}"
+    );
+    assert_eq!(target.keyspace(), BTreeMap::from([(1, 50)]));
 }
 
 /// Redis 6.2 has no PEXPIRETIME: expire times are PTTL plus the local clock. Every key with a
