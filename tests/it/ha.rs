@@ -4,7 +4,7 @@
 
 use crate::common;
 
-use common::{Node, Sentinel, Server, Version};
+use common::{wait_until, Node, Sentinel, Server, Version};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
@@ -24,31 +24,10 @@ fn rdbkit(args: &[&str]) -> Command {
     c
 }
 
-fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !f() {
-        assert!(
-            start.elapsed() < limit,
-            "condition not met within {limit:?}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 /// Primary + replica + three sentinels that all see the replica.
 pub(crate) fn sentinel_setup() -> (Server, Server, Vec<Sentinel>) {
     let primary = Server::start(Version::V82);
-    let replica = Server::start_opts(
-        Version::V82,
-        &["--replicaof", "127.0.0.1", &primary.port.to_string()],
-    );
-    wait_until(Duration::from_secs(20), || {
-        let info: String = redis::cmd("INFO")
-            .arg("replication")
-            .query(&mut replica.conn())
-            .unwrap();
-        info.contains("master_link_status:up")
-    });
+    let replica = primary.replica(Version::V82);
     let conf = [
         "sentinel down-after-milliseconds mymaster 1000",
         "sentinel failover-timeout mymaster 10000",
@@ -162,10 +141,7 @@ fn big_mixed_dump(dir: &Path, strings: u64) -> PathBuf {
             .ignore();
         p.query::<()>(&mut c).unwrap();
     }
-    redis::cmd("SAVE").query::<()>(&mut c).unwrap();
-    let out = dir.join("big-mixed.rdb");
-    std::fs::copy(s.dir().join("load.rdb"), &out).unwrap();
-    out
+    s.save_to(dir.join("big-mixed.rdb"))
 }
 
 /// Strings in the Sentinel tests' dump (with a tenth as many of each collection type): 910,003
@@ -505,12 +481,9 @@ fn assert_verifies(dump: &Path, node: &Server, n: usize) {
 
 #[test]
 fn cluster_import_routes_every_key_to_its_slot_owner() {
-    if common::skip_if_missing(Version::V82) {
+    let Some((_tmp, dump, loader)) = common::loaded_populated(30_000) else {
         return;
-    }
-    let tmp = tempfile::tempdir().unwrap();
-    let dump = common::populated_dump(tmp.path(), 30_000);
-    let loader = Server::start_with_dump(Version::V82, &dump, &[]);
+    };
     let nodes = common::cluster();
     let out = rdbkit(&[
         "import",
@@ -571,12 +544,9 @@ fn cluster_cmd(n: &Server, args: &[&str]) {
 /// then stale) answer MOVED, which must be followed and must re-route the slot.
 #[test]
 fn cluster_import_follows_ask_and_moved_during_a_reshard() {
-    if common::skip_if_missing(Version::V82) {
+    let Some((_tmp, dump, loader)) = common::loaded_populated(30_000) else {
         return;
-    }
-    let tmp = tempfile::tempdir().unwrap();
-    let dump = common::populated_dump(tmp.path(), 30_000);
-    let loader = Server::start_with_dump(Version::V82, &dump, &[]);
+    };
     let nodes = common::cluster();
     let ids: Vec<String> = nodes
         .iter()

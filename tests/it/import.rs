@@ -199,11 +199,9 @@ fn digest_value(s: &Server, db: u64, key: &[u8]) -> String {
 
 #[test]
 fn dump_from_62_into_82_goes_by_restore() {
-    if common::skip_if_missing(Version::V82) {
+    let Some((dump, loader)) = common::loaded(Version::V82, "redis62_all_types_v9.rdb") else {
         return;
-    }
-    let dump = testdata("redis62_all_types_v9.rdb");
-    let loader = Server::start_with_dump(Version::V82, &dump, &[]);
+    };
     let target = Server::start(Version::V82);
     let out = import(&dump, &target, &[]);
     let t = text(&out);
@@ -246,11 +244,9 @@ fn module_values_go_to_targets_with_the_module_and_are_reported_otherwise() {
 
 #[test]
 fn conflicts_replace_skip_existing_remap_and_filters() {
-    if common::skip_if_missing(Version::V82) {
+    let Some((dump, loader)) = common::loaded(Version::V82, "redis82_multiple_dbs_v12.rdb") else {
         return;
-    }
-    let dump = testdata("redis82_multiple_dbs_v12.rdb");
-    let loader = Server::start_with_dump(Version::V82, &dump, &[]);
+    };
     let target = Server::start(Version::V82);
     let mut c = target.conn();
     // a non-empty target db is refused, naming the counts, and nothing is written
@@ -308,12 +304,9 @@ fn conflicts_replace_skip_existing_remap_and_filters() {
 
 #[test]
 fn interrupted_import_resumes_from_its_checkpoint() {
-    if common::skip_if_missing(Version::V82) {
+    let Some((tmp, dump, loader)) = common::loaded_populated(600_000) else {
         return;
-    }
-    let tmp = tempfile::tempdir().unwrap();
-    let dump = common::populated_dump(tmp.path(), 600_000);
-    let loader = Server::start_with_dump(Version::V82, &dump, &[]);
+    };
     let target = Server::start(Version::V82);
     let cp = tmp.path().join("import.checkpoint");
     let url = target.url();
@@ -378,12 +371,9 @@ fn interrupted_import_resumes_from_its_checkpoint() {
 
 #[test]
 fn import_survives_its_connections_being_killed() {
-    if common::skip_if_missing(Version::V82) {
+    let Some((_tmp, dump, loader)) = common::loaded_populated(600_000) else {
         return;
-    }
-    let tmp = tempfile::tempdir().unwrap();
-    let dump = common::populated_dump(tmp.path(), 600_000);
-    let loader = Server::start_with_dump(Version::V82, &dump, &[]);
+    };
     let target = Server::start(Version::V82);
     let url = target.url();
     let mut child = Command::new(env!("CARGO_BIN_EXE_rdbkit"))
@@ -458,10 +448,8 @@ fn value_over_the_bulk_limit_goes_by_commands_in_chunks() {
         .arg("v")
         .query::<()>(&mut c)
         .unwrap();
-    redis::cmd("SAVE").query::<()>(&mut c).unwrap();
     let tmp = tempfile::tempdir().unwrap();
-    let dump = tmp.path().join("biglist.rdb");
-    std::fs::copy(src.dir().join("load.rdb"), &dump).unwrap();
+    let dump = src.save_to(tmp.path().join("biglist.rdb"));
     let target = Server::start_opts(Version::V82, &["--proto-max-bulk-len", "1mb"]);
     let out = import(&dump, &target, &[]);
     let t = text(&out);
@@ -665,11 +653,9 @@ fn tls_import_equals_plain_import() {
 /// so the import succeeds only as that user (and fails with a wrong password).
 #[test]
 fn import_authenticates_as_an_acl_user() {
-    if common::skip_if_missing(Version::V82) {
+    let Some((dump, loader)) = common::loaded(Version::V82, "redis82_multiple_dbs_v12.rdb") else {
         return;
-    }
-    let dump = testdata("redis82_multiple_dbs_v12.rdb");
-    let loader = Server::start_with_dump(Version::V82, &dump, &[]);
+    };
     let target = Server::start(Version::V82);
     let mut c = target.conn();
     for rule in [
@@ -718,31 +704,11 @@ fn import_authenticates_as_an_acl_user() {
 /// replica counts the batches that reached too few replicas.
 #[test]
 fn wait_replicas_means_replicated() {
-    if common::skip_if_missing(Version::V82) {
+    let Some((dump, loader)) = common::loaded(Version::V82, "redis82_multiple_dbs_v12.rdb") else {
         return;
-    }
-    let dump = testdata("redis82_multiple_dbs_v12.rdb");
-    let loader = Server::start_with_dump(Version::V82, &dump, &[]);
+    };
     let primary = Server::start(Version::V82);
-    let replica = Server::start_opts(
-        Version::V82,
-        &["--replicaof", "127.0.0.1", &primary.port.to_string()],
-    );
-    let start = Instant::now();
-    loop {
-        let info: String = redis::cmd("INFO")
-            .arg("replication")
-            .query(&mut primary.conn())
-            .unwrap();
-        if info.contains("connected_slaves:1") && info.contains("state=online") {
-            break;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "replica never came online: {info}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let replica = primary.replica(Version::V82);
     let out = import(&dump, &primary, &["--wait-replicas", "1"]);
     let t = text(&out);
     assert!(out.status.success(), "{t}");
@@ -845,9 +811,7 @@ fn dump_with_expired_field_ttls(dir: &Path) -> PathBuf {
         "t",
     ]);
     run(&["HPEXPIREAT", "hash:keyttl", &soon, "FIELDS", "1", "e"]);
-    run(&["SAVE"]);
-    let dump = dir.join("field-ttls.rdb");
-    std::fs::copy(s.dir().join("load.rdb"), &dump).unwrap();
+    let dump = s.save_to(dir.join("field-ttls.rdb"));
     // the dump holds the fields that are about to expire, with their TTL
     let out = rdbkit(&["export", "--format", "jsonl", dump.to_str().unwrap()]);
     assert!(out.status.success(), "{}", text(&out));

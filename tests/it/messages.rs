@@ -153,11 +153,9 @@ fn missing_and_wrong_passwords_name_the_target_and_how_to_give_one() {
 /// db and the password given the socket way.
 #[test]
 fn unix_socket_targets_import_and_verify_without_tcp() {
-    if common::skip_if_missing(Version::V82) {
+    let Some((dump, loader)) = common::loaded(Version::V82, PLAIN_DUMP) else {
         return;
-    }
-    let dump = common::testdata(PLAIN_DUMP);
-    let loader = Server::start_with_dump(Version::V82, &dump, &[]);
+    };
     let sock_dir = tempfile::tempdir().unwrap();
     let sock = sock_dir.path().join("redis.sock");
     let target = Server::start_opts(
@@ -216,11 +214,9 @@ fn unix_socket_targets_import_and_verify_without_tcp() {
 /// sentinel password is said plainly, naming the sentinel, with no password in the output.
 #[test]
 fn sentinel_url_forms_and_sentinel_passwords_in_urls() {
-    if common::skip_if_missing(Version::V82) {
+    let Some((dump_path, loader)) = common::loaded(Version::V82, PLAIN_DUMP) else {
         return;
-    }
-    let dump_path = common::testdata(PLAIN_DUMP);
-    let loader = Server::start_with_dump(Version::V82, &dump_path, &[]);
+    };
     let primary = Server::start(Version::V82);
     require_password(&primary, "data-pw");
     let sentinel_conf = ["sentinel auth-pass mymaster data-pw"];
@@ -498,10 +494,7 @@ fn random_strings_dump(dir: &Path) -> std::path::PathBuf {
             .query::<()>(&mut c)
             .unwrap();
     }
-    redis::cmd("SAVE").query::<()>(&mut c).unwrap();
-    let out = dir.join("random.rdb");
-    std::fs::copy(src.dir().join("load.rdb"), &out).unwrap();
-    out
+    src.save_to(dir.join("random.rdb"))
 }
 
 #[test]
@@ -764,9 +757,7 @@ fn out_of_memory_with_full_pipelines_leaves_no_key_in_doubt() {
         .arg(1024)
         .query::<()>(&mut src.conn())
         .unwrap();
-    redis::cmd("SAVE").query::<()>(&mut src.conn()).unwrap();
-    let dump = tmp.path().join("big.rdb");
-    std::fs::copy(src.dir().join("load.rdb"), &dump).unwrap();
+    let dump = src.save_to(tmp.path().join("big.rdb"));
     drop(src);
     let target = Server::start_opts(
         Version::V82,

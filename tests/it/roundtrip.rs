@@ -235,10 +235,7 @@ fn hard_streams_dump(v: Version, dir: &Path) -> PathBuf {
         run(&["XTRIM", key, "MAXLEN", trim]);
     }
     run(&["XGROUP", "CREATE", "e", "g", "$", "MKSTREAM"]);
-    run(&["SAVE"]);
-    let out = dir.join(format!("hard-streams-{v:?}.rdb"));
-    std::fs::copy(s.dir().join("load.rdb"), &out).unwrap();
-    out
+    s.save_to(dir.join(format!("hard-streams-{v:?}.rdb")))
 }
 
 /// Stream consumer groups written as commands (issue 12 item 5): every corpus dump with streams

@@ -174,14 +174,6 @@ fn fill(s: &Server, field_ttls: bool) -> BTreeSet<Vec<u8>> {
     ttl_keys
 }
 
-/// `SAVE`s `s` and copies its dump to `dir/name`.
-fn save(s: &Server, dir: &Path, name: &str) -> PathBuf {
-    redis::cmd("SAVE").query::<()>(&mut s.conn()).unwrap();
-    let out = dir.join(name);
-    std::fs::copy(s.dir().join("load.rdb"), &out).unwrap();
-    out
-}
-
 /// The installed Valkey is the 8.1.8 the tests are written for, and it identifies itself as
 /// Valkey in `INFO server` (which the importer relies on).
 #[test]
@@ -329,7 +321,7 @@ fn generated_redis82_dump_into_valkey81() {
     let dir = tempfile::tempdir().unwrap();
     let source = Server::start(Version::V82);
     let field_ttl_keys = fill(&source, true);
-    let dump = save(&source, dir.path(), "gen82.rdb");
+    let dump = source.save_to(dir.path().join("gen82.rdb"));
     let want = snapshot(&source);
     let target = Server::start(Version::Valkey81);
     for (extra, commands) in [
@@ -370,7 +362,7 @@ fn generated_redis82_dump_into_valkey81() {
 fn valkey81_dump(dir: &Path) -> (Server, PathBuf) {
     let source = Server::start(Version::Valkey81);
     fill(&source, false);
-    let dump = save(&source, dir, "valkey81.rdb");
+    let dump = source.save_to(dir.join("valkey81.rdb"));
     let info = text(&rdbkit(&["info", dump.to_str().unwrap()]));
     assert!(info.contains("producer:      Valkey"), "{info}");
     assert!(info.contains("rdb version:   11"), "{info}");

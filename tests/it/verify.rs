@@ -148,10 +148,7 @@ fn mixed_dump(dir: &Path, n: u64) -> PathBuf {
     }
     cmds.push(cmd!(&"XGROUP", &"CREATE", &"big:stream", &"g", &"100-1"));
     run(&s, cmds);
-    redis::cmd("SAVE").query::<()>(&mut s.conn()).unwrap();
-    let out = dir.join("mixed.rdb");
-    std::fs::copy(s.dir().join("load.rdb"), &out).unwrap();
-    out
+    s.save_to(dir.join("mixed.rdb"))
 }
 
 /// The changes every test makes to its target, and the MISMATCH line each must produce.
@@ -394,10 +391,7 @@ fn functions_dump(dir: &Path) -> PathBuf {
             .map(|i| cmd!(&"SET", &format!("f:{i}"), &format!("v{i}")))
             .collect(),
     );
-    redis::cmd("SAVE").query::<()>(&mut c).unwrap();
-    let out = dir.join("functions.rdb");
-    std::fs::copy(s.dir().join("load.rdb"), &out).unwrap();
-    out
+    s.save_to(dir.join("functions.rdb"))
 }
 
 #[test]
@@ -505,9 +499,7 @@ fn verify_reads_again_what_the_target_encodes_otherwise() {
             .chain((0..500).map(|i| cmd!(&"SADD", &format!("i:{i}"), &1, &i, &(i + 7))))
             .collect(),
     );
-    redis::cmd("SAVE").query::<()>(&mut old.conn()).unwrap();
-    let dump = tmp.path().join("old.rdb");
-    std::fs::copy(old.dir().join("load.rdb"), &dump).unwrap();
+    let dump = old.save_to(tmp.path().join("old.rdb"));
     let target = Server::start(Version::V82);
     let imp = common::rdbkit(&[
         "import",

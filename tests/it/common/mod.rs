@@ -248,6 +248,31 @@ impl Server {
             .unwrap_or_else(|e| panic!("connect to {}: {e}", self.url()))
     }
 
+    /// `SAVE`s the dataset and copies the dump to `to`; returns `to`.
+    pub fn save_to(&self, to: impl Into<PathBuf>) -> PathBuf {
+        let to = to.into();
+        redis::cmd("SAVE").query::<()>(&mut self.conn()).unwrap();
+        fs::copy(self.dir().join("load.rdb"), &to).unwrap();
+        to
+    }
+
+    /// A replica of this server (of version `v`), once its link to this primary is up and this
+    /// primary counts it as online (so that a `WAIT` counts it).
+    pub fn replica(&self, v: Version) -> Server {
+        let replica = Server::start_opts(v, &["--replicaof", "127.0.0.1", &self.port.to_string()]);
+        let replication = |s: &Server| -> String {
+            redis::cmd("INFO")
+                .arg("replication")
+                .query(&mut s.conn())
+                .unwrap()
+        };
+        wait_until(Duration::from_secs(30), || {
+            replication(&replica).contains("master_link_status:up")
+                && replication(self).contains("state=online")
+        });
+        replica
+    }
+
     /// `DEBUG DIGEST` of the whole dataset (40 hex chars; all zeros when empty).
     /// Not comparable across versions for zsets with non-integral scores: 8.2 formats
     /// scores differently from 6.2/7.0 when digesting (see testdata/README.md).
@@ -499,6 +524,42 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// Waits until `f` holds, checking every 100 ms; fails the test after `limit`.
+#[track_caller]
+pub fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !f() {
+        assert!(
+            start.elapsed() < limit,
+            "condition not met within {limit:?}"
+        );
+        thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The testdata dump `name` and a Redis `v` server that loaded it (the reference to compare an
+/// import with); `None` when `v` is not installed (after [`skip_if_missing`]).
+pub fn loaded(v: Version, name: &str) -> Option<(PathBuf, Server)> {
+    if skip_if_missing(v) {
+        return None;
+    }
+    let dump = testdata(name);
+    let loader = Server::start_with_dump(v, &dump, &[]);
+    Some((dump, loader))
+}
+
+/// [`populated_dump`] of `n` keys in a fresh directory (keep it while the dump is used) and a
+/// Redis 8.2 server that loaded it; `None` when 8.2 is not installed (after [`skip_if_missing`]).
+pub fn loaded_populated(n: u64) -> Option<(TempDir, PathBuf, Server)> {
+    if skip_if_missing(Version::V82) {
+        return None;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dump = populated_dump(tmp.path(), n);
+    let loader = Server::start_with_dump(Version::V82, &dump, &[]);
+    Some((tmp, dump, loader))
+}
+
 /// A dump written by a real 8.2: `n` strings (`DEBUG POPULATE n key 64`), 1000 small lists with a
 /// far-future TTL and 1000 one-field hashes; `n + 2000` keys in all.
 pub fn populated_dump(dir: &Path, n: u64) -> PathBuf {
@@ -529,10 +590,7 @@ pub fn populated_dump(dir: &Path, n: u64) -> PathBuf {
             .query::<()>(&mut c)
             .unwrap();
     }
-    redis::cmd("SAVE").query::<()>(&mut c).unwrap();
-    let out = dir.join("populated.rdb");
-    fs::copy(s.dir().join("load.rdb"), &out).unwrap();
-    out
+    s.save_to(dir.join("populated.rdb"))
 }
 
 /// A running server to compare with [`assert_same_dataset`]: where it listens and what it is.

@@ -142,6 +142,18 @@ pub(crate) fn json_str(j: &J) -> Result<&str, String> {
         .ok_or_else(|| format!("expected a JSON string, found {j}"))
 }
 
+/// The element counts of ours and the file's are equal.
+fn same_len(ours: &[Vec<u8>], theirs: &[&str], what: &str) -> Result<(), String> {
+    if ours.len() == theirs.len() {
+        return Ok(());
+    }
+    Err(format!(
+        "{what}: {} elements, file has {}",
+        ours.len(),
+        theirs.len()
+    ))
+}
+
 /// Two multisets of strings are equal (ours as bytes, theirs as the tool's text).
 pub(crate) fn same_multiset(
     enc: Enc,
@@ -149,13 +161,7 @@ pub(crate) fn same_multiset(
     theirs: &[&str],
     what: &str,
 ) -> Result<(), String> {
-    if ours.len() != theirs.len() {
-        return Err(format!(
-            "{what}: {} elements, file has {}",
-            ours.len(),
-            theirs.len()
-        ));
-    }
+    same_len(ours, theirs, what)?;
     let mut a: Vec<String> = ours.iter().map(|b| enc.norm_ours(b)).collect();
     let mut b: Vec<String> = theirs.iter().map(|s| enc.norm_theirs(s)).collect();
     a.sort();
@@ -172,13 +178,7 @@ pub(crate) fn same_sequence(
     theirs: &[&str],
     what: &str,
 ) -> Result<(), String> {
-    if ours.len() != theirs.len() {
-        return Err(format!(
-            "{what}: {} elements, file has {}",
-            ours.len(),
-            theirs.len()
-        ));
-    }
+    same_len(ours, theirs, what)?;
     for (i, (o, t)) in ours.iter().zip(theirs).enumerate() {
         if !enc.eq(o, t) {
             return Err(format!(
