@@ -153,6 +153,21 @@ pub fn escape_bytes(b: &[u8]) -> String {
     s
 }
 
+/// `n` and the noun, plural unless `n` is 1: `count(1, "key")` is `1 key`, `count(2, "key")` is
+/// `2 keys`.
+///
+/// ```
+/// assert_eq!(rdbkit::text::count(1, "key"), "1 key");
+/// assert_eq!(rdbkit::text::count(0, "key"), "0 keys");
+/// ```
+pub fn count(n: u64, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -14,6 +14,16 @@ use crate::model::{ConsumerGroup, Elem, Entry, HashField, Stream, StreamId, Valu
 use crate::payload;
 use std::io::Write as _;
 
+/// Library name from a FUNCTION LOAD shebang (`#!lua name=mylib …`).
+pub fn library_name(code: &[u8]) -> Option<String> {
+    let first = code.split(|&b| b == b'\n').next()?;
+    let first = std::str::from_utf8(first).ok()?;
+    first
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("name="))
+        .map(str::to_owned)
+}
+
 /// What the command generator may use on the target.
 #[derive(Debug, Clone, Copy)]
 pub struct CommandOptions {

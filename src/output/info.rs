@@ -80,15 +80,7 @@ fn key_json(k: &[u8]) -> serde_json::Value {
     }
 }
 
-/// Library name from a FUNCTION LOAD shebang (`#!lua name=mylib …`).
-pub fn library_name(code: &[u8]) -> Option<String> {
-    let first = code.split(|&b| b == b'\n').next()?;
-    let first = std::str::from_utf8(first).ok()?;
-    first
-        .split_whitespace()
-        .find_map(|w| w.strip_prefix("name="))
-        .map(str::to_owned)
-}
+pub use crate::commands::library_name;
 
 impl Info {
     /// An empty summary; keys expiring before `now_ms` count as expired.

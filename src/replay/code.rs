@@ -36,7 +36,7 @@ impl Library {
     /// A library from its code.
     pub fn new(code: &[u8]) -> Library {
         Library {
-            name: crate::output::info::library_name(code).unwrap_or_else(|| "(unnamed)".into()),
+            name: crate::commands::library_name(code).unwrap_or_else(|| "(unnamed)".into()),
             code: code.to_vec(),
         }
     }

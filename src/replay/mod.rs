@@ -315,7 +315,7 @@ pub fn import(
     for (m, n) in aux_kept {
         module_aux.push(format!(
             "{m}: {} of module-wide data (what the module saves beside its keys) not restored: only Redis Enterprise can load it (RESTOREMODAUX); the {m} keys are written like any other",
-            crate::output::count(n, "aux record")
+            crate::text::count(n, "aux record")
         ));
     }
     if cause.is_none() {

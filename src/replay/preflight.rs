@@ -116,7 +116,7 @@ pub(super) fn check_conflicts(
                 .query::<()>(con)
                 .map_err(redis_err("FLUSHDB"))?;
         } else if !(cfg.replace || cfg.skip_existing || resuming) {
-            busy.push(format!("db{db} holds {}", crate::output::count(n, "key")));
+            busy.push(format!("db{db} holds {}", crate::text::count(n, "key")));
         }
     }
     Ok(busy)
