@@ -608,10 +608,13 @@ async fn transfer<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
         live.received.store(received, Relaxed);
         send(Piece::Data(std::mem::take(&mut conn.buf))).await?;
     }
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    // a replica acknowledges once a second; rdbkit also as soon as the applied offset moves
+    // (checked every 100 ms), so that the source's view of the lag, and a WAIT on it, are current
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut chunk = vec![0u8; 256 << 10];
     let mut last_byte = tokio::time::Instant::now();
+    let (mut acked, mut acked_at) = (live.applied.load(Relaxed), tokio::time::Instant::now());
     loop {
         tokio::select! {
             r = conn.r.read(&mut chunk) => match r {
@@ -628,7 +631,11 @@ async fn transfer<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
                 if last_byte.elapsed() > silence {
                     return Err(format!("{}: nothing received for {silence:?} (a primary pings its replicas every 10 s)", conn.name));
                 }
-                ack(w, live).await.map_err(|e| format!("{}: sending REPLCONF ACK: {e}", conn.name))?;
+                let now = live.applied.load(Relaxed);
+                if now != acked || acked_at.elapsed() >= Duration::from_secs(1) {
+                    ack(w, live).await.map_err(|e| format!("{}: sending REPLCONF ACK: {e}", conn.name))?;
+                    (acked, acked_at) = (now, tokio::time::Instant::now());
+                }
             }
             _ = live.ack_now.notified() => {
                 ack(w, live).await.map_err(|e| format!("{}: sending REPLCONF ACK: {e}", conn.name))?;

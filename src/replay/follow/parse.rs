@@ -100,6 +100,10 @@ pub fn absolute_ttl(c: Command, now: i64) -> Vec<Vec<u8>> {
     let num = |a: &[u8]| -> Option<i64> { std::str::from_utf8(a).ok()?.parse().ok() };
     let at = |v: i64, unit: i64| (now + v.saturating_mul(unit)).to_string().into_bytes();
     let mut args = c.args;
+    // only names of up to 7 letters matter here: the rest pass without an allocation
+    if args[0].len() > 7 {
+        return args;
+    }
     let name = args[0].to_ascii_uppercase();
     match name.as_slice() {
         b"EXPIRE" | b"PEXPIRE" if args.len() >= 3 => {
@@ -120,11 +124,12 @@ pub fn absolute_ttl(c: Command, now: i64) -> Vec<Vec<u8>> {
         b"SET" | b"GETEX" => {
             let first = if name == b"SET" { 3 } else { 2 };
             for i in first..args.len().saturating_sub(1) {
-                let opt = args[i].to_ascii_uppercase();
-                let unit = match opt.as_slice() {
-                    b"EX" => 1000,
-                    b"PX" => 1,
-                    _ => continue,
+                let unit = if args[i].eq_ignore_ascii_case(b"EX") {
+                    1000
+                } else if args[i].eq_ignore_ascii_case(b"PX") {
+                    1
+                } else {
+                    continue;
                 };
                 if let Some(v) = num(&args[i + 1]) {
                     args[i] = b"PXAT".to_vec();
