@@ -483,9 +483,10 @@ pub fn run(a: &ImportArgs) -> Result<()> {
                 None => None,
             };
             let dbs = &a.filter.dbs;
+            let from = super::live::sync_from(&src, a.follow.from_replica)?;
             let opened =
                 super::source_mode::open(a.source_mode, &src, &name, dbs, a.follow.follow, || {
-                    super::live::connect(&src, false, resume.clone())
+                    super::live::connect(&from, false, resume.clone())
                 })?;
             let replica = match opened {
                 Ok(replica) => replica,

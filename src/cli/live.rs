@@ -27,6 +27,30 @@ pub fn source_target(url: &str) -> Result<Target> {
     Target::parse(url, env_pw).map_err(|e| anyhow::Error::new(Usage(format!("source: {e}"))))
 }
 
+/// Where to receive from: `source`, or with `from_replica` (a Sentinel source) a replica the
+/// sentinels list as up.
+pub fn sync_from(source: &Target, from_replica: bool) -> Result<Target> {
+    if !from_replica {
+        return Ok(source.clone());
+    }
+    let Some(s) = &source.sentinel else {
+        bail!(Usage(
+            "--from-replica needs a Sentinel source (redis+sentinel://host:port,…/master)".into()
+        ));
+    };
+    let replicas = s
+        .replica_addrs()
+        .context("no sentinel answered SENTINEL REPLICAS")?;
+    let Some((host, port)) = replicas.into_iter().next() else {
+        bail!(
+            "--from-replica: the sentinels list no replica of {} that is up",
+            s.master
+        );
+    };
+    eprintln!("receiving from the replica {host}:{port}");
+    Ok(source.at(host, port))
+}
+
 /// Connects to `source` as a replica; with `resume`, asks to continue after that offset.
 pub fn connect(source: &Target, rdb_only: bool, resume: Option<(String, u64)>) -> Result<Replica> {
     let t = source.clone();
@@ -211,6 +235,11 @@ pub struct FollowArgs {
     /// up to the source's offset.
     #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
     pub drain_timeout: Duration,
+    /// With a Sentinel source (redis+sentinel://…): receive the snapshot and the stream from one
+    /// of the primary's replicas (as the sentinels list them up) instead of the primary; the
+    /// cutover still pauses and reads the primary.
+    #[arg(long)]
+    pub from_replica: bool,
 }
 
 /// `500ms`, `10s`, `2m`, or a number of seconds.
@@ -337,8 +366,10 @@ pub fn follow(
                 return Ok(());
             }
             let t0 = Instant::now();
+            // a Sentinel source: the primary it names now (writes happen there)
             let mut con = src
-                .control(Duration::from_secs(10))
+                .pinned()
+                .and_then(|t| t.control(Duration::from_secs(10)))
                 .map_err(anyhow::Error::new)?;
             if let Some(p) = pause {
                 redis::cmd("CLIENT")

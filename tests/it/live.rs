@@ -600,3 +600,55 @@ fn follow_into_a_sentinel_target_rides_a_failover() {
     common::assert_same_dataset(&src, now);
     assert!(out.contains("failover ("), "{out}");
 }
+
+/// A Sentinel source read from its replica (`--from-replica`): the snapshot and the stream come
+/// from the replica, the cutover pauses and reads the primary; the target equals the primary.
+#[test]
+fn follow_from_a_sentinel_sources_replica_equals_the_primary() {
+    if common::skip_if_missing(Version::V82) {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let (primary, replica, sentinels) = crate::ha::sentinel_setup();
+    // no DEBUG POPULATE: it is not replicated, the replica would not have those keys
+    fill(&primary, 0);
+    let dst = Server::start(Version::V82);
+    let writer = Writer::start(&primary, false);
+    let addrs: Vec<String> = sentinels.iter().map(|s| s.addr()).collect();
+    let url = format!("redis+sentinel://{}/mymaster", addrs.join(","));
+    let mut child = spawn_rdbkit(
+        &[
+            "import",
+            &url,
+            "--from-replica",
+            "--target",
+            &dst.url(),
+            "--follow",
+            "--pause-source-writes",
+            "20s",
+            "--quiet",
+        ],
+        tmp.path(),
+    );
+    wait_for_output(&mut child, tmp.path(), "following", Duration::from_secs(60));
+    let out = output(tmp.path());
+    assert!(
+        out.contains(&format!(
+            "receiving from the replica 127.0.0.1:{}",
+            replica.port
+        )),
+        "{out}"
+    );
+    thread::sleep(Duration::from_millis(1000));
+    writer.stop();
+    signal(&child, "-TERM");
+    let st = wait_exit(&mut child, tmp.path(), Duration::from_secs(60));
+    let out = output(tmp.path());
+    assert!(st.success(), "{out}");
+    assert!(out.contains("cutover: the target had every write"), "{out}");
+    redis::cmd("CLIENT")
+        .arg("UNPAUSE")
+        .query::<()>(&mut primary.conn())
+        .ok();
+    common::assert_same_dataset(&primary, &dst);
+}

@@ -115,6 +115,12 @@ impl Sentinel {
     /// sentinels still list it: an import that learnt "no replicas" there would trust the old
     /// primary's acknowledgements and lose what it wrote until the demotion.
     pub fn replicas(&self) -> Option<u32> {
+        self.replica_addrs().map(|r| r.len() as u32)
+    }
+
+    /// The addresses of the replicas the sentinels (first that answers) count as up (see
+    /// [`Sentinel::replicas`]). `None` when no sentinel answers.
+    pub fn replica_addrs(&self) -> Option<Vec<(String, u16)>> {
         (0..self.addrs.len()).find_map(|i| {
             let mut con = self.connect(i).ok()?;
             let list: Vec<Vec<String>> = redis::cmd("SENTINEL")
@@ -122,17 +128,23 @@ impl Sentinel {
                 .arg(&self.master)
                 .query(&mut con)
                 .ok()?;
-            let up = list.iter().filter(|fields| {
-                let flags = fields
+            let field = |fields: &[String], name: &str| {
+                fields
                     .chunks(2)
-                    .find(|kv| kv[0] == "flags")
+                    .find(|kv| kv[0] == name)
                     .and_then(|kv| kv.get(1))
-                    .map_or("", String::as_str);
-                !["s_down", "o_down", "disconnected"]
+                    .cloned()
+                    .unwrap_or_default()
+            };
+            let up = list.iter().filter_map(|fields| {
+                let flags = field(fields, "flags");
+                let down = ["s_down", "o_down", "disconnected"]
                     .iter()
-                    .any(|f| flags.split(',').any(|x| x == *f))
+                    .any(|f| flags.split(',').any(|x| x == *f));
+                let port = field(fields, "port").parse().ok()?;
+                (!down).then(|| (field(fields, "ip"), port))
             });
-            Some(up.count() as u32)
+            Some(up.collect())
         })
     }
 
