@@ -3,20 +3,13 @@
 
 use crate::common;
 
+use crate::common::rdbkit;
 use common::{skip_if_missing, testdata, Server, Version};
 use rdbkit::write::{put_string, RdbWriter};
 use serde_json::Value as J;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn rdbkit(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_rdbkit"))
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run rdbkit")
-}
 
 fn ok(args: &[&str]) -> Vec<u8> {
     let out = rdbkit(args);
@@ -157,13 +150,7 @@ fn rdb14_dump_imports_into_8_2_like_8_2_loads_the_v12_original() {
     if skip_if_missing(Version::V82) {
         return;
     }
-    assert!(
-        common::falkordb_available()
-            || std::env::var("RDBKIT_REQUIRE_SERVERS").as_deref() != Ok("1"),
-        "FalkorDB missing"
-    );
-    if !common::falkordb_available() {
-        eprintln!("SKIP: FalkorDB missing");
+    if !common::falkordb_or_skip() {
         return;
     }
     let v14 = testdata("rdb14/handmade_all_types_v14.rdb");

@@ -81,7 +81,7 @@ fn resp_export_for_each_target_version_pipes_cleanly_and_equals_the_dump() {
         (Version::Valkey81, "valkey-8.1"),
         (Version::V82, "8.2"),
     ];
-    if targets.iter().any(|(v, _)| skip_if_missing(*v)) || !common::falkordb_available() {
+    if targets.iter().any(|(v, _)| skip_if_missing(*v)) || !common::falkordb_or_skip() {
         return;
     }
     let dump = common::testdata("redis82_all_types_v12.rdb");

@@ -675,13 +675,7 @@ fn the_target_is_named_at_the_start_and_module_aux_is_one_line_per_module() {
     if common::skip_if_missing(Version::V82) {
         return;
     }
-    assert!(
-        common::falkordb_available()
-            || std::env::var("RDBKIT_REQUIRE_SERVERS").as_deref() != Ok("1"),
-        "FalkorDB missing"
-    );
-    if !common::falkordb_available() {
-        eprintln!("SKIP: FalkorDB not installed");
+    if !common::falkordb_or_skip() {
         return;
     }
     let target = Server::with_falkordb(None, &[]);

@@ -4,19 +4,13 @@
 
 use crate::common;
 
+use crate::common::rdbkit;
 use common::{Server, Version};
 use rdbkit::output::report::{key_record, memory::Limits, KeyRecord};
 use rdbkit::{Decoder, Item, ValueType};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-
-fn rdbkit(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_rdbkit"))
-        .args(args)
-        .output()
-        .expect("run rdbkit")
-}
 
 /// Deterministic pseudo-random numbers (xorshift), so the dataset is the same on every run.
 struct Rng(u64);

@@ -5,19 +5,13 @@
 
 use crate::common;
 
+use crate::common::rdbkit;
 use common::{Server, Version};
 use rdbkit::cluster::key_hash_slot;
 use rdbkit::{Checksum, Decoder, Item};
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::{Command, Output};
-
-fn rdbkit(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_rdbkit"))
-        .args(args)
-        .output()
-        .expect("run rdbkit")
-}
+use std::process::Output;
 
 fn ok(out: Output) -> Output {
     assert!(

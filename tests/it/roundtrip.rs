@@ -5,18 +5,11 @@
 
 use crate::common;
 
+use crate::common::rdbkit;
 use common::{Server, Version};
 use rdbkit::{Decoder, Item};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
-
-fn rdbkit(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_rdbkit"))
-        .args(args)
-        .output()
-        .expect("run rdbkit")
-}
 
 /// `rdbkit info --json` → db → keys a primary keeps on load.
 fn loadable_counts(dump: &Path) -> Result<BTreeMap<u64, u64>, String> {

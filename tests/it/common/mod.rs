@@ -1480,10 +1480,11 @@ pub fn assert_same_keys(
     assert!(diffs.is_empty(), "{what}:\n  {}", diffs.join("\n  "));
 }
 
-/// Runs the rdbkit binary under test with `args` and returns its output.
+/// Runs the rdbkit binary under test with `args` (stdin empty) and returns its output.
 pub fn rdbkit(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_rdbkit"))
         .args(args)
+        .stdin(Stdio::null())
         .output()
         .expect("run rdbkit")
 }
