@@ -652,3 +652,84 @@ fn follow_from_a_sentinel_sources_replica_equals_the_primary() {
         .ok();
     common::assert_same_dataset(&primary, &dst);
 }
+
+/// `rdbkit dump` of a source holding a 1 GiB string (stored uncompressed): rdbkit's memory stays
+/// flat (its peak RSS is a small fraction of the value), and the file loads with the source's
+/// digest.
+#[test]
+fn dump_of_a_1_gib_value_keeps_memory_flat() {
+    if common::skip_if_missing(Version::V82) {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let src = Server::start_opts(
+        Version::V82,
+        &[
+            "--rdbcompression",
+            "no",
+            "--proto-max-bulk-len",
+            "2gb",
+            "--repl-diskless-sync-delay",
+            "0",
+        ],
+    );
+    let mut c = src.conn();
+    redis::cmd("SETRANGE")
+        .arg("big")
+        .arg((1u64 << 30) - 1)
+        .arg("x")
+        .query::<()>(&mut c)
+        .unwrap();
+    redis::cmd("SET")
+        .arg("small")
+        .arg("v")
+        .query::<()>(&mut c)
+        .unwrap();
+    let file = tmp.path().join("big.rdb");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rdbkit"))
+        .args(["dump", &src.url(), "-o", file.to_str().unwrap(), "--quiet"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // the peak resident size so far, read until the process ends
+    let status = format!("/proc/{}/status", child.id());
+    let mut peak_kib = 0u64;
+    let start = Instant::now();
+    let st = loop {
+        if let Ok(s) = std::fs::read_to_string(&status) {
+            if let Some(v) = s
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            {
+                peak_kib = peak_kib.max(v);
+            }
+        }
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        assert!(start.elapsed() < Duration::from_secs(120), "dump too slow");
+        thread::sleep(Duration::from_millis(5));
+    };
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(st.success(), "{err}");
+    assert!(
+        std::fs::metadata(&file).unwrap().len() > 1 << 30,
+        "the file holds the whole value"
+    );
+    eprintln!("rdbkit dump of a 1 GiB value: peak RSS {peak_kib} KiB");
+    assert!(peak_kib > 0, "no memory reading");
+    assert!(
+        peak_kib < 256 * 1024,
+        "rdbkit's peak RSS was {peak_kib} KiB for a 1 GiB value"
+    );
+    let loaded = Server::start_with_dump(Version::V82, &file, &[]);
+    assert_eq!(src.digest(), loaded.digest());
+}
