@@ -148,26 +148,23 @@ fn populate(server: &Server) {
         let key = format!("hash:{}:{i}", i % 5);
         p.cmd("HSET").arg(&key).arg(args);
         if i % 6 == 0 {
-            p.cmd("HPEXPIREAT")
-                .arg(&key)
-                .arg(EXPIRE_AT_MS + 86_400_000)
-                .arg("FIELDS")
-                .arg(2)
-                .arg("f0:x")
-                .arg("f1:y");
+            let field_ttls = |p: &mut redis::Pipeline| {
+                p.cmd("HPEXPIREAT")
+                    .arg(&key)
+                    .arg(EXPIRE_AT_MS + 86_400_000)
+                    .arg("FIELDS")
+                    .arg(2)
+                    .arg("f0:x")
+                    .arg("f1:y");
+            };
+            field_ttls(&mut p);
             p.cmd("HSET")
                 .arg(&key)
                 .arg("f0:x")
                 .arg("1")
                 .arg("f1:y")
                 .arg("2");
-            p.cmd("HPEXPIREAT")
-                .arg(&key)
-                .arg(EXPIRE_AT_MS + 86_400_000)
-                .arg("FIELDS")
-                .arg(2)
-                .arg("f0:x")
-                .arg("f1:y");
+            field_ttls(&mut p);
         }
         if i % 7 == 0 {
             p.cmd("PEXPIREAT").arg(&key).arg(EXPIRE_AT_MS);

@@ -553,22 +553,26 @@ fn check_against_hdt_json(file: &Path, out: &Output, got: &Snapshot, dropped: bo
         match (r["type"].as_str().unwrap(), &state.val) {
             ("string", Val::Str(v)) => assert_eq!(r["value"].as_str().unwrap().as_bytes(), &v[..]),
             ("hash", Val::Hash(h)) => {
-                let want: BTreeMap<Vec<u8>, Vec<u8>> = r["hash"]
-                    .as_object()
-                    .unwrap()
-                    .iter()
-                    .map(|(k, v)| {
-                        (
-                            k.as_bytes().to_vec(),
-                            v.as_str().unwrap().as_bytes().to_vec(),
-                        )
-                    })
-                    .collect();
+                let want = json_hash(&r["hash"]);
                 assert_eq!(&want, h, "{key}");
             }
             (ty, v) => panic!("{key}: JSON type {ty}, target has {v:?}"),
         }
     }
+}
+
+/// The `hash` object of a dump's JSON description: field → value.
+fn json_hash(j: &serde_json::Value) -> BTreeMap<Vec<u8>, Vec<u8>> {
+    j.as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.as_bytes().to_vec(),
+                v.as_str().unwrap().as_bytes().to_vec(),
+            )
+        })
+        .collect()
 }
 
 /// A module value whose module the target lacks is reported as "module missing on target" before
@@ -639,17 +643,7 @@ fn valkey9_hash_with_field_ttls_into_redis82() {
     let mut c = target.conn();
     for r in &json {
         let key = r["key"].as_str().unwrap();
-        let want: BTreeMap<Vec<u8>, Vec<u8>> = r["hash"]
-            .as_object()
-            .unwrap()
-            .iter()
-            .map(|(k, v)| {
-                (
-                    k.as_bytes().to_vec(),
-                    v.as_str().unwrap().as_bytes().to_vec(),
-                )
-            })
-            .collect();
+        let want = json_hash(&r["hash"]);
         let state = &got[&(0, key.as_bytes().to_vec())];
         assert_eq!(state.val, Val::Hash(want), "{key}");
         for (field, at) in r["expire"].as_object().unwrap() {
