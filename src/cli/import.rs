@@ -484,18 +484,22 @@ pub fn run(a: &ImportArgs) -> Result<()> {
             };
             let dbs = &a.filter.dbs;
             let from = super::live::sync_from(&src, a.follow.from_replica)?;
-            let opened =
-                super::source_mode::open(a.source_mode, &src, &name, dbs, a.follow.follow, || {
-                    super::live::connect(&from, false, resume.clone())
-                })?;
+            let opened = super::source_mode::open(
+                a.source_mode,
+                &from,
+                &name,
+                dbs,
+                a.follow.follow,
+                || super::live::connect(&from, false, resume.clone()),
+            )?;
             let replica = match opened {
                 Ok(replica) => replica,
                 Err(scan) => {
+                    scans.push((name.clone(), scan.stats.clone()));
                     sources.push(Source {
                         name: name.clone(),
-                        input: scan.input,
+                        input: scan.input(),
                     });
-                    scans.push((name.clone(), scan.stats));
                     names.push(name);
                     continue;
                 }

@@ -79,6 +79,10 @@ pub struct DumpArgs {
     /// No progress on stderr.
     #[arg(short, long)]
     pub quiet: bool,
+    /// How the server is read: sync (as a replica; a source that refuses SYNC/PSYNC is read by
+    /// scan instead, with a notice) or scan (SCAN + DUMP, not point-in-time).
+    #[arg(long, value_enum, default_value = "sync")]
+    pub source_mode: super::source_mode::SourceMode,
 }
 
 /// Checks an RDB stream as it passes: the magic at the start, and the CRC64 trailer at the end.
@@ -147,8 +151,29 @@ pub fn run_dump(a: &DumpArgs) -> Result<()> {
             .unwrap_or("dump")
     ));
     let started = Instant::now();
-    let replica = connect(&source, true, None)?;
-    let progress = replica.progress();
+    let opened = super::source_mode::open(a.source_mode, &source, &name, &[], false, || {
+        connect(&source, true, None)
+    })?;
+    // the snapshot, how many of its bytes have arrived, the replica to stop at the end
+    let (mut snap, received, replica): (Box<dyn Read>, Box<dyn Fn() -> u64>, _) = match opened {
+        Ok(replica) => {
+            let progress = replica.progress();
+            let snap = Box::new(replica.snapshot());
+            (
+                snap,
+                Box::new(move || progress.snapshot_bytes()),
+                Some(replica),
+            )
+        }
+        Err(scan) => {
+            let stats = scan.stats.clone();
+            (
+                Box::new(scan.stream),
+                Box::new(move || stats.get().bytes),
+                None,
+            )
+        }
+    };
     let file: Box<dyn Write> = if to_stdout {
         Box::new(std::io::stdout().lock())
     } else {
@@ -173,7 +198,6 @@ pub fn run_dump(a: &DumpArgs) -> Result<()> {
     };
     let show = !a.quiet && std::io::stderr().is_terminal();
     let mut last = Instant::now();
-    let mut snap = replica.snapshot();
     let mut buf = vec![0u8; 1 << 20];
     let result = (|| -> Result<()> {
         loop {
@@ -188,8 +212,8 @@ pub fn run_dump(a: &DumpArgs) -> Result<()> {
                 last = Instant::now();
                 eprintln!(
                     "{} received, {:.0} MB/s",
-                    rdbkit::output::report::human(progress.snapshot_bytes()),
-                    progress.snapshot_bytes() as f64 / 1e6 / started.elapsed().as_secs_f64()
+                    rdbkit::output::report::human(received()),
+                    received() as f64 / 1e6 / started.elapsed().as_secs_f64()
                 );
             }
         }
@@ -211,7 +235,9 @@ pub fn run_dump(a: &DumpArgs) -> Result<()> {
         }
         Ok(())
     })();
-    replica.stop();
+    if let Some(replica) = replica {
+        replica.stop();
+    }
     if result.is_err() && !to_stdout {
         let _ = std::fs::remove_file(&tmp);
     }

@@ -7,7 +7,7 @@ use anyhow::{bail, Result};
 use clap::ValueEnum;
 use rdbkit::replay::Target;
 use rdbkit::source::replica::ReplicaError;
-use rdbkit::source::scan::{scan_stream, ScanOptions, ScanStatsHandle};
+use rdbkit::source::scan::{scan_stream, ScanOptions, ScanStatsHandle, ScanStream};
 use rdbkit::source::Input;
 
 /// How a live source is read.
@@ -23,9 +23,16 @@ pub enum SourceMode {
 /// A live source read by scan: its stream and a handle on its counts.
 pub struct ScanSource {
     /// The synthesized dump.
-    pub input: Input,
+    pub stream: ScanStream,
     /// Keys read, vanished, returned twice.
     pub stats: ScanStatsHandle,
+}
+
+impl ScanSource {
+    /// The stream as an importer's input.
+    pub fn input(self) -> Input {
+        Input::Stream(Box::new(self.stream))
+    }
 }
 
 /// Usage error for `--source-mode scan --follow`.
@@ -64,7 +71,7 @@ pub fn scan_input(source: &Target, name: &str, dbs: &[u64]) -> Result<ScanSource
     );
     Ok(ScanSource {
         stats: stream.stats_handle(),
-        input: Input::Stream(Box::new(stream)),
+        stream,
     })
 }
 

@@ -146,7 +146,8 @@ fn scanned_dump_loads_with_the_sources_dataset() {
 
 /// A source whose SYNC and PSYNC are renamed away (as managed services refuse them):
 /// `rdbkit import redis://…` in the default mode (sync) says so and reads it by scan instead,
-/// through the unchanged importer, into an equal target.
+/// through the unchanged importer, into an equal target; `rdbkit dump` too, into a file that
+/// loads equal.
 #[test]
 fn source_without_sync_is_imported_by_scan() {
     let renamed = [
@@ -192,6 +193,18 @@ fn source_without_sync_is_imported_by_scan() {
     );
     assert!(t.contains("3003 keys read by scan"), "{t}");
     assert_same_dataset(&source, &target);
+
+    // `rdbkit dump` of it falls back the same way; the file loads with the source's dataset
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("nosync.rdb");
+    let out = common::rdbkit(&["dump", &source.url(), "-o", file.to_str().unwrap()]);
+    let t = common::text(&out);
+    assert!(out.status.success(), "{t}");
+    assert!(
+        t.contains("reading it by SCAN + DUMP") && t.contains("CRC64 checked"),
+        "{t}"
+    );
+    assert_same_dataset(&source, &Server::start_with_dump(Version::V82, &file, &[]));
 
     // --follow needs the replication stream: refused, nothing written
     let other = Server::start(Version::V82);
