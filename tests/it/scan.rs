@@ -316,6 +316,33 @@ fn ttls_from_pttl_before_redis_7() {
     assert_eq!(with_ttl, 501);
 }
 
+/// A Valkey 8.1 source: its payloads (RDB 11) travel as they are, under a `REDIS0011` header with
+/// `valkey-ver`, and the file loads in Valkey with the source's dataset.
+#[test]
+fn valkey_source_is_written_as_valkey_wrote_it() {
+    let Some((source, mut c)) = populated(Version::Valkey81, &[], 1000, "v", 16) else {
+        return;
+    };
+    cmd(&mut c, &["HSET", "h", "a", "1"]);
+    cmd(&mut c, &["XADD", "st", "1-1", "f", "v"]);
+    cmd(&mut c, &["XGROUP", "CREATE", "st", "g", "0"]);
+    cmd(&mut c, &["SET", "t", "v", "PX", "5000000"]);
+    let dir = tempfile::tempdir().unwrap();
+    let (path, stats) = scan_to_file(&source, ScanOptions::default(), dir.path(), "valkey.rdb");
+    assert_eq!(stats.keys, 1003);
+    let data = std::fs::read(&path).unwrap();
+    assert_eq!(&data[..9], b"REDIS0011");
+    let producer = Decoder::new(&data).find_map(|i| match i.unwrap() {
+        Item::Aux { key, value } if &*key == b"valkey-ver" => Some(value.into_owned()),
+        _ => None,
+    });
+    assert_eq!(producer.as_deref(), Some(&b"8.1.8"[..]), "{:?}", producer);
+    assert_same_dataset(
+        &source,
+        &Server::start_with_dump(Version::Valkey81, &path, &[]),
+    );
+}
+
 fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
