@@ -55,6 +55,21 @@ for i in "${!replies[@]}"; do
 done
 printf '%b' "$all" >"$corpus/reply/all"
 
+# The command reader: a replication stream's commands (SELECT, SET with PXAT, MULTI/EXEC, PING,
+# REPLCONF GETACK, a binary argument), one per seed and all of them in a row.
+mkdir -p "$corpus/commands"
+commands=('*2\r\n$6\r\nSELECT\r\n$1\r\n3\r\n'
+    '*5\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n$4\r\nPXAT\r\n$13\r\n1796472786953\r\n'
+    '*1\r\n$5\r\nMULTI\r\n' '*2\r\n$4\r\nINCR\r\n$1\r\na\r\n' '*1\r\n$4\r\nEXEC\r\n'
+    '*1\r\n$4\r\nPING\r\n' '*3\r\n$8\r\nREPLCONF\r\n$6\r\nGETACK\r\n$1\r\n*\r\n'
+    '*3\r\n$4\r\nHSET\r\n$3\r\n\x00\xff\r\r\n$0\r\n\r\n')
+all=
+for i in "${!commands[@]}"; do
+    printf '%b' "${commands[$i]}" >"$corpus/commands/seed$i"
+    all+=${commands[$i]}
+done
+printf '%b' "$all" >"$corpus/commands/all"
+
 # Release, like `cargo test --release` in CI, so the example binary is already built there.
 (cd "$repo" && cargo run --quiet --release --example fuzz_seeds -- \
     "$corpus" --max-len "$max_blob" "${dumps[@]}")
