@@ -59,11 +59,7 @@ pub fn import(
     on_progress: Box<dyn Fn(&Progress) + Send>,
 ) -> Result<ImportSummary, ReplayError> {
     let started = Instant::now();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| ReplayError::Internal(format!("tokio runtime: {e}")))?;
+    let rt = runtime()?;
     let pinned = target.pinned()?;
     let client = pinned.client()?;
     let limit = cfg.conn.reply_timeout;
@@ -429,22 +425,36 @@ fn watch_sentinels(
 ) -> Option<tokio::task::JoinHandle<()>> {
     shared.target.sentinel.as_ref().map(|_| {
         let shared = shared.clone();
-        rt.spawn(async move {
-            let mut last = shared.target.sentinel.as_ref().and_then(|s| s.current());
-            loop {
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                let t = shared.target.clone();
-                let now = tokio::task::spawn_blocking(move || t.resolve().ok())
-                    .await
-                    .ok()
-                    .flatten();
-                if now.is_some() && now != last {
-                    last = now;
-                    shared.primary_epoch.send_modify(|e| *e += 1);
-                }
-            }
-        })
+        rt.spawn(async move { watch_primary(&shared.target, &shared.primary_epoch).await })
     })
+}
+
+/// Asks the sentinels of `target` every 200 ms which primary they name, and bumps `epoch` when
+/// it changes. Runs until its task is aborted.
+pub(crate) async fn watch_primary(target: &Target, epoch: &tokio::sync::watch::Sender<u64>) {
+    let mut last = target.sentinel.as_ref().and_then(|s| s.current());
+    loop {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let t = target.clone();
+        let now = tokio::task::spawn_blocking(move || t.resolve().ok())
+            .await
+            .ok()
+            .flatten();
+        if now.is_some() && now != last {
+            last = now;
+            epoch.send_modify(|e| *e += 1);
+        }
+    }
+}
+
+/// The runtime of an import or a follow: two workers (the connections and their timers; the
+/// decoding runs on threads of its own).
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, ReplayError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| ReplayError::Internal(format!("tokio runtime: {e}")))
 }
 
 /// The data plane: `cfg.connections` connections to one primary, or one per cluster shard (keys

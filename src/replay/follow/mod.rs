@@ -125,11 +125,7 @@ pub fn follow<R: BufRead + Send + 'static>(
     on_progress: Box<dyn Fn(&FollowProgress) + Send>,
 ) -> Result<FollowSummary, ReplayError> {
     let started = Instant::now();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| ReplayError::Internal(format!("tokio runtime: {e}")))?;
+    let rt = super::runtime()?;
     let pinned = target.pinned()?;
     let mut con = pinned.control(cfg.reply_timeout)?;
     let info: String = redis::cmd("INFO")

@@ -156,8 +156,8 @@ fn finish_round(
     Ok(())
 }
 
-/// Sentinel: asks the sentinels every 200 ms which primary they name, and bumps the epoch when it
-/// changes. Ends with the follow (the handle is aborted).
+/// Sentinel: the epoch of the primary the sentinels name (see [`crate::replay::watch_primary`]).
+/// Ends with the follow (the handle is aborted).
 fn watch_primary(
     node: &Target,
 ) -> (
@@ -166,21 +166,7 @@ fn watch_primary(
 ) {
     let (tx, rx) = tokio::sync::watch::channel(0u64);
     let node = node.clone();
-    let task = tokio::spawn(async move {
-        let mut last = node.sentinel.as_ref().and_then(|s| s.current());
-        loop {
-            tokio::time::sleep(Duration::from_millis(200)).await;
-            let t = node.clone();
-            let now = tokio::task::spawn_blocking(move || t.resolve().ok())
-                .await
-                .ok()
-                .flatten();
-            if now.is_some() && now != last {
-                last = now;
-                tx.send_modify(|e| *e += 1);
-            }
-        }
-    });
+    let task = tokio::spawn(async move { crate::replay::watch_primary(&node, &tx).await });
     (rx, task)
 }
 
