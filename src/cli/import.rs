@@ -431,6 +431,7 @@ fn follow_config(a: &ImportArgs, target: &Target, replid: &str) -> replay::follo
     replay::follow::FollowConfig {
         db_map: a.db_map.clone().unwrap_or_default(),
         dbs: a.filter.dbs.clone(),
+        keys: a.filter.to_filter().keys,
         target_db: target.db,
         reply_timeout: Duration::from_secs(a.timeout.max(1)),
         window_commands: a.window_commands.max(1),
@@ -458,9 +459,9 @@ pub fn run(a: &ImportArgs) -> Result<()> {
                 "--follow needs exactly one source, a server URL (redis://…): it applies that server's writes after its snapshot".into()
             ));
         }
-        if !a.filter.keys.is_empty() || !a.filter.types.is_empty() {
+        if !a.filter.types.is_empty() {
             bail!(Usage(
-                "--follow applies commands, whose keys and types rdbkit does not filter yet: use --db and --db-map, or import without --follow".into()
+                "--follow applies commands, whose value types rdbkit cannot tell without asking the target: use --db, --key and --db-map, or import without --follow".into()
             ));
         }
     }

@@ -468,7 +468,7 @@ pub fn follow(
         save_checkpoint(p, &replid, s.applied_offset)?;
     }
     println!(
-        "followed: {} commands applied ({} in MULTI blocks: {}), {} left out by --db, in {:.1} s",
+        "followed: {} commands applied ({} in MULTI blocks: {}), {} left out by --db/--key, in {:.1} s",
         s.commands,
         s.blocks,
         if s.blocks > 0 {

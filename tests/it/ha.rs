@@ -241,9 +241,21 @@ fn import_through_failover(
         out.status.success(),
         "{case}, {landed} of {total} keys at the failover: {t}"
     );
+    // the promotion takes the sentinels a second or two: an import whose last tenth is faster
+    // than that ends first (its batches confirmed on the replica by WAIT), and the replica it
+    // promotes must then hold everything all the same
+    wait_until(Duration::from_secs(60), || {
+        sentinels[0].primary_port() != primary.port
+    });
     let new_primary = sentinels[0].primary_port();
-    assert_ne!(new_primary, primary.port, "{case}: {t}");
-    assert!(t.contains("failover: the primary moved"), "{case}: {t}");
+    let seen = t.contains("failover: the primary moved");
+    assert!(
+        seen || matches!(when, When::LastBatches),
+        "{case}: the import did not see the failover: {t}"
+    );
+    if !seen {
+        eprintln!("{case}: the promotion completed after the import ended");
+    }
     assert!(
         landed < total,
         "{case}: the failover came after the import ({landed} keys): {t}"

@@ -733,3 +733,67 @@ fn dump_of_a_1_gib_value_keeps_memory_flat() {
     let loaded = Server::start_with_dump(Version::V82, &file, &[]);
     assert_eq!(src.digest(), loaded.digest());
 }
+
+/// `--key` with `--follow`: the snapshot and the commands keep the matching keys; a command on
+/// keys of both sides is cut to the matching ones (`DEL`, `MSET`) or left out and reported
+/// (`RENAME`).
+#[test]
+fn follow_with_a_key_filter_applies_only_the_matching_keys() {
+    if common::skip_if_missing(Version::V82) {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let src = Server::start_opts(Version::V82, &["--repl-diskless-sync-delay", "0"]);
+    let mut c = src.conn();
+    for k in ["keep:1", "keep:2", "drop:1", "drop:2"] {
+        redis::cmd("SET")
+            .arg(k)
+            .arg("v")
+            .query::<()>(&mut c)
+            .unwrap();
+    }
+    let dst = Server::start(Version::V82);
+    let mut child = spawn_rdbkit(
+        &[
+            "import",
+            &src.url(),
+            "--target",
+            &dst.url(),
+            "--follow",
+            "--key",
+            "keep:*",
+            "--quiet",
+        ],
+        tmp.path(),
+    );
+    wait_for_output(&mut child, tmp.path(), "following", Duration::from_secs(60));
+    let mut p = redis::pipe();
+    p.cmd("SET").arg("keep:3").arg("x");
+    p.cmd("SET").arg("drop:3").arg("x");
+    p.cmd("INCR").arg("keep:n");
+    p.cmd("DEL").arg("keep:1").arg("drop:1");
+    p.cmd("MSET").arg("keep:m").arg("1").arg("drop:m").arg("2");
+    p.cmd("RENAME").arg("drop:2").arg("keep:renamed");
+    p.query::<()>(&mut c).unwrap();
+    thread::sleep(Duration::from_millis(500));
+    signal(&child, "-TERM");
+    let st = wait_exit(&mut child, tmp.path(), Duration::from_secs(60));
+    let out = output(tmp.path());
+    assert!(st.success(), "{out}");
+    assert!(
+        out.contains("2 commands (DEL, UNLINK, TOUCH, MSET) named keys on both sides of --key"),
+        "{out}"
+    );
+    assert!(out.contains("naming keys on both sides of --key (the target may now differ from the source for their keys): 1 RENAME"), "{out}");
+    let want: common::Snapshot = common::snapshot(&src)
+        .into_iter()
+        .filter(|((_, k), _)| k.starts_with(b"keep:") && k.as_slice() != b"keep:renamed")
+        .collect();
+    common::assert_same_keys(
+        &want,
+        &common::snapshot(&dst),
+        &Default::default(),
+        "follow --key keep:*",
+    );
+    assert_eq!(want.len(), 4, "keep:2, keep:3, keep:n, keep:m");
+}

@@ -38,6 +38,10 @@ pub struct FollowConfig {
     pub db_map: BTreeMap<u64, u64>,
     /// Only these source databases (empty: all).
     pub dbs: Vec<u64>,
+    /// Only commands on keys matching one of these globs (`--key`; empty: all). A command on
+    /// several keys of which only some match is cut to those (`DEL`, `UNLINK`, `TOUCH`, `MSET`)
+    /// or left out, and counted in the summary's notes.
+    pub keys: Vec<Vec<u8>>,
     /// The target URL's database: every command goes there when `db_map` is empty (as the
     /// snapshot's keys do).
     pub target_db: Option<u64>,
@@ -157,9 +161,20 @@ pub fn follow<R: BufRead + Send + 'static>(
     let parse_live = live.clone();
     let skipped = Arc::new(AtomicU64::new(0));
     let parse_skipped = skipped.clone();
+    let split = Arc::new(parse::SplitByFilter::default());
+    let parse_split = split.clone();
     let parser = std::thread::Builder::new()
         .name("rdbkit-follow".into())
-        .spawn(move || parse::parse(reader, &parse_live, &parse_cfg, &ops_tx, &parse_skipped))
+        .spawn(move || {
+            parse::parse(
+                reader,
+                &parse_live,
+                &parse_cfg,
+                &ops_tx,
+                &parse_skipped,
+                &parse_split,
+            )
+        })
         .map_err(|e| ReplayError::Internal(format!("starting the follow parser: {e}")))?;
     let applied = Arc::new(AtomicU64::new(start_offset));
     let commands = Arc::new(AtomicU64::new(0));
@@ -184,6 +199,24 @@ pub fn follow<R: BufRead + Send + 'static>(
     }
     summary.commands = commands.load(Relaxed);
     summary.skipped = skipped.load(Relaxed);
+    let cut = split.cut.load(Relaxed);
+    if cut > 0 {
+        summary.notes.push(format!(
+            "{cut} commands (DEL, UNLINK, TOUCH, MSET) named keys on both sides of --key: applied to the matching keys only"
+        ));
+    }
+    let left = split
+        .left_out
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    if !left.is_empty() {
+        let list: Vec<String> = left.iter().map(|(n, c)| format!("{c} {n}")).collect();
+        summary.notes.push(format!(
+            "left out, naming keys on both sides of --key (the target may now differ from the source for their keys): {}",
+            list.join(", ")
+        ));
+    }
     summary.applied_offset = applied.load(Relaxed);
     summary.elapsed = started.elapsed();
     result?;

@@ -22,6 +22,7 @@ pub(super) fn parse<R: BufRead>(
     cfg: &FollowConfig,
     ops: &async_channel::Sender<Op>,
     skipped: &AtomicU64,
+    split: &SplitByFilter,
 ) -> Result<(), String> {
     let mut db = 0u64;
     let mut block: Option<Op> = None;
@@ -82,6 +83,21 @@ pub(super) fn parse<R: BufRead>(
                 skipped.fetch_add(o.cmds.len() as u64, Relaxed);
                 o.cmds.clear();
             }
+            if !cfg.keys.is_empty() && !o.cmds.is_empty() {
+                let before = o.cmds.len();
+                o.cmds = std::mem::take(&mut o.cmds)
+                    .into_iter()
+                    .filter_map(|c| match by_key_filter(c, &cfg.keys) {
+                        Filtered::Keep(c) => Some(c),
+                        Filtered::Drop => None,
+                        Filtered::Split(c, name) => {
+                            split.record(name, c.is_some());
+                            c
+                        }
+                    })
+                    .collect();
+                skipped.fetch_add((before - o.cmds.len()) as u64, Relaxed);
+            }
             o.db = match cfg.target_db.filter(|_| cfg.db_map.is_empty()) {
                 Some(db) => db,
                 None => cfg.db_map.get(&o.db).copied().unwrap_or(o.db),
@@ -91,6 +107,104 @@ pub(super) fn parse<R: BufRead>(
             }
         }
     }
+}
+
+/// Commands whose keys fell on both sides of `--key`: how many, and the first few names.
+#[derive(Debug, Default)]
+pub(super) struct SplitByFilter {
+    /// Cut to their matching keys.
+    pub(super) cut: AtomicU64,
+    /// Left out, by command name (only the parser thread writes it).
+    pub(super) left_out: std::sync::Mutex<std::collections::BTreeMap<String, u64>>,
+}
+
+impl SplitByFilter {
+    fn record(&self, name: String, cut: bool) {
+        if cut {
+            self.cut.fetch_add(1, Relaxed);
+        } else {
+            *self
+                .left_out
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .entry(name)
+                .or_default() += 1;
+        }
+    }
+}
+
+enum Filtered {
+    Keep(Vec<Vec<u8>>),
+    Drop,
+    /// Some keys match, some do not: the command with only the matching keys when it can be
+    /// cut (`DEL`, `UNLINK`, `TOUCH`, `MSET`), else nothing; and its name.
+    Split(Option<Vec<Vec<u8>>>, String),
+}
+
+/// The keys a command names: `(first argument, step)` for the commands whose keys repeat, the
+/// first key (or none) for the others.
+fn key_positions(args: &[Vec<u8>]) -> Vec<usize> {
+    let name = &args[0];
+    let is = |n: &str| name.eq_ignore_ascii_case(n.as_bytes());
+    if is("DEL") || is("UNLINK") || is("TOUCH") || is("EXISTS") {
+        (1..args.len()).collect()
+    } else if is("MSET") || is("MSETNX") {
+        (1..args.len()).step_by(2).collect()
+    } else if is("RENAME")
+        || is("RENAMENX")
+        || is("COPY")
+        || is("SMOVE")
+        || is("LMOVE")
+        || is("RPOPLPUSH")
+        || is("BLMOVE")
+    {
+        (1..args.len().min(3)).collect()
+    } else if is("EVAL") || is("EVALSHA") || is("FCALL") {
+        let n: usize = args
+            .get(2)
+            .and_then(|a| std::str::from_utf8(a).ok())
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        (3..(3 + n).min(args.len())).collect()
+    } else {
+        routing_key(args)
+            .map(|_| vec![if is("BITOP") { 2 } else { 1 }])
+            .unwrap_or_default()
+    }
+}
+
+/// `--key` on one command (the globs the snapshot's keys were filtered by).
+fn by_key_filter(args: Vec<Vec<u8>>, globs: &[Vec<u8>]) -> Filtered {
+    let keys = key_positions(&args);
+    if keys.is_empty() {
+        // a command on no key (FLUSHDB, FUNCTION LOAD) is applied
+        return Filtered::Keep(args);
+    }
+    let hit = |i: &usize| {
+        globs
+            .iter()
+            .any(|g| crate::filter::glob_match(g, &args[*i]))
+    };
+    let n = keys.iter().filter(|i| hit(i)).count();
+    if n == keys.len() {
+        return Filtered::Keep(args);
+    }
+    if n == 0 {
+        return Filtered::Drop;
+    }
+    let name = String::from_utf8_lossy(&args[0]).to_ascii_uppercase();
+    let step = match name.as_str() {
+        "DEL" | "UNLINK" | "TOUCH" => 1,
+        "MSET" => 2,
+        _ => return Filtered::Split(None, name),
+    };
+    let mut cut = vec![args[0].clone()];
+    for kv in args[1..].chunks(step) {
+        if globs.iter().any(|g| crate::filter::glob_match(g, &kv[0])) {
+            cut.extend(kv.iter().cloned());
+        }
+    }
+    Filtered::Split(Some(cut), name)
 }
 
 /// Relative expirations become absolute, so that a TTL does not grow by the time the command
@@ -208,5 +322,46 @@ mod tests {
             strs(absolute_ttl(cmd(&["PEXPIREAT", "k", "99"]), now)),
             ["PEXPIREAT", "k", "99"]
         );
+    }
+}
+
+#[cfg(test)]
+mod filter_tests {
+    use super::*;
+
+    fn v(args: &[&str]) -> Vec<Vec<u8>> {
+        args.iter().map(|a| a.as_bytes().to_vec()).collect()
+    }
+
+    #[test]
+    fn key_filter_keeps_drops_and_cuts_commands() {
+        let globs = vec![b"keep:*".to_vec()];
+        let f = |a: &[&str]| by_key_filter(v(a), &globs);
+        assert!(matches!(f(&["SET", "keep:a", "1"]), Filtered::Keep(_)));
+        assert!(matches!(f(&["SET", "drop:a", "1"]), Filtered::Drop));
+        assert!(matches!(f(&["FLUSHDB"]), Filtered::Keep(_)));
+        match f(&["DEL", "keep:a", "drop:b", "keep:c"]) {
+            Filtered::Split(Some(c), name) => {
+                assert_eq!(c, v(&["DEL", "keep:a", "keep:c"]));
+                assert_eq!(name, "DEL");
+            }
+            _ => panic!("DEL not cut"),
+        }
+        match f(&["mset", "drop:a", "1", "keep:b", "2"]) {
+            Filtered::Split(Some(c), _) => assert_eq!(c, v(&["mset", "keep:b", "2"])),
+            _ => panic!("MSET not cut"),
+        }
+        assert!(matches!(
+            f(&["RENAME", "drop:a", "keep:b"]),
+            Filtered::Split(None, n) if n == "RENAME"
+        ));
+        assert!(matches!(
+            f(&["EVAL", "s", "2", "keep:a", "keep:b", "drop:argv"]),
+            Filtered::Keep(_)
+        ));
+        assert!(matches!(
+            f(&["BITOP", "AND", "keep:d", "x"]),
+            Filtered::Keep(_)
+        ));
     }
 }
