@@ -216,14 +216,44 @@ async fn online_replicas(node: &super::target::Target) -> Option<u32> {
         .flatten()
 }
 
+/// `--wait-replicas N`: since when its `WAIT`s have been answered by fewer than N replicas.
+/// A shortfall that lasts `--timeout` stops the import: a replica that is gone would otherwise
+/// make every batch wait the whole `WAIT` timeout (hours on a large dump) and the import would
+/// never end in practice.
+#[derive(Default)]
+struct ReplicaAcks {
+    short_since: Option<Instant>,
+}
+
+impl ReplicaAcks {
+    /// A `WAIT want t` answered `got`: `Err` (the message) once no `WAIT` has reached `want`
+    /// replicas for `limit`.
+    fn on_wait(&mut self, want: u32, t: Duration, got: i64, limit: Duration) -> Result<(), String> {
+        if got >= i64::from(want) {
+            self.short_since = None;
+            return Ok(());
+        }
+        let since = *self.short_since.get_or_insert_with(Instant::now);
+        if since.elapsed() < limit {
+            return Ok(());
+        }
+        Err(format!(
+            "--wait-replicas {want}: no WAIT was acknowledged by {want} {} for {:.1?} (the last one by {got}, each WAIT waiting up to {t:?}): the replica acknowledgement is missing (a replica is gone or cannot keep up), so the import stopped; check the primary's replicas (INFO replication), or lower --wait-replicas",
+            if want == 1 { "replica" } else { "replicas" },
+            since.elapsed(),
+        ))
+    }
+}
+
 /// Why a session ended.
 enum SessionEnd {
     /// All input written and acknowledged.
     Finished,
     /// The connection failed; reconnect and re-send.
     Lost(String),
-    /// The target refuses to go on (its reply).
-    Fatal(String),
+    /// The import cannot go on: the target refuses it (its reply), or the replicas do not
+    /// acknowledge as `--wait-replicas` asks.
+    Fatal(ReplayError),
 }
 
 /// Runs one connection until its input is exhausted and acknowledged. When it gives up, every
@@ -307,6 +337,15 @@ async fn drive(
         cfg.rewrite_batches,
         cfg.reply_timeout,
     );
+    // `WAIT n 0` would block forever, and one longer than the reply timeout would count as a
+    // dead connection: a WAIT's own timeout stays within both
+    let cfg = ConnConfig {
+        wait_replicas: cfg
+            .wait_replicas
+            .map(|(n, t)| (n, t.clamp(Duration::from_millis(1), cfg.reply_timeout / 2))),
+        ..cfg
+    };
+    let mut acks = ReplicaAcks::default();
     let mut attempts = 0u32;
     let mut input_done = false;
     let mut primary = sentinel.as_ref().and_then(|s| s.current());
@@ -388,12 +427,18 @@ async fn drive(
             shared,
             &cfg,
             &mut attempts,
+            &mut acks,
             jobs,
         )
         .await;
         match end {
             SessionEnd::Finished => return Ok(()),
-            SessionEnd::Fatal(m) => return Err(shared.fatal(m)),
+            SessionEnd::Fatal(e) => {
+                shared
+                    .stop
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
+                return Err(e);
+            }
             SessionEnd::Lost(why) => {
                 attempts += 1;
                 if attempts > cfg.max_attempts {
@@ -423,6 +468,7 @@ async fn session(
     shared: &Arc<Shared>,
     cfg: &ConnConfig,
     attempts: &mut u32,
+    acks: &mut ReplicaAcks,
     jobs: &mut tokio::task::JoinSet<Result<(), ReplayError>>,
 ) -> SessionEnd {
     let (mut rd, mut wr) = tokio::io::split(stream);
@@ -453,7 +499,7 @@ async fn session(
     // The target refused a write (out of memory, read-only): no new batch; the replies to what
     // was sent are still read, until `DRAIN` has passed. The same once another connection (or
     // a signal) has stopped the import.
-    let mut fatal: Option<String> = None;
+    let mut fatal: Option<ReplayError> = None;
     let mut drain_until: Option<Instant> = None;
     let end = loop {
         let stopping = fatal.is_some() || shared.stop.load(std::sync::atomic::Ordering::Relaxed);
@@ -533,8 +579,7 @@ async fn session(
                         Ok(()) => {}
                         Err(Stop::Fatal(m)) => {
                             if fatal.is_none() {
-                                shared.stop.store(true, std::sync::atomic::Ordering::Relaxed);
-                                fatal = Some(m);
+                                fatal = Some(shared.fatal(m));
                             }
                         }
                         Err(s) => {
@@ -559,6 +604,14 @@ async fn session(
                         if f.recount {
                             f.settle(shared, true);
                         }
+                        if let (Some((want, t)), Some(got)) = (cfg.wait_replicas, f.replicated) {
+                            if let Err(m) = acks.on_wait(want, t, got, cfg.reply_timeout) {
+                                if fatal.is_none() {
+                                    shared.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+                                    fatal = Some(ReplayError::Unreplicated(m));
+                                }
+                            }
+                        }
                         // never give up unconfirmed batches while the primary is moving
                         let calm = !epoch.has_changed().unwrap_or(false);
                         retained.on_acknowledged(f, shared, *input_done && inflight.is_empty(), calm);
@@ -574,8 +627,8 @@ async fn session(
                 }
                 match stop {
                     // a draining connection lost: what it still had in flight is in doubt
-                    Some(_) if fatal.is_some() => break SessionEnd::Fatal(fatal.take().unwrap_or_default()),
-                    Some(Stop::Fatal(m)) => break SessionEnd::Fatal(m),
+                    Some(_) if fatal.is_some() => break SessionEnd::Fatal(fatal.take().unwrap_or(ReplayError::Stopped)),
+                    Some(Stop::Fatal(m)) => break SessionEnd::Fatal(shared.fatal(m)),
                     Some(Stop::Failover(m)) => break SessionEnd::Lost(format!("{m} (failover?)")),
                     Some(Stop::Desync(m)) => {
                         break SessionEnd::Lost(format!("{m}; the reply stream is out of step with the commands"))
@@ -646,6 +699,23 @@ mod tests {
         let mut f = InFlight::new(b, replicated.map(|_| (1, Duration::from_millis(1))), true);
         f.replicated = replicated;
         f
+    }
+
+    #[test]
+    fn a_wait_replicas_shortfall_stops_the_import_once_it_lasts_the_limit() {
+        let mut a = ReplicaAcks::default();
+        let t = Duration::from_millis(5);
+        // short, but not for long: counted, the import goes on
+        assert!(a.on_wait(1, t, 0, Duration::from_secs(60)).is_ok());
+        // reached: the shortfall is over
+        assert!(a.on_wait(1, t, 1, Duration::ZERO).is_ok());
+        assert!(a.short_since.is_none());
+        let e = a.on_wait(2, t, 1, Duration::ZERO).unwrap_err();
+        assert!(
+            e.contains("--wait-replicas 2: no WAIT was acknowledged by 2 replicas")
+                && e.contains("the last one by 1"),
+            "{e}"
+        );
     }
 
     #[test]

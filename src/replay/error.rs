@@ -28,6 +28,10 @@ pub enum ReplayError {
         /// The target's reply.
         message: String,
     },
+    /// `--wait-replicas N`: for `--timeout`, no `WAIT` was answered by N replicas (one is gone or
+    /// cannot keep up); the message names the shortfall.
+    #[error("{0}")]
+    Unreplicated(String),
     /// The import was stopped (another part of it failed first, or it was asked to stop): the
     /// error that stopped it is the one reported.
     #[error("stopped")]

@@ -5,8 +5,9 @@
 use crate::common;
 
 use common::{wait_until, Node, Sentinel, Server, Version};
+use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -54,13 +55,19 @@ pub(crate) fn sentinel_setup() -> (Server, Server, Vec<Sentinel>) {
 /// entries. About 110 bytes of RESTORE per key: 650,000 strings make 101 MB of commands.
 fn big_mixed_dump(dir: &Path, strings: u64) -> PathBuf {
     let s = Server::start(Version::V82);
-    let mut c = s.conn();
+    populate_mixed(&mut s.conn(), strings, 100);
+    s.save_to(dir.join("big-mixed.rdb"))
+}
+
+/// The data of [`big_mixed_dump`], written into `c`: `strings` strings of `size` bytes, a tenth
+/// as many of each collection type, three streams.
+fn populate_mixed(c: &mut redis::Connection, strings: u64, size: u64) {
     redis::cmd("DEBUG")
         .arg("POPULATE")
         .arg(strings)
         .arg("str")
-        .arg(100)
-        .query::<()>(&mut c)
+        .arg(size)
+        .query::<()>(c)
         .unwrap();
     let n = strings / 10;
     let far = 4_102_444_800_000u64; // 2100-01-01
@@ -102,7 +109,7 @@ fn big_mixed_dump(dir: &Path, strings: u64) -> PathBuf {
                     .ignore();
             }
         }
-        p.query::<()>(&mut c).unwrap();
+        p.query::<()>(c).unwrap();
     }
     for st in 0..3 {
         let key = format!("stream:{st}");
@@ -139,9 +146,8 @@ fn big_mixed_dump(dir: &Path, strings: u64) -> PathBuf {
             .arg(&key)
             .arg(">")
             .ignore();
-        p.query::<()>(&mut c).unwrap();
+        p.query::<()>(c).unwrap();
     }
-    s.save_to(dir.join("big-mixed.rdb"))
 }
 
 /// Strings in the Sentinel tests' dump (with a tenth as many of each collection type): 910,003
@@ -163,6 +169,76 @@ fn shared_big_dump() -> &'static Path {
         if !p.is_file() {
             let tmp = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
             let made = big_mixed_dump(tmp.path(), BIG_STRINGS);
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::rename(made, &p).unwrap();
+        }
+        p
+    })
+}
+
+/// Strings (of [`LARGE_STRING_BYTES`]) in the dump of the size users run: with a tenth as many of
+/// each collection type, three streams and a few big keys, 325 MB on disk and 173,000 keys. Few
+/// keys for the bytes keeps the comparisons (per key) to seconds; its strings are stored
+/// uncompressed, so the bytes are what the importer reads, sends and the servers hold.
+const LARGE_STRINGS: u64 = 120_000;
+const LARGE_STRING_BYTES: u64 = 2_500;
+
+/// A dump of several hundred MB written by a real 8.2 (`--rdbcompression no`):
+/// [`populate_mixed`] with [`LARGE_STRINGS`] strings of [`LARGE_STRING_BYTES`], and big keys,
+/// each larger than a batch and than `--buffer-mb 1`: a hash, a set and a sorted set of 100,000
+/// elements, a list of 200,000 (with a TTL) and a 20 MB string.
+fn large_dump(dir: &Path) -> PathBuf {
+    let s = Server::start_opts(Version::V82, &["--rdbcompression", "no"]);
+    let mut c = s.conn();
+    populate_mixed(&mut c, LARGE_STRINGS, LARGE_STRING_BYTES);
+    for chunk in (0..200_000u64).collect::<Vec<_>>().chunks(1000) {
+        let mut p = redis::pipe();
+        let (mut h, mut st, mut z) = (redis::cmd("HSET"), redis::cmd("SADD"), redis::cmd("ZADD"));
+        h.arg("big:hash");
+        st.arg("big:set");
+        z.arg("big:zset");
+        let mut l = redis::cmd("RPUSH");
+        l.arg("big:list");
+        for &i in chunk {
+            l.arg(format!("item-{i}"));
+            if i < 100_000 {
+                h.arg(format!("field-{i}")).arg(format!("value-{i}"));
+                st.arg(format!("member-{i}"));
+                z.arg(i as f64 / 7.0).arg(format!("member-{i}"));
+            }
+        }
+        p.add_command(l).ignore();
+        if chunk[0] < 100_000 {
+            p.add_command(h).ignore();
+            p.add_command(st).ignore();
+            p.add_command(z).ignore();
+        }
+        p.query::<()>(&mut c).unwrap();
+    }
+    redis::pipe()
+        .cmd("PEXPIREAT")
+        .arg("big:list")
+        .arg(4_102_444_800_000u64)
+        .ignore()
+        .cmd("SET")
+        .arg("big:string")
+        .arg(vec![b'x'; 20 << 20])
+        .ignore()
+        .query::<()>(&mut c)
+        .unwrap();
+    s.save_to(dir.join("large.rdb"))
+}
+
+/// The dump of [`large_dump`], made once per test binary, kept like [`shared_big_dump`].
+fn shared_large_dump() -> &'static Path {
+    static DUMP: OnceLock<PathBuf> = OnceLock::new();
+    DUMP.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("ha-large-v1-{LARGE_STRINGS}-{LARGE_STRING_BYTES}"));
+        let p = dir.join("large.rdb");
+        if !p.is_file() {
+            let tmp = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+            let made = large_dump(tmp.path());
             std::fs::create_dir_all(&dir).unwrap();
             std::fs::rename(made, &p).unwrap();
         }
@@ -350,6 +426,267 @@ fn sentinel_imports_of_a_dump_larger_than_the_budget() {
     import_through_failover(dump, &want, When::Middle, None, |primary, _| {
         primary.crash()
     });
+}
+
+/// Spawns rdbkit with `args`, its output captured.
+fn spawn(args: &[&str]) -> Child {
+    rdbkit(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// The output of `child` once it exits. One that runs longer than `limit` hangs: it is killed
+/// (by its pid) and the test fails with what it printed.
+fn output_within(mut child: Child, limit: Duration) -> Output {
+    let read = |mut r: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut v = Vec::new();
+            let _ = r.read_to_end(&mut v);
+            v
+        })
+    };
+    let out = read(Box::new(child.stdout.take().unwrap()));
+    let err = read(Box::new(child.stderr.take().unwrap()));
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if start.elapsed() > limit {
+            common::kill(&mut child);
+            let (o, e) = (out.join().unwrap(), err.join().unwrap());
+            panic!(
+                "rdbkit did not end within {limit:?}:\n{}{}",
+                String::from_utf8_lossy(&o),
+                String::from_utf8_lossy(&e)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Output {
+        status,
+        stdout: out.join().unwrap(),
+        stderr: err.join().unwrap(),
+    }
+}
+
+/// Starts a Sentinel-managed primary with one replica, imports the big dump through the
+/// sentinels with `extra` options, and SIGKILLs the replica (by its pid) once the primary holds a
+/// fifth of the keys. Returns the primary, the sentinels, rdbkit's output and how long it ran
+/// after the kill.
+fn import_and_kill_the_replica(
+    dump: &Path,
+    total: u64,
+    extra: &[&str],
+    limit: Duration,
+) -> (Server, Vec<Sentinel>, Output, Duration) {
+    let (primary, mut replica, sentinels) = sentinel_setup();
+    let addrs: Vec<String> = sentinels.iter().map(Sentinel::addr).collect();
+    let addrs = addrs.join(",");
+    let mut args = vec![
+        "import",
+        dump.to_str().unwrap(),
+        "--sentinel",
+        &addrs,
+        "--master-name",
+        "mymaster",
+        "--quiet",
+        "--timeout",
+        "5",
+    ];
+    args.extend(extra);
+    let child = spawn(&args);
+    wait_until(Duration::from_secs(120), || {
+        primary.keyspace().values().sum::<u64>() >= total / 5
+    });
+    replica.crash();
+    let killed = Instant::now();
+    let landed = primary.keyspace().values().sum::<u64>();
+    let out = output_within(child, limit);
+    let after = killed.elapsed();
+    assert!(
+        landed < total,
+        "the import ended before the replica was killed: {}",
+        text(&out)
+    );
+    (primary, sentinels, out, after)
+}
+
+/// A replica SIGKILLed while an import through Sentinel runs, with a dump far larger than the
+/// memory budget (`--buffer-mb 1`). The import must end (every wait has a deadline: the batches
+/// kept for a failover wait for the lost replica's confirmation only so long), the primary must
+/// equal a direct load of the dump, and the summary must say that the writes after the kill were
+/// not confirmed on a replica. A replica started afterwards resyncs to the same dataset. With
+/// `--wait-replicas 1` (acknowledged must mean replicated) the import cannot be what it asks
+/// for: it must stop within its deadline (`--timeout`), naming the missing acknowledgement,
+/// instead of making every batch wait the whole `WAIT` timeout.
+#[test]
+fn sentinel_import_with_its_replica_killed_ends_and_says_so() {
+    if common::skip_if_missing(Version::V82) {
+        return;
+    }
+    let dump = shared_big_dump();
+    let want = Server::start_with_dump(Version::V82, dump, &[]);
+    let total: u64 = want.keyspace().values().sum();
+
+    let (primary, sentinels, out, after) =
+        import_and_kill_the_replica(dump, total, &["--buffer-mb", "1"], Duration::from_secs(240));
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    assert!(
+        t.contains(&format!("written: {total} keys (")),
+        "every key written, counted once: {t}"
+    );
+    assert!(t.contains("replicas confirmed writes for"), "{t}");
+    assert!(
+        t.contains("could not be confirmed on every replica (WAIT)"),
+        "{t}"
+    );
+    assert!(!t.contains("failover: the primary moved"), "{t}");
+    assert_eq!(sentinels[0].primary_port(), primary.port, "{t}");
+    eprintln!("replica killed: the import ended {after:.1?} after the kill");
+    drop(sentinels);
+    common::assert_same_dataset(&primary, &want);
+    // a replica started now copies the primary whole
+    let again = primary.replica(Version::V82);
+    wait_until(Duration::from_secs(60), || {
+        again.keyspace().values().sum::<u64>() == total
+    });
+    common::assert_same_dataset(&again, &want);
+    drop((again, primary));
+
+    let (primary, _sentinels, out, after) = import_and_kill_the_replica(
+        dump,
+        total,
+        &["--wait-replicas", "1"],
+        Duration::from_secs(90),
+    );
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(
+        t.contains("--wait-replicas 1: no WAIT was acknowledged by 1 replica for")
+            && t.contains("the replica acknowledgement is missing"),
+        "{t}"
+    );
+    // the shortfall may last --timeout (5 s); the connections then drain what they sent
+    assert!(
+        after < Duration::from_secs(45),
+        "stopped {after:?} after the kill: {t}"
+    );
+    // what the summary counts is what the primary holds: each written key is there, and the
+    // others there were sent without an acknowledgement (in doubt)
+    let held = primary.keyspace().values().sum::<u64>();
+    let (written, in_doubt) = (
+        number_after(&t, "written: "),
+        number_after(&t, "in doubt: "),
+    );
+    assert!(
+        written <= held && held <= written + in_doubt && held < total,
+        "{held} keys on the primary: {t}"
+    );
+}
+
+/// The number that follows the first `label` at the start of a line of `t` (0 without one).
+fn number_after(t: &str, label: &str) -> u64 {
+    t.lines()
+        .find_map(|l| l.strip_prefix(label))
+        .and_then(|rest| rest.split(' ').next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// A dump of the size users run (several hundred MB, [`large_dump`]), imported as they import
+/// it: directly into an 8.2; again with `--skip-existing` (nothing written, every key counted);
+/// interrupted (rdbkit SIGKILLed mid-import) and resumed from its checkpoint; and through
+/// Sentinel with a `SENTINEL FAILOVER` in the middle. Each result equals a server that loaded the
+/// dump itself.
+#[test]
+fn a_dump_of_hundreds_of_mb_imports_reruns_resumes_and_survives_a_failover() {
+    if common::skip_if_missing(Version::V82) {
+        return;
+    }
+    let begun = Instant::now();
+    let dump = shared_large_dump();
+    let size = std::fs::metadata(dump).unwrap().len();
+    assert!(size > 300_000_000, "{size} bytes");
+    let made = begun.elapsed();
+    let want = Server::start_with_dump(Version::V82, dump, &[]);
+    let total: u64 = want.keyspace().values().sum();
+    let mut times = vec![format!("dump {} MB: {made:.1?}", size / 1_000_000)];
+    let mut lap = Instant::now();
+    let mut time = |what: &str| {
+        times.push(format!("{what} {:.1?}", lap.elapsed()));
+        lap = Instant::now();
+    };
+
+    // directly, then again with --skip-existing: nothing is written twice, every key counted
+    let target = Server::start(Version::V82);
+    let out = common::import(dump, &target, &[]);
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    assert!(t.contains(&format!("written: {total} keys (")), "{t}");
+    time("import");
+    common::assert_same_dataset(&target, &want);
+    time("compare");
+    let before = target.digest();
+    let out = common::import(dump, &target, &["--skip-existing"]);
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    assert!(t.contains("written: 0 keys ("), "{t}");
+    assert!(
+        t.contains(&format!(
+            "skipped: {total} (exists on target (--skip-existing))"
+        )),
+        "{t}"
+    );
+    assert_eq!(target.digest(), before, "{t}");
+    time("--skip-existing");
+    drop(target);
+
+    // killed mid-import, resumed from its checkpoint
+    let target = Server::start(Version::V82);
+    let tmp = tempfile::tempdir().unwrap();
+    let cp = tmp.path().join("import.checkpoint");
+    let url = target.url();
+    let args = [
+        "import",
+        dump.to_str().unwrap(),
+        "--target",
+        &url,
+        "--quiet",
+        "--checkpoint",
+        cp.to_str().unwrap(),
+        "--checkpoint-interval-ms",
+        "50",
+    ];
+    let mut child = spawn(&args);
+    wait_until(Duration::from_secs(60), || {
+        let offset = std::fs::read_to_string(&cp)
+            .ok()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+            .and_then(|v| v["inputs"][0]["offset"].as_u64())
+            .unwrap_or(0);
+        offset > size / 20
+    });
+    common::kill(&mut child);
+    let held = target.keyspace().values().sum::<u64>();
+    assert!(held < total, "killed after the end: {held} keys");
+    let out = output_within(spawn(&args), Duration::from_secs(120));
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    assert!(t.contains("after dump offset"), "{t}");
+    assert!(t.contains("done in an earlier run"), "{t}");
+    time("killed and resumed");
+    common::assert_same_dataset(&target, &want);
+    time("compare");
+    drop(target);
+
+    // through Sentinel, failing over in the middle
+    import_through_failover(dump, &want, When::Middle, None, sentinel_failover);
+    time("through a failover (set-up, import, compare)");
+    eprintln!("{} keys: {}", total, times.join(", "));
 }
 
 fn common_keys(port: u16) -> u64 {
