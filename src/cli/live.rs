@@ -61,7 +61,10 @@ pub fn connect(source: &Target, rdb_only: bool, resume: Option<(String, u64)>) -
         ..Default::default()
     };
     Replica::start(
-        move || async move { t.connect_raw().await.map_err(|e| e.to_string()) },
+        move || {
+            let t = t.clone();
+            async move { t.connect_raw().await.map_err(|e| e.to_string()) }
+        },
         opts,
     )
     .map_err(anyhow::Error::new)
@@ -492,6 +495,13 @@ pub fn follow(
         );
     }
     println!("source: {replid}:{} applied", s.applied_offset);
+    match progress.reconnects() {
+        0 => {}
+        n => println!(
+            "  the link to the source broke {n} time{} and was continued by partial resync",
+            if n == 1 { "" } else { "s" }
+        ),
+    }
     for n in &s.notes {
         println!("  note: {n}");
     }
@@ -515,6 +525,14 @@ pub fn follow(
         Some((_, offset, _)) => bail!(
             "stopped before the target had every write: applied up to offset {} of the source's {offset} (drain timeout or a second signal)",
             s.applied_offset
+        ),
+        None if progress.stream_lost() => bail!(
+            "the source can no longer continue its stream after offset {} (restarted, or its backlog moved on): a new full snapshot is needed; {}",
+            s.applied_offset,
+            match checkpoint {
+                Some(p) => format!("rerun with --checkpoint {} and --flush-target (or --replace, which keeps the keys deleted on the source meanwhile)", p.display()),
+                None => "rerun with --flush-target (or --replace, which keeps the keys deleted on the source meanwhile)".to_string(),
+            }
         ),
         None => bail!(
             "the source's stream ended before a stop signal (applied up to offset {}): the source closed the connection or was restarted; {}",

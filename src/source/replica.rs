@@ -50,6 +50,9 @@ pub struct ReplicaOptions {
     pub silence: Duration,
     /// Deadline of each handshake step.
     pub step_timeout: Duration,
+    /// How long to try connecting again when the link breaks during the stream (zero: the
+    /// stream ends with the link).
+    pub reconnect: Duration,
 }
 
 impl Default for ReplicaOptions {
@@ -62,6 +65,7 @@ impl Default for ReplicaOptions {
             spool_dir: std::env::temp_dir(),
             silence: Duration::from_secs(60),
             step_timeout: Duration::from_secs(30),
+            reconnect: Duration::from_secs(60),
         }
     }
 }
@@ -150,6 +154,10 @@ struct Live {
     received: AtomicU64,
     /// Bytes of the snapshot received.
     snapshot_bytes: AtomicU64,
+    /// Times the link broke and was continued by a partial resync.
+    reconnects: AtomicU64,
+    /// The link broke and the source could only offer a new full snapshot.
+    lost_stream: std::sync::atomic::AtomicBool,
     ack_now: Notify,
     stop: Notify,
 }
@@ -165,7 +173,7 @@ impl Replica {
     /// thread), performs the handshake and returns once the source has said what it will send.
     pub fn start<F, Fut, T>(connect: F, opts: ReplicaOptions) -> Result<Replica, ReplicaError>
     where
-        F: FnOnce() -> Fut + Send + 'static,
+        F: Fn() -> Fut + Send + 'static,
         Fut: Future<Output = Result<T, String>>,
         T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
@@ -308,6 +316,15 @@ impl ReplicaProgress {
     pub fn ack_now(&self) {
         self.shared.ack_now.notify_one();
     }
+    /// Times the link to the source broke and rdbkit continued by a partial resync.
+    pub fn reconnects(&self) -> u64 {
+        self.shared.reconnects.load(Relaxed)
+    }
+    /// Whether the stream ended because the source, reconnected, could only offer a new full
+    /// snapshot (restarted, or its backlog moved on).
+    pub fn stream_lost(&self) -> bool {
+        self.shared.lost_stream.load(Relaxed)
+    }
     /// Bytes received and not yet read by the consumer.
     pub fn backlog(&self) -> u64 {
         self.spool.backlog()
@@ -401,47 +418,140 @@ async fn drive<F, Fut, T>(
     ready: std::sync::mpsc::Sender<Result<SyncKind, ReplicaError>>,
     pieces: mpsc::Sender<Piece>,
 ) where
-    F: FnOnce() -> Fut,
+    F: Fn() -> Fut,
     Fut: Future<Output = Result<T, String>>,
     T: AsyncRead + AsyncWrite + Unpin + Send,
 {
-    let name = opts.name.clone();
-    let stream = match tokio::time::timeout(opts.step_timeout, connect()).await {
-        Ok(Ok(s)) => s,
-        Ok(Err(e)) => {
-            let _ = ready.send(Err(connect_error(&name, e)));
+    let (mut conn, mut w, kind) = match open(&connect, &opts).await {
+        Ok(x) => x,
+        Err(e) => {
+            let _ = ready.send(Err(e));
             return;
         }
+    };
+    let (mut full, mut start) = (matches!(kind, SyncKind::Full { .. }), kind.offset());
+    let replid = kind.replid().to_string();
+    let _ = ready.send(Ok(kind));
+    let mut streaming = false;
+    let end = loop {
+        let first = !streaming;
+        let r = tokio::select! {
+            r = transfer(&mut conn, &mut w, &live, &pieces, full, start, first, &mut streaming) => r,
+            _ = live.stop.notified() => Ok(()),
+        };
+        let broken = match r {
+            Ok(()) => break Ok(()),
+            // a broken snapshot cannot be continued, and `rdb-only` has no stream to continue
+            Err(e) if !streaming || opts.rdb_only || opts.reconnect.is_zero() => break Err(e),
+            Err(e) if e == CONSUMER_GONE => break Err(e),
+            Err(e) => e,
+        };
+        // a replica whose link breaks continues where it stopped (`PSYNC replid offset`), as
+        // the source's replicas do: a network blip, `CLIENT KILL` or a failover of a Sentinel
+        // source is not the end of a follow
+        let received = live.received.load(Relaxed);
+        let again = tokio::select! {
+            r = reconnect(&connect, &opts, &replid, received, &broken, &live.lost_stream) => r,
+            _ = live.stop.notified() => break Ok(()),
+        };
+        match again {
+            Ok((c, ww)) => {
+                (conn, w, full, start) = (c, ww, false, received);
+                live.reconnects.fetch_add(1, Relaxed);
+            }
+            Err(e) => break Err(e),
+        }
+    };
+    let _ = pieces.send(Piece::End(end)).await;
+}
+
+/// What the driver says when the consumer has dropped the stream.
+const CONSUMER_GONE: &str = "the consumer is gone";
+
+type Link<T> = (Conn<tokio::io::ReadHalf<T>>, tokio::io::WriteHalf<T>);
+
+/// Connects and performs the handshake.
+async fn open<F, Fut, T>(
+    connect: &F,
+    opts: &ReplicaOptions,
+) -> Result<
+    (
+        Conn<tokio::io::ReadHalf<T>>,
+        tokio::io::WriteHalf<T>,
+        SyncKind,
+    ),
+    ReplicaError,
+>
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Result<T, String>>,
+    T: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    let stream = match tokio::time::timeout(opts.step_timeout, connect()).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => return Err(connect_error(&opts.name, e)),
         Err(_) => {
-            let _ = ready.send(Err(connect_error(
-                &name,
+            return Err(connect_error(
+                &opts.name,
                 format!("could not connect within {:?}", opts.step_timeout),
-            )));
-            return;
+            ))
         }
     };
     let (r, mut w) = tokio::io::split(stream);
     let mut conn = Conn {
         r,
         buf: Vec::new(),
-        name: name.clone(),
+        name: opts.name.clone(),
         silence: opts.silence,
     };
-    let kind = match handshake(&mut conn, &mut w, &opts).await {
-        Ok(k) => k,
-        Err(e) => {
-            let _ = ready.send(Err(e));
-            return;
+    let kind = handshake(&mut conn, &mut w, opts).await?;
+    Ok((conn, w, kind))
+}
+
+/// Connects again after the link broke with `cause`, asking to continue after `received`;
+/// tries for `opts.reconnect`. A source that can only offer a new full snapshot (it was
+/// restarted, or its backlog no longer holds `received`) ends the stream: what the target holds
+/// can be continued only from a new snapshot, which the user must choose.
+async fn reconnect<F, Fut, T>(
+    connect: &F,
+    opts: &ReplicaOptions,
+    replid: &str,
+    received: u64,
+    cause: &str,
+    lost: &std::sync::atomic::AtomicBool,
+) -> Result<Link<T>, String>
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Result<T, String>>,
+    T: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    let o = ReplicaOptions {
+        resume: Some((replid.to_string(), received)),
+        ..opts.clone()
+    };
+    let deadline = tokio::time::Instant::now() + opts.reconnect;
+    let mut pause = Duration::from_millis(100);
+    loop {
+        let last = match open(connect, &o).await {
+            Ok((c, w, SyncKind::Continue { .. })) => return Ok((c, w)),
+            Ok((_, _, SyncKind::Full { replid: new, .. })) => {
+                lost.store(true, Relaxed);
+                return Err(format!(
+                    "{cause}; on reconnecting, {} can no longer continue its stream {replid} after offset {received} and offers a new full snapshot ({new}): it was restarted, or its backlog moved on",
+                    opts.name
+                ));
+            }
+            Err(e) => e.to_string(),
+        };
+        if tokio::time::Instant::now() + pause > deadline {
+            return Err(format!(
+                "{cause}; reconnecting failed for {:?}: {last}",
+                opts.reconnect
+            ));
         }
-    };
-    let full = matches!(kind, SyncKind::Full { .. });
-    let start = kind.offset();
-    let _ = ready.send(Ok(kind));
-    let end = tokio::select! {
-        r = transfer(&mut conn, &mut w, &live, &pieces, full, start) => r,
-        _ = live.stop.notified() => Ok(()),
-    };
-    let _ = pieces.send(Piece::End(end)).await;
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_secs(2));
+    }
 }
 
 /// The handshake up to the source's answer to `PSYNC`.
@@ -531,6 +641,9 @@ async fn handshake<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
 }
 
 /// Receives the snapshot (after a full sync) and then the stream, acknowledging every second.
+/// `mark`: the end of the snapshot is marked in the spool (the first link only); `streaming` is
+/// set once the stream is reached.
+#[allow(clippy::too_many_arguments)]
 async fn transfer<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
     conn: &mut Conn<R>,
     w: &mut W,
@@ -538,8 +651,10 @@ async fn transfer<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
     pieces: &mpsc::Sender<Piece>,
     full: bool,
     start: u64,
+    mark: bool,
+    streaming: &mut bool,
 ) -> Result<(), String> {
-    let send = |p: Piece| async move { pieces.send(p).await.map_err(|_| "the consumer is gone") };
+    let send = |p: Piece| async move { pieces.send(p).await.map_err(|_| CONSUMER_GONE) };
     let silence = conn.silence;
     if full {
         // keep-alive newlines until the bulk header
@@ -597,7 +712,10 @@ async fn transfer<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
             }
         }
     }
-    send(Piece::Mark).await?;
+    if mark {
+        send(Piece::Mark).await?;
+    }
+    *streaming = true;
     // after a diskless transfer the primary starts the stream only after the first ACK
     let mut received = start;
     ack(w, live)

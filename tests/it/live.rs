@@ -797,3 +797,145 @@ fn follow_with_a_key_filter_applies_only_the_matching_keys() {
     );
     assert_eq!(want.len(), 4, "keep:2, keep:3, keep:n, keep:m");
 }
+
+/// The link to the source breaks twice during the follow (`CLIENT KILL TYPE replica`, as a
+/// network blip or a proxy's idle timeout would): rdbkit connects again and continues by
+/// partial resync, as the source's own replicas do; nothing is lost or applied twice.
+#[test]
+fn follow_continues_by_partial_resync_when_the_link_breaks() {
+    if common::skip_if_missing(Version::V82) {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    // the backlog holds what is written while the link is down, as it must in production
+    let src = Server::start_opts(
+        Version::V82,
+        &[
+            "--repl-diskless-sync-delay",
+            "0",
+            "--repl-backlog-size",
+            "64mb",
+        ],
+    );
+    fill(&src, 5_000);
+    let dst = Server::start(Version::V82);
+    let writer = Writer::start(&src, false);
+    let mut child = spawn_rdbkit(
+        &[
+            "import",
+            &src.url(),
+            "--target",
+            &dst.url(),
+            "--follow",
+            "--pause-source-writes",
+            "20s",
+            "--quiet",
+        ],
+        tmp.path(),
+    );
+    wait_for_output(&mut child, tmp.path(), "following", Duration::from_secs(60));
+    for _ in 0..2 {
+        thread::sleep(Duration::from_millis(700));
+        let killed: u64 = redis::cmd("CLIENT")
+            .arg("KILL")
+            .arg("TYPE")
+            .arg("replica")
+            .query(&mut src.conn())
+            .unwrap();
+        assert_eq!(killed, 1, "rdbkit's replica link:\n{}", output(tmp.path()));
+    }
+    thread::sleep(Duration::from_millis(700));
+    let rounds = writer.stop();
+    assert!(rounds > 50, "the writer barely ran: {rounds}");
+    signal(&child, "-TERM");
+    let st = wait_exit(&mut child, tmp.path(), Duration::from_secs(60));
+    let out = output(tmp.path());
+    assert!(st.success(), "{out}");
+    assert!(
+        out.contains("the link to the source broke 2 times and was continued by partial resync"),
+        "{out}"
+    );
+    redis::cmd("CLIENT")
+        .arg("UNPAUSE")
+        .query::<()>(&mut src.conn())
+        .unwrap();
+    // the source served the two reconnections from its backlog, with no new snapshot
+    let info: String = redis::cmd("INFO")
+        .arg("stats")
+        .query(&mut src.conn())
+        .unwrap();
+    assert!(info.contains("sync_partial_ok:2"), "{info}");
+    assert!(info.contains("sync_full:1"), "{info}");
+    common::assert_same_dataset(&src, &dst);
+}
+
+/// The source is restarted (without persistence) during the follow: its new replication id has
+/// no history, so the stream cannot continue. rdbkit says that a new full snapshot is needed and
+/// how to take it, and exits 1 without touching the target; the rerun with `--flush-target` and
+/// the same checkpoint takes it and ends equal to the restarted source.
+#[test]
+fn follow_of_a_restarted_source_asks_for_a_new_snapshot() {
+    if common::skip_if_missing(Version::V82) {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let mut src = Server::start_opts(
+        Version::V82,
+        &[
+            "--repl-diskless-sync",
+            "yes",
+            "--repl-diskless-sync-delay",
+            "0",
+        ],
+    );
+    fill(&src, 5_000);
+    let dst = Server::start(Version::V82);
+    let cp = tmp.path().join("follow.json");
+    // the restarted source keeps its port, so the same command reaches it
+    let (src_url, dst_url) = (src.url(), dst.url());
+    let run = |extra: &[&str], dir: &Path| {
+        let mut a = vec![
+            "import",
+            src_url.as_str(),
+            "--target",
+            &dst_url,
+            "--follow",
+            "--checkpoint",
+            cp.to_str().unwrap(),
+            "--quiet",
+        ];
+        a.extend_from_slice(extra);
+        spawn_rdbkit(&a, dir)
+    };
+    let d1 = tmp.path().join("1");
+    std::fs::create_dir(&d1).unwrap();
+    let writer = Writer::start(&src, false);
+    let mut first = run(&[], &d1);
+    wait_for_output(&mut first, &d1, "following", Duration::from_secs(60));
+    thread::sleep(Duration::from_millis(1000));
+    writer.stop();
+    src.restart_empty();
+    fill(&src, 3_000);
+    let writer = Writer::start(&src, false);
+    let st = wait_exit(&mut first, &d1, Duration::from_secs(90));
+    writer.stop();
+    let out = output(&d1);
+    assert!(!st.success(), "{out}");
+    assert!(
+        out.contains("a new full snapshot is needed; rerun with --checkpoint")
+            && out.contains("--flush-target"),
+        "{out}"
+    );
+    assert!(cp.exists(), "the checkpoint is kept: {out}");
+    // the target still holds what the first source had: nothing of the new one was applied
+    let keys: u64 = redis::cmd("DBSIZE").query(&mut dst.conn()).unwrap();
+    assert!(keys >= 5_000, "{keys}");
+    let d2 = tmp.path().join("2");
+    std::fs::create_dir(&d2).unwrap();
+    let mut second = run(&["--flush-target"], &d2);
+    wait_for_output(&mut second, &d2, "following", Duration::from_secs(60));
+    signal(&second, "-TERM");
+    let st = wait_exit(&mut second, &d2, Duration::from_secs(60));
+    assert!(st.success(), "{}", output(&d2));
+    common::assert_same_dataset(&src, &dst);
+}

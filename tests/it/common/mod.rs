@@ -146,6 +146,37 @@ pub struct Server {
     pub extra_port: Option<u16>,
     child: Child,
     dir: TempDir,
+    /// The extra arguments it was started with (for [`Server::restart`]).
+    args: Vec<String>,
+    falkordb: bool,
+}
+
+const DBFILENAME: &str = "load.rdb";
+
+/// Starts `redis-server` of `v` on `port` with the tests' settings; logs to `dir/server.log`.
+fn spawn_server(v: Version, port: u16, dir: &Path, falkordb: bool, extra_args: &[String]) -> Child {
+    let mut cmd = Command::new(v.binary());
+    cmd.arg("--port")
+        .arg(port.to_string())
+        .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        .arg("--dir")
+        .arg(dir)
+        .args(["--dbfilename", DBFILENAME]);
+    // 6.2 allows DEBUG already and rejects this option.
+    if v != Version::V62 {
+        cmd.args(["--enable-debug-command", "yes"]);
+    }
+    if falkordb {
+        cmd.arg("--loadmodule").arg(falkordb_so());
+    }
+    let log = File::create(dir.join("server.log")).expect("create server.log");
+    cmd.args(extra_args)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().expect("clone log handle"))
+        .stderr(log)
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {}: {e}", v.binary().display()))
 }
 
 impl Server {
@@ -175,9 +206,8 @@ impl Server {
             .prefix("rdbkit-redis-")
             .tempdir()
             .expect("create server dir");
-        let dbfilename = "load.rdb";
         if let Some(dump) = dump {
-            fs::copy(dump, dir.path().join(dbfilename))
+            fs::copy(dump, dir.path().join(DBFILENAME))
                 .unwrap_or_else(|e| panic!("copy {}: {e}", dump.display()));
         }
         let log_path = dir.path().join("server.log");
@@ -192,29 +222,7 @@ impl Server {
                     _ => a.to_string(),
                 })
                 .collect();
-            let mut cmd = Command::new(v.binary());
-            cmd.arg("--port")
-                .arg(port.to_string())
-                .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-                .arg("--dir")
-                .arg(dir.path())
-                .args(["--dbfilename", dbfilename]);
-            // 6.2 allows DEBUG already and rejects this option.
-            if v != Version::V62 {
-                cmd.args(["--enable-debug-command", "yes"]);
-            }
-            if falkordb {
-                cmd.arg("--loadmodule").arg(falkordb_so());
-            }
-            let log = File::create(&log_path).expect("create server.log");
-            let mut child = cmd
-                .args(&extra_args)
-                .current_dir(dir.path())
-                .stdin(Stdio::null())
-                .stdout(log.try_clone().expect("clone log handle"))
-                .stderr(log)
-                .spawn()
-                .unwrap_or_else(|e| panic!("spawn {}: {e}", v.binary().display()));
+            let mut child = spawn_server(v, port, dir.path(), falkordb, &extra_args);
             match wait_ready(&mut child, port) {
                 Ok(()) => {
                     return Server {
@@ -223,6 +231,8 @@ impl Server {
                         extra_port,
                         child,
                         dir,
+                        args: extra_args,
+                        falkordb,
                     }
                 }
                 Err(reason) => {
@@ -344,6 +354,28 @@ impl Server {
     /// SIGKILLs the server now (to simulate a crash); `Drop` then has nothing left to do.
     pub fn crash(&mut self) {
         kill(&mut self.child);
+    }
+
+    /// SIGKILLs the server and starts it again, empty, on the same port with the same arguments
+    /// (as a source restarted without persistence: a new replication id, no backlog).
+    pub fn restart_empty(&mut self) {
+        kill(&mut self.child);
+        let _ = fs::remove_file(self.dir().join(DBFILENAME));
+        self.child = spawn_server(
+            self.version,
+            self.port,
+            self.dir.path(),
+            self.falkordb,
+            &self.args,
+        );
+        if let Err(e) = wait_ready(&mut self.child, self.port) {
+            panic!(
+                "{:?} restarted on port {}: {e}\n{}",
+                self.version,
+                self.port,
+                self.log()
+            );
+        }
     }
 
     /// The server's log so far.
