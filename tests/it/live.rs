@@ -939,3 +939,145 @@ fn follow_of_a_restarted_source_asks_for_a_new_snapshot() {
     assert!(st.success(), "{}", output(&d2));
     common::assert_same_dataset(&src, &dst);
 }
+
+/// `CLUSTER` subcommand `args` on `n`.
+fn cluster_cmd(n: &Server, args: &[&str]) {
+    let mut c = redis::cmd("CLUSTER");
+    for a in args {
+        c.arg(*a);
+    }
+    c.query::<()>(&mut n.conn())
+        .unwrap_or_else(|e| panic!("CLUSTER {args:?} on {}: {e}", n.port));
+}
+
+/// The target cluster is resharded while the follow runs: slots that the writer's keys use move
+/// from node 0 to node 1 key by key (`MIGRATE`), the way `redis-cli --cluster reshard` moves them.
+/// Meanwhile node 0 answers `ASK` for keys already moved, `TRYAGAIN` for a block whose keys are on
+/// both sides, and `MOVED` once a slot is node 1's: the follow sends each command where its key
+/// is, in order, and the cluster ends equal to the source.
+#[test]
+fn follow_into_a_cluster_being_resharded_equals_the_source() {
+    if common::skip_if_missing(Version::V82) {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let src = Server::start_opts(Version::V82, &["--repl-diskless-sync-delay", "0"]);
+    fill(&src, 5_000);
+    for db in [1, 3] {
+        let mut c = src.conn();
+        redis::cmd("SELECT").arg(db).query::<()>(&mut c).unwrap();
+        redis::cmd("FLUSHDB").query::<()>(&mut c).unwrap();
+    }
+    let nodes = common::cluster();
+    let ids: Vec<String> = nodes
+        .iter()
+        .map(|n| {
+            redis::cmd("CLUSTER")
+                .arg("MYID")
+                .query(&mut n.conn())
+                .unwrap()
+        })
+        .collect();
+    // node 0's slots that the writer's keys use (common::cluster gives it slots 0..5461)
+    let mut slots: Vec<u16> = ["s", "ctr", "l", "set", "z", "h"]
+        .iter()
+        .flat_map(|n| (0..50).map(move |i| format!("w:{n}:{i}")))
+        .map(|k| rdbkit::cluster::key_hash_slot(k.as_bytes()))
+        .filter(|&s| s < 5462)
+        .collect();
+    slots.sort();
+    slots.dedup();
+    slots.truncate(30);
+    assert!(slots.len() >= 20, "{slots:?}");
+    let writer = Writer::start(&src, true);
+    let mut child = spawn_rdbkit(
+        &[
+            "import",
+            &src.url(),
+            "--target",
+            &nodes[0].url(),
+            "--follow",
+            "--pause-source-writes",
+            "20s",
+            "--quiet",
+        ],
+        tmp.path(),
+    );
+    wait_for_output(&mut child, tmp.path(), "following", Duration::from_secs(60));
+    let port1 = nodes[1].port.to_string();
+    for &s in &slots {
+        let slot = s.to_string();
+        cluster_cmd(&nodes[1], &["SETSLOT", &slot, "IMPORTING", &ids[0]]);
+        cluster_cmd(&nodes[0], &["SETSLOT", &slot, "MIGRATING", &ids[1]]);
+        // moved in small steps, so that the writes meet the slot half moved
+        loop {
+            let keys: Vec<String> = redis::cmd("CLUSTER")
+                .arg("GETKEYSINSLOT")
+                .arg(s)
+                .arg(1)
+                .query(&mut nodes[0].conn())
+                .unwrap();
+            if keys.is_empty() {
+                break;
+            }
+            redis::cmd("MIGRATE")
+                .arg("127.0.0.1")
+                .arg(&port1)
+                .arg("")
+                .arg(0)
+                .arg(5000)
+                .arg("KEYS")
+                .arg(&keys)
+                .query::<()>(&mut nodes[0].conn())
+                .unwrap();
+            thread::sleep(Duration::from_millis(40));
+        }
+        for n in [&nodes[1], &nodes[0], &nodes[2]] {
+            cluster_cmd(n, &["SETSLOT", &slot, "NODE", &ids[1]]);
+        }
+    }
+    thread::sleep(Duration::from_millis(500));
+    let rounds = writer.stop();
+    assert!(rounds > 100, "the writer barely ran: {rounds}");
+    signal(&child, "-TERM");
+    let st = wait_exit(&mut child, tmp.path(), Duration::from_secs(90));
+    let out = output(tmp.path());
+    assert!(st.success(), "{out}");
+    let line = out
+        .lines()
+        .find(|l| l.contains("cluster redirections followed"))
+        .unwrap_or_else(|| panic!("no redirections: {out}"));
+    let count = |kind: &str| -> u64 {
+        line.split(", ")
+            .find_map(|p| {
+                p.trim()
+                    .strip_suffix(kind)?
+                    .trim()
+                    .rsplit(' ')
+                    .next()?
+                    .parse()
+                    .ok()
+            })
+            .unwrap_or(0)
+    };
+    eprintln!("{line}");
+    assert!(count("ASK") > 0 && count("MOVED") > 0, "{line}");
+    redis::cmd("CLIENT")
+        .arg("UNPAUSE")
+        .query::<()>(&mut src.conn())
+        .unwrap();
+    for &s in &slots {
+        let n: u64 = redis::cmd("CLUSTER")
+            .arg("COUNTKEYSINSLOT")
+            .arg(s)
+            .query(&mut nodes[0].conn())
+            .unwrap();
+        assert_eq!(n, 0, "slot {s} left keys on node 0");
+    }
+    let want = common::snapshot(&src);
+    let mut got = common::Snapshot::new();
+    for n in &nodes {
+        got.extend(common::snapshot(n));
+    }
+    common::assert_same_keys(&want, &got, &Default::default(), "resharded cluster");
+}

@@ -18,7 +18,7 @@ mod route;
 mod writer;
 
 pub use parse::absolute_ttl;
-use route::{broadcast, by_slot, route};
+use route::{broadcast, by_slot, route, SlotMap};
 use writer::write_node;
 
 use super::error::ReplayError;
@@ -117,7 +117,14 @@ struct Op {
     db: u64,
     cmds: Vec<Vec<Vec<u8>>>,
     block: bool,
+    /// Sent after `ASKING` (an ASK redirection: the slot is being imported by that node).
+    asking: bool,
+    /// Redirections followed so far (a bound against a cluster that sends an op in circles).
+    redirects: u8,
 }
+
+/// Most redirections one op follows before the follow stops with an error.
+const MAX_REDIRECTS: u8 = 16;
 
 /// Applies `reader`'s commands to `target` until `cfg.until` is reached (see the module
 /// documentation); `live` learns the applied offset.
@@ -139,7 +146,7 @@ pub fn follow<R: BufRead + Send + 'static>(
     let cluster = info.contains("cluster_enabled:1");
     let (nodes, routes) = if cluster {
         let (slots, nodes) = crate::replay::preflight::cluster_layout(&mut con, &pinned)?;
-        let routes = Arc::new(crate::replay::routes::Routes::new(slots, nodes.clone()));
+        let routes = SlotMap::new(slots, nodes.clone());
         (nodes, Some(routes))
     } else {
         (vec![target.clone()], None)
@@ -242,7 +249,7 @@ pub fn follow<R: BufRead + Send + 'static>(
 struct Dispatch {
     ops: async_channel::Receiver<Op>,
     nodes: Vec<Target>,
-    routes: Option<Arc<crate::replay::routes::Routes>>,
+    routes: Option<SlotMap>,
     cfg: FollowConfig,
     live: ReplicaProgress,
     applied: Arc<AtomicU64>,
@@ -254,31 +261,48 @@ struct Dispatch {
 enum Done {
     /// The op that started at this offset is acknowledged.
     Acked(u64),
-    /// The op must go to another node (MOVED).
-    Moved(Op, u16, String, u16),
+    /// The op must go to another node: `MOVED` (the slot's owner changed) or `ASK` (the key is
+    /// being migrated: this op only, after `ASKING`).
+    Redirect {
+        op: Op,
+        slot: u16,
+        host: String,
+        port: u16,
+        ask: bool,
+    },
+    /// A command on several keys of a slot being migrated, some moved already (`TRYAGAIN`):
+    /// sent again shortly.
+    Retry(Op),
     /// The writer stopped on an error (returned by its task).
     Failed,
 }
 
-async fn dispatch(d: Dispatch) -> (FollowSummary, Result<(), ReplayError>) {
-    let mut seen = FollowSummary::default();
-    let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel::<Done>();
-    let mut writers = Vec::new();
-    let mut queues = Vec::new();
-    for (i, node) in d.nodes.iter().enumerate() {
+/// The writers' queues and tasks; a node met by a redirection gets its writer on the way.
+struct Writers {
+    queues: Vec<tokio::sync::mpsc::Sender<Op>>,
+    tasks: Vec<tokio::task::JoinHandle<(FollowSummary, Result<(), ReplayError>)>>,
+    done: tokio::sync::mpsc::UnboundedSender<Done>,
+    cluster: bool,
+    cfg: FollowConfig,
+    commands: Arc<AtomicU64>,
+}
+
+impl Writers {
+    fn start(&mut self, node: Target) {
         let (tx, rx) = tokio::sync::mpsc::channel::<Op>(256);
-        queues.push(tx);
-        let done = done_tx.clone();
+        let i = self.queues.len();
+        self.queues.push(tx);
+        let done = self.done.clone();
         let writer = write_node(
             i,
-            node.clone(),
-            d.routes.is_some(),
+            node,
+            self.cluster,
             rx,
             done.clone(),
-            d.cfg.clone(),
-            d.commands.clone(),
+            self.cfg.clone(),
+            self.commands.clone(),
         );
-        writers.push(tokio::spawn(async move {
+        self.tasks.push(tokio::spawn(async move {
             let (seen, r) = writer.await;
             if r.is_err() {
                 let _ = done.send(Done::Failed);
@@ -286,7 +310,23 @@ async fn dispatch(d: Dispatch) -> (FollowSummary, Result<(), ReplayError>) {
             (seen, r)
         }));
     }
-    drop(done_tx);
+}
+
+async fn dispatch(mut d: Dispatch) -> (FollowSummary, Result<(), ReplayError>) {
+    let mut seen = FollowSummary::default();
+    let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel::<Done>();
+    let mut w = Writers {
+        queues: Vec::new(),
+        tasks: Vec::new(),
+        done: done_tx,
+        cluster: d.routes.is_some(),
+        cfg: d.cfg.clone(),
+        commands: d.commands.clone(),
+    };
+    for node in &d.nodes {
+        w.start(node.clone());
+    }
+    let (mut asked, mut moved, mut retried) = (0u64, 0u64, 0u64);
     // ops sent and not acknowledged, by start offset, with the acknowledgements still due (one
     // per primary for a command sent to all)
     let mut outstanding: BTreeMap<u64, usize> = BTreeMap::new();
@@ -319,7 +359,7 @@ async fn dispatch(d: Dispatch) -> (FollowSummary, Result<(), ReplayError>) {
                     let parts: Vec<(usize, Op)> = match &d.routes {
                         None => vec![(0, op)],
                         Some(_) if broadcast(&op) => {
-                            (0..queues.len()).map(|n| (n, op.clone())).collect()
+                            (0..w.queues.len()).map(|n| (n, op.clone())).collect()
                         }
                         Some(r) => {
                             let parts = by_slot(op);
@@ -332,7 +372,7 @@ async fn dispatch(d: Dispatch) -> (FollowSummary, Result<(), ReplayError>) {
                     outstanding.insert(parts[0].1.start, parts.len());
                     let mut sent = true;
                     for (node, part) in parts {
-                        sent &= queues[node].send(part).await.is_ok();
+                        sent &= w.queues[node].send(part).await.is_ok();
                     }
                     if !sent {
                         break Err(ReplayError::Stopped);
@@ -349,12 +389,49 @@ async fn dispatch(d: Dispatch) -> (FollowSummary, Result<(), ReplayError>) {
                         }
                     }
                 }
-                Some(Done::Moved(op, slot, host, port)) => {
-                    if let Some(r) = &d.routes { r.moved(slot, &host, port); }
-                    let node = route(&op, d.routes.as_deref());
-                    if queues[node].send(op).await.is_err() {
+                Some(Done::Redirect { mut op, slot, host, port, ask }) => {
+                    if op.redirects >= MAX_REDIRECTS {
+                        break Err(ReplayError::Protocol(format!(
+                            "a command of the source's offset {} was redirected {MAX_REDIRECTS} times (last to {host}:{port} for slot {slot}): the cluster's slot map does not settle",
+                            op.start
+                        )));
+                    }
+                    op.redirects += 1;
+                    let Some(map) = d.routes.as_mut() else {
+                        break Err(ReplayError::Protocol(format!("{host}:{port} redirected a command, but the target is not a cluster")));
+                    };
+                    let (node, new) = map.node(&host, port);
+                    if new {
+                        w.start(map.nodes[node].clone());
+                    }
+                    if ask {
+                        asked += 1;
+                    } else {
+                        moved += 1;
+                        map.moved(slot, node);
+                    }
+                    op.asking = ask;
+                    if w.queues[node].send(op).await.is_err() {
                         break Err(ReplayError::Stopped);
                     }
+                }
+                Some(Done::Retry(mut op)) => {
+                    if op.redirects >= MAX_REDIRECTS {
+                        break Err(ReplayError::Protocol(format!(
+                            "a command of the source's offset {} was answered TRYAGAIN {MAX_REDIRECTS} times: its slot's migration does not end",
+                            op.start
+                        )));
+                    }
+                    op.redirects += 1;
+                    retried += 1;
+                    // the keys of a slot in migration are split between two nodes for as long as
+                    // MIGRATE takes for them: wait a little, then send it where its slot is now
+                    let node = route(&op, d.routes.as_ref());
+                    let q = w.queues[node].clone();
+                    tokio::spawn(async move {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        let _ = q.send(op).await;
+                    });
                 }
                 // a writer failed (its error is the one reported) or every writer ended
                 Some(Done::Failed) | None => break Err(ReplayError::Stopped),
@@ -368,15 +445,21 @@ async fn dispatch(d: Dispatch) -> (FollowSummary, Result<(), ReplayError>) {
             }
         }
     };
+    let Writers { queues, tasks, .. } = w;
     drop(queues);
+    if asked + moved + retried > 0 {
+        seen.notes.push(format!(
+            "cluster redirections followed: {moved} MOVED, {asked} ASK, {retried} TRYAGAIN"
+        ));
+    }
     if spanned > 0 {
         seen.notes.push(format!(
             "{spanned} commands or MULTI blocks named keys of several hash slots: a cluster cannot run them as one, so they were applied per slot (a block then not atomically)"
         ));
     }
     let mut first_err = None;
-    for w in writers {
-        match w.await {
+    for t in tasks {
+        match t.await {
             Ok((part, r)) => {
                 seen.blocks += part.blocks;
                 seen.in_doubt += part.in_doubt;

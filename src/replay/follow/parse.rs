@@ -41,6 +41,8 @@ pub(super) fn parse<R: BufRead>(
             db,
             cmds,
             block,
+            asking: false,
+            redirects: 0,
         };
         let out = if c.is("PING") {
             Some(op(db, Vec::new(), false))

@@ -3,8 +3,56 @@
 
 use super::parse::routing_key;
 use super::Op;
-use crate::replay::routes::Routes;
+use crate::replay::target::Target;
 use std::collections::BTreeMap;
+
+/// The follow's slot map: slot → index of the primary's writer. Only the dispatcher reads and
+/// changes it (the importer's `Routes` is shared by its connections and fixed in size); a
+/// redirection to a node that was not a primary at the start (a reshard onto a new node, a
+/// target's failover) adds a node, and the dispatcher starts a writer for it.
+pub(super) struct SlotMap {
+    owner: Vec<usize>,
+    pub(super) nodes: Vec<Target>,
+}
+
+impl SlotMap {
+    pub(super) fn new(slots: Vec<u16>, nodes: Vec<Target>) -> SlotMap {
+        SlotMap {
+            owner: slots.into_iter().map(usize::from).collect(),
+            nodes,
+        }
+    }
+
+    /// The index of the node at `host:port`, added when new (`true`).
+    pub(super) fn node(&mut self, host: &str, port: u16) -> (usize, bool) {
+        if let Some(i) = self
+            .nodes
+            .iter()
+            .position(|n| n.port == port && (host.is_empty() || n.host == host))
+        {
+            return (i, false);
+        }
+        let base = self.nodes[0].clone();
+        let host = if host.is_empty() {
+            base.host.clone()
+        } else {
+            host.to_string()
+        };
+        self.nodes.push(base.at(host, port));
+        (self.nodes.len() - 1, true)
+    }
+
+    /// A MOVED: `slot` is served by node `i` from now on.
+    pub(super) fn moved(&mut self, slot: u16, i: usize) {
+        if let Some(o) = self.owner.get_mut(usize::from(slot)) {
+            *o = i;
+        }
+    }
+
+    fn shard(&self, slot: u16) -> usize {
+        self.owner.get(usize::from(slot)).copied().unwrap_or(0)
+    }
+}
 
 /// Splits an op whose keys fall in several hash slots into one op per slot (a cluster refuses
 /// them whole): a `MULTI` block by command, and `DEL`, `UNLINK`, `TOUCH` and `MSET` by key.
@@ -50,6 +98,8 @@ pub(super) fn by_slot(op: Op) -> Vec<Op> {
             db: op.db,
             block: op.block && cmds.len() > 1,
             cmds,
+            asking: false,
+            redirects: op.redirects,
         })
         .collect()
 }
@@ -65,7 +115,7 @@ pub(super) fn broadcast(op: &Op) -> bool {
     })
 }
 
-pub(super) fn route(op: &Op, routes: Option<&Routes>) -> usize {
+pub(super) fn route(op: &Op, routes: Option<&SlotMap>) -> usize {
     let Some(r) = routes else { return 0 };
     op.cmds
         .iter()

@@ -122,17 +122,11 @@ fn finish_round(
             }
         };
         for (op, errors) in batch.into_iter().zip(answers) {
-            let moved = errors.iter().find(|e| e.starts_with("MOVED ")).cloned();
-            if let (Some(m), true) = (moved, cluster) {
-                let mut parts = m.split_whitespace().skip(1);
-                let slot = parts.next().and_then(|s| s.parse().ok()).unwrap_or(0);
-                let (host, port) = parts
-                    .next()
-                    .and_then(|a| a.rsplit_once(':'))
-                    .map(|(h, p)| (h.to_string(), p.parse().unwrap_or(0)))
-                    .unwrap_or_default();
-                let _ = done.send(Done::Moved(op, slot, host, port));
-                continue;
+            if cluster {
+                if let Some(d) = redirect(op.clone(), &errors) {
+                    let _ = done.send(d);
+                    continue;
+                }
             }
             for e in errors {
                 let code = e.split_whitespace().next().unwrap_or("ERR").to_string();
@@ -154,6 +148,30 @@ fn finish_round(
         }
     }
     Ok(())
+}
+
+/// What a cluster's answers to an op ask for: `MOVED`/`ASK` (to another node) or `TRYAGAIN`.
+fn redirect(op: Op, errors: &[String]) -> Option<Done> {
+    for e in errors {
+        let mut parts = e.split_whitespace();
+        let kind = parts.next()?;
+        if kind == "TRYAGAIN" {
+            return Some(Done::Retry(op));
+        }
+        if kind != "MOVED" && kind != "ASK" {
+            continue;
+        }
+        let slot = parts.next().and_then(|s| s.parse().ok())?;
+        let (host, port) = parts.next()?.rsplit_once(':')?;
+        return Some(Done::Redirect {
+            op,
+            slot,
+            host: host.to_string(),
+            port: port.parse().ok()?,
+            ask: kind == "ASK",
+        });
+    }
+    None
 }
 
 /// Sentinel: the epoch of the primary the sentinels name (see [`crate::replay::watch_primary`]).
@@ -324,11 +342,22 @@ impl NodeWriter {
         let mut expect = Vec::with_capacity(batch.len());
         for op in batch {
             let mut n = usize::from(self.select(op.db));
+            // ASKING holds for the next command, or for a whole MULTI block
+            let asking = |buf: &mut Vec<u8>, n: &mut usize| {
+                if op.asking {
+                    crate::source::resp::write_resp(&[&b"ASKING"[..]], buf);
+                    *n += 1;
+                }
+            };
             if op.block {
+                asking(&mut self.buf, &mut n);
                 crate::source::resp::write_resp(&[&b"MULTI"[..]], &mut self.buf);
                 n += 1;
             }
             for c in &op.cmds {
+                if !op.block {
+                    asking(&mut self.buf, &mut n);
+                }
                 crate::source::resp::write_resp(c, &mut self.buf);
                 n += 1;
             }
