@@ -878,15 +878,6 @@ fn cluster_import_routes_every_key_to_its_slot_owner() {
     );
 }
 
-fn cluster_cmd(n: &Server, args: &[&str]) {
-    let mut c = redis::cmd("CLUSTER");
-    for a in args {
-        c.arg(*a);
-    }
-    c.query::<()>(&mut n.conn())
-        .unwrap_or_else(|e| panic!("CLUSTER {args:?} on {}: {e}", n.port));
-}
-
 /// A cluster being resharded during the import. Slots of node 0 that are MIGRATING to node 1
 /// from the start answer ASK for every key (node 0 never holds them), so those keys must arrive on
 /// node 1 through ASKING. Slots moved to node 2 after the import began (the importer's slot map is
@@ -897,15 +888,7 @@ fn cluster_import_follows_ask_and_moved_during_a_reshard() {
         return;
     };
     let nodes = common::cluster();
-    let ids: Vec<String> = nodes
-        .iter()
-        .map(|n| {
-            redis::cmd("CLUSTER")
-                .arg("MYID")
-                .query(&mut n.conn())
-                .unwrap()
-        })
-        .collect();
+    let ids = common::cluster_ids(&nodes);
     let keys = dump_keys(&dump);
     let slot = |k: &[u8]| rdbkit::cluster::key_hash_slot(k);
     let owner0 = |s: u16| s < 5462;
@@ -920,8 +903,8 @@ fn cluster_import_follows_ask_and_moved_during_a_reshard() {
     ask_slots.truncate(40);
     for &s in &ask_slots {
         let s = s.to_string();
-        cluster_cmd(&nodes[1], &["SETSLOT", &s, "IMPORTING", &ids[0]]);
-        cluster_cmd(&nodes[0], &["SETSLOT", &s, "MIGRATING", &ids[1]]);
+        common::cluster_cmd(&nodes[1], &["SETSLOT", &s, "IMPORTING", &ids[0]]);
+        common::cluster_cmd(&nodes[0], &["SETSLOT", &s, "MIGRATING", &ids[1]]);
     }
     // MOVED: slots of node 0 whose keys all come in the last fifth of the dump
     let early: std::collections::HashSet<u16> =
@@ -964,10 +947,10 @@ fn cluster_import_follows_ask_and_moved_during_a_reshard() {
             "slot {s} was written before it moved: the test ran too late"
         );
         let s = s.to_string();
-        cluster_cmd(&nodes[2], &["SETSLOT", &s, "IMPORTING", &ids[0]]);
-        cluster_cmd(&nodes[0], &["SETSLOT", &s, "MIGRATING", &ids[2]]);
+        common::cluster_cmd(&nodes[2], &["SETSLOT", &s, "IMPORTING", &ids[0]]);
+        common::cluster_cmd(&nodes[0], &["SETSLOT", &s, "MIGRATING", &ids[2]]);
         for n in [&nodes[2], &nodes[0], &nodes[1]] {
-            cluster_cmd(n, &["SETSLOT", &s, "NODE", &ids[2]]);
+            common::cluster_cmd(n, &["SETSLOT", &s, "NODE", &ids[2]]);
         }
     }
     let written_at_move: u64 = nodes.iter().map(held).sum();
@@ -1014,7 +997,7 @@ fn cluster_import_follows_ask_and_moved_during_a_reshard() {
     verify();
     for &s in &ask_slots {
         for n in [&nodes[1], &nodes[0], &nodes[2]] {
-            cluster_cmd(n, &["SETSLOT", &s.to_string(), "NODE", &ids[1]]);
+            common::cluster_cmd(n, &["SETSLOT", &s.to_string(), "NODE", &ids[1]]);
         }
     }
     verify();

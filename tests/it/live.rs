@@ -1,10 +1,11 @@
 //! Live sources: `rdbkit dump` of a running server, `rdbkit import redis://… --follow` under a
 //! steady writer, stopped by a signal, the target then equal to the source.
 
+use crate::common::process::{output, Running};
 use crate::common::{self, Server, Version};
 use std::io::Read;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::thread;
@@ -210,60 +211,54 @@ impl Writer {
     }
 }
 
-fn spawn_rdbkit(args: &[&str], dir: &Path) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_rdbkit"))
-        .args(args)
-        .stdout(std::fs::File::create(dir.join("out")).unwrap())
-        .stderr(std::fs::File::create(dir.join("err")).unwrap())
-        .stdin(Stdio::null())
-        .spawn()
-        .unwrap()
+/// A Redis 8.2 source for a follow: `fill`ed, diskless without delay, with a backlog large enough
+/// for what the test writer writes while rdbkit is away (as it must be in production: README,
+/// "Re-runs and resume").
+fn follow_source() -> Server {
+    let src = Server::start_opts(
+        Version::V82,
+        &[
+            "--repl-diskless-sync",
+            "yes",
+            "--repl-diskless-sync-delay",
+            "0",
+            "--repl-backlog-size",
+            "64mb",
+        ],
+    );
+    fill(&src, 5_000);
+    src
 }
 
-fn output(dir: &Path) -> String {
-    let mut s = String::new();
-    for f in ["out", "err"] {
-        let _ = std::fs::File::open(dir.join(f)).map(|mut f| f.read_to_string(&mut s));
-    }
-    s
+/// `rdbkit import SRC --target DST --follow --checkpoint CP --quiet EXTRA…`, its output in a new
+/// directory `step` of `tmp`.
+fn follow_resumable(
+    (src, dst, cp): (&str, &str, &Path),
+    extra: &[&str],
+    tmp: &Path,
+    step: &str,
+) -> Running {
+    let dir = tmp.join(step);
+    std::fs::create_dir(&dir).unwrap();
+    let mut a = vec![
+        "import",
+        src,
+        "--target",
+        dst,
+        "--follow",
+        "--checkpoint",
+        cp.to_str().unwrap(),
+        "--quiet",
+    ];
+    a.extend_from_slice(extra);
+    Running::start(&a, &dir)
 }
 
-/// Waits (within `limit`) until `rdbkit`'s output contains `what`; panics if it exits first.
-fn wait_for_output(child: &mut Child, dir: &Path, what: &str, limit: Duration) {
-    let start = Instant::now();
-    while !output(dir).contains(what) {
-        if let Ok(Some(st)) = child.try_wait() {
-            panic!("rdbkit exited ({st}) before {what:?}:\n{}", output(dir));
-        }
-        assert!(
-            start.elapsed() < limit,
-            "no {what:?} within {limit:?}:\n{}",
-            output(dir)
-        );
-        thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn signal(child: &Child, sig: &str) {
-    let st = Command::new("kill")
-        .args([sig, &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(st.success());
-}
-
-fn wait_exit(child: &mut Child, dir: &Path, limit: Duration) -> std::process::ExitStatus {
-    let start = Instant::now();
-    loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            return st;
-        }
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            panic!("rdbkit did not exit within {limit:?}:\n{}", output(dir));
-        }
-        thread::sleep(Duration::from_millis(20));
-    }
+/// Stops a follow with SIGTERM; it must exit 0.
+fn stop_follow(mut r: Running) {
+    r.signal("-TERM");
+    let st = r.wait_exit(Duration::from_secs(60));
+    assert!(st.success(), "{}", r.output());
 }
 
 /// `rdbkit dump` of a disk-based and a diskless transfer of each Redis version (and `.gz`)
@@ -357,7 +352,7 @@ fn follow_case(v: Version, diskless: bool, cluster: bool) {
         None => nodes[0].url(),
     };
     let writer = Writer::start(&src, cluster);
-    let mut child = spawn_rdbkit(
+    let mut child = Running::start(
         &[
             "import",
             &src.url(),
@@ -370,17 +365,12 @@ fn follow_case(v: Version, diskless: bool, cluster: bool) {
         ],
         tmp.path(),
     );
-    wait_for_output(
-        &mut child,
-        tmp.path(),
-        "following",
-        Duration::from_secs(120),
-    );
+    child.wait_for("following", Duration::from_secs(120));
     thread::sleep(Duration::from_millis(1500));
     let rounds = writer.stop();
     assert!(rounds > 100, "the writer barely ran: {rounds}");
-    signal(&child, "-TERM");
-    let st = wait_exit(&mut child, tmp.path(), Duration::from_secs(90));
+    child.signal("-TERM");
+    let st = child.wait_exit(Duration::from_secs(90));
     let out = output(tmp.path());
     assert!(st.success(), "{v:?}: {out}");
     assert!(out.contains("cutover: the target had every write"), "{out}");
@@ -456,61 +446,28 @@ fn follow_killed_and_rerun_with_its_checkpoint_continues_exactly() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
-    // the writer produces a few MB/s of stream: the backlog must hold what is written while
-    // rdbkit is down (as it must in production: README, "Follow")
-    let src = Server::start_opts(
-        Version::V82,
-        &[
-            "--repl-diskless-sync-delay",
-            "0",
-            "--repl-backlog-size",
-            "64mb",
-        ],
-    );
-    fill(&src, 5_000);
+    let src = follow_source();
     let dst = Server::start(Version::V82);
     let cp = tmp.path().join("follow.json");
-    let args = |extra: &[&str]| -> Vec<String> {
-        let mut v: Vec<String> = [
-            "import",
-            &src.url(),
-            "--target",
-            &dst.url(),
-            "--follow",
-            "--checkpoint",
-            cp.to_str().unwrap(),
-            "--quiet",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        v.extend(extra.iter().map(|s| s.to_string()));
-        v
-    };
-    let run = |extra: &[&str], dir: &Path| {
-        let a = args(extra);
-        let a: Vec<&str> = a.iter().map(String::as_str).collect();
-        spawn_rdbkit(&a, dir)
-    };
+    let (src_url, dst_url) = (src.url(), dst.url());
+    let urls = (src_url.as_str(), dst_url.as_str(), cp.as_path());
     let writer = Writer::start(&src, false);
-    let d1 = tmp.path().join("1");
-    std::fs::create_dir(&d1).unwrap();
-    let mut first = run(&[], &d1);
-    wait_for_output(&mut first, &d1, "following", Duration::from_secs(60));
+    let mut first = follow_resumable(urls, &[], tmp.path(), "1");
+    first.wait_for("following", Duration::from_secs(60));
     thread::sleep(Duration::from_millis(1000));
-    signal(&first, "-KILL");
-    wait_exit(&mut first, &d1, Duration::from_secs(10));
+    first.signal("-KILL");
+    first.wait_exit(Duration::from_secs(10));
     thread::sleep(Duration::from_millis(300));
-    let d2 = tmp.path().join("2");
-    std::fs::create_dir(&d2).unwrap();
-    let mut second = run(&[], &d2);
-    wait_for_output(&mut second, &d2, "following", Duration::from_secs(60));
-    assert!(output(&d2).contains("partial resync"), "{}", output(&d2));
+    let mut second = follow_resumable(urls, &[], tmp.path(), "2");
+    second.wait_for("following", Duration::from_secs(60));
+    assert!(
+        second.output().contains("partial resync"),
+        "{}",
+        second.output()
+    );
     thread::sleep(Duration::from_millis(700));
     writer.stop();
-    signal(&second, "-TERM");
-    let st = wait_exit(&mut second, &d2, Duration::from_secs(60));
-    assert!(st.success(), "{}", output(&d2));
+    stop_follow(second);
     common::assert_same_dataset(&src, &dst);
 
     // the backlog moves on while rdbkit is down
@@ -529,24 +486,19 @@ fn follow_killed_and_rerun_with_its_checkpoint_continues_exactly() {
             .unwrap();
     }
     redis::cmd("DEL").arg("hash:7").query::<()>(&mut c).unwrap();
-    let d3 = tmp.path().join("3");
-    std::fs::create_dir(&d3).unwrap();
-    let mut third = run(&[], &d3);
-    let st = wait_exit(&mut third, &d3, Duration::from_secs(60));
-    assert!(!st.success(), "{}", output(&d3));
+    let mut third = follow_resumable(urls, &[], tmp.path(), "3");
+    let st = third.wait_exit(Duration::from_secs(60));
+    assert!(!st.success(), "{}", third.output());
     assert!(
-        output(&d3)
+        third
+            .output()
             .contains("a new full snapshot is needed; rerun with --replace or --flush-target"),
         "{}",
-        output(&d3)
+        third.output()
     );
-    let d4 = tmp.path().join("4");
-    std::fs::create_dir(&d4).unwrap();
-    let mut fourth = run(&["--flush-target"], &d4);
-    wait_for_output(&mut fourth, &d4, "following", Duration::from_secs(60));
-    signal(&fourth, "-TERM");
-    let st = wait_exit(&mut fourth, &d4, Duration::from_secs(60));
-    assert!(st.success(), "{}", output(&d4));
+    let mut fourth = follow_resumable(urls, &["--flush-target"], tmp.path(), "4");
+    fourth.wait_for("following", Duration::from_secs(60));
+    stop_follow(fourth);
     common::assert_same_dataset(&src, &dst);
 }
 
@@ -564,7 +516,7 @@ fn follow_into_a_sentinel_target_rides_a_failover() {
     fill(&src, 5_000);
     let writer = Writer::start(&src, false);
     let addrs: Vec<String> = sentinels.iter().map(|s| s.addr()).collect();
-    let mut child = spawn_rdbkit(
+    let mut child = Running::start(
         &[
             "import",
             &src.url(),
@@ -577,7 +529,7 @@ fn follow_into_a_sentinel_target_rides_a_failover() {
         ],
         tmp.path(),
     );
-    wait_for_output(&mut child, tmp.path(), "following", Duration::from_secs(60));
+    child.wait_for("following", Duration::from_secs(60));
     thread::sleep(Duration::from_millis(700));
     let _: redis::Value = sentinels[0]
         .query(&["SENTINEL", "FAILOVER", "mymaster"])
@@ -589,8 +541,8 @@ fn follow_into_a_sentinel_target_rides_a_failover() {
     }
     thread::sleep(Duration::from_millis(1500));
     writer.stop();
-    signal(&child, "-TERM");
-    let st = wait_exit(&mut child, tmp.path(), Duration::from_secs(90));
+    child.signal("-TERM");
+    let st = child.wait_exit(Duration::from_secs(90));
     let out = output(tmp.path());
     assert!(st.success(), "{out}");
     let now = common::Node {
@@ -616,7 +568,7 @@ fn follow_from_a_sentinel_sources_replica_equals_the_primary() {
     let writer = Writer::start(&primary, false);
     let addrs: Vec<String> = sentinels.iter().map(|s| s.addr()).collect();
     let url = format!("redis+sentinel://{}/mymaster", addrs.join(","));
-    let mut child = spawn_rdbkit(
+    let mut child = Running::start(
         &[
             "import",
             &url,
@@ -630,7 +582,7 @@ fn follow_from_a_sentinel_sources_replica_equals_the_primary() {
         ],
         tmp.path(),
     );
-    wait_for_output(&mut child, tmp.path(), "following", Duration::from_secs(60));
+    child.wait_for("following", Duration::from_secs(60));
     let out = output(tmp.path());
     assert!(
         out.contains(&format!(
@@ -641,8 +593,8 @@ fn follow_from_a_sentinel_sources_replica_equals_the_primary() {
     );
     thread::sleep(Duration::from_millis(1000));
     writer.stop();
-    signal(&child, "-TERM");
-    let st = wait_exit(&mut child, tmp.path(), Duration::from_secs(60));
+    child.signal("-TERM");
+    let st = child.wait_exit(Duration::from_secs(60));
     let out = output(tmp.path());
     assert!(st.success(), "{out}");
     assert!(out.contains("cutover: the target had every write"), "{out}");
@@ -753,7 +705,7 @@ fn follow_with_a_key_filter_applies_only_the_matching_keys() {
             .unwrap();
     }
     let dst = Server::start(Version::V82);
-    let mut child = spawn_rdbkit(
+    let mut child = Running::start(
         &[
             "import",
             &src.url(),
@@ -766,7 +718,7 @@ fn follow_with_a_key_filter_applies_only_the_matching_keys() {
         ],
         tmp.path(),
     );
-    wait_for_output(&mut child, tmp.path(), "following", Duration::from_secs(60));
+    child.wait_for("following", Duration::from_secs(60));
     let mut p = redis::pipe();
     p.cmd("SET").arg("keep:3").arg("x");
     p.cmd("SET").arg("drop:3").arg("x");
@@ -776,8 +728,8 @@ fn follow_with_a_key_filter_applies_only_the_matching_keys() {
     p.cmd("RENAME").arg("drop:2").arg("keep:renamed");
     p.query::<()>(&mut c).unwrap();
     thread::sleep(Duration::from_millis(500));
-    signal(&child, "-TERM");
-    let st = wait_exit(&mut child, tmp.path(), Duration::from_secs(60));
+    child.signal("-TERM");
+    let st = child.wait_exit(Duration::from_secs(60));
     let out = output(tmp.path());
     assert!(st.success(), "{out}");
     assert!(
@@ -807,20 +759,10 @@ fn follow_continues_by_partial_resync_when_the_link_breaks() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
-    // the backlog holds what is written while the link is down, as it must in production
-    let src = Server::start_opts(
-        Version::V82,
-        &[
-            "--repl-diskless-sync-delay",
-            "0",
-            "--repl-backlog-size",
-            "64mb",
-        ],
-    );
-    fill(&src, 5_000);
+    let src = follow_source();
     let dst = Server::start(Version::V82);
     let writer = Writer::start(&src, false);
-    let mut child = spawn_rdbkit(
+    let mut child = Running::start(
         &[
             "import",
             &src.url(),
@@ -833,7 +775,7 @@ fn follow_continues_by_partial_resync_when_the_link_breaks() {
         ],
         tmp.path(),
     );
-    wait_for_output(&mut child, tmp.path(), "following", Duration::from_secs(60));
+    child.wait_for("following", Duration::from_secs(60));
     for _ in 0..2 {
         thread::sleep(Duration::from_millis(700));
         let killed: u64 = redis::cmd("CLIENT")
@@ -847,8 +789,8 @@ fn follow_continues_by_partial_resync_when_the_link_breaks() {
     thread::sleep(Duration::from_millis(700));
     let rounds = writer.stop();
     assert!(rounds > 50, "the writer barely ran: {rounds}");
-    signal(&child, "-TERM");
-    let st = wait_exit(&mut child, tmp.path(), Duration::from_secs(60));
+    child.signal("-TERM");
+    let st = child.wait_exit(Duration::from_secs(60));
     let out = output(tmp.path());
     assert!(st.success(), "{out}");
     assert!(
@@ -879,47 +821,23 @@ fn follow_of_a_restarted_source_asks_for_a_new_snapshot() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
-    let mut src = Server::start_opts(
-        Version::V82,
-        &[
-            "--repl-diskless-sync",
-            "yes",
-            "--repl-diskless-sync-delay",
-            "0",
-        ],
-    );
-    fill(&src, 5_000);
+    let mut src = follow_source();
     let dst = Server::start(Version::V82);
     let cp = tmp.path().join("follow.json");
     // the restarted source keeps its port, so the same command reaches it
     let (src_url, dst_url) = (src.url(), dst.url());
-    let run = |extra: &[&str], dir: &Path| {
-        let mut a = vec![
-            "import",
-            src_url.as_str(),
-            "--target",
-            &dst_url,
-            "--follow",
-            "--checkpoint",
-            cp.to_str().unwrap(),
-            "--quiet",
-        ];
-        a.extend_from_slice(extra);
-        spawn_rdbkit(&a, dir)
-    };
-    let d1 = tmp.path().join("1");
-    std::fs::create_dir(&d1).unwrap();
+    let urls = (src_url.as_str(), dst_url.as_str(), cp.as_path());
     let writer = Writer::start(&src, false);
-    let mut first = run(&[], &d1);
-    wait_for_output(&mut first, &d1, "following", Duration::from_secs(60));
+    let mut first = follow_resumable(urls, &[], tmp.path(), "1");
+    first.wait_for("following", Duration::from_secs(60));
     thread::sleep(Duration::from_millis(1000));
     writer.stop();
     src.restart_empty();
     fill(&src, 3_000);
     let writer = Writer::start(&src, false);
-    let st = wait_exit(&mut first, &d1, Duration::from_secs(90));
+    let st = first.wait_exit(Duration::from_secs(90));
     writer.stop();
-    let out = output(&d1);
+    let out = first.output();
     assert!(!st.success(), "{out}");
     assert!(
         out.contains("a new full snapshot is needed; rerun with --checkpoint")
@@ -930,24 +848,10 @@ fn follow_of_a_restarted_source_asks_for_a_new_snapshot() {
     // the target still holds what the first source had: nothing of the new one was applied
     let keys: u64 = redis::cmd("DBSIZE").query(&mut dst.conn()).unwrap();
     assert!(keys >= 5_000, "{keys}");
-    let d2 = tmp.path().join("2");
-    std::fs::create_dir(&d2).unwrap();
-    let mut second = run(&["--flush-target"], &d2);
-    wait_for_output(&mut second, &d2, "following", Duration::from_secs(60));
-    signal(&second, "-TERM");
-    let st = wait_exit(&mut second, &d2, Duration::from_secs(60));
-    assert!(st.success(), "{}", output(&d2));
+    let mut second = follow_resumable(urls, &["--flush-target"], tmp.path(), "2");
+    second.wait_for("following", Duration::from_secs(60));
+    stop_follow(second);
     common::assert_same_dataset(&src, &dst);
-}
-
-/// `CLUSTER` subcommand `args` on `n`.
-fn cluster_cmd(n: &Server, args: &[&str]) {
-    let mut c = redis::cmd("CLUSTER");
-    for a in args {
-        c.arg(*a);
-    }
-    c.query::<()>(&mut n.conn())
-        .unwrap_or_else(|e| panic!("CLUSTER {args:?} on {}: {e}", n.port));
 }
 
 /// The target cluster is resharded while the follow runs: slots that the writer's keys use move
@@ -969,15 +873,7 @@ fn follow_into_a_cluster_being_resharded_equals_the_source() {
         redis::cmd("FLUSHDB").query::<()>(&mut c).unwrap();
     }
     let nodes = common::cluster();
-    let ids: Vec<String> = nodes
-        .iter()
-        .map(|n| {
-            redis::cmd("CLUSTER")
-                .arg("MYID")
-                .query(&mut n.conn())
-                .unwrap()
-        })
-        .collect();
+    let ids = common::cluster_ids(&nodes);
     // node 0's slots that the writer's keys use (common::cluster gives it slots 0..5461)
     let mut slots: Vec<u16> = ["s", "ctr", "l", "set", "z", "h"]
         .iter()
@@ -989,8 +885,27 @@ fn follow_into_a_cluster_being_resharded_equals_the_source() {
     slots.dedup();
     slots.truncate(30);
     assert!(slots.len() >= 20, "{slots:?}");
+    // the slot of a counter the writer increments every round moves last, and stays half-moved
+    // (its keys on node 1, the slot still node 0's) until one of the increments has reached node
+    // 1: an ASK, whatever the machine's pace
+    let counter = (0..50)
+        .map(|i| format!("w:ctr:{i}"))
+        .find(|k| slots.contains(&rdbkit::cluster::key_hash_slot(k.as_bytes())))
+        .unwrap();
+    let held_slot = rdbkit::cluster::key_hash_slot(counter.as_bytes());
+    slots.retain(|&s| s != held_slot);
+    slots.push(held_slot);
+    let on_node1 = || -> Option<i64> {
+        let (_, v): ((), Option<i64>) = redis::pipe()
+            .cmd("ASKING")
+            .cmd("GET")
+            .arg(&counter)
+            .query(&mut nodes[1].conn())
+            .unwrap();
+        v
+    };
     let writer = Writer::start(&src, true);
-    let mut child = spawn_rdbkit(
+    let mut child = Running::start(
         &[
             "import",
             &src.url(),
@@ -1003,12 +918,12 @@ fn follow_into_a_cluster_being_resharded_equals_the_source() {
         ],
         tmp.path(),
     );
-    wait_for_output(&mut child, tmp.path(), "following", Duration::from_secs(60));
+    child.wait_for("following", Duration::from_secs(60));
     let port1 = nodes[1].port.to_string();
     for &s in &slots {
         let slot = s.to_string();
-        cluster_cmd(&nodes[1], &["SETSLOT", &slot, "IMPORTING", &ids[0]]);
-        cluster_cmd(&nodes[0], &["SETSLOT", &slot, "MIGRATING", &ids[1]]);
+        common::cluster_cmd(&nodes[1], &["SETSLOT", &slot, "IMPORTING", &ids[0]]);
+        common::cluster_cmd(&nodes[0], &["SETSLOT", &slot, "MIGRATING", &ids[1]]);
         // moved in small steps, so that the writes meet the slot half moved
         loop {
             let keys: Vec<String> = redis::cmd("CLUSTER")
@@ -1032,15 +947,19 @@ fn follow_into_a_cluster_being_resharded_equals_the_source() {
                 .unwrap();
             thread::sleep(Duration::from_millis(40));
         }
+        if s == held_slot {
+            let moved = on_node1();
+            common::wait_until(Duration::from_secs(30), || on_node1() != moved);
+        }
         for n in [&nodes[1], &nodes[0], &nodes[2]] {
-            cluster_cmd(n, &["SETSLOT", &slot, "NODE", &ids[1]]);
+            common::cluster_cmd(n, &["SETSLOT", &slot, "NODE", &ids[1]]);
         }
     }
     thread::sleep(Duration::from_millis(500));
     let rounds = writer.stop();
     assert!(rounds > 100, "the writer barely ran: {rounds}");
-    signal(&child, "-TERM");
-    let st = wait_exit(&mut child, tmp.path(), Duration::from_secs(90));
+    child.signal("-TERM");
+    let st = child.wait_exit(Duration::from_secs(90));
     let out = output(tmp.path());
     assert!(st.success(), "{out}");
     let line = out

@@ -390,6 +390,29 @@ impl Drop for Server {
     }
 }
 
+/// `CLUSTER` subcommand `args` on `n` (it must succeed).
+pub fn cluster_cmd(n: &Server, args: &[&str]) {
+    let mut c = redis::cmd("CLUSTER");
+    for a in args {
+        c.arg(*a);
+    }
+    c.query::<()>(&mut n.conn())
+        .unwrap_or_else(|e| panic!("CLUSTER {args:?} on {}: {e}", n.port));
+}
+
+/// Each node's `CLUSTER MYID`.
+pub fn cluster_ids(nodes: &[Server]) -> Vec<String> {
+    nodes
+        .iter()
+        .map(|n| {
+            redis::cmd("CLUSTER")
+                .arg("MYID")
+                .query(&mut n.conn())
+                .unwrap()
+        })
+        .collect()
+}
+
 /// SIGKILL the child by pid and reap it (errors mean it has already exited).
 pub fn kill(child: &mut Child) {
     let _ = child.kill();
@@ -1532,6 +1555,7 @@ pub fn text(o: &std::process::Output) -> String {
 
 /// The public dump corpus: MANIFEST rows and complete decodes (tests/corpus/).
 pub mod corpus;
+pub mod process;
 
 /// `rdbkit import DUMP --target <target> --quiet EXTRA…`.
 pub fn import(dump: &Path, target: &Server, extra: &[&str]) -> std::process::Output {
