@@ -7,6 +7,9 @@ use rdbkit::output::info::Info;
 use rdbkit::source::{Chunk, ChunkOptions, ChunkWorker, Input};
 use rdbkit::DecodeError;
 use std::io::Write;
+use std::path::Path;
+
+mod aof;
 
 /// Arguments of `rdbkit info`.
 #[derive(Debug, Args)]
@@ -54,19 +57,26 @@ const INFO_IN_FLIGHT_BYTES: u64 = 32 << 20;
 
 /// Runs `info`.
 pub fn run(a: &InfoArgs) -> Result<()> {
-    let input = Input::open(&a.input.file)
-        .with_context(|| format!("opening {}", a.input.file.display()))?;
+    if let Some(aof) = rdbkit::source::aof::detect(&a.input.file)? {
+        return aof::run(a, &aof);
+    }
+    let (info, stopped) = summarise(a, &a.input.file)?;
+    print(a, &info, stopped)
+}
+
+/// The summary of the dump at `file`, and the error that stopped it under `--salvage`.
+fn summarise(a: &InfoArgs, file: &Path) -> Result<(Info, Option<DecodeError>)> {
+    let input = Input::open(file).with_context(|| format!("opening {}", file.display()))?;
     let worker = InfoWorker {
         now_ms: now_ms(),
         salvage: a.salvage,
     };
     let mut info = worker.output();
     // duplicates are counted and listed, not refused: `info` is how one finds them
-    if a.input.file.as_os_str() != "-" {
-        let path = &a.input.file;
+    if file.as_os_str() != "-" {
         // a dump that does not decode to its end is checked up to the error, which the pass
         // below reports
-        info.duplicates = rdbkit::dups::scan(|| Input::open(path)).ok();
+        info.duplicates = rdbkit::dups::scan(|| Input::open(file)).ok();
     }
     let opts = ChunkOptions {
         // a chunk's output is a few counters: a deeper queue costs nothing and keeps both workers
@@ -85,14 +95,23 @@ pub fn run(a: &InfoArgs) -> Result<()> {
         }
         // salvage: show what was readable before the framing broke, then fail
         Err(e) if a.salvage => Some(e),
-        Err(e) => return Err(anyhow::Error::from(e).context(a.input.file.display().to_string())),
+        Err(e) => return Err(anyhow::Error::from(e).context(file.display().to_string())),
     };
+    Ok((info, stopped))
+}
+
+/// Prints `info`, then fails when decoding stopped early or skipped values.
+fn print(a: &InfoArgs, info: &Info, stopped: Option<DecodeError>) -> Result<()> {
     let out = if a.json {
         serde_json::to_string_pretty(&info.to_json())? + "\n"
     } else {
         info.to_text()
     };
     std::io::stdout().lock().write_all(out.as_bytes())?;
+    fail_if_incomplete(a, info, stopped)
+}
+
+fn fail_if_incomplete(a: &InfoArgs, info: &Info, stopped: Option<DecodeError>) -> Result<()> {
     if let Some(e) = stopped {
         anyhow::bail!(
             "{}: decoding stopped (the keys above were readable): {e}",

@@ -14,6 +14,7 @@ use std::fs::File;
 use std::io::{self, Read};
 use std::path::Path;
 
+pub mod aof;
 mod parallel;
 #[cfg(feature = "import")]
 pub mod replica;

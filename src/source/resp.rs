@@ -93,12 +93,63 @@ pub enum CommandError {
     },
 }
 
+/// Longest annotation line an AOF may hold (Redis's `AOF_ANNOTATION_LINE_MAX_LEN`).
+pub const MAX_ANNOTATION: u64 = 1024;
+
+/// What an AOF holds between its commands: an annotation line (`#…\r\n`), which Redis skips
+/// when it loads the file. `aof-timestamp-enabled yes` writes `#TS:<unix seconds>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Annotation {
+    /// Offset of the `#` in the stream.
+    pub offset: u64,
+    /// The Unix time in seconds of a `#TS:` annotation; `None` for any other annotation.
+    pub ts: Option<i64>,
+}
+
+/// One entry of an AOF: a command, or an annotation between commands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Entry {
+    /// A command.
+    Command(Command),
+    /// An annotation line.
+    Annotation(Annotation),
+}
+
+/// A source of commands in order: a replica's stream, an AOF's files.
+pub trait CommandSource: Send {
+    /// The next command; `Ok(None)` at the end of the stream.
+    fn next_command(&mut self) -> Result<Option<Command>, CommandError>;
+    /// Offset of the next byte to read (the commands read so far end there).
+    fn position(&self) -> u64;
+    /// When the last command read was recorded, in Unix milliseconds, when the stream says (an
+    /// AOF's last `#TS:` annotation); relative expirations are made absolute from it.
+    fn recorded_at_ms(&self) -> Option<i64> {
+        None
+    }
+}
+
+impl<R: BufRead + Send> CommandSource for CommandReader<R> {
+    fn next_command(&mut self) -> Result<Option<Command>, CommandError> {
+        CommandReader::next_command(self)
+    }
+    fn position(&self) -> u64 {
+        self.pos
+    }
+    fn recorded_at_ms(&self) -> Option<i64> {
+        self.ts.map(|s| s.saturating_mul(1000))
+    }
+}
+
 /// Reads commands one at a time. See the module documentation.
 #[derive(Debug)]
 pub struct CommandReader<R> {
     r: R,
     name: String,
     pos: u64,
+    /// Annotation lines (`#…`) accepted between commands (an AOF).
+    annotations: bool,
+    /// The last `#TS:` annotation read.
+    ts: Option<i64>,
 }
 
 impl<R: BufRead> CommandReader<R> {
@@ -108,7 +159,76 @@ impl<R: BufRead> CommandReader<R> {
             r,
             name: name.into(),
             pos: offset,
+            annotations: false,
+            ts: None,
         }
+    }
+
+    /// Accepts AOF annotation lines (`#…\r\n`, at most [`MAX_ANNOTATION`] bytes) between
+    /// commands: [`Self::next_command`] skips them (remembering the last `#TS:`), and
+    /// [`Self::next_entry`] returns them.
+    pub fn with_annotations(mut self) -> Self {
+        self.annotations = true;
+        self
+    }
+
+    /// The Unix seconds of the last `#TS:` annotation read.
+    pub fn last_timestamp(&self) -> Option<i64> {
+        self.ts
+    }
+
+    /// The stream's name (in errors).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The next command or annotation; `Ok(None)` at a clean end of the stream.
+    pub fn next_entry(&mut self) -> Result<Option<Entry>, CommandError> {
+        if self.annotations {
+            let first = loop {
+                match self.r.fill_buf() {
+                    Ok([]) => return Ok(None),
+                    Ok(b) => break b[0],
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(self.io(e)),
+                }
+            };
+            if first == b'#' {
+                return self.annotation().map(|a| Some(Entry::Annotation(a)));
+            }
+        }
+        Ok(self.read_command()?.map(Entry::Command))
+    }
+
+    /// Reads one `#…` line.
+    fn annotation(&mut self) -> Result<Annotation, CommandError> {
+        let start = self.pos;
+        let mut line = Vec::with_capacity(32);
+        let got = (&mut self.r)
+            .take(MAX_ANNOTATION)
+            .read_until(b'\n', &mut line)
+            .map_err(|e| self.io(e))?;
+        self.pos += got as u64;
+        if line.last() != Some(&b'\n') {
+            if (got as u64) < MAX_ANNOTATION {
+                return Err(self.truncated(start));
+            }
+            return Err(self.found(start, "an annotation line of at most 1024 bytes", &line));
+        }
+        let ts = line
+            .strip_prefix(b"#TS:")
+            .map(|t| t.strip_suffix(b"\r\n").unwrap_or(t))
+            .map(|t| {
+                std::str::from_utf8(t)
+                    .ok()
+                    .and_then(|s| s.trim().parse::<i64>().ok())
+                    .ok_or_else(|| self.found(start, "#TS:<unix seconds>", &line))
+            })
+            .transpose()?;
+        if ts.is_some() {
+            self.ts = ts;
+        }
+        Ok(Annotation { offset: start, ts })
     }
 
     /// Offset of the next byte to read.
@@ -118,17 +238,31 @@ impl<R: BufRead> CommandReader<R> {
 
     /// The next command; `Ok(None)` at a clean end of the stream (between commands).
     pub fn next_command(&mut self) -> Result<Option<Command>, CommandError> {
+        loop {
+            match self.next_entry()? {
+                Some(Entry::Command(c)) => return Ok(Some(c)),
+                Some(Entry::Annotation(_)) => continue,
+                None => return Ok(None),
+            }
+        }
+    }
+
+    fn read_command(&mut self) -> Result<Option<Command>, CommandError> {
         let start = self.pos;
         let first = match self.r.fill_buf() {
             Ok([]) => return Ok(None),
             Ok(b) => b[0],
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => return self.next_command(),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => return self.read_command(),
             Err(e) => return Err(self.io(e)),
         };
         if first != b'*' {
             return Err(self.protocol(start, "'*' (a RESP array of arguments)"));
         }
         let n = self.header(b'*', start, MAX_ARGS, "an argument count")?;
+        if n == 0 {
+            // Redis refuses it in an AOF; here it would be a command without a name
+            return Err(self.found(start, "an argument count of at least 1", b"*0"));
+        }
         let mut args = Vec::with_capacity(n.min(64) as usize);
         for _ in 0..n {
             let at = self.pos;

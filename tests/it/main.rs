@@ -2,6 +2,7 @@
 //! They start real servers (`tests/it/common`); under `RDBKIT_REQUIRE_SERVERS=1` a missing server
 //! or corpus is a failure. One binary links once, where twenty took minutes of CI.
 
+mod aof;
 mod common;
 mod corpus;
 mod dumps;
