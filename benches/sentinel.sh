@@ -2,6 +2,8 @@
 # Import through Sentinel vs a direct import into the same primary (its replica attached).
 #
 # Usage: benches/sentinel.sh [--scale F] [--runs N]      (default: scale 1 = D1, 2M keys; 3 runs)
+#        SENTINEL_ARGS="--rewrite-batches 0" benches/sentinel.sh …   (extra options of the Sentinel
+#        import; this one turns off the kept batches and their WAITs)
 #
 # Starts, from .servers/redis-8.2 on free loopback ports in a scratch directory: a primary, one
 # replica, three sentinels (down-after-milliseconds 2000, failover-timeout 10000). Then, N times
@@ -24,8 +26,9 @@ while [[ $# -gt 0 ]]; do
     esac
 done
 bin=${RDBKIT_BIN:-target/release/rdbkit}
-server=.servers/redis-8.2/redis-server
-cli=.servers/bin/redis-cli
+servers=${RDBKIT_SERVERS:-.servers}
+server=$servers/redis-8.2/redis-server
+cli=$servers/bin/redis-cli
 [[ -x $bin && -x $server && -x $cli ]] || { echo "sentinel.sh: need $bin, $server, $cli" >&2; exit 2; }
 mkdir -p target/bench-data
 d1=target/bench-data/d1-s$scale.rdb
@@ -69,20 +72,24 @@ flush() {
     done
 }
 timed() { local t0 t1; t0=$(date +%s.%N); "$@" >/dev/null; t1=$(date +%s.%N); echo "$t1 - $t0" | bc; }
-# the replica has everything the primary wrote (its acknowledged offset reached the primary's)
+# the replica has applied everything the primary had written when the import ended: the
+# replica's own processed offset (`slave_repl_offset`, read from the replica) reaches the
+# primary's `master_repl_offset` read at that moment. (The primary's view of its replica, the
+# offset in `slave0:`, comes from the replica's REPLCONF ACK, sent once a second: it can be a
+# second late, and the sentinels' hello messages keep moving the primary's offset.)
 caught_up() {
-    local info m s
-    for _ in $(seq 2000); do
-        info=$("$cli" -p "$pp" info replication | tr -d '\r')
-        m=$(sed -n 's/^master_repl_offset://p' <<<"$info")
-        s=$(sed -n 's/^slave0:.*offset=\([0-9]*\).*/\1/p' <<<"$info")
+    local m s
+    m=$("$cli" -p "$pp" info replication | tr -d '\r' | sed -n 's/^master_repl_offset://p')
+    for _ in $(seq 20000); do
+        s=$("$cli" -p "$rp" info replication | tr -d '\r' | sed -n 's/^slave_repl_offset://p')
         [[ -n $s && $s -ge $m ]] && return
-        sleep 0.005
+        sleep 0.002
     done
 }
 direct=() through=() replicated=()
-for r in $(seq "$runs"); do
+run_direct() {
     flush
+    local t0 t1 t2
     t0=$(date +%s.%N)
     "$bin" import "$d1" --target "redis://127.0.0.1:$pp" --quiet >/dev/null
     t1=$(date +%s.%N)
@@ -90,8 +97,15 @@ for r in $(seq "$runs"); do
     t2=$(date +%s.%N)
     direct+=("$(echo "$t1 - $t0" | bc)")
     replicated+=("$(echo "$t2 - $t0" | bc)")
-    flush; through+=("$(timed "$bin" import "$d1" --sentinel "$csv" --master-name mymaster --quiet ${SENTINEL_ARGS:-})")
-    echo "run $r: direct ${direct[-1]} s (on the replica too: ${replicated[-1]} s), through Sentinel ${through[-1]} s"
+}
+run_sentinel() {
+    flush
+    through+=("$(timed "$bin" import "$d1" --sentinel "$csv" --master-name mymaster --quiet ${SENTINEL_ARGS:-})")
+}
+for r in $(seq "$runs"); do
+    # alternate which goes first, so that a trend in the machine's load hits both alike
+    if ((r % 2)); then run_direct; run_sentinel; else run_sentinel; run_direct; fi
+    echo "run $r: direct ${direct[-1]} s (the replica has applied it all: ${replicated[-1]} s), through Sentinel ${through[-1]} s"
 done
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 md=$(median "${direct[@]}"); mt=$(median "${through[@]}")
