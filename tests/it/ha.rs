@@ -4,10 +4,10 @@
 
 use crate::common;
 
+use common::process::Running;
 use common::{wait_until, Node, Sentinel, Server, Version};
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, ExitStatus, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -428,61 +428,16 @@ fn sentinel_imports_of_a_dump_larger_than_the_budget() {
     });
 }
 
-/// Spawns rdbkit with `args`, its output captured.
-fn spawn(args: &[&str]) -> Child {
-    rdbkit(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
-}
-
-/// The output of `child` once it exits. One that runs longer than `limit` hangs: it is killed
-/// (by its pid) and the test fails with what it printed.
-fn output_within(mut child: Child, limit: Duration) -> Output {
-    let read = |mut r: Box<dyn Read + Send>| {
-        std::thread::spawn(move || {
-            let mut v = Vec::new();
-            let _ = r.read_to_end(&mut v);
-            v
-        })
-    };
-    let out = read(Box::new(child.stdout.take().unwrap()));
-    let err = read(Box::new(child.stderr.take().unwrap()));
-    let start = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if start.elapsed() > limit {
-            common::kill(&mut child);
-            let (o, e) = (out.join().unwrap(), err.join().unwrap());
-            panic!(
-                "rdbkit did not end within {limit:?}:\n{}{}",
-                String::from_utf8_lossy(&o),
-                String::from_utf8_lossy(&e)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    Output {
-        status,
-        stdout: out.join().unwrap(),
-        stderr: err.join().unwrap(),
-    }
-}
-
 /// Starts a Sentinel-managed primary with one replica, imports the big dump through the
 /// sentinels with `extra` options, and SIGKILLs the replica (by its pid) once the primary holds a
-/// fifth of the keys. Returns the primary, the sentinels, rdbkit's output and how long it ran
-/// after the kill.
+/// fifth of the keys. Returns the primary, the sentinels, rdbkit's exit status and output (it
+/// must exit within `limit`), and how long it ran after the kill.
 fn import_and_kill_the_replica(
     dump: &Path,
     total: u64,
     extra: &[&str],
     limit: Duration,
-) -> (Server, Vec<Sentinel>, Output, Duration) {
+) -> (Server, Vec<Sentinel>, ExitStatus, String, Duration) {
     let (primary, mut replica, sentinels) = sentinel_setup();
     let addrs: Vec<String> = sentinels.iter().map(Sentinel::addr).collect();
     let addrs = addrs.join(",");
@@ -498,21 +453,22 @@ fn import_and_kill_the_replica(
         "5",
     ];
     args.extend(extra);
-    let child = spawn(&args);
+    let out = tempfile::tempdir().unwrap();
+    let mut run = Running::start(&args, out.path());
     wait_until(Duration::from_secs(120), || {
         primary.keyspace().values().sum::<u64>() >= total / 5
     });
     replica.crash();
     let killed = Instant::now();
     let landed = primary.keyspace().values().sum::<u64>();
-    let out = output_within(child, limit);
+    let status = run.wait_exit(limit);
     let after = killed.elapsed();
+    let t = run.output();
     assert!(
         landed < total,
-        "the import ended before the replica was killed: {}",
-        text(&out)
+        "the import ended before the replica was killed: {t}"
     );
-    (primary, sentinels, out, after)
+    (primary, sentinels, status, t, after)
 }
 
 /// A replica SIGKILLed while an import through Sentinel runs, with a dump far larger than the
@@ -532,10 +488,9 @@ fn sentinel_import_with_its_replica_killed_ends_and_says_so() {
     let want = Server::start_with_dump(Version::V82, dump, &[]);
     let total: u64 = want.keyspace().values().sum();
 
-    let (primary, sentinels, out, after) =
+    let (primary, sentinels, status, t, after) =
         import_and_kill_the_replica(dump, total, &["--buffer-mb", "1"], Duration::from_secs(240));
-    let t = text(&out);
-    assert!(out.status.success(), "{t}");
+    assert!(status.success(), "{t}");
     assert!(
         t.contains(&format!("written: {total} keys (")),
         "every key written, counted once: {t}"
@@ -558,14 +513,13 @@ fn sentinel_import_with_its_replica_killed_ends_and_says_so() {
     common::assert_same_dataset(&again, &want);
     drop((again, primary));
 
-    let (primary, _sentinels, out, after) = import_and_kill_the_replica(
+    let (primary, _sentinels, status, t, after) = import_and_kill_the_replica(
         dump,
         total,
         &["--wait-replicas", "1"],
         Duration::from_secs(90),
     );
-    let t = text(&out);
-    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert_eq!(status.code(), Some(1), "{t}");
     assert!(
         t.contains("--wait-replicas 1: no WAIT was acknowledged by 1 replica for")
             && t.contains("the replica acknowledgement is missing"),
@@ -661,21 +615,27 @@ fn a_dump_of_hundreds_of_mb_imports_reruns_resumes_and_survives_a_failover() {
         "--checkpoint-interval-ms",
         "50",
     ];
-    let mut child = spawn(&args);
+    // held to 100 MB/s of dump (3.4 s), so that it is surely killed in the middle: unthrottled,
+    // its checkpoint (what is acknowledged in dump order) can still be short of a twentieth when
+    // the import is nearly done
+    let throttled = [&args[..], &["--rate-limit", "100MB"]].concat();
+    let mut run = Running::start(&throttled, tmp.path());
     wait_until(Duration::from_secs(60), || {
         let offset = std::fs::read_to_string(&cp)
             .ok()
             .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
             .and_then(|v| v["inputs"][0]["offset"].as_u64())
             .unwrap_or(0);
-        offset > size / 20
+        offset > size / 5
     });
-    common::kill(&mut child);
+    run.signal("-KILL");
+    run.wait_exit(Duration::from_secs(10));
     let held = target.keyspace().values().sum::<u64>();
     assert!(held < total, "killed after the end: {held} keys");
-    let out = output_within(spawn(&args), Duration::from_secs(120));
-    let t = text(&out);
-    assert!(out.status.success(), "{t}");
+    let mut rerun = Running::start(&args, tmp.path());
+    let status = rerun.wait_exit(Duration::from_secs(120));
+    let t = rerun.output();
+    assert!(status.success(), "{t}");
     assert!(t.contains("after dump offset"), "{t}");
     assert!(t.contains("done in an earlier run"), "{t}");
     time("killed and resumed");
