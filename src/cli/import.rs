@@ -16,6 +16,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+mod aof;
+
 /// Write modes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ModeArg {
@@ -192,6 +194,11 @@ pub struct ImportArgs {
     quiet: bool,
     #[command(flatten)]
     follow: super::live::FollowArgs,
+    /// With an AOF: apply only the commands recorded up to TIMESTAMP (Unix seconds or RFC 3339,
+    /// e.g. 2026-12-05T14:51:43Z): they stop at the first `#TS:` annotation later than it
+    /// (`aof-timestamp-enabled yes` writes them).
+    #[arg(long, value_name = "TIMESTAMP", value_parser = aof::parse_time)]
+    until: Option<i64>,
 }
 
 fn parse_rate(s: &str) -> Result<RateLimit, String> {
@@ -446,9 +453,107 @@ fn follow_config(a: &ImportArgs, target: &Target, replid: &str) -> replay::follo
     }
 }
 
+/// The import's configuration from its options; `files` (the dumps that are files) are checked for
+/// duplicate keys first.
+fn import_config(a: &ImportArgs, files: &[&Path]) -> Result<ImportConfig> {
+    // duplicate keys are looked for in every file before anything is written
+    let mut filter = a.filter.to_filter();
+    let mut selection: Option<rdbkit::dups::DuplicateSelection> = None;
+    for f in files {
+        if f.as_os_str() == "-" {
+            eprintln!(
+                "note: stdin is read once, so its duplicate keys are not checked; give the dump \
+                 as a file to have them checked"
+            );
+        }
+        if let Some(sel) = super::check_duplicates(f, a.dups.duplicates)? {
+            selection
+                .get_or_insert_with(Default::default)
+                .extend((*sel).clone());
+        }
+    }
+    filter.duplicates = selection.map(std::sync::Arc::new);
+    let cfg = ImportConfig {
+        filter,
+        db_map: a.db_map.clone().unwrap_or_default(),
+        mode: match a.mode {
+            ModeArg::Auto => Mode::Auto,
+            ModeArg::Restore => Mode::Restore,
+            ModeArg::Commands => Mode::Commands,
+        },
+        replace: a.replace,
+        skip_existing: a.skip_existing,
+        flush_target: a.flush_target,
+        skip_modules: a.skip_modules,
+        drop_field_ttls: a.field_ttls == FieldTtls::Drop,
+        connections: a.connections.max(1),
+        conn: replay::ConnConfig {
+            window_commands: a.window_commands.max(1),
+            window_bytes: a.window_bytes.max(1),
+            reply_timeout: Duration::from_secs(a.timeout.max(1)),
+            max_attempts: a.retries,
+            rewrite_batches: a.rewrite_batches,
+            wait_replicas: a
+                .wait_replicas
+                .map(|n| (n, Duration::from_millis(a.wait_timeout_ms))),
+        },
+        // with --follow the checkpoint holds the replication offset, not dump offsets
+        checkpoint: a.checkpoint.clone().filter(|_| !a.follow.follow),
+        checkpoint_interval: Duration::from_millis(a.checkpoint_interval_ms.max(10)),
+        verify_checksum: !a.no_checksum,
+        rate_limit: a.rate_limit,
+        memory_budget: a.buffer_mb.max(1) << 20,
+        keys_file: Some(a.keys_file.clone().unwrap_or_else(default_keys_file)),
+    };
+    Ok(cfg)
+}
+
+/// The outcome of a dump import: its summary printed, with advice when it stopped.
+fn finish(
+    result: Result<ImportSummary, ReplayError>,
+    shown: &Target,
+    checkpoint: Option<&Path>,
+) -> Result<ImportSummary> {
+    let summary = match result {
+        Ok(s) => s,
+        Err(ReplayError::Interrupted { cause, summary }) => {
+            print_summary(&summary, shown);
+            match advice(&cause, checkpoint) {
+                Some(advice) => bail!("the import stopped: {cause}; {advice}"),
+                None => bail!("the import stopped: {cause}"),
+            }
+        }
+        // found before anything was written (the scan for the target databases)
+        Err(e @ ReplayError::Dump { .. }) => {
+            bail!("{e}; nothing was written: a rerun cannot mend a damaged file, import an intact copy of the dump")
+        }
+        Err(e) => return Err(e.into()),
+    };
+    print_summary(&summary, shown);
+    if !summary.is_success() {
+        bail!("not every key was written (see the summary above)");
+    }
+    Ok(summary)
+}
+
 /// Runs `import`.
 pub fn run(a: &ImportArgs) -> Result<()> {
     let target = a.target.target()?;
+    for f in a.files.iter().filter(|f| !super::live::is_url(f)) {
+        if let Some(found) = rdbkit::source::aof::detect(f)? {
+            if a.files.len() != 1 {
+                bail!(Usage(
+                    "an AOF is imported alone: give it (its directory, manifest or file) as the only input".into()
+                ));
+            }
+            return aof::run(a, &found, target);
+        }
+    }
+    if a.until.is_some() {
+        bail!(Usage(
+            "--until cuts an AOF at a time: give an AOF (its directory, manifest or file) as the only input".into()
+        ));
+    }
     if a.files.iter().filter(|f| f.as_os_str() == "-").count() > 1 {
         bail!("stdin (-) can be given only once");
     }
@@ -542,55 +647,13 @@ pub fn run(a: &ImportArgs) -> Result<()> {
             names.push(f.display().to_string());
         }
     }
-    // duplicate keys are looked for in every file before anything is written
-    let mut filter = a.filter.to_filter();
-    let mut selection: Option<rdbkit::dups::DuplicateSelection> = None;
-    for f in a.files.iter().filter(|f| !super::live::is_url(f)) {
-        if f.as_os_str() == "-" {
-            eprintln!(
-                "note: stdin is read once, so its duplicate keys are not checked; give the dump \
-                 as a file to have them checked"
-            );
-        }
-        if let Some(sel) = super::check_duplicates(f, a.dups.duplicates)? {
-            selection
-                .get_or_insert_with(Default::default)
-                .extend((*sel).clone());
-        }
-    }
-    filter.duplicates = selection.map(std::sync::Arc::new);
-    let cfg = ImportConfig {
-        filter,
-        db_map: a.db_map.clone().unwrap_or_default(),
-        mode: match a.mode {
-            ModeArg::Auto => Mode::Auto,
-            ModeArg::Restore => Mode::Restore,
-            ModeArg::Commands => Mode::Commands,
-        },
-        replace: a.replace,
-        skip_existing: a.skip_existing,
-        flush_target: a.flush_target,
-        skip_modules: a.skip_modules,
-        drop_field_ttls: a.field_ttls == FieldTtls::Drop,
-        connections: a.connections.max(1),
-        conn: replay::ConnConfig {
-            window_commands: a.window_commands.max(1),
-            window_bytes: a.window_bytes.max(1),
-            reply_timeout: Duration::from_secs(a.timeout.max(1)),
-            max_attempts: a.retries,
-            rewrite_batches: a.rewrite_batches,
-            wait_replicas: a
-                .wait_replicas
-                .map(|n| (n, Duration::from_millis(a.wait_timeout_ms))),
-        },
-        // with --follow the checkpoint holds the replication offset, not dump offsets
-        checkpoint: a.checkpoint.clone().filter(|_| !a.follow.follow),
-        checkpoint_interval: Duration::from_millis(a.checkpoint_interval_ms.max(10)),
-        verify_checksum: !a.no_checksum,
-        rate_limit: a.rate_limit,
-        memory_budget: a.buffer_mb.max(1) << 20,
-        keys_file: Some(a.keys_file.clone().unwrap_or_else(default_keys_file)),
-    };
+    let files: Vec<&Path> = a
+        .files
+        .iter()
+        .filter(|f| !super::live::is_url(f))
+        .map(|f| f.as_path())
+        .collect();
+    let cfg = import_config(a, &files)?;
     eprintln!("importing {} into {}", names.join(", "), target.display());
     let shown = target.clone();
     let follow_target = target.clone();
@@ -598,25 +661,7 @@ pub fn run(a: &ImportArgs) -> Result<()> {
     for (name, stats) in &scans {
         super::source_mode::print_stats(name, stats);
     }
-    let summary = match result {
-        Ok(s) => s,
-        Err(ReplayError::Interrupted { cause, summary }) => {
-            print_summary(&summary, &shown);
-            match advice(&cause, a.checkpoint.as_deref()) {
-                Some(advice) => bail!("the import stopped: {cause}; {advice}"),
-                None => bail!("the import stopped: {cause}"),
-            }
-        }
-        // found before anything was written (the scan for the target databases)
-        Err(e @ ReplayError::Dump { .. }) => {
-            bail!("{e}; nothing was written: a rerun cannot mend a damaged file, import an intact copy of the dump")
-        }
-        Err(e) => return Err(e.into()),
-    };
-    print_summary(&summary, &shown);
-    if !summary.is_success() {
-        bail!("not every key was written (see the summary above)");
-    }
+    finish(result, &shown, a.checkpoint.as_deref())?;
     if a.follow.follow {
         let replica = live
             .pop()

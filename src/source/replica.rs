@@ -296,6 +296,17 @@ pub struct ReplicaProgress {
 }
 
 impl ReplicaProgress {
+    /// The progress of a finite command stream no replica feeds (an AOF's commands): applied up
+    /// to `applied`, received up to `received`.
+    pub fn detached(applied: u64, received: u64) -> ReplicaProgress {
+        let shared = Live::default();
+        shared.applied.store(applied, Relaxed);
+        shared.received.store(received, Relaxed);
+        ReplicaProgress {
+            shared: Arc::new(shared),
+            spool: Arc::new(Spool::new(1, &std::env::temp_dir())),
+        }
+    }
     /// Records that everything up to `offset` is applied (sent in the next `REPLCONF ACK`).
     pub fn applied(&self, offset: u64) {
         self.shared.applied.fetch_max(offset, Relaxed);

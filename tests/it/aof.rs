@@ -54,11 +54,16 @@ impl Rng {
 /// `n` writes of every type, in dbs 0–2, with TTLs (and field TTLs on 8.2), streams with groups,
 /// `MULTI` blocks; each command is checked to succeed.
 fn writes(s: &Server, seed: u64, n: usize) {
+    writes_in(s, seed, n, 3)
+}
+
+/// [`writes`] in dbs `0..dbs`.
+fn writes_in(s: &Server, seed: u64, n: usize, dbs: u64) {
     let mut con = s.conn();
     let mut r = Rng(seed);
     let field_ttls = s.version == Version::V82;
     for i in 0..n {
-        let db = r.below(3);
+        let db = r.below(dbs);
         redis::cmd("SELECT").arg(db).query::<()>(&mut con).unwrap();
         let k = r.below(12);
         let cmds: Vec<Vec<String>> = match r.below(12) {
@@ -214,12 +219,6 @@ fn snapshot_aof(s: &Server, tmp: &Path) -> (PathBuf, PathBuf) {
     }
 }
 
-#[allow(dead_code)]
-fn _used_later(s: &Server, d: &Path) {
-    writes(s, 1, 1);
-    let _ = server_on(s.version, d);
-}
-
 #[test]
 fn info_reads_the_base_and_the_commands() {
     if skip_if_missing(Version::V70) {
@@ -273,4 +272,283 @@ fn info_reads_the_base_and_the_commands() {
     assert!(out.contains("truncated tail: yes"), "{out}");
     assert!(out.contains("RPUSH 2"), "{out}");
     assert!(out.contains(&format!("{} offset", incr.display())), "{out}");
+}
+
+/// `rdbkit import PATH --target URL EXTRA…`, which must succeed; its output.
+fn import_aof(path: &Path, url: &str, extra: &[&str]) -> String {
+    let mut args = vec!["import", path.to_str().unwrap(), "--target", url, "--quiet"];
+    args.extend_from_slice(extra);
+    let o = rdbkit(&args);
+    assert!(o.status.success(), "{}", text(&o));
+    text(&o)
+}
+
+/// Writes, a rewrite (its history kept in the manifest), more writes: imported into an empty
+/// server, the AOF gives what a server started on a copy of it holds.
+fn import_matches_loading(v: Version, preamble: bool) {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = aof_server(v, preamble, &["--aof-disable-auto-gc", "yes"]);
+    writes(&s, 7, 300);
+    rewrite(&s);
+    writes(&s, 8, 300);
+    let (_, dir) = snapshot_aof(&s, tmp.path());
+    let (load_dir, _) = snapshot_aof(&s, &tmp.path().join("load"));
+    let manifest = std::fs::read_to_string(
+        std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| p.to_string_lossy().ends_with(".manifest"))
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(manifest.contains("type h"), "{manifest}");
+    let base = if preamble { ".base.rdb" } else { ".base.aof" };
+    assert!(manifest.contains(base), "{manifest}");
+    let target = Server::start(v);
+    let out = import_aof(&dir, &target.url(), &[]);
+    assert!(out.contains("commands: "), "{out}");
+    let loaded = server_on(v, &load_dir);
+    assert!(loaded.keyspace().values().sum::<u64>() > 20);
+    assert_same_dataset(&target, &loaded);
+}
+
+#[test]
+fn import_of_a_redis_70_directory_equals_loading_it() {
+    if skip_if_missing(Version::V70) {
+        return;
+    }
+    import_matches_loading(Version::V70, true);
+    import_matches_loading(Version::V70, false);
+}
+
+#[test]
+fn import_of_a_redis_82_directory_equals_loading_it() {
+    if skip_if_missing(Version::V82) {
+        return;
+    }
+    import_matches_loading(Version::V82, true);
+    import_matches_loading(Version::V82, false);
+}
+
+/// Redis 6.2: one file, an RDB preamble then commands, its last command cut short (dropped and
+/// reported, as the server does with aof-load-truncated yes).
+#[test]
+fn import_of_a_redis_62_preamble_file_equals_loading_it() {
+    if skip_if_missing(Version::V62) {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let s = aof_server(Version::V62, true, &[]);
+    writes(&s, 11, 300);
+    rewrite(&s);
+    writes(&s, 12, 200);
+    let (_, file) = snapshot_aof(&s, tmp.path());
+    let (load_dir, load_file) = snapshot_aof(&s, &tmp.path().join("load"));
+    let head = std::fs::read(&file).unwrap();
+    assert!(head.starts_with(b"REDIS"));
+    for f in [&file, &load_file] {
+        let len = std::fs::metadata(f).unwrap().len();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(f)
+            .unwrap()
+            .set_len(len - 4)
+            .unwrap();
+    }
+    let target = Server::start(Version::V62);
+    let out = import_aof(&file, &target.url(), &[]);
+    assert!(
+        out.contains("left out, as Redis does with aof-load-truncated yes"),
+        "{out}"
+    );
+    assert!(out.contains("RDB base"), "{out}");
+    let loaded = server_on(Version::V62, &load_dir);
+    assert!(loaded.keyspace().values().sum::<u64>() > 20);
+    assert_same_dataset(&target, &loaded);
+}
+
+/// The offsets and times of the `#TS:` annotations of `file`.
+fn annotations(file: &Path) -> Vec<(u64, i64)> {
+    let data = std::fs::read(file).unwrap();
+    let mut out = Vec::new();
+    let mut at = 0;
+    while let Some(i) = data[at..].windows(5).position(|w| w == b"\r\n#TS") {
+        let start = at + i + 2;
+        let end = start + data[start..].iter().position(|&b| b == b'\r').unwrap();
+        let ts = std::str::from_utf8(&data[start + 4..end])
+            .unwrap()
+            .parse()
+            .unwrap();
+        out.push((start as u64, ts));
+        at = end;
+    }
+    out
+}
+
+/// `--until`: writes over several seconds; the import cut before a chosen annotation equals a
+/// server started on the AOF truncated at that annotation.
+#[test]
+fn until_cuts_at_an_annotation() {
+    if skip_if_missing(Version::V70) {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let s = aof_server(Version::V70, true, &["--aof-timestamp-enabled", "yes"]);
+    writes(&s, 21, 100);
+    rewrite(&s);
+    for seed in 22..25 {
+        std::thread::sleep(Duration::from_millis(1100));
+        writes(&s, seed, 100);
+    }
+    let (_, dir) = snapshot_aof(&s, tmp.path());
+    let (load_dir, _) = snapshot_aof(&s, &tmp.path().join("load"));
+    let incr = |d: &Path| {
+        std::fs::read_dir(d)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| p.to_string_lossy().ends_with(".incr.aof"))
+            .unwrap()
+    };
+    let marks = annotations(&incr(&dir));
+    assert!(marks.len() >= 2, "{marks:?}");
+    let (cut, ts) = marks[1];
+    let load_incr = incr(&load_dir.join("appendonlydir"));
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&load_incr)
+        .unwrap()
+        .set_len(cut)
+        .unwrap();
+    let target = Server::start(Version::V70);
+    let until = (ts - 1).to_string();
+    let out = import_aof(&dir, &target.url(), &["--until", &until]);
+    assert!(
+        out.contains(&format!("stop at the annotation #TS:{ts}")),
+        "{out}"
+    );
+    let loaded = server_on(Version::V70, &load_dir);
+    assert_same_dataset(&target, &loaded);
+    // before the base: refused, nothing written
+    let empty = Server::start(Version::V70);
+    let o = rdbkit(&[
+        "import",
+        dir.to_str().unwrap(),
+        "--target",
+        &empty.url(),
+        "--until",
+        "1000",
+    ]);
+    assert!(!o.status.success());
+    assert!(text(&o).contains("before the AOF's base"), "{}", text(&o));
+    assert!(empty.keyspace().is_empty());
+}
+
+/// `--checkpoint`: the first run killed while it applies the commands, the rerun continues where
+/// the target's offset marker says (non-idempotent commands: a command applied twice or skipped
+/// would show), and the end equals loading the AOF.
+#[test]
+fn checkpoint_resumes_the_commands_exactly() {
+    if skip_if_missing(Version::V70) {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let s = aof_server(Version::V70, true, &[]);
+    writes(&s, 31, 100);
+    rewrite(&s);
+    let mut con = s.conn();
+    let mut p = redis::pipe();
+    for i in 0..6000 {
+        p.cmd("INCR").arg(format!("c:{}", i % 7)).ignore();
+        p.cmd("RPUSH").arg("log").arg(i).ignore();
+    }
+    p.query::<()>(&mut con).unwrap();
+    let (_, dir) = snapshot_aof(&s, tmp.path());
+    let (load_dir, _) = snapshot_aof(&s, &tmp.path().join("load"));
+    let target = Server::start(Version::V70);
+    let ckpt = tmp.path().join("ckpt.json");
+    let url = target.url();
+    let args = [
+        "import",
+        dir.to_str().unwrap(),
+        "--target",
+        &url,
+        "--checkpoint",
+        ckpt.to_str().unwrap(),
+        "--window-commands",
+        "1",
+        "--quiet",
+    ];
+    let run_dir = tmp.path().join("run");
+    std::fs::create_dir_all(&run_dir).unwrap();
+    let mut first = process::Running::start(&args, &run_dir);
+    let marker = || -> Option<String> {
+        redis::cmd("GET")
+            .arg("__rdbkit_follow_offset__")
+            .query(&mut target.conn())
+            .unwrap()
+    };
+    wait_until(Duration::from_secs(30), || marker().is_some());
+    first.signal("-KILL");
+    first.wait_exit(Duration::from_secs(10));
+    let at = marker().expect("killed while applying the commands");
+    let llen: u64 = redis::cmd("LLEN")
+        .arg("log")
+        .query(&mut target.conn())
+        .unwrap();
+    assert!(llen < 6000, "the first run had finished ({llen}, {at})");
+    let out = import_aof(&dir, &url, &args[4..8]);
+    assert!(out.contains("resuming the commands at"), "{out}");
+    let loaded = server_on(Version::V70, &load_dir);
+    assert_same_dataset(&target, &loaded);
+}
+
+/// The README's point-in-time restore into a cluster: an 8.2 AOF cut with `--until` (an RFC 3339
+/// time) into three primaries holds what a server started on the truncated AOF holds.
+#[test]
+fn until_into_a_cluster() {
+    if skip_if_missing(Version::V82) {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let s = aof_server(Version::V82, true, &["--aof-timestamp-enabled", "yes"]);
+    writes_in(&s, 41, 150, 1);
+    rewrite(&s);
+    for seed in 42..45 {
+        std::thread::sleep(Duration::from_millis(1100));
+        writes_in(&s, seed, 100, 1);
+    }
+    let (_, dir) = snapshot_aof(&s, tmp.path());
+    let (load_dir, _) = snapshot_aof(&s, &tmp.path().join("load"));
+    let incr = |d: &Path| {
+        std::fs::read_dir(d)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| p.to_string_lossy().ends_with(".incr.aof"))
+            .unwrap()
+    };
+    let marks = annotations(&incr(&dir));
+    let (cut, ts) = marks[marks.len() - 1];
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(incr(&load_dir.join("appendonlydir")))
+        .unwrap()
+        .set_len(cut)
+        .unwrap();
+    // one second before the annotation, as RFC 3339
+    let utc = rdbkit::output::info::format_utc(ts - 1);
+    let until = format!("{}T{}Z", &utc[..10], &utc[11..19]);
+    let nodes = cluster();
+    let out = import_aof(&dir, &nodes[0].url(), &["--until", &until]);
+    assert!(
+        out.contains(&format!("stop at the annotation #TS:{ts}")),
+        "{out}"
+    );
+    let loaded = server_on(Version::V82, &load_dir);
+    let want = snapshot(&loaded);
+    assert!(want.len() > 20);
+    let mut got = Snapshot::new();
+    for n in &nodes {
+        got.extend(snapshot(n));
+    }
+    assert_same_keys(&want, &got, &Default::default(), "cluster --until");
 }

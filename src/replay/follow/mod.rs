@@ -24,9 +24,8 @@ use writer::write_node;
 use super::error::ReplayError;
 use super::target::Target;
 use crate::source::replica::ReplicaProgress;
-use crate::source::resp::CommandReader;
+use crate::source::resp::CommandSource;
 use std::collections::BTreeMap;
-use std::io::BufRead;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -128,8 +127,8 @@ const MAX_REDIRECTS: u8 = 16;
 
 /// Applies `reader`'s commands to `target` until `cfg.until` is reached (see the module
 /// documentation); `live` learns the applied offset.
-pub fn follow<R: BufRead + Send + 'static>(
-    reader: CommandReader<R>,
+pub fn follow<S: CommandSource + 'static>(
+    reader: S,
     live: ReplicaProgress,
     target: Target,
     cfg: FollowConfig,

@@ -4,8 +4,7 @@
 
 use super::{FollowConfig, Op};
 use crate::source::replica::ReplicaProgress;
-use crate::source::resp::{Command, CommandReader};
-use std::io::BufRead;
+use crate::source::resp::{Command, CommandSource};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 /// Millisecond Unix time now.
@@ -16,8 +15,8 @@ fn now_ms() -> i64 {
 }
 
 /// Reads commands into ops until the stream ends or `until` is passed.
-pub(super) fn parse<R: BufRead>(
-    mut reader: CommandReader<R>,
+pub(super) fn parse<S: CommandSource>(
+    mut reader: S,
     live: &ReplicaProgress,
     cfg: &FollowConfig,
     ops: &async_channel::Sender<Op>,
@@ -26,6 +25,7 @@ pub(super) fn parse<R: BufRead>(
 ) -> Result<(), String> {
     let mut db = 0u64;
     let mut block: Option<Op> = None;
+    let mut mixed = false;
     loop {
         if reader.position() >= cfg.until.load(Relaxed) || cfg.abort.load(Relaxed) {
             return Ok(());
@@ -47,13 +47,31 @@ pub(super) fn parse<R: BufRead>(
         let out = if c.is("PING") {
             Some(op(db, Vec::new(), false))
         } else if c.is("SELECT") {
-            db = c
+            let to = c
                 .args
                 .get(1)
                 .and_then(|a| std::str::from_utf8(a).ok())
                 .and_then(|s| s.parse().ok())
                 .unwrap_or(db);
-            Some(op(db, Vec::new(), false))
+            let out = match block.as_mut() {
+                // Redis 7.2+ writes a block's SELECT after its MULTI: the block's database
+                Some(b) if b.cmds.is_empty() => {
+                    b.db = to;
+                    None
+                }
+                // a block on several databases: selected inside it, and its own selected back
+                // after it (the writer's idea of the connection's database)
+                Some(b) => {
+                    if to != db {
+                        b.cmds.push(select(to, cfg));
+                        mixed = true;
+                    }
+                    None
+                }
+                None => Some(op(to, Vec::new(), false)),
+            };
+            db = to;
+            out
         } else if c.is("REPLCONF") {
             if c.args
                 .get(1)
@@ -64,14 +82,19 @@ pub(super) fn parse<R: BufRead>(
             Some(op(db, Vec::new(), false))
         } else if c.is("MULTI") {
             block = Some(op(db, Vec::new(), true));
+            mixed = false;
             None
         } else if c.is("EXEC") {
             block.take().map(|mut b| {
+                if std::mem::take(&mut mixed) {
+                    b.cmds.push(select(b.db, cfg));
+                }
                 b.end = end;
                 b
             })
         } else {
-            let args = absolute_ttl(c, now_ms());
+            // an AOF says when the command was recorded (`#TS:`); a live stream runs now
+            let args = absolute_ttl(c, reader.recorded_at_ms().unwrap_or_else(now_ms));
             match block.as_mut() {
                 Some(b) => {
                     b.cmds.push(args);
@@ -100,15 +123,28 @@ pub(super) fn parse<R: BufRead>(
                     .collect();
                 skipped.fetch_add((before - o.cmds.len()) as u64, Relaxed);
             }
-            o.db = match cfg.target_db.filter(|_| cfg.db_map.is_empty()) {
-                Some(db) => db,
-                None => cfg.db_map.get(&o.db).copied().unwrap_or(o.db),
-            };
+            o.db = target_db(o.db, cfg);
             if ops.send_blocking(o).is_err() {
                 return Ok(());
             }
         }
     }
+}
+
+/// The target database of source database `db`.
+fn target_db(db: u64, cfg: &FollowConfig) -> u64 {
+    match cfg.target_db.filter(|_| cfg.db_map.is_empty()) {
+        Some(t) => t,
+        None => cfg.db_map.get(&db).copied().unwrap_or(db),
+    }
+}
+
+/// `SELECT` of the target database of source database `db`, inside a block.
+fn select(db: u64, cfg: &FollowConfig) -> Vec<Vec<u8>> {
+    vec![
+        b"SELECT".to_vec(),
+        target_db(db, cfg).to_string().into_bytes(),
+    ]
 }
 
 /// Commands whose keys fell on both sides of `--key`: how many, and the first few names.
@@ -170,7 +206,7 @@ fn key_positions(args: &[Vec<u8>]) -> Vec<usize> {
         (3..(3 + n).min(args.len())).collect()
     } else {
         routing_key(args)
-            .map(|_| vec![if is("BITOP") { 2 } else { 1 }])
+            .map(|_| vec![if is("BITOP") || is("XGROUP") { 2 } else { 1 }])
             .unwrap_or_default()
     }
 }
@@ -263,7 +299,8 @@ pub fn absolute_ttl(c: Command, now: i64) -> Vec<Vec<u8>> {
 pub(super) fn routing_key(args: &[Vec<u8>]) -> Option<&[u8]> {
     let name = args.first()?.to_ascii_uppercase();
     match name.as_slice() {
-        b"BITOP" => args.get(2),
+        // XGROUP CREATE|SETID|CREATECONSUMER|DELCONSUMER|DESTROY key …
+        b"BITOP" | b"XGROUP" => args.get(2),
         b"EVAL" | b"EVALSHA" | b"FCALL" | b"FCALL_RO" => {
             let n: u64 = std::str::from_utf8(args.get(2)?).ok()?.parse().ok()?;
             if n == 0 {
@@ -273,7 +310,7 @@ pub(super) fn routing_key(args: &[Vec<u8>]) -> Option<&[u8]> {
             }
         }
         b"FLUSHALL" | b"FLUSHDB" | b"FUNCTION" | b"SCRIPT" | b"PUBLISH" | b"SPUBLISH"
-        | b"SWAPDB" | b"MULTI" | b"EXEC" => None,
+        | b"SWAPDB" | b"MULTI" | b"EXEC" | b"SELECT" => None,
         _ => args.get(1),
     }
     .map(|k| k.as_slice())

@@ -1,0 +1,365 @@
+//! `rdbkit import` of an AOF: the RDB base imported as a dump, then the commands applied in order
+//! by the follow applier (`replay::follow`), from a finite stream of files instead of a replica.
+
+use super::{finish, follow_config, import_config, progress_callback, ImportArgs};
+use crate::cli::Usage;
+use anyhow::{bail, Context, Result};
+use rdbkit::output::info::format_utc;
+use rdbkit::replay::follow::{self, FollowProgress, MARKER_KEY};
+use rdbkit::replay::{self, Source, Target};
+use rdbkit::source::aof::{self, Aof, AofCommands, Scan};
+use rdbkit::source::replica::ReplicaProgress;
+use rdbkit::source::Input;
+use std::path::Path;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// `--until`: Unix seconds, or an RFC 3339 time (`2026-12-05T14:51:43Z`, `…+02:00`; a space
+/// for the `T` and fractions of a second allowed, the fraction ignored).
+pub fn parse_time(s: &str) -> Result<i64, String> {
+    let t = s.trim();
+    if let Ok(n) = t.parse::<i64>() {
+        return Ok(n);
+    }
+    let bad =
+        || format!("{t:?} is not a time: give Unix seconds or RFC 3339 (2026-12-05T14:51:43Z)");
+    let b = t.as_bytes();
+    if b.len() < 20 || !matches!(b[10], b'T' | b't' | b' ') {
+        return Err(bad());
+    }
+    let num = |r: std::ops::Range<usize>| -> Result<i64, String> {
+        t.get(r).and_then(|v| v.parse().ok()).ok_or_else(bad)
+    };
+    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (h, mi, se) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    if b[4] != b'-' || b[7] != b'-' || b[13] != b':' || b[16] != b':' {
+        return Err(bad());
+    }
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || se > 60 {
+        return Err(bad());
+    }
+    let mut rest = &t[19..];
+    if let Some(f) = rest.strip_prefix('.') {
+        let digits = f.bytes().take_while(u8::is_ascii_digit).count();
+        rest = &f[digits..];
+    }
+    let offset = match rest {
+        "Z" | "z" => 0,
+        o if o.len() == 6 && (o.starts_with('+') || o.starts_with('-')) && &o[3..4] == ":" => {
+            let v = num(t.len() - 5..t.len() - 3)? * 3600 + num(t.len() - 2..t.len())? * 60;
+            if o.starts_with('-') {
+                -v
+            } else {
+                v
+            }
+        }
+        _ => return Err(bad()),
+    };
+    // days from civil (Howard Hinnant's algorithm)
+    let y = if mo <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (mo + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146097 + doe - 719468;
+    Ok(days * 86400 + h * 3600 + mi * 60 + se - offset)
+}
+
+/// The checkpoint of the command part: `{"aof": {"id": …, "offset": …, "at": "<file> offset <n>"}}`.
+fn save_checkpoint(path: &Path, aof: &Aof, offset: u64) -> Result<()> {
+    let body = serde_json::json!({"aof": {
+        "id": aof.id(),
+        "offset": offset,
+        "at": aof.describe(offset),
+    }});
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, format!("{body}\n"))
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .with_context(|| format!("writing the checkpoint {}", path.display()))
+}
+
+/// Where a rerun continues the commands: the target's marker (exact: written with the commands
+/// it covers), else the checkpoint's offset. `None` when the checkpoint is absent or is the base
+/// import's own (the base is then resumed by the dump import).
+fn resume_point(path: &Path, aof: &Aof, target: &Target) -> Result<Option<u64>> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
+    let v: serde_json::Value = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a checkpoint", path.display()))?;
+    let c = &v["aof"];
+    if c.is_null() {
+        return Ok(None);
+    }
+    let (Some(id), Some(offset)) = (c["id"].as_str(), c["offset"].as_u64()) else {
+        bail!("{} is not a checkpoint of an AOF import", path.display());
+    };
+    if id != aof.id() {
+        bail!(
+            "{} is the checkpoint of another AOF ({id}; this one is {}): give another file",
+            path.display(),
+            aof.id()
+        );
+    }
+    let mut con = target
+        .pinned()
+        .and_then(|t| t.control(Duration::from_secs(10)))
+        .map_err(anyhow::Error::new)?;
+    redis::cmd("SELECT").arg(0).query::<()>(&mut con)?;
+    let marker: Option<String> = redis::cmd("GET")
+        .arg(MARKER_KEY)
+        .query(&mut con)
+        .context("reading the offset marker on the target")?;
+    Ok(Some(
+        marker
+            .as_deref()
+            .and_then(|m| m.split_once(' '))
+            .filter(|(m, _)| *m == id)
+            .and_then(|(_, o)| o.parse().ok())
+            .unwrap_or(offset),
+    ))
+}
+
+/// The primaries of `target` (one, or a cluster's), with a connection to each.
+fn primaries(target: &Target) -> Result<Vec<(Target, redis::Connection)>> {
+    let pinned = target.pinned().map_err(anyhow::Error::new)?;
+    let mut con = pinned
+        .control(Duration::from_secs(10))
+        .map_err(anyhow::Error::new)?;
+    let info: String = redis::cmd("INFO").arg("cluster").query(&mut con)?;
+    if !info.contains("cluster_enabled:1") {
+        return Ok(vec![(pinned, con)]);
+    }
+    let nodes: String = redis::cmd("CLUSTER").arg("NODES").query(&mut con)?;
+    let mut out = Vec::new();
+    for l in nodes.lines() {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        if f.len() < 3 || !f[2].split(',').any(|x| x == "master") || f[2].contains("fail") {
+            continue;
+        }
+        let addr = f[1].split('@').next().unwrap_or_default();
+        let Some((host, port)) = addr.rsplit_once(':') else {
+            continue;
+        };
+        let t = pinned.at(host.to_string(), port.parse().unwrap_or(0));
+        let c = t
+            .control(Duration::from_secs(10))
+            .map_err(anyhow::Error::new)?;
+        out.push((t, c));
+    }
+    Ok(out)
+}
+
+/// An AOF whose base is commands writes into databases that must hold nothing before (commands
+/// such as `RPUSH` would add to what is there): emptied with `--flush-target`, refused otherwise.
+fn empty_target(a: &ImportArgs, target: &Target, scan: &Scan) -> Result<()> {
+    let dbs: std::collections::BTreeSet<u64> = scan
+        .dbs
+        .iter()
+        .map(|db| match (&a.db_map, target.db) {
+            (Some(m), _) => m.get(db).copied().unwrap_or(*db),
+            (None, Some(t)) => t,
+            (None, None) => *db,
+        })
+        .collect();
+    let mut full = Vec::new();
+    for (node, mut con) in primaries(target)? {
+        for db in &dbs {
+            redis::cmd("SELECT").arg(*db).query::<()>(&mut con)?;
+            if a.flush_target {
+                redis::cmd("FLUSHDB").query::<()>(&mut con)?;
+                continue;
+            }
+            let n: u64 = redis::cmd("DBSIZE").query(&mut con)?;
+            if n > 0 {
+                full.push(format!("{} db {db}: {n} keys", node.display()));
+            }
+        }
+    }
+    if !full.is_empty() {
+        bail!(
+            "the AOF's base is commands, applied onto what the target holds ({}): empty those databases, or rerun with --flush-target",
+            full.join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// Imports the AOF `aof` into `target`.
+pub fn run(a: &ImportArgs, aof: &Aof, target: Target) -> Result<()> {
+    if a.follow.follow {
+        bail!(Usage(
+            "--follow follows a live server: an AOF's commands are applied to their end (or to --until) without it".into()
+        ));
+    }
+    if !a.filter.types.is_empty() {
+        bail!(Usage(
+            "an AOF's commands cannot be filtered by --type (rdbkit cannot tell a command's value type without asking the target): use --db, --key and --db-map".into()
+        ));
+    }
+    let scan = aof::scan(aof, a.until).map_err(|e| anyhow::anyhow!("{e}; nothing was written"))?;
+    let base = aof.rdb_base();
+    eprintln!(
+        "{}: {}{} commands in {} files",
+        aof.path.display(),
+        base.map(|b| format!("RDB base {}, then ", b.name()))
+            .unwrap_or_default(),
+        scan.total(),
+        aof.parts.len()
+    );
+    if let Some(d) = &scan.dropped {
+        eprintln!(
+            "note: {} offset {}: {} bytes ({}) left out, as Redis does with aof-load-truncated yes",
+            d.path.display(),
+            d.offset,
+            d.bytes,
+            d.what
+        );
+    }
+    match (a.until, scan.cut) {
+        (Some(_), Some((t, at))) => eprintln!(
+            "--until: the commands stop at the annotation #TS:{t} ({}), {}",
+            format_utc(t),
+            aof.describe(at)
+        ),
+        (Some(u), None) => eprintln!(
+            "--until {}: the AOF's last annotation is #TS:{} ({}): every command is applied",
+            format_utc(u),
+            scan.last_ts.unwrap_or_default(),
+            format_utc(scan.last_ts.unwrap_or_default())
+        ),
+        _ => {}
+    }
+    let ckpt = a.checkpoint.as_deref();
+    if ckpt.is_some() && primaries(&target)?.len() > 1 {
+        bail!(Usage(
+            "--checkpoint with an AOF needs a single primary target (standalone or Sentinel): a cluster has no one place for the offset marker that makes resuming the commands exact".into()
+        ));
+    }
+    let resume = match ckpt {
+        Some(p) => resume_point(p, aof, &target)?,
+        None => None,
+    };
+    let from = match resume {
+        Some(off) => {
+            eprintln!("resuming the commands at {}", aof.describe(off));
+            off
+        }
+        None => {
+            match base {
+                Some(b) => {
+                    let cfg = import_config(a, &[b.path.as_path()])?;
+                    let source = Source {
+                        name: b.path.display().to_string(),
+                        input: Input::open(&b.path)
+                            .with_context(|| format!("opening {}", b.path.display()))?,
+                    };
+                    eprintln!("importing the base {} into {}", b.name(), target.display());
+                    let result = replay::import(
+                        vec![source],
+                        target.clone(),
+                        cfg,
+                        progress_callback(a.quiet),
+                    );
+                    finish(result, &target, ckpt)?;
+                }
+                None => empty_target(a, &target, &scan)?,
+            }
+            aof.commands_start()
+        }
+    };
+    if let Some(p) = ckpt {
+        save_checkpoint(p, aof, from)?;
+    }
+    if from >= scan.end {
+        println!("commands: none to apply");
+        return Ok(());
+    }
+    let mut cfg = follow_config(a, &target, &aof.id());
+    cfg.until = Arc::new(AtomicU64::new(scan.end));
+    cfg.start_offset = from;
+    let commands = AofCommands::open(aof, from, scan.end)?;
+    let quiet = a.quiet;
+    let last = Mutex::new(Instant::now());
+    let show: Box<dyn Fn(&FollowProgress) + Send> = Box::new(move |p| {
+        let mut l = last.lock().unwrap_or_else(|e| e.into_inner());
+        if !quiet && l.elapsed() >= Duration::from_secs(5) {
+            *l = Instant::now();
+            eprintln!("commands: {} applied", p.commands);
+        }
+    });
+    let result = follow::follow(
+        commands,
+        ReplicaProgress::detached(from, scan.end),
+        target,
+        cfg,
+        show,
+    );
+    let s = result.map_err(|e| {
+        let resume = match ckpt {
+            Some(p) => format!(
+                "rerun the same command (--checkpoint {}) to continue",
+                p.display()
+            ),
+            None => "with --checkpoint FILE a rerun continues where this one stopped".into(),
+        };
+        anyhow::anyhow!("applying the AOF's commands stopped: {e}; {resume}")
+    })?;
+    if let Some(p) = ckpt {
+        save_checkpoint(p, aof, s.applied_offset)?;
+    }
+    println!(
+        "commands: {} applied ({} MULTI blocks applied whole), {} left out by --db/--key, in {:.1} s; applied up to {}",
+        s.commands,
+        s.blocks,
+        s.skipped,
+        s.elapsed.as_secs_f64(),
+        aof.describe(s.applied_offset)
+    );
+    for (code, n) in &s.errors {
+        println!("  target errors {code}: {n}");
+    }
+    for e in &s.error_samples {
+        println!("    {e}");
+    }
+    if s.in_doubt > 0 {
+        println!(
+            "  {} commands were sent when a connection broke, without an answer: they may or may not be applied",
+            s.in_doubt
+        );
+    }
+    for n in &s.notes {
+        println!("  note: {n}");
+    }
+    if s.applied_offset < scan.end {
+        bail!(
+            "stopped before the end: applied up to {} of {}",
+            aof.describe(s.applied_offset),
+            aof.describe(scan.end)
+        );
+    }
+    if !s.is_success() {
+        bail!("not every command was applied (see the summary above)");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_time;
+
+    #[test]
+    fn times() {
+        assert_eq!(parse_time("1796482303"), Ok(1796482303));
+        assert_eq!(parse_time("1970-01-01T00:00:00Z"), Ok(0));
+        assert_eq!(parse_time("2026-12-05T14:51:43Z"), Ok(1796482303));
+        assert_eq!(parse_time("2026-12-05 16:51:43.25+02:00"), Ok(1796482303));
+        assert_eq!(parse_time("2000-02-29T00:00:00-01:00"), Ok(951786000));
+        assert!(parse_time("2026-13-05T14:51:43Z").is_err());
+        assert!(parse_time("yesterday").is_err());
+    }
+}
