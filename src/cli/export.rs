@@ -11,7 +11,9 @@ use rdbkit::output::export::{ExportError, ExportFormat, ExportTotals, ExportWrit
 use rdbkit::output::report::memory::Limits;
 use rdbkit::source::Input;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+mod aof;
 
 /// Output formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -58,20 +60,38 @@ fn parse_release(s: &str) -> Result<TargetInfo, String> {
 
 /// Runs `export`.
 pub fn run(a: &ExportArgs) -> Result<()> {
-    let input = Input::open(&a.input.file)
-        .with_context(|| format!("opening {}", a.input.file.display()))?;
-    let out: Box<dyn Write> = match &a.output {
-        Some(p) => {
-            Box::new(std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?)
-        }
+    if let Some(aof) = rdbkit::source::aof::detect(&a.input.file)? {
+        return aof::run(a, &aof);
+    }
+    export_dump(a, &a.input.file)
+}
+
+/// The output: `--output` (created) or stdout.
+fn output(a: &ExportArgs, append: bool) -> Result<Box<dyn Write>> {
+    Ok(match &a.output {
+        Some(p) => Box::new(
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .append(append)
+                .truncate(!append)
+                .open(p)
+                .with_context(|| format!("creating {}", p.display()))?,
+        ),
         None => Box::new(std::io::stdout().lock()),
-    };
+    })
+}
+
+/// Exports the dump at `file`.
+fn export_dump(a: &ExportArgs, file: &Path) -> Result<()> {
+    let input = Input::open(file).with_context(|| format!("opening {}", file.display()))?;
+    let out = output(a, false)?;
     let exporter = Exporter {
         format: match a.format {
             Format::Jsonl => ExportFormat::Jsonl,
             Format::Resp => ExportFormat::Resp,
         },
-        filter: a.filter.to_filter_for(&a.input.file, &a.dups)?,
+        filter: a.filter.to_filter_for(file, &a.dups)?,
         min_size: a.size.min_size,
         limits: Limits::default(),
         target: a.target_version.clone(),
@@ -89,7 +109,7 @@ pub fn run(a: &ExportArgs) -> Result<()> {
         ExportError::Decode(e) => anyhow::Error::from(e),
         e => anyhow::Error::from(e),
     })
-    .with_context(|| a.input.file.display().to_string())?;
+    .with_context(|| file.display().to_string())?;
     let ExportTotals {
         keys,
         empty,

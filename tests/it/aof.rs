@@ -310,6 +310,33 @@ fn import_matches_loading(v: Version, preamble: bool) {
     let loaded = server_on(v, &load_dir);
     assert!(loaded.keyspace().values().sum::<u64>() > 20);
     assert_same_dataset(&target, &loaded);
+    // export --format resp: the base as commands, then the recorded ones, piped into a server
+    let resp = tmp.path().join("aof.resp");
+    let d = dir.to_str().unwrap();
+    let o = rdbkit(&[
+        "export",
+        d,
+        "--format",
+        "resp",
+        "-o",
+        resp.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let piped = Server::start(v);
+    piped.pipe(&std::fs::read(&resp).unwrap());
+    assert_same_dataset(&piped, &loaded);
+    // JSON lines hold the base only, and say so; verify cannot be exact, and says so
+    let o = rdbkit(&["export", d, "-o", tmp.path().join("j").to_str().unwrap()]);
+    assert_eq!(o.status.success(), preamble, "{}", text(&o));
+    let said = if preamble {
+        "not folded"
+    } else {
+        "use --format resp"
+    };
+    assert!(text(&o).contains(said), "{}", text(&o));
+    let o = rdbkit(&["verify", d, "--target", &target.url()]);
+    assert!(!o.status.success());
+    assert!(text(&o).contains("could not be exact"), "{}", text(&o));
 }
 
 #[test]
