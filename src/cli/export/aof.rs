@@ -48,9 +48,7 @@ pub fn run(a: &ExportArgs, aof: &Aof) -> Result<()> {
     let mut n = 0u64;
     while let Some(c) = cmds.next_aof_command()? {
         // relative expirations from the time they were recorded (or now), as import does
-        let now = cmds
-            .recorded_at_ms()
-            .unwrap_or_else(|| crate::cli::now_ms());
+        let now = cmds.recorded_at_ms().unwrap_or_else(crate::cli::now_ms);
         buf.clear();
         write_resp(&absolute_ttl(c, now), &mut buf);
         out.write_all(&buf)?;
