@@ -529,13 +529,10 @@ fn checkpoint_resumes_the_commands_exactly() {
     assert_same_dataset(&target, &loaded);
 }
 
-/// The README's point-in-time restore into a cluster: an 8.2 AOF cut with `--until` (an RFC 3339
-/// time) into three primaries holds what a server started on the truncated AOF holds.
-#[test]
-fn until_into_a_cluster() {
-    if skip_if_missing(Version::V82) {
-        return;
-    }
+/// An 8.2 AOF of db 0 written over several seconds (`aof-timestamp-enabled yes`), a copy to
+/// import and a copy truncated at its last annotation to load: `(tmp, aof dir, load dir, the
+/// annotation's time)`.
+fn timed_aof() -> (tempfile::TempDir, PathBuf, PathBuf, i64) {
     let tmp = tempfile::tempdir().unwrap();
     let s = aof_server(Version::V82, true, &["--aof-timestamp-enabled", "yes"]);
     writes_in(&s, 41, 150, 1);
@@ -561,11 +558,25 @@ fn until_into_a_cluster() {
         .unwrap()
         .set_len(cut)
         .unwrap();
-    // one second before the annotation, as RFC 3339
+    (tmp, dir, load_dir, ts)
+}
+
+/// One second before `ts`, as RFC 3339.
+fn rfc3339_before(ts: i64) -> String {
     let utc = rdbkit::output::info::format_utc(ts - 1);
-    let until = format!("{}T{}Z", &utc[..10], &utc[11..19]);
+    format!("{}T{}Z", &utc[..10], &utc[11..19])
+}
+
+/// The README's point-in-time restore into a cluster: an 8.2 AOF cut with `--until` (an RFC 3339
+/// time) into three primaries holds what a server started on the truncated AOF holds.
+#[test]
+fn until_into_a_cluster() {
+    if skip_if_missing(Version::V82) {
+        return;
+    }
+    let (_tmp, dir, load_dir, ts) = timed_aof();
     let nodes = cluster();
-    let out = import_aof(&dir, &nodes[0].url(), &["--until", &until]);
+    let out = import_aof(&dir, &nodes[0].url(), &["--until", &rfc3339_before(ts)]);
     assert!(
         out.contains(&format!("stop at the annotation #TS:{ts}")),
         "{out}"
@@ -578,4 +589,131 @@ fn until_into_a_cluster() {
         got.extend(snapshot(n));
     }
     assert_same_keys(&want, &got, &Default::default(), "cluster --until");
+}
+
+/// The README's point-in-time restore into the primary a Sentinel group names, over keys it
+/// held (`--flush-target`), with `--checkpoint`.
+#[test]
+fn until_into_a_sentinel_primary() {
+    if skip_if_missing(Version::V82) {
+        return;
+    }
+    let (tmp, dir, load_dir, ts) = timed_aof();
+    let (primary, _replica, sentinels) = crate::ha::sentinel_setup();
+    redis::cmd("SET")
+        .arg("stale")
+        .arg(1)
+        .query::<()>(&mut primary.conn())
+        .unwrap();
+    let addrs: Vec<String> = sentinels.iter().map(|s| s.addr()).collect();
+    let url = format!("redis+sentinel://{}/mymaster", addrs.join(","));
+    let ckpt = tmp.path().join("pitr.ckpt");
+    let until = rfc3339_before(ts);
+    let args = [
+        "--until",
+        &until,
+        "--flush-target",
+        "--checkpoint",
+        ckpt.to_str().unwrap(),
+    ];
+    let out = import_aof(&dir, &url, &args);
+    assert!(
+        out.contains(&format!("stop at the annotation #TS:{ts}")),
+        "{out}"
+    );
+    let loaded = server_on(Version::V82, &load_dir);
+    assert_same_dataset(&primary, &loaded);
+}
+
+/// Damage: the last file cut at every offset (a dropped tail or a clean end, never more), the
+/// base cut (an error naming it and the offset: not the last file), bytes flipped (a result or an
+/// error with the file and the offset); never a panic. An import of a damaged AOF writes nothing.
+#[test]
+fn damaged_aofs_are_errors_or_dropped_tails_never_panics() {
+    if skip_if_missing(Version::V70) {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let s = aof_server(Version::V70, false, &[]);
+    writes(&s, 51, 6);
+    rewrite(&s);
+    writes(&s, 52, 6);
+    let (_, dir) = snapshot_aof(&s, tmp.path());
+    let full = info_json(&dir);
+    let total = full["aof"]["commands"].as_u64().unwrap();
+    let files: Vec<PathBuf> = full["aof"]["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| PathBuf::from(f["path"].as_str().unwrap()))
+        .collect();
+    let (base, incr) = (&files[0], &files[1]);
+    let work = tmp.path().join("work");
+    let damaged = |file: &Path, bytes: &[u8]| -> std::process::Output {
+        let _ = std::fs::remove_dir_all(&work);
+        copy_dir(&dir, &work);
+        std::fs::write(work.join(file.file_name().unwrap()), bytes).unwrap();
+        rdbkit(&["info", work.to_str().unwrap(), "--json"])
+    };
+    let no_panic = |o: &std::process::Output, what: &str| {
+        assert!(
+            matches!(o.status.code(), Some(0 | 1)) && !text(o).contains("panicked"),
+            "{what}: {}",
+            text(o)
+        );
+    };
+    let incr_bytes = std::fs::read(incr).unwrap();
+    let incr_name = incr.file_name().unwrap().to_string_lossy().into_owned();
+    for cut in 0..incr_bytes.len() {
+        let o = damaged(incr, &incr_bytes[..cut]);
+        no_panic(&o, &format!("incr cut at {cut}"));
+        assert!(o.status.success(), "incr cut at {cut}: {}", text(&o));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert!(v["aof"]["commands"].as_u64().unwrap() <= total);
+        if let Some(off) = v["aof"]["truncated"]["offset"].as_u64() {
+            assert!(off <= cut as u64, "cut at {cut}: {v:#}");
+            let p = v["aof"]["truncated"]["path"].as_str().unwrap();
+            assert!(p.ends_with(&incr_name), "{p}");
+        }
+    }
+    let base_bytes = std::fs::read(base).unwrap();
+    let base_name = base.file_name().unwrap().to_string_lossy().into_owned();
+    let mut refused = 0;
+    for cut in (0..base_bytes.len()).step_by(3) {
+        let o = damaged(base, &base_bytes[..cut]);
+        no_panic(&o, &format!("base cut at {cut}"));
+        if !o.status.success() {
+            refused += 1;
+            let t = text(&o);
+            assert!(
+                t.contains(&base_name) && t.contains("offset") && t.contains("not the last file"),
+                "base cut at {cut}: {t}"
+            );
+        }
+    }
+    assert!(refused > base_bytes.len() / 6, "{refused}");
+    for at in (0..incr_bytes.len()).step_by(2) {
+        let mut b = incr_bytes.clone();
+        b[at] ^= 0x55;
+        let o = damaged(incr, &b);
+        no_panic(&o, &format!("incr byte {at} flipped"));
+        if !o.status.success() {
+            let t = text(&o);
+            assert!(
+                t.contains(&incr_name) && t.contains("offset"),
+                "byte {at}: {t}"
+            );
+        }
+    }
+    // a damaged AOF imported: refused before anything is written
+    let mut b = incr_bytes.clone();
+    b[0] = b'+';
+    let _ = std::fs::remove_dir_all(&work);
+    copy_dir(&dir, &work);
+    std::fs::write(work.join(&incr_name), &b).unwrap();
+    let target = Server::start(Version::V70);
+    let o = rdbkit(&["import", work.to_str().unwrap(), "--target", &target.url()]);
+    assert!(!o.status.success());
+    assert!(text(&o).contains("nothing was written"), "{}", text(&o));
+    assert!(target.keyspace().is_empty());
 }
