@@ -103,11 +103,10 @@ impl AofCommands {
                     self.reader = Some(open_part(&self.aof, self.idx)?);
                     self.pending = Some(select(0));
                 }
-                Some(r) => match r.next_command()? {
-                    Some(c) => {
-                        self.ts = r.last_timestamp().or(self.ts);
-                        return Ok(Some(c));
-                    }
+                // entry by entry: the end may be right after an annotation (a cut, a dropped tail)
+                Some(r) => match r.next_entry()? {
+                    Some(Entry::Command(c)) => return Ok(Some(c)),
+                    Some(Entry::Annotation(_)) => self.ts = r.last_timestamp().or(self.ts),
                     None => {
                         self.reader = None;
                         self.idx += 1;

@@ -117,3 +117,15 @@ fn truncated_tails_are_dropped_in_the_last_file_only() {
     assert!(e.contains(&format!("i1.aof: offset {good}")), "{e}");
     assert!(scan(&aof, Some(1)).is_err());
 }
+
+#[test]
+fn a_dropped_tail_right_after_an_annotation_is_not_read() {
+    // found by the fuzz target `aof`: the stream read past the scan's end into the cut command
+    let (_d, aof) = aof_dir(
+        &[("i1.aof", b"#TS:1\r\n*2\r\n")],
+        "file i1.aof seq 1 type i\n",
+    );
+    let s = scan(&aof, Some(1)).unwrap();
+    assert_eq!(s.end, 7);
+    assert_eq!(all(&aof, 0, s.end), [["SELECT", "0"]]);
+}
