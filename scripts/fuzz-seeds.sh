@@ -70,6 +70,15 @@ for i in "${!commands[@]}"; do
 done
 printf '%b' "$all" >"$corpus/commands/all"
 
+# AOF input: a single file of commands with annotations and a MULTI block (mode byte 0), the
+# same cut at --until 1 (mode 2, then 0x06: until 1), and a directory (mode 1): a manifest, NUL,
+# a base of commands, NUL, an incremental file.
+mkdir -p "$corpus/aof"
+aof='#TS:1\r\n*2\r\n$6\r\nSELECT\r\n$1\r\n3\r\n*1\r\n$5\r\nMULTI\r\n*2\r\n$4\r\nINCR\r\n$1\r\na\r\n*1\r\n$4\r\nEXEC\r\n#TS:2\r\n*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n'
+printf '\x00%b' "$aof" >"$corpus/aof/single"
+printf '\x06%b' "$aof" >"$corpus/aof/until"
+printf '\x01file b seq 1 type b\nfile i seq 1 type i\nfile h seq 1 type h\n\x00%b\x00%b' "$aof" "$aof" >"$corpus/aof/dir"
+
 # Release, like `cargo test --release` in CI, so the example binary is already built there.
 (cd "$repo" && cargo run --quiet --release --example fuzz_seeds -- \
     "$corpus" --max-len "$max_blob" "${dumps[@]}")

@@ -242,7 +242,7 @@ pub fn detect(path: &Path) -> Result<Option<Aof>, AofError> {
         }
         return Err(AofError::Layout {
             path: path.to_path_buf(),
-            message: "a directory without an AOF manifest (a file of `file <name> seq <n> type <b|i|h>` lines): give a dump file, an AOF file or an AOF directory".into(),
+            message: "is a directory without an AOF manifest (a file of `file <name> seq <n> type <b|i|h>` lines): give a dump file, an AOF file or an AOF directory".into(),
         });
     }
     if !meta.is_file() {
