@@ -433,16 +433,16 @@ pub fn follow(
         })
     };
     let quiet_progress: Box<dyn Fn(&rdbkit::replay::follow::FollowProgress) + Send> = {
-        let last = Mutex::new(Instant::now());
+        // called by the follow's dispatcher task alone: a Cell, no lock in async code
+        let last = std::cell::Cell::new(Instant::now());
         let every = if std::io::stderr().is_terminal() {
             1
         } else {
             5
         };
         Box::new(move |p| {
-            let mut l = last.lock().unwrap_or_else(|e| e.into_inner());
-            if l.elapsed() >= Duration::from_secs(every) {
-                *l = Instant::now();
+            if last.get().elapsed() >= Duration::from_secs(every) {
+                last.set(Instant::now());
                 eprintln!(
                     "following: {} commands applied, source offset {} applied, lag {} bytes",
                     p.commands,
@@ -495,6 +495,12 @@ pub fn follow(
         );
     }
     println!("source: {replid}:{} applied", s.applied_offset);
+    if progress.peak_spilled() > 0 {
+        println!(
+            "  the target was slower than the source for a while: up to {:.1} MB of the source's stream waited in a temporary file",
+            progress.peak_spilled() as f64 / 1e6
+        );
+    }
     match progress.reconnects() {
         0 => {}
         n => println!(

@@ -728,7 +728,7 @@ async fn transfer<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
     }
     *streaming = true;
     // after a diskless transfer the primary starts the stream only after the first ACK
-    let mut received = start;
+    let (mut received, stream_start) = (start, start);
     ack(w, live)
         .await
         .map_err(|e| format!("{}: sending REPLCONF ACK: {e}", conn.name))?;
@@ -761,7 +761,12 @@ async fn transfer<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
                     return Err(format!("{}: nothing received for {silence:?} (a primary pings its replicas every 10 s)", conn.name));
                 }
                 let now = live.applied.load(Relaxed);
-                if now != acked || acked_at.elapsed() >= Duration::from_secs(1) {
+                // after a diskless transfer the primary starts the stream on an ACK that comes
+                // once it has seen its fork end; an earlier one is lost, and it then buffers
+                // the stream (up to its output-buffer limit for replicas) until the next one:
+                // until the first byte, one every tick
+                let waiting = received == stream_start;
+                if waiting || now != acked || acked_at.elapsed() >= Duration::from_secs(1) {
                     ack(w, live).await.map_err(|e| format!("{}: sending REPLCONF ACK: {e}", conn.name))?;
                     (acked, acked_at) = (now, tokio::time::Instant::now());
                 }

@@ -1000,3 +1000,131 @@ fn follow_into_a_cluster_being_resharded_equals_the_source() {
     }
     common::assert_same_keys(&want, &got, &Default::default(), "resharded cluster");
 }
+
+/// The target stalls (`CLIENT PAUSE … ALL`) while the source writes 320 MB: rdbkit keeps reading
+/// the source at the network's pace (so the source never drops it for its output-buffer limit),
+/// holds 64 MiB in memory and the rest in a temporary file, its memory stays bounded, and once
+/// the target moves again everything is applied: the target equals the source.
+#[test]
+fn follow_spills_the_stream_to_disk_while_the_target_stalls() {
+    if common::skip_if_missing(Version::V82) {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let src = follow_source();
+    let dst = Server::start(Version::V82);
+    let mut child = Running::start(
+        &[
+            "import",
+            &src.url(),
+            "--target",
+            &dst.url(),
+            "--follow",
+            "--quiet",
+            "--timeout",
+            "120",
+        ],
+        tmp.path(),
+    );
+    child.wait_for("following", Duration::from_secs(60));
+    // the pause ends by itself (a connection opened during it, even to unpause, would wait for
+    // its end: the client library sends CLIENT SETINFO first)
+    let pause = Duration::from_secs(15);
+    redis::cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(pause.as_millis() as u64)
+        .arg("ALL")
+        .query::<()>(&mut dst.conn())
+        .unwrap();
+    let offset = || -> u64 {
+        let info: String = redis::cmd("INFO")
+            .arg("replication")
+            .query(&mut src.conn())
+            .unwrap();
+        info.lines()
+            .find_map(|l| l.strip_prefix("master_repl_offset:"))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap()
+    };
+    let offset0 = offset();
+    let t0 = Instant::now();
+    let mut c = src.conn();
+    for chunk in 0..32 {
+        let mut p = redis::pipe();
+        for i in 0..10 {
+            let n = chunk * 10 + i;
+            // values that differ, so that nothing downstream can share them
+            let value: Vec<u8> = (0..1 << 20).map(|b: u32| (b ^ (n * 7919)) as u8).collect();
+            p.cmd("SET").arg(format!("big:{n}")).arg(value).ignore();
+        }
+        p.query::<()>(&mut c).unwrap();
+    }
+    let written = offset() - offset0;
+    assert!(written > 320_000_000, "{written}");
+    // rdbkit has received the whole stream (its progress line says so), though the target has
+    // applied nothing of it
+    let lag = |out: &str| -> u64 {
+        out.lines()
+            .rev()
+            .filter_map(|l| l.strip_prefix("following: ")?.split("lag ").nth(1))
+            .find_map(|l| l.split(' ').next()?.parse().ok())
+            .unwrap_or(0)
+    };
+    let start = Instant::now();
+    // (less the few bytes of PINGs and the like between the offsets read and the follow's start)
+    while lag(&child.output()) + 4096 < written {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "rdbkit did not receive the {written} bytes written:\n{}\n--- source log ---\n{}",
+            child.output(),
+            src.log()
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
+    let held: u64 = redis::cmd("DBSIZE").query(&mut src.conn()).unwrap();
+    assert!(
+        t0.elapsed() < pause - Duration::from_secs(2),
+        "the test was too slow: rdbkit received the stream {:?} after the target's pause began",
+        t0.elapsed()
+    );
+    let start = Instant::now();
+    while redis::cmd("DBSIZE").query::<u64>(&mut dst.conn()).unwrap() != held
+        || redis::cmd("EXISTS")
+            .arg("big:319")
+            .query::<u64>(&mut dst.conn())
+            .unwrap()
+            == 0
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "the target did not catch up: {} of {held} keys\n{}",
+            redis::cmd("DBSIZE").query::<u64>(&mut dst.conn()).unwrap(),
+            child.output()
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
+    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
+    let peak_kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap();
+    child.signal("-TERM");
+    let st = child.wait_exit(Duration::from_secs(60));
+    let out = child.output();
+    assert!(st.success(), "{out}");
+    let spilled: f64 = out
+        .lines()
+        .find_map(|l| l.split("up to ").nth(1)?.split(" MB").next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no spill reported: {out}"));
+    assert!(spilled > 200.0, "{spilled} MB spilled: {out}");
+    assert!(
+        peak_kib < 250 * 1024,
+        "rdbkit peaked at {peak_kib} KiB while 320 MB waited"
+    );
+    eprintln!(
+        "spilled {spilled} MB, rdbkit's peak RSS {} MB",
+        peak_kib / 1024
+    );
+    common::assert_same_dataset(&src, &dst);
+}

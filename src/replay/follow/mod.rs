@@ -120,6 +120,44 @@ struct Op {
     asking: bool,
     /// Redirections followed so far (a bound against a cluster that sends an op in circles).
     redirects: u8,
+    /// Its share of [`FOLLOW_MEMORY`], given back when the last copy of the op is dropped
+    /// (acknowledged by every primary it went to). Copies kept for a failover do not hold it.
+    budget: Option<Arc<tokio::sync::OwnedSemaphorePermit>>,
+}
+
+impl Op {
+    /// The bytes its arguments take.
+    fn bytes(&self) -> usize {
+        self.cmds
+            .iter()
+            .flat_map(|c| c.iter())
+            .map(|a| a.len() + 16)
+            .sum()
+    }
+}
+
+/// Most bytes of the source's commands held between the parser and the target's acknowledgement
+/// (queued, in flight, redirected), all primaries together: the values of a burst of large
+/// writes wait in the spool (memory, then a file), not here. A single larger op still goes, alone.
+pub const FOLLOW_MEMORY: usize = 64 << 20;
+
+/// The parser's side of [`FOLLOW_MEMORY`]. The parser runs on a thread of its own, so waiting
+/// for room there blocks no runtime worker; the wait ends when the writers acknowledge ops, or
+/// when the follow ends (the semaphore is closed).
+struct Budget {
+    room: Arc<tokio::sync::Semaphore>,
+    rt: tokio::runtime::Handle,
+}
+
+impl Budget {
+    /// Room for `bytes` (at most the whole budget); `None` once the follow has ended.
+    fn take(&self, bytes: usize) -> Option<Arc<tokio::sync::OwnedSemaphorePermit>> {
+        let n = bytes.clamp(1, FOLLOW_MEMORY) as u32;
+        self.rt
+            .block_on(self.room.clone().acquire_many_owned(n))
+            .ok()
+            .map(Arc::new)
+    }
 }
 
 /// Most redirections one op follows before the follow stops with an error.
@@ -169,6 +207,11 @@ pub fn follow<S: CommandSource + 'static>(
     let parse_skipped = skipped.clone();
     let split = Arc::new(parse::SplitByFilter::default());
     let parse_split = split.clone();
+    let room = Arc::new(tokio::sync::Semaphore::new(FOLLOW_MEMORY));
+    let budget = Budget {
+        room: room.clone(),
+        rt: rt.handle().clone(),
+    };
     let parser = std::thread::Builder::new()
         .name("rdbkit-follow".into())
         .spawn(move || {
@@ -179,6 +222,7 @@ pub fn follow<S: CommandSource + 'static>(
                 &ops_tx,
                 &parse_skipped,
                 &parse_split,
+                &budget,
             )
         })
         .map_err(|e| ReplayError::Internal(format!("starting the follow parser: {e}")))?;
@@ -194,6 +238,8 @@ pub fn follow<S: CommandSource + 'static>(
         commands: commands.clone(),
         on_progress,
     }));
+    // a parser waiting for room ends now
+    room.close();
     // the parser ends when the source's stream is closed (the caller stops the replica) or when
     // its queue is gone; it is waited for only when it has ended (the stream broke)
     if parser.is_finished() {

@@ -22,6 +22,7 @@ pub(super) fn parse<S: CommandSource>(
     ops: &async_channel::Sender<Op>,
     skipped: &AtomicU64,
     split: &SplitByFilter,
+    budget: &super::Budget,
 ) -> Result<(), String> {
     let mut db = 0u64;
     let mut block: Option<Op> = None;
@@ -43,6 +44,7 @@ pub(super) fn parse<S: CommandSource>(
             block,
             asking: false,
             redirects: 0,
+            budget: None,
         };
         let out = if c.is("PING") {
             Some(op(db, Vec::new(), false))
@@ -124,6 +126,12 @@ pub(super) fn parse<S: CommandSource>(
                 skipped.fetch_add((before - o.cmds.len()) as u64, Relaxed);
             }
             o.db = target_db(o.db, cfg);
+            if !o.cmds.is_empty() {
+                match budget.take(o.bytes()) {
+                    Some(b) => o.budget = Some(b),
+                    None => return Ok(()),
+                }
+            }
             if ops.send_blocking(o).is_err() {
                 return Ok(());
             }

@@ -100,6 +100,7 @@ pub(super) fn by_slot(op: Op) -> Vec<Op> {
             cmds,
             asking: false,
             redirects: op.redirects,
+            budget: op.budget.clone(),
         })
         .collect()
 }

@@ -31,6 +31,7 @@ pub(super) async fn write_node(
         db: None,
         cluster,
         retained: std::collections::VecDeque::new(),
+        retained_size: (0, 0),
         start_offset: cfg.start_offset,
         pruned_upto: cfg.start_offset,
         marker: cfg.marker.clone().filter(|_| !cluster),
@@ -211,6 +212,8 @@ struct NodeWriter {
     /// new primary's marker says it stands (writes the old primary acknowledged but had not
     /// passed to its replica yet).
     retained: std::collections::VecDeque<(Instant, Op)>,
+    /// Commands and bytes in `retained`.
+    retained_size: (usize, usize),
     /// The offset the follow started at (what a primary without a marker holds).
     start_offset: u64,
     /// The end of the last op no longer kept: a new primary must hold at least that much.
@@ -226,20 +229,32 @@ struct NodeWriter {
 const RETAIN_FOR: Duration = Duration::from_secs(10);
 /// At most this many commands are kept for that.
 const RETAIN_MAX: usize = 1 << 20;
+/// … and at most this many bytes of them.
+const RETAIN_BYTES: usize = 256 << 20;
 /// How long a failover may take before the follow gives up.
 const FAILOVER_WITHIN: Duration = Duration::from_secs(60);
 
 impl NodeWriter {
     fn retain(&mut self, batch: &[Op]) {
         let now = Instant::now();
-        self.retained
-            .extend(batch.iter().map(|op| (now, op.clone())));
-        let mut kept: usize = self.retained.iter().map(|(_, o)| o.cmds.len()).sum();
+        // kept copies give their share of the follow's memory back: what they hold is bounded
+        // here, by time, commands and bytes
+        self.retained.extend(batch.iter().map(|op| {
+            let mut kept = op.clone();
+            kept.budget = None;
+            (now, kept)
+        }));
+        for op in batch {
+            self.retained_size.0 += op.cmds.len();
+            self.retained_size.1 += op.bytes();
+        }
         while let Some((at, op)) = self.retained.front() {
-            if now.duration_since(*at) < RETAIN_FOR && kept <= RETAIN_MAX {
+            let (kept, bytes) = self.retained_size;
+            if now.duration_since(*at) < RETAIN_FOR && kept <= RETAIN_MAX && bytes <= RETAIN_BYTES {
                 break;
             }
-            kept -= op.cmds.len();
+            self.retained_size.0 -= op.cmds.len();
+            self.retained_size.1 -= op.bytes();
             self.pruned_upto = op.end;
             self.retained.pop_front();
         }
@@ -456,6 +471,10 @@ impl NodeWriter {
             .await
             .map_err(|_| format!("no progress writing for {limit:?}"))?
             .map_err(|e| e.to_string())?;
+        // a round of large values leaves no large buffer behind
+        if self.buf.capacity() > 8 << 20 {
+            self.buf = Vec::with_capacity(1 << 20);
+        }
         let mut out = Vec::with_capacity(n);
         let mut skip = ReplySkipper::default();
         while out.len() < n {

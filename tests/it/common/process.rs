@@ -29,6 +29,11 @@ impl Running {
         }
     }
 
+    /// Its process id.
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Its output so far, stdout then stderr.
     pub fn output(&self) -> String {
         output(&self.dir)
