@@ -717,3 +717,38 @@ fn damaged_aofs_are_errors_or_dropped_tails_never_panics() {
     assert!(text(&o).contains("nothing was written"), "{}", text(&o));
     assert!(target.keyspace().is_empty());
 }
+
+/// The corpus's AOF files (an RDB preamble then commands, from Redis's and Valkey's test
+/// assets): imported, each equals an 8.2 server loading it as its AOF.
+#[test]
+fn corpus_aofs_import_as_a_server_loads_them() {
+    if skip_if_missing(Version::V82) {
+        return;
+    }
+    let Some(root) = rdbkit::testing::corpus_dir() else {
+        assert!(
+            std::env::var_os("RDBKIT_REQUIRE_SERVERS").is_none(),
+            "no corpus"
+        );
+        return;
+    };
+    let manifest = std::fs::read_to_string(root.join("MANIFEST.tsv")).unwrap();
+    let aofs: Vec<PathBuf> = manifest
+        .lines()
+        .skip(1)
+        .map(|l| root.join(l.split('\t').next().unwrap()))
+        .filter(|p| matches!(rdbkit::source::aof::detect(p), Ok(Some(_))))
+        .collect();
+    assert!(!aofs.is_empty(), "the corpus holds rdb-preamble.aof");
+    let tmp = tempfile::tempdir().unwrap();
+    for (i, f) in aofs.iter().enumerate() {
+        let dir = tmp.path().join(i.to_string());
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::copy(f, dir.join("appendonly.aof")).unwrap();
+        let target = Server::start(Version::V82);
+        let out = import_aof(f, &target.url(), &[]);
+        assert!(out.contains("commands: "), "{out}");
+        let loaded = server_on(Version::V82, &dir);
+        assert_same_dataset(&target, &loaded);
+    }
+}

@@ -471,6 +471,11 @@ fn corpus_valkey_dumps_into_valkey81() {
             continue;
         }
         let file = root.join(f[path]);
+        // an AOF (an RDB preamble, then commands) is imported with its commands, which the
+        // snapshot compared here leaves out: tests/it/aof.rs compares it with a server loading it
+        if matches!(rdbkit::source::aof::detect(&file), Ok(Some(_))) {
+            continue;
+        }
         let version: u32 = f[ver].parse().unwrap();
         redis::cmd("FLUSHALL")
             .query::<()>(&mut target.conn())
