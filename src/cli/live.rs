@@ -70,6 +70,22 @@ pub fn connect(source: &Target, rdb_only: bool, resume: Option<(String, u64)>) -
     .map_err(anyhow::Error::new)
 }
 
+/// The target's errors (by code, with samples) and the commands in doubt of a follow.
+pub fn print_target_errors(s: &rdbkit::replay::follow::FollowSummary) {
+    for (code, n) in &s.errors {
+        println!("  target errors {code}: {n}");
+    }
+    for e in &s.error_samples {
+        println!("    {e}");
+    }
+    if s.in_doubt > 0 {
+        println!(
+            "  {} commands were sent when a connection broke, without an answer: they may or may not be applied",
+            s.in_doubt
+        );
+    }
+}
+
 /// `rdbkit dump`.
 #[derive(Debug, Args)]
 pub struct DumpArgs {
@@ -482,18 +498,7 @@ pub fn follow(
         s.skipped,
         s.elapsed.as_secs_f64()
     );
-    for (code, n) in &s.errors {
-        println!("  target errors {code}: {n}");
-    }
-    for e in &s.error_samples {
-        println!("    {e}");
-    }
-    if s.in_doubt > 0 {
-        println!(
-            "  {} commands were sent when a connection broke, without an answer: they may or may not be applied",
-            s.in_doubt
-        );
-    }
+    print_target_errors(&s);
     println!("source: {replid}:{} applied", s.applied_offset);
     if progress.peak_spilled() > 0 {
         println!(

@@ -320,18 +320,7 @@ pub fn run(a: &ImportArgs, aof: &Aof, target: Target) -> Result<()> {
         s.elapsed.as_secs_f64(),
         aof.describe(s.applied_offset)
     );
-    for (code, n) in &s.errors {
-        println!("  target errors {code}: {n}");
-    }
-    for e in &s.error_samples {
-        println!("    {e}");
-    }
-    if s.in_doubt > 0 {
-        println!(
-            "  {} commands were sent when a connection broke, without an answer: they may or may not be applied",
-            s.in_doubt
-        );
-    }
+    crate::cli::live::print_target_errors(&s);
     for n in &s.notes {
         println!("  note: {n}");
     }
