@@ -299,6 +299,12 @@ fn import_through_failover(
     if let Some(b) = buffer {
         args.extend(["--buffer-mb", b]);
     }
+    // the last tenth of an unthrottled import takes ~0.3 s, less than a poller starved by the
+    // other tests on two cores may need to see it begin: held to 100k keys/s (its last tenth
+    // ~0.9 s), the failover is sure to be asked for before the end
+    if matches!(when, When::LastBatches) {
+        args.extend(["--rate-limit", "100k"]);
+    }
     let started = Instant::now();
     let child = rdbkit(&args)
         .stdout(Stdio::piped())
