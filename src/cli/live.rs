@@ -70,6 +70,20 @@ pub fn connect(source: &Target, rdb_only: bool, resume: Option<(String, u64)>) -
     .map_err(anyhow::Error::new)
 }
 
+/// The offset marker (`replay::follow::MARKER_KEY`, db 0) the target holds, if any: what a
+/// resumed follow or AOF import has applied.
+pub fn read_marker(target: &Target) -> Result<Option<String>> {
+    let mut con = target
+        .pinned()
+        .and_then(|t| t.control(Duration::from_secs(10)))
+        .map_err(anyhow::Error::new)?;
+    redis::cmd("SELECT").arg(0).query::<()>(&mut con)?;
+    redis::cmd("GET")
+        .arg(rdbkit::replay::follow::MARKER_KEY)
+        .query(&mut con)
+        .context("reading the offset marker on the target")
+}
+
 /// The target's errors (by code, with samples) and the commands in doubt of a follow.
 pub fn print_target_errors(s: &rdbkit::replay::follow::FollowSummary) {
     for (code, n) in &s.errors {
@@ -344,15 +358,7 @@ pub fn resume_point(path: &Path, target: &Target) -> Result<Option<(String, u64)
             path.display()
         );
     };
-    let mut con = target
-        .pinned()
-        .and_then(|t| t.control(Duration::from_secs(10)))
-        .map_err(anyhow::Error::new)?;
-    redis::cmd("SELECT").arg(0).query::<()>(&mut con)?;
-    let marker: Option<String> = redis::cmd("GET")
-        .arg(rdbkit::replay::follow::MARKER_KEY)
-        .query(&mut con)
-        .context("reading the follow marker on the target")?;
+    let marker = read_marker(target)?;
     let at = marker
         .as_deref()
         .and_then(|m| m.split_once(' '))

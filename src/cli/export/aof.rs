@@ -34,13 +34,7 @@ pub fn run(a: &ExportArgs, aof: &Aof) -> Result<()> {
         (Format::Resp, None) => drop(output(a, false)?),
     }
     if let Some(d) = &scan.dropped {
-        eprintln!(
-            "note: {} offset {}: {} bytes ({}) left out, as Redis does with aof-load-truncated yes",
-            d.path.display(),
-            d.offset,
-            d.bytes,
-            d.what
-        );
+        eprintln!("note: {d}");
     }
     let mut out = std::io::BufWriter::with_capacity(1 << 20, output(a, true)?);
     let mut cmds = AofCommands::open(aof, aof.commands_start(), scan.end)?;

@@ -5,7 +5,7 @@ use super::{finish, follow_config, import_config, progress_callback, ImportArgs}
 use crate::cli::Usage;
 use anyhow::{bail, Context, Result};
 use rdbkit::output::info::format_utc;
-use rdbkit::replay::follow::{self, FollowProgress, MARKER_KEY};
+use rdbkit::replay::follow::{self, FollowProgress};
 use rdbkit::replay::{self, Source, Target};
 use rdbkit::source::aof::{self, Aof, AofCommands, Scan};
 use rdbkit::source::replica::ReplicaProgress;
@@ -105,15 +105,7 @@ fn resume_point(path: &Path, aof: &Aof, target: &Target) -> Result<Option<u64>> 
             aof.id()
         );
     }
-    let mut con = target
-        .pinned()
-        .and_then(|t| t.control(Duration::from_secs(10)))
-        .map_err(anyhow::Error::new)?;
-    redis::cmd("SELECT").arg(0).query::<()>(&mut con)?;
-    let marker: Option<String> = redis::cmd("GET")
-        .arg(MARKER_KEY)
-        .query(&mut con)
-        .context("reading the offset marker on the target")?;
+    let marker = crate::cli::live::read_marker(target)?;
     Ok(Some(
         marker
             .as_deref()
@@ -212,13 +204,7 @@ pub fn run(a: &ImportArgs, aof: &Aof, target: Target) -> Result<()> {
         aof.parts.len()
     );
     if let Some(d) = &scan.dropped {
-        eprintln!(
-            "note: {} offset {}: {} bytes ({}) left out, as Redis does with aof-load-truncated yes",
-            d.path.display(),
-            d.offset,
-            d.bytes,
-            d.what
-        );
+        eprintln!("note: {d}");
     }
     match (a.until, scan.cut) {
         (Some(_), Some((t, at))) => eprintln!(

@@ -105,14 +105,7 @@ pub fn to_text(aof: &Aof, s: &Scan) -> String {
             let _ = writeln!(t, "truncated tail: no");
         }
         Some(d) => {
-            let _ = writeln!(
-                t,
-                "truncated tail: yes: {} offset {}: {} bytes ({}) left out, as Redis does with aof-load-truncated yes",
-                d.path.display(),
-                d.offset,
-                d.bytes,
-                d.what
-            );
+            let _ = writeln!(t, "truncated tail: yes: {d}");
         }
     }
     t

@@ -171,6 +171,20 @@ pub struct Dropped {
     pub what: &'static str,
 }
 
+impl std::fmt::Display for Dropped {
+    /// `FILE offset N: B bytes (WHAT) left out, as Redis does with aof-load-truncated yes`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} offset {}: {} bytes ({}) left out, as Redis does with aof-load-truncated yes",
+            self.path.display(),
+            self.offset,
+            self.bytes,
+            self.what
+        )
+    }
+}
+
 /// What reading the commands found. Counts cover what is applied: up to [`Scan::end`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Scan {
