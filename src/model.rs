@@ -302,6 +302,8 @@ pub struct ModuleValue<'a> {
     pub id: ModuleId,
     /// The module's opcode stream, from after the type id through the EOF marker.
     pub body: &'a [u8],
+    /// Absolute offset of `body` in the input.
+    pub offset: u64,
 }
 
 /// A decoded value.

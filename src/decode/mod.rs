@@ -11,7 +11,7 @@ mod entry;
 pub mod fuzzing;
 pub(crate) mod intset;
 pub(crate) mod listpack;
-pub(crate) mod module;
+pub mod module;
 mod prefetch;
 pub(crate) mod shape;
 pub(crate) mod stream;

@@ -402,10 +402,12 @@ pub(crate) fn decode_value<'a, S: BlobStore<'a>>(
         Module2 => {
             let id = ModuleId(read_len(c, "module type id")?);
             let start = c.pos();
+            let offset = c.offset();
             module::skip_opcodes(c)?;
             Value::Module(ModuleValue {
                 id,
                 body: c.since(start),
+                offset,
             })
         }
         HashZipmap | HashZiplist | HashListpack => {

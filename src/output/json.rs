@@ -8,6 +8,7 @@
 //! The writer is hand-written (no intermediate `serde_json::Value` tree) because export speed is a
 //! product goal; the tests parse its output back with `serde_json`.
 
+use crate::decode::module::ModuleData;
 use crate::model::{Elem, Entry, StreamId, Value};
 use base64::Engine as _;
 use std::io::Write as _;
@@ -192,8 +193,20 @@ pub fn entry(out: &mut Vec<u8>, entry: &Entry<'_>, value: &Value<'_>) {
     }
     out.extend_from_slice(b",\"key\":");
     bytes(out, &entry.key);
+    // module values that rdbkit reads: a JSON document is written as itself
+    let module = match value {
+        Value::Module(m) => Some(crate::decode::module::decode(m)),
+        _ => None,
+    };
+    let doc = match &module {
+        Some(Ok(Some(ModuleData::Json(d)))) => Some(d),
+        _ => None,
+    };
     out.extend_from_slice(b",\"type\":\"");
-    out.extend_from_slice(entry.value_type().name().as_bytes());
+    match doc {
+        Some(_) => out.extend_from_slice(b"json"),
+        None => out.extend_from_slice(entry.value_type().name().as_bytes()),
+    }
     out.push(b'"');
     if let Some(ms) = entry.expire_ms {
         out.extend_from_slice(b",\"expire_at_ms\":");
@@ -356,15 +369,34 @@ pub fn entry(out: &mut Vec<u8>, entry: &Entry<'_>, value: &Value<'_>) {
             }
             out.push(b'}');
         }
+        Value::Module(_) if doc.is_some() => {
+            out.extend_from_slice(doc.map_or("null", |d| &d.text).as_bytes())
+        }
         Value::Module(m) => {
             out.extend_from_slice(b"{\"module\":");
             string(out, &m.id.name());
             let _ = write!(
                 out,
-                ",\"encver\":{},\"size\":{}}}",
+                ",\"encver\":{},\"size\":{}",
                 m.id.encver(),
                 m.body.len()
             );
+            match &module {
+                Some(Ok(Some(data))) => {
+                    out.extend_from_slice(b",\"kind\":");
+                    string(out, data.kind());
+                    if let Some(p) = data.params() {
+                        out.extend_from_slice(b",\"params\":");
+                        out.extend_from_slice(p.to_string().as_bytes());
+                    }
+                }
+                Some(Err(e)) => {
+                    out.extend_from_slice(b",\"notice\":");
+                    string(out, &e.to_string());
+                }
+                _ => {}
+            }
+            out.push(b'}');
         }
     }
     out.push(b'}');

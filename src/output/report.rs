@@ -306,7 +306,7 @@ impl Report {
         let b = self.expiry_bucket(r);
         self.expiry[b].add(r);
         self.serialized += r.serialized;
-        if !memory::is_modelled(r.value_type) {
+        if !memory::is_modelled(r.value_type, r.encoding) {
             self.unmodelled.add(r);
         }
         let segments = split_prefix(&r.key, &self.opts.separator, self.opts.depth);

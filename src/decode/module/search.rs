@@ -1,0 +1,1 @@
+//! RediSearch index definitions, from its module aux data (`ft_index0`). Not read yet.
