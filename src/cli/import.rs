@@ -450,6 +450,7 @@ fn follow_config(a: &ImportArgs, target: &Target, replid: &str) -> replay::follo
             .map(|_| replay::follow::MARKER_KEY.to_string()),
         replid: replid.to_string(),
         start_offset: 0,
+        replace_foreign: None,
     }
 }
 
@@ -504,6 +505,7 @@ fn import_config(a: &ImportArgs, files: &[&Path]) -> Result<ImportConfig> {
         rate_limit: a.rate_limit,
         memory_budget: a.buffer_mb.max(1) << 20,
         keys_file: Some(a.keys_file.clone().unwrap_or_else(default_keys_file)),
+        record_keys: None,
     };
     Ok(cfg)
 }
@@ -562,6 +564,11 @@ pub fn run(a: &ImportArgs) -> Result<()> {
         if urls != 1 || a.files.len() != 1 {
             bail!(Usage(
                 "--follow needs exactly one source, a server URL (redis://…): it applies that server's writes after its snapshot".into()
+            ));
+        }
+        if a.skip_existing {
+            bail!(Usage(
+                "--skip-existing cannot be combined with --follow: the source's later commands on a kept key would change it (or be left out), and neither leaves the target equal to the source; use --replace (the source's keys replace the target's, also for keys first written after the snapshot) or --flush-target".into()
             ));
         }
         if !a.filter.types.is_empty() {
@@ -653,7 +660,11 @@ pub fn run(a: &ImportArgs) -> Result<()> {
         .filter(|f| !super::live::is_url(f))
         .map(|f| f.as_path())
         .collect();
-    let cfg = import_config(a, &files)?;
+    let mut cfg = import_config(a, &files)?;
+    // --follow --replace: the snapshot's keys, so that the stream replaces the target's others
+    let recorder = (a.follow.follow && a.replace)
+        .then(|| std::sync::Arc::new(replay::keyset::KeyRecorder::default()));
+    cfg.record_keys = recorder.clone();
     eprintln!("importing {} into {}", names.join(", "), target.display());
     let shown = target.clone();
     let follow_target = target.clone();
@@ -667,7 +678,10 @@ pub fn run(a: &ImportArgs) -> Result<()> {
             .pop()
             .expect("--follow is checked to have one live source");
         let source = super::live::source_target(&a.files[0].to_string_lossy())?;
-        let cfg_follow = follow_config(a, &follow_target, replica.kind().replid());
+        let mut cfg_follow = follow_config(a, &follow_target, replica.kind().replid());
+        cfg_follow.replace_foreign = recorder.map(|r| {
+            std::sync::Arc::new(std::sync::Mutex::new(replay::keyset::Ours::new(r.finish())))
+        });
         if let Some(p) = &a.checkpoint {
             super::live::save_checkpoint(p, replica.kind().replid(), replica.kind().offset())?;
         }

@@ -90,6 +90,9 @@ pub struct ImportConfig {
     /// Where the whole lists of failed, not-written and in-doubt keys go (created when the first
     /// key is reported); without it only the first 1000 of each are kept, in the summary.
     pub keys_file: Option<PathBuf>,
+    /// Records the hash of every key the import writes (see [`crate::replay::keyset`]): the
+    /// commands that follow the snapshot (`--follow`, an AOF's) need it under `--replace`.
+    pub record_keys: Option<std::sync::Arc<crate::replay::keyset::KeyRecorder>>,
 }
 
 /// Default [`ImportConfig::memory_budget`].
@@ -114,6 +117,7 @@ impl Default for ImportConfig {
             rate_limit: None,
             verify_checksum: true,
             keys_file: None,
+            record_keys: None,
         }
     }
 }

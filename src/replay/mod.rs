@@ -18,6 +18,7 @@ mod error;
 mod fake_target;
 pub mod follow;
 pub mod keylist;
+pub mod keyset;
 mod ledger;
 pub mod plan;
 mod preflight;

@@ -121,6 +121,7 @@ pub(super) fn produce(
         code::load(c, ctx.primaries, cfg, cfg.conn.reply_timeout, &mut report)
     };
     let mut planned = 0u64;
+    let mut recorded: Vec<u64> = Vec::new();
     input.decode(cfg.verify_checksum, |item, pos| -> Result<(), ReplayError> {
         if file == 0 {
             shared.ledger.stats.bytes_read.store(pos, Relaxed);
@@ -172,6 +173,16 @@ pub(super) fn produce(
                     shared.watermarks.open_batch(file, b.start_offset);
                 }
                 planner.plan(&e, b)?;
+                // the snapshot's keys, as a following command stream sees them (expired ones
+                // are not written: a command on such a name meets a foreign key, if any)
+                if cfg.record_keys.is_some() && cfg.filter.matches(&e) && !e.is_expired_at(now) {
+                    recorded.push(crate::replay::keyset::key_hash(db, &e.key));
+                    if recorded.len() >= 1 << 16 {
+                        if let Some(r) = &cfg.record_keys {
+                            r.extend(&mut recorded);
+                        }
+                    }
+                }
                 planned = e.value_offset + e.raw.len() as u64;
                 if Planner::batch_full(b) {
                     // the planned end moves per batch, not per key (a lock per key cost 2% of a
@@ -221,6 +232,9 @@ pub(super) fn produce(
         Ok(())
     })?;
     shared.watermarks.advance(file, planned);
+    if let Some(r) = &cfg.record_keys {
+        r.extend(&mut recorded);
+    }
     for line in planner.losses.describe() {
         shared.ledger.note(line);
     }

@@ -529,6 +529,182 @@ fn checkpoint_resumes_the_commands_exactly() {
     assert_same_dataset(&target, &loaded);
 }
 
+/// Keys the target holds before the import, named as the AOF's: `base:list` is in the RDB
+/// base, the `fresh:*` keys only in the commands (`fresh:*` in db 1 too), `mine` is not the AOF's.
+fn foreign_keys(t: &Server) {
+    let mut con = t.conn();
+    let mut p = redis::pipe();
+    p.cmd("RPUSH").arg("base:list").arg("foreign").ignore();
+    p.cmd("RPUSH").arg("fresh:list").arg("foreign").ignore();
+    p.cmd("SET").arg("fresh:n").arg(1000).ignore();
+    p.cmd("SADD").arg("fresh:set").arg("zz").ignore();
+    p.cmd("HSET")
+        .arg("fresh:h")
+        .arg("f")
+        .arg("foreign")
+        .ignore();
+    p.cmd("SET").arg("mine").arg("keep").ignore();
+    p.cmd("SELECT").arg(1).ignore();
+    p.cmd("RPUSH").arg("fresh:list").arg("foreign1").ignore();
+    p.query::<()>(&mut con).unwrap();
+}
+
+/// An 8.2 AOF (RDB base, then commands) whose commands add to keys the target of
+/// [`foreign_keys`] already holds: `(tmp, aof dir, a server loaded from a copy)`.
+fn aof_onto_foreign_keys() -> (tempfile::TempDir, PathBuf, Server) {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = aof_server(Version::V82, true, &[]);
+    writes(&s, 41, 200);
+    let mut con = s.conn();
+    redis::cmd("RPUSH")
+        .arg("base:list")
+        .arg("b1")
+        .query::<()>(&mut con)
+        .unwrap();
+    rewrite(&s);
+    writes(&s, 42, 200);
+    for db in [0, 1] {
+        let mut p = redis::pipe();
+        p.cmd("SELECT").arg(db).ignore();
+        p.cmd("RPUSH").arg("base:list").arg("c1").ignore();
+        p.cmd("RPUSH").arg("fresh:list").arg("a").arg("b").ignore();
+        p.cmd("INCR").arg("fresh:n").ignore();
+        p.cmd("SADD").arg("fresh:set").arg("x").ignore();
+        p.cmd("SUNIONSTORE")
+            .arg("fresh:u")
+            .arg("fresh:set")
+            .arg("fresh:set2")
+            .ignore();
+        p.cmd("HSET").arg("fresh:h").arg("g").arg("1").ignore();
+        p.query::<()>(&mut con).unwrap();
+    }
+    let (_, dir) = snapshot_aof(&s, tmp.path());
+    let (load_dir, _) = snapshot_aof(&s, &tmp.path().join("load"));
+    let loaded = server_on(Version::V82, &load_dir);
+    (tmp, dir, loaded)
+}
+
+/// The target equals `loaded` but for `mine`, which it still holds.
+fn equal_but_mine(target: &Server, loaded: &Server) {
+    let mut con = target.conn();
+    let mine: Option<String> = redis::cmd("GET").arg("mine").query(&mut con).unwrap();
+    assert_eq!(mine.as_deref(), Some("keep"));
+    redis::cmd("DEL").arg("mine").query::<()>(&mut con).unwrap();
+    assert_same_dataset(target, loaded);
+    redis::cmd("SET")
+        .arg("mine")
+        .arg("keep")
+        .query::<()>(&mut con)
+        .unwrap();
+}
+
+#[test]
+fn commands_onto_keys_the_target_holds_follow_the_conflict_options() {
+    if skip_if_missing(Version::V82) {
+        return;
+    }
+    let (_tmp, dir, loaded) = aof_onto_foreign_keys();
+    let target = Server::start(Version::V82);
+    foreign_keys(&target);
+    let before = target.digest();
+    let d = dir.to_str().unwrap();
+    let url = target.url();
+    // no option: refused before anything is written (was: exit 0, the target's keys added to)
+    let o = rdbkit(&["import", d, "--target", &url, "--quiet"]);
+    assert!(!o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("refusing to apply the AOF's commands"),
+        "{}",
+        text(&o)
+    );
+    assert!(text(&o).contains("nothing was written"), "{}", text(&o));
+    assert_eq!(target.digest(), before);
+    // --skip-existing cannot be exact for commands: refused, nothing written
+    let o = rdbkit(&["import", d, "--target", &url, "--skip-existing", "--quiet"]);
+    assert!(!o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("--skip-existing cannot import an AOF"),
+        "{}",
+        text(&o)
+    );
+    assert_eq!(target.digest(), before);
+    // --replace: the AOF's keys replace the target's (first-touched keys deleted in the same
+    // MULTI as their first command), other keys stay; a second --replace run gives the same
+    let out = import_aof(&dir, &url, &["--replace"]);
+    assert!(out.contains("--replace: "), "{out}");
+    equal_but_mine(&target, &loaded);
+    import_aof(&dir, &url, &["--replace"]);
+    equal_but_mine(&target, &loaded);
+    // and onto what an import left: refused again without an option
+    let o = rdbkit(&["import", d, "--target", &url, "--quiet"]);
+    assert!(!o.status.success(), "{}", text(&o));
+    // --flush-target: exactly the AOF
+    import_aof(&dir, &url, &["--flush-target"]);
+    assert_same_dataset(&target, &loaded);
+}
+
+#[test]
+fn checkpoint_resume_with_replace_deletes_foreign_keys_once() {
+    if skip_if_missing(Version::V82) {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    // many commands on a key the target holds, applied one round trip each: a run killed
+    // among them leaves the key half rebuilt, which a resume must not delete again
+    let s = aof_server(Version::V82, true, &[]);
+    writes(&s, 43, 100);
+    rewrite(&s);
+    let mut p = redis::pipe();
+    for i in 0..6000 {
+        p.cmd("RPUSH").arg("fresh:list").arg(i).ignore();
+        p.cmd("INCR").arg("fresh:n").ignore();
+    }
+    p.query::<()>(&mut s.conn()).unwrap();
+    let (_, dir) = snapshot_aof(&s, tmp.path());
+    let (load_dir, _) = snapshot_aof(&s, &tmp.path().join("load"));
+    let loaded = server_on(Version::V82, &load_dir);
+    let target = Server::start(Version::V82);
+    foreign_keys(&target);
+    // keys of the foreign set that this AOF does not touch stay as they are
+    let mut con = target.conn();
+    for k in ["base:list", "fresh:set", "fresh:h"] {
+        redis::cmd("DEL").arg(k).query::<()>(&mut con).unwrap();
+    }
+    redis::cmd("SELECT").arg(1).query::<()>(&mut con).unwrap();
+    redis::cmd("FLUSHDB").query::<()>(&mut con).unwrap();
+    let ckpt = tmp.path().join("ckpt.json");
+    let url = target.url();
+    let args = [
+        "import",
+        dir.to_str().unwrap(),
+        "--target",
+        &url,
+        "--checkpoint",
+        ckpt.to_str().unwrap(),
+        "--replace",
+        "--window-commands",
+        "1",
+        "--quiet",
+    ];
+    let run_dir = tmp.path().join("run");
+    std::fs::create_dir_all(&run_dir).unwrap();
+    let mut first = process::Running::start(&args, &run_dir);
+    let llen = || -> u64 {
+        redis::cmd("LLEN")
+            .arg("fresh:list")
+            .query(&mut target.conn())
+            .unwrap()
+    };
+    // the foreign list (one element) is replaced by the AOF's, which grows
+    wait_until(Duration::from_secs(30), || llen() > 10);
+    first.signal("-KILL");
+    first.wait_exit(Duration::from_secs(10));
+    assert!(llen() < 6000, "the first run had finished");
+    let out = import_aof(&dir, &url, &args[4..9]);
+    assert!(out.contains("resuming the commands at"), "{out}");
+    equal_but_mine(&target, &loaded);
+}
+
 /// An 8.2 AOF of db 0 written over several seconds (`aof-timestamp-enabled yes`), a copy to
 /// import and a copy truncated at its last annotation to load: `(tmp, aof dir, load dir, the
 /// annotation's time)`.

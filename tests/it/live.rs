@@ -1128,3 +1128,84 @@ fn follow_spills_the_stream_to_disk_while_the_target_stalls() {
     );
     common::assert_same_dataset(&src, &dst);
 }
+
+/// `--follow --replace` into a target that holds keys: the snapshot's keys are replaced by
+/// RESTORE, and keys first written on the source after the snapshot replace the target's own
+/// (deleted in the same MULTI as their first command) instead of adding to them (`RPUSH` onto
+/// the target's list, `INCR` of its counter). A rerun with `--replace` takes a new snapshot
+/// onto what the first left and ends equal too. `--skip-existing` is refused with `--follow`.
+#[test]
+fn follow_with_replace_replaces_keys_first_written_after_the_snapshot() {
+    if common::skip_if_missing(Version::V82) {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let src = follow_source();
+    let dst = Server::start(Version::V82);
+    let mut con = dst.conn();
+    let mut p = redis::pipe();
+    p.cmd("RPUSH").arg("after:list").arg("foreign").ignore();
+    p.cmd("SET").arg("after:n").arg(1000).ignore();
+    p.cmd("SADD").arg("after:set").arg("zz").ignore();
+    p.cmd("SET").arg("mine").arg("keep").ignore();
+    p.query::<()>(&mut con).unwrap();
+    let (src_url, dst_url) = (src.url(), dst.url());
+    let o = common::rdbkit(&[
+        "import",
+        &src_url,
+        "--target",
+        &dst_url,
+        "--follow",
+        "--skip-existing",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", common::text(&o));
+    assert!(common::text(&o).contains("--skip-existing cannot be combined with --follow"));
+    for (step, n) in [("1", 0), ("2", 1)] {
+        let dir = tmp.path().join(step);
+        std::fs::create_dir(&dir).unwrap();
+        let args = [
+            "import",
+            &src_url,
+            "--target",
+            &dst_url,
+            "--follow",
+            "--replace",
+            "--quiet",
+        ];
+        let mut r = Running::start(&args, &dir);
+        r.wait_for("following", Duration::from_secs(60));
+        let mut s = src.conn();
+        let mut p = redis::pipe();
+        // in the first run these keys are not in the snapshot; in the second they are
+        p.cmd("RPUSH")
+            .arg("after:list")
+            .arg(format!("a{n}"))
+            .ignore();
+        p.cmd("INCR").arg("after:n").ignore();
+        p.cmd("SADD").arg("after:set").arg(format!("x{n}")).ignore();
+        p.cmd("SUNIONSTORE")
+            .arg("after:u")
+            .arg("after:set")
+            .arg("after:none")
+            .ignore();
+        p.query::<()>(&mut s).unwrap();
+        thread::sleep(Duration::from_millis(500));
+        stop_follow(r);
+        let out = common::process::output(&dir);
+        if n == 0 {
+            assert!(
+                out.contains("--replace: 5 keys first met in the commands"),
+                "{out}"
+            );
+        }
+        let mine: Option<String> = redis::cmd("GET").arg("mine").query(&mut con).unwrap();
+        assert_eq!(mine.as_deref(), Some("keep"));
+        redis::cmd("DEL").arg("mine").query::<()>(&mut con).unwrap();
+        common::assert_same_dataset(&src, &dst);
+        redis::cmd("SET")
+            .arg("mine")
+            .arg("keep")
+            .query::<()>(&mut con)
+            .unwrap();
+    }
+}

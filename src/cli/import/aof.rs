@@ -5,7 +5,8 @@ use super::{finish, follow_config, import_config, progress_callback, ImportArgs}
 use crate::cli::Usage;
 use anyhow::{bail, Context, Result};
 use rdbkit::output::info::format_utc;
-use rdbkit::replay::follow::{self, FollowProgress};
+use rdbkit::replay::follow::{self, FollowConfig, FollowProgress};
+use rdbkit::replay::keyset::{key_hash, KeyRecorder, KeySet, Ours};
 use rdbkit::replay::{self, Source, Target};
 use rdbkit::source::aof::{self, Aof, AofCommands, Scan};
 use rdbkit::source::replica::ReplicaProgress;
@@ -146,23 +147,33 @@ fn primaries(target: &Target) -> Result<Vec<(Target, redis::Connection)>> {
     Ok(out)
 }
 
-/// An AOF whose base is commands writes into databases that must hold nothing before (commands
-/// such as `RPUSH` would add to what is there): emptied with `--flush-target`, refused otherwise.
-fn empty_target(a: &ImportArgs, target: &Target, scan: &Scan) -> Result<()> {
-    let dbs: std::collections::BTreeSet<u64> = scan
-        .dbs
-        .iter()
-        .map(|db| match (&a.db_map, target.db) {
-            (Some(m), _) => m.get(db).copied().unwrap_or(*db),
-            (None, Some(t)) => t,
-            (None, None) => *db,
-        })
-        .collect();
+/// What the target holds where the commands will write, checked before anything is written (the
+/// base's own databases are checked again by its import). Commands apply onto what is there
+/// (`RPUSH` adds to a list the target held), so: emptied with `--flush-target`; with `--replace`
+/// each key the commands touch that is not the base's is deleted at its first command (see
+/// `replay::keyset`); refused otherwise. `--skip-existing` is refused when anything is there:
+/// kept keys that the commands also change can be neither left alone nor changed exactly.
+fn check_target(a: &ImportArgs, target: &Target, aof: &Aof, scan: &Scan) -> Result<()> {
+    let mapped = |db: &u64| match (&a.db_map, target.db) {
+        (Some(m), _) => m.get(db).copied().unwrap_or(*db),
+        (None, Some(t)) => t,
+        (None, None) => *db,
+    };
+    let dbs: std::collections::BTreeSet<u64> = scan.dbs.iter().map(mapped).collect();
     let mut full = Vec::new();
     for (node, mut con) in primaries(target)? {
-        for db in &dbs {
-            redis::cmd("SELECT").arg(*db).query::<()>(&mut con)?;
-            if a.flush_target {
+        // with a base, any database may be written: --skip-existing looks at all of them
+        let look: Vec<u64> = if a.skip_existing && aof.rdb_base().is_some() {
+            let ks: String = redis::cmd("INFO").arg("keyspace").query(&mut con)?;
+            ks.lines()
+                .filter_map(|l| l.strip_prefix("db")?.split(':').next()?.parse().ok())
+                .collect()
+        } else {
+            dbs.iter().copied().collect()
+        };
+        for db in look {
+            redis::cmd("SELECT").arg(db).query::<()>(&mut con)?;
+            if a.flush_target && dbs.contains(&db) {
                 redis::cmd("FLUSHDB").query::<()>(&mut con)?;
                 continue;
             }
@@ -172,13 +183,67 @@ fn empty_target(a: &ImportArgs, target: &Target, scan: &Scan) -> Result<()> {
             }
         }
     }
-    if !full.is_empty() {
+    if full.is_empty() || (a.replace && !a.skip_existing) {
+        return Ok(());
+    }
+    if a.skip_existing {
         bail!(
-            "the AOF's base is commands, applied onto what the target holds ({}): empty those databases, or rerun with --flush-target",
+            "--skip-existing cannot import an AOF into a target that holds keys ({}): the commands would change the kept keys, or be left out, and neither makes the target equal the AOF; use --replace (the AOF's keys replace the target's) or --flush-target; nothing was written",
             full.join(", ")
         );
     }
-    Ok(())
+    bail!(
+        "refusing to apply the AOF's commands onto what the target holds ({}): commands such as RPUSH or INCR would add to the target's values; use --replace (each key the AOF touches is replaced) or --flush-target (those databases are emptied first); nothing was written",
+        full.join(", ")
+    )
+}
+
+/// Under `--replace`, the keys that are the import's own when the commands start at `from`: the
+/// base's (recorded by its import, or read from the base on a resume) and those the commands
+/// before `from` touched.
+fn ours_at(
+    a: &ImportArgs,
+    aof: &Aof,
+    target: &Target,
+    recorded: Option<&KeyRecorder>,
+    from: u64,
+    cfg: &FollowConfig,
+) -> Result<Ours> {
+    let base = match (recorded, aof.rdb_base()) {
+        (Some(r), _) => r.finish(),
+        (None, None) => KeySet::default(),
+        (None, Some(b)) => {
+            let filter = a.filter.to_filter();
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as i64);
+            let mut v = Vec::new();
+            Input::open(&b.path)
+                .with_context(|| format!("opening {}", b.path.display()))?
+                .decode(false, |item, _| -> Result<(), rdbkit::DecodeError> {
+                    if let rdbkit::Item::Entry(e) = item {
+                        if filter.matches(&e) && !e.is_expired_at(now) {
+                            let db = target
+                                .db
+                                .filter(|_| cfg.db_map.is_empty())
+                                .unwrap_or_else(|| cfg.db_map.get(&e.db).copied().unwrap_or(e.db));
+                            v.push(key_hash(db, &e.key));
+                        }
+                    }
+                    Ok(())
+                })
+                .with_context(|| format!("reading the keys of {}", b.path.display()))?;
+            KeySet::from_hashes(v)
+        }
+    };
+    let start = aof.commands_start();
+    let since = if from > start {
+        follow::touched_before(AofCommands::open(aof, start, from)?, cfg, from)
+            .map_err(|e| anyhow::anyhow!("reading the commands before the resume point: {e}"))?
+    } else {
+        Default::default()
+    };
+    Ok(Ours::with_touched(base, since))
 }
 
 /// Imports the AOF `aof` into `target`.
@@ -230,30 +295,33 @@ pub fn run(a: &ImportArgs, aof: &Aof, target: Target) -> Result<()> {
         Some(p) => resume_point(p, aof, &target)?,
         None => None,
     };
+    // a first run (no checkpoint yet) checks the target; a rerun continues onto its own writes
+    if ckpt.is_none_or(|p| !p.exists()) {
+        check_target(a, &target, aof, &scan)?;
+    }
+    let recorder = (a.replace && resume.is_none()).then(|| Arc::new(KeyRecorder::default()));
     let from = match resume {
         Some(off) => {
             eprintln!("resuming the commands at {}", aof.describe(off));
             off
         }
         None => {
-            match base {
-                Some(b) => {
-                    let cfg = import_config(a, &[b.path.as_path()])?;
-                    let source = Source {
-                        name: b.path.display().to_string(),
-                        input: Input::open(&b.path)
-                            .with_context(|| format!("opening {}", b.path.display()))?,
-                    };
-                    eprintln!("importing the base {} into {}", b.name(), target.display());
-                    let result = replay::import(
-                        vec![source],
-                        target.clone(),
-                        cfg,
-                        progress_callback(a.quiet),
-                    );
-                    finish(result, &target, ckpt)?;
-                }
-                None => empty_target(a, &target, &scan)?,
+            if let Some(b) = base {
+                let mut cfg = import_config(a, &[b.path.as_path()])?;
+                cfg.record_keys = recorder.clone();
+                let source = Source {
+                    name: b.path.display().to_string(),
+                    input: Input::open(&b.path)
+                        .with_context(|| format!("opening {}", b.path.display()))?,
+                };
+                eprintln!("importing the base {} into {}", b.name(), target.display());
+                let result = replay::import(
+                    vec![source],
+                    target.clone(),
+                    cfg,
+                    progress_callback(a.quiet),
+                );
+                finish(result, &target, ckpt)?;
             }
             aof.commands_start()
         }
@@ -268,6 +336,10 @@ pub fn run(a: &ImportArgs, aof: &Aof, target: Target) -> Result<()> {
     let mut cfg = follow_config(a, &target, &aof.id());
     cfg.until = Arc::new(AtomicU64::new(scan.end));
     cfg.start_offset = from;
+    if a.replace {
+        let ours = ours_at(a, aof, &target, recorder.as_deref(), from, &cfg)?;
+        cfg.replace_foreign = Some(Arc::new(Mutex::new(ours)));
+    }
     let commands = AofCommands::open(aof, from, scan.end)?;
     let quiet = a.quiet;
     let last = Mutex::new(Instant::now());

@@ -17,7 +17,7 @@ mod replies;
 mod route;
 mod writer;
 
-pub use parse::absolute_ttl;
+pub use parse::{absolute_ttl, touched_before};
 use route::{broadcast, by_slot, route, SlotMap};
 use writer::write_node;
 
@@ -62,6 +62,10 @@ pub struct FollowConfig {
     pub replid: String,
     /// The offset the follow starts at (the snapshot's): what a target without a marker holds.
     pub start_offset: u64,
+    /// `--replace`: the import's own keys (the snapshot's, and any the commands touched before
+    /// `start_offset`); a command's first touch of any other key deletes it first (see
+    /// [`crate::replay::keyset`]). `None`: commands apply onto whatever the target holds.
+    pub replace_foreign: Option<Arc<std::sync::Mutex<crate::replay::keyset::Ours>>>,
 }
 
 /// The marker key `--checkpoint` uses with `--follow`.
@@ -203,10 +207,8 @@ pub fn follow<S: CommandSource + 'static>(
     let (ops_tx, ops_rx) = async_channel::bounded::<Op>(4096);
     let parse_cfg = cfg.clone();
     let parse_live = live.clone();
-    let skipped = Arc::new(AtomicU64::new(0));
-    let parse_skipped = skipped.clone();
-    let split = Arc::new(parse::SplitByFilter::default());
-    let parse_split = split.clone();
+    let counts = Arc::new(parse::Counts::default());
+    let parse_counts = counts.clone();
     let room = Arc::new(tokio::sync::Semaphore::new(FOLLOW_MEMORY));
     let budget = Budget {
         room: room.clone(),
@@ -220,8 +222,7 @@ pub fn follow<S: CommandSource + 'static>(
                 &parse_live,
                 &parse_cfg,
                 &ops_tx,
-                &parse_skipped,
-                &parse_split,
+                &parse_counts,
                 &budget,
             )
         })
@@ -249,8 +250,17 @@ pub fn follow<S: CommandSource + 'static>(
                 .push(format!("the source's stream ended: {e}"));
         }
     }
-    summary.commands = commands.load(Relaxed);
-    summary.skipped = skipped.load(Relaxed);
+    // the UNLINKs of --replace are the target's, not the source's commands
+    let foreign = counts.foreign.load(Relaxed);
+    summary.commands = commands.load(Relaxed).saturating_sub(foreign);
+    if foreign > 0 {
+        summary.notes.push(format!(
+            "--replace: {} first met in the commands (not the snapshot's) cleared on the target before them (UNLINK in the same MULTI as the first command), so that the commands built the source's values, not added to any the target held",
+            crate::text::count(foreign, "key")
+        ));
+    }
+    summary.skipped = counts.skipped.load(Relaxed);
+    let split = &counts.split;
     let cut = split.cut.load(Relaxed);
     if cut > 0 {
         summary.notes.push(format!(

@@ -20,10 +20,14 @@ pub(super) fn parse<S: CommandSource>(
     live: &ReplicaProgress,
     cfg: &FollowConfig,
     ops: &async_channel::Sender<Op>,
-    skipped: &AtomicU64,
-    split: &SplitByFilter,
+    counts: &Counts,
     budget: &super::Budget,
 ) -> Result<(), String> {
+    let (skipped, split, foreign) = (&counts.skipped, &counts.split, &counts.foreign);
+    let mut ours = cfg
+        .replace_foreign
+        .as_ref()
+        .map(|m| std::mem::take(&mut *m.lock().unwrap_or_else(|e| e.into_inner())));
     let mut db = 0u64;
     let mut block: Option<Op> = None;
     let mut mixed = false;
@@ -126,6 +130,9 @@ pub(super) fn parse<S: CommandSource>(
                 skipped.fetch_add((before - o.cmds.len()) as u64, Relaxed);
             }
             o.db = target_db(o.db, cfg);
+            if let Some(ours) = ours.as_mut() {
+                foreign.fetch_add(replace_first_touched(&mut o, ours), Relaxed);
+            }
             if !o.cmds.is_empty() {
                 match budget.take(o.bytes()) {
                     Some(b) => o.budget = Some(b),
@@ -137,6 +144,89 @@ pub(super) fn parse<S: CommandSource>(
             }
         }
     }
+}
+
+/// `--replace` for commands: the keys `o` touches for the first time that are not the
+/// snapshot's are deleted first, in the same `MULTI` (the op becomes a block), so that the
+/// command builds the source's value rather than adding to one the target held before the
+/// import. Returns how many `UNLINK`s were added. `o`'s commands name target databases.
+fn replace_first_touched(o: &mut Op, ours: &mut crate::replay::keyset::Ours) -> u64 {
+    let mut db = o.db;
+    let mut first: Vec<(u64, Vec<u8>)> = Vec::new();
+    for c in &o.cmds {
+        if c[0].eq_ignore_ascii_case(b"SELECT") {
+            db = c
+                .get(1)
+                .and_then(|a| std::str::from_utf8(a).ok())
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(db);
+            continue;
+        }
+        for i in touched_positions(c) {
+            if ours.first_touch(db, &c[i]) {
+                first.push((db, c[i].clone()));
+            }
+        }
+    }
+    if first.is_empty() {
+        return 0;
+    }
+    let n = first.len() as u64;
+    let mut pre = Vec::with_capacity(first.len() + 2);
+    let mut at = o.db;
+    for (db, key) in first {
+        if db != at {
+            pre.push(vec![b"SELECT".to_vec(), db.to_string().into_bytes()]);
+            at = db;
+        }
+        // one key per UNLINK: a cluster refuses a command on keys of several slots
+        pre.push(vec![b"UNLINK".to_vec(), key]);
+    }
+    if at != o.db {
+        pre.push(vec![b"SELECT".to_vec(), o.db.to_string().into_bytes()]);
+    }
+    pre.append(&mut o.cmds);
+    o.cmds = pre;
+    o.block = true;
+    n
+}
+
+/// The keys `reader`'s commands touch before offset `until`, in target databases, as `--replace`
+/// counts them (see [`replace_first_touched`]): what a resumed command stream has already made
+/// the import's own. Commands of databases left out by `--db`, and keys outside `--key`, are not
+/// applied and so not counted.
+pub fn touched_before<S: CommandSource>(
+    mut reader: S,
+    cfg: &FollowConfig,
+    until: u64,
+) -> Result<std::collections::HashSet<u64>, String> {
+    let mut db = 0u64;
+    let mut seen = std::collections::HashSet::new();
+    while reader.position() < until {
+        let Some(c) = reader.next_command().map_err(|e| e.to_string())? else {
+            break;
+        };
+        if c.is("SELECT") {
+            db = c
+                .args
+                .get(1)
+                .and_then(|a| std::str::from_utf8(a).ok())
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(db);
+            continue;
+        }
+        if !cfg.dbs.is_empty() && !cfg.dbs.contains(&db) {
+            continue;
+        }
+        let to = target_db(db, cfg);
+        for i in touched_positions(&c.args) {
+            let key = &c.args[i];
+            if cfg.keys.is_empty() || cfg.keys.iter().any(|g| crate::filter::glob_match(g, key)) {
+                seen.insert(crate::replay::keyset::key_hash(to, key));
+            }
+        }
+    }
+    Ok(seen)
 }
 
 /// The target database of source database `db`.
@@ -153,6 +243,17 @@ fn select(db: u64, cfg: &FollowConfig) -> Vec<Vec<u8>> {
         b"SELECT".to_vec(),
         target_db(db, cfg).to_string().into_bytes(),
     ]
+}
+
+/// What the parser counts for the summary.
+#[derive(Debug, Default)]
+pub(super) struct Counts {
+    /// Commands left out by `--db` and `--key`.
+    pub(super) skipped: AtomicU64,
+    /// Commands split by `--key`.
+    pub(super) split: SplitByFilter,
+    /// `UNLINK`s added by `--replace` (see [`replace_first_touched`]).
+    pub(super) foreign: AtomicU64,
 }
 
 /// Commands whose keys fell on both sides of `--key`: how many, and the first few names.
@@ -216,6 +317,32 @@ fn key_positions(args: &[Vec<u8>]) -> Vec<usize> {
         routing_key(args)
             .map(|_| vec![if is("BITOP") || is("XGROUP") { 2 } else { 1 }])
             .unwrap_or_default()
+    }
+}
+
+/// Every key a command reads or writes, where [`key_positions`] names only the written one of
+/// the commands that store a result computed from other keys (`SUNIONSTORE`, `BITOP`…).
+fn touched_positions(args: &[Vec<u8>]) -> Vec<usize> {
+    let name = &args[0];
+    let is = |n: &str| name.eq_ignore_ascii_case(n.as_bytes());
+    let num = |i: usize| -> usize {
+        args.get(i)
+            .and_then(|a| std::str::from_utf8(a).ok())
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0)
+    };
+    if is("SINTERSTORE") || is("SUNIONSTORE") || is("SDIFFSTORE") || is("PFMERGE") {
+        (1..args.len()).collect()
+    } else if is("BITOP") {
+        (2..args.len()).collect()
+    } else if is("ZUNIONSTORE") || is("ZINTERSTORE") || is("ZDIFFSTORE") {
+        std::iter::once(1)
+            .chain(3..(3 + num(2)).min(args.len()))
+            .collect()
+    } else if is("ZRANGESTORE") || is("GEOSEARCHSTORE") {
+        (1..args.len().min(3)).collect()
+    } else {
+        key_positions(args)
     }
 }
 
@@ -378,6 +505,54 @@ mod filter_tests {
 
     fn v(args: &[&str]) -> Vec<Vec<u8>> {
         args.iter().map(|a| a.as_bytes().to_vec()).collect()
+    }
+
+    #[test]
+    fn a_first_touched_key_is_unlinked_in_the_same_block() {
+        use crate::replay::keyset::{key_hash, KeySet, Ours};
+        let mut ours = Ours::new(KeySet::from_hashes(vec![key_hash(0, b"snap")]));
+        let mut o = Op {
+            start: 0,
+            end: 1,
+            db: 0,
+            cmds: vec![v(&["SUNIONSTORE", "d", "snap", "x"])],
+            block: false,
+            asking: false,
+            redirects: 0,
+            budget: None,
+        };
+        assert_eq!(replace_first_touched(&mut o, &mut ours), 2);
+        assert!(o.block);
+        assert_eq!(
+            o.cmds,
+            vec![
+                v(&["UNLINK", "d"]),
+                v(&["UNLINK", "x"]),
+                v(&["SUNIONSTORE", "d", "snap", "x"])
+            ]
+        );
+        // touched once: never again; another database is another key
+        let mut o2 = Op {
+            cmds: vec![
+                v(&["RPUSH", "d", "1"]),
+                v(&["SELECT", "3"]),
+                v(&["SET", "d", "1"]),
+            ],
+            ..o.clone()
+        };
+        o2.block = false;
+        assert_eq!(replace_first_touched(&mut o2, &mut ours), 1);
+        assert_eq!(
+            o2.cmds,
+            vec![
+                v(&["SELECT", "3"]),
+                v(&["UNLINK", "d"]),
+                v(&["SELECT", "0"]),
+                v(&["RPUSH", "d", "1"]),
+                v(&["SELECT", "3"]),
+                v(&["SET", "d", "1"])
+            ]
+        );
     }
 
     #[test]
