@@ -28,6 +28,7 @@
 pub mod cluster;
 pub mod commands;
 pub mod decode;
+pub mod diff;
 pub mod dups;
 pub mod error;
 pub mod filter;

@@ -26,15 +26,24 @@ fn main() -> ExitCode {
         cli::Command::Filter(a) => cli::rewrite::run_filter(a),
         cli::Command::Split(a) => cli::rewrite::run_split(a),
         cli::Command::Dump(a) => cli::live::run_dump(a),
+        // exit 0 equal, 1 different, 2 error (usage or a side that cannot be read)
+        cli::Command::Diff(a) => {
+            return match cli::diff::run(a) {
+                Ok(true) => ExitCode::SUCCESS,
+                Ok(false) => ExitCode::from(1),
+                Err(e) if broken_pipe(&e) => ExitCode::from(1),
+                Err(e) => {
+                    eprintln!("rdbkit: {e:#}");
+                    ExitCode::from(2)
+                }
+            }
+        }
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             // a closed pipe (`rdbkit export … | head`) is not a failure
-            if e.chain().any(|c| {
-                c.downcast_ref::<std::io::Error>()
-                    .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
-            }) {
+            if broken_pipe(&e) {
                 return ExitCode::SUCCESS;
             }
             eprintln!("rdbkit: {e:#}");
@@ -45,4 +54,12 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// True when `e` is a closed pipe (`rdbkit export … | head`).
+fn broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }

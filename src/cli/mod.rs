@@ -1,6 +1,7 @@
 //! Command-line interface: argument parsing and the subcommands. `main.rs` only maps the outcome to
 //! an exit code.
 
+pub mod diff;
 pub mod export;
 pub mod import;
 pub mod info;
@@ -44,6 +45,9 @@ pub enum Command {
     Split(rewrite::SplitArgs),
     /// Save a running server's snapshot to a file, received as a replica receives it.
     Dump(live::DumpArgs),
+    /// Compare two datasets (dumps, AOF bases, live servers) key by key: one JSON line per
+    /// difference; exit 0 when equal, 1 when they differ, 2 on error.
+    Diff(diff::DiffArgs),
 }
 
 /// A mistake in how rdbkit was called that clap could not see (e.g. a `--target` that is not a

@@ -10,10 +10,10 @@ use rdbkit::source::Input;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-/// What `verify` can check of an AOF: its RDB base, when no write was recorded after it. Its
-/// state after recorded writes is not computed offline, so a check of it could not be exact:
-/// refused with what to do instead.
-fn aof_base(aof: &rdbkit::source::aof::Aof) -> Result<std::path::PathBuf> {
+/// What `verify` (or `diff`, named by `cmd`) can check of an AOF: its RDB base, when no write was
+/// recorded after it. Its state after recorded writes is not computed offline, so a check of it
+/// could not be exact: refused with what to do instead.
+pub(crate) fn aof_base(aof: &rdbkit::source::aof::Aof, cmd: &str) -> Result<std::path::PathBuf> {
     let scan = rdbkit::source::aof::scan(aof, None)?;
     let plain = ["SELECT", "MULTI", "EXEC"];
     let writes: u64 = scan
@@ -25,17 +25,17 @@ fn aof_base(aof: &rdbkit::source::aof::Aof) -> Result<std::path::PathBuf> {
     match aof.rdb_base() {
         Some(b) if writes == 0 => {
             eprintln!(
-                "{}: no write recorded after the base: verifying the base {}",
+                "{}: no write recorded after the base: {cmd} reads the base {}",
                 aof.path.display(),
                 b.name()
             );
             Ok(b.path.clone())
         }
         base => bail!(
-            "{}: verify compares a target with a dump's keys, and this AOF's keys are {} after {writes} recorded commands, which rdbkit does not compute offline: a check could not be exact. Start a server on a copy of the AOF and compare the two (DEBUG DIGEST){}",
+            "{}: {cmd} compares a dump's keys, and this AOF's keys are {} after {writes} recorded commands, which rdbkit does not compute offline: a check could not be exact. Start a server on a copy of the AOF and compare the two (DEBUG DIGEST){}",
             aof.path.display(),
             if base.is_some() { "its base" } else { "nothing" },
-            base.map(|b| format!(", or verify an import of the base alone (rdbkit verify {})", b.path.display()))
+            base.map(|b| format!(", or {cmd} the base alone ({})", b.path.display()))
                 .unwrap_or_default()
         ),
     }
@@ -73,7 +73,7 @@ pub struct VerifyArgs {
 pub fn run(a: &VerifyArgs) -> Result<()> {
     let target = a.target.target()?;
     let file = match rdbkit::source::aof::detect(&a.input.file)? {
-        Some(aof) => aof_base(&aof)?,
+        Some(aof) => aof_base(&aof, "verify")?,
         None => a.input.file.clone(),
     };
     let input = Input::open(&file).with_context(|| format!("opening {}", file.display()))?;

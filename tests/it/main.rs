@@ -5,6 +5,7 @@
 mod aof;
 mod common;
 mod corpus;
+mod diff;
 mod dumps;
 mod export;
 mod faults;
