@@ -38,6 +38,9 @@ pub struct Duplicate {
     pub key: Vec<u8>,
     /// Record offsets of every copy, in file order.
     pub offsets: Vec<u64>,
+    /// The dump's own name of every copy, in file order: `key` itself, unless [`scan_names`]
+    /// gave the keys other names (`--rename`).
+    pub sources: Vec<Vec<u8>>,
 }
 
 impl std::fmt::Display for Duplicate {
@@ -96,7 +99,16 @@ fn key_hash(db: u64, key: &[u8]) -> u64 {
 /// (called once, or twice when some key hashes repeat). Records are framed, not decoded; the
 /// checksum is not verified here (the command's own pass does that). A dump that stops framing
 /// early is checked up to that point ([`DuplicateScan::stopped_at`]).
-pub fn scan(mut open: impl FnMut() -> std::io::Result<Input>) -> Result<DuplicateScan, ScanError> {
+pub fn scan(open: impl FnMut() -> std::io::Result<Input>) -> Result<DuplicateScan, ScanError> {
+    scan_names(open, |e| Some(std::borrow::Cow::Borrowed(&e.key)))
+}
+
+/// [`scan`] of the names keys will have: `name` gives an entry's (`None`: the key is left out),
+/// so that keys renamed onto one name (`--rename`) are found as duplicates of it.
+pub fn scan_names(
+    mut open: impl FnMut() -> std::io::Result<Input>,
+    name: impl for<'e> Fn(&'e Entry<'_>) -> Option<std::borrow::Cow<'e, [u8]>>,
+) -> Result<DuplicateScan, ScanError> {
     let mut hashes: Vec<u64> = Vec::new();
     let first = open()?.decode(false, |item, _| -> Result<(), DecodeError> {
         match item {
@@ -104,7 +116,11 @@ pub fn scan(mut open: impl FnMut() -> std::io::Result<Input>) -> Result<Duplicat
                 // a hint: never reserve more than a few million at once on its word alone
                 hashes.reserve(db_size.min(1 << 22) as usize);
             }
-            Item::Entry(e) => hashes.push(key_hash(e.db, &e.key)),
+            Item::Entry(e) => {
+                if let Some(n) = name(&e) {
+                    hashes.push(key_hash(e.db, &n));
+                }
+            }
             _ => {}
         }
         Ok(())
@@ -127,33 +143,39 @@ pub fn scan(mut open: impl FnMut() -> std::io::Result<Input>) -> Result<Duplicat
         return Ok(out);
     }
     // second pass: the keys behind the repeated hashes, compared byte for byte
-    let mut copies: HashMap<(u64, Vec<u8>), Vec<u64>> = HashMap::new();
+    let mut copies: HashMap<(u64, Vec<u8>), Vec<Copy>> = HashMap::new();
     let mut order: Vec<(u64, Vec<u8>)> = Vec::new();
     // stops where the first pass stopped, with the same error
     let _ = open()?.decode(false, |item, _| -> Result<(), DecodeError> {
         if let Item::Entry(e) = item {
-            if suspects.contains(&key_hash(e.db, &e.key)) {
-                let id = (e.db, e.key.to_vec());
+            let Some(n) = name(&e) else { return Ok(()) };
+            if suspects.contains(&key_hash(e.db, &n)) {
+                let id = (e.db, n.to_vec());
                 let offsets = copies.entry(id.clone()).or_default();
                 if offsets.is_empty() {
                     order.push(id);
                 }
-                offsets.push(e.offset);
+                offsets.push((e.offset, e.key.to_vec()));
             }
         }
         Ok(())
     });
     for id in order {
-        if let Some(offsets) = copies.remove(&id).filter(|o| o.len() > 1) {
+        if let Some(copies) = copies.remove(&id).filter(|o| o.len() > 1) {
+            let (offsets, sources) = copies.into_iter().unzip();
             out.duplicates.push(Duplicate {
                 db: id.0,
                 key: id.1,
                 offsets,
+                sources,
             });
         }
     }
     Ok(out)
 }
+
+/// One copy of a key: its record's offset and the dump's name of it.
+type Copy = (u64, Vec<u8>);
 
 /// Why [`scan`] failed.
 #[derive(Debug, thiserror::Error)]

@@ -39,6 +39,7 @@ pub mod payload;
 pub mod replay;
 pub mod source;
 pub mod text;
+pub mod transform;
 pub mod write;
 
 pub use decode::{crc64, crc64_combine, Decoder};

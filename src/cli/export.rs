@@ -49,6 +49,8 @@ pub struct ExportArgs {
     #[command(flatten)]
     dups: super::DuplicateArgs,
     #[command(flatten)]
+    transform: super::TransformArgs,
+    #[command(flatten)]
     size: SizeArgs,
     #[command(flatten)]
     threads: ThreadArgs,
@@ -61,6 +63,7 @@ fn parse_release(s: &str) -> Result<TargetInfo, String> {
 /// Runs `export`.
 pub fn run(a: &ExportArgs) -> Result<()> {
     if let Some(aof) = rdbkit::source::aof::detect(&a.input.file)? {
+        a.transform.refuse_for("an AOF's commands")?;
         return aof::run(a, &aof);
     }
     export_dump(a, &a.input.file)
@@ -85,13 +88,18 @@ fn output(a: &ExportArgs, append: bool) -> Result<Box<dyn Write>> {
 /// Exports the dump at `file`.
 fn export_dump(a: &ExportArgs, file: &Path) -> Result<()> {
     let input = Input::open(file).with_context(|| format!("opening {}", file.display()))?;
+    let filter = a.filter.to_filter_for(file, &a.dups)?;
+    let transform = a.transform.to_transform()?;
+    super::check_renames(file, &filter, &transform)?;
     let out = output(a, false)?;
     let exporter = Exporter {
+        transform,
+        transformed: Default::default(),
         format: match a.format {
             Format::Jsonl => ExportFormat::Jsonl,
             Format::Resp => ExportFormat::Resp,
         },
-        filter: a.filter.to_filter_for(file, &a.dups)?,
+        filter,
         min_size: a.size.min_size,
         limits: Limits::default(),
         target: a.target_version.clone(),
@@ -119,6 +127,9 @@ fn export_dump(a: &ExportArgs, file: &Path) -> Result<()> {
     } = writer.totals();
     for line in losses.describe() {
         eprintln!("not expressible on the target: {line}");
+    }
+    for line in exporter.transformed.describe() {
+        eprintln!("transformed: {line}");
     }
     if functions_skipped > 0 {
         eprintln!(

@@ -151,6 +151,8 @@ pub struct ImportArgs {
     filter: FilterArgs,
     #[command(flatten)]
     dups: super::DuplicateArgs,
+    #[command(flatten)]
+    transform: super::TransformArgs,
     /// Parallel connections (one key's commands always share one).
     #[arg(long, default_value_t = 2)]
     connections: usize,
@@ -474,7 +476,13 @@ fn import_config(a: &ImportArgs, files: &[&Path]) -> Result<ImportConfig> {
         }
     }
     filter.duplicates = selection.map(std::sync::Arc::new);
+    let transform = a.transform.to_transform()?;
+    for f in files {
+        super::check_renames(f, &filter, &transform)?;
+    }
     let cfg = ImportConfig {
+        transform,
+        transformed: Default::default(),
         filter,
         db_map: a.db_map.clone().unwrap_or_default(),
         mode: match a.mode {
@@ -548,6 +556,7 @@ pub fn run(a: &ImportArgs) -> Result<()> {
                     "an AOF is imported alone: give it (its directory, manifest or file) as the only input".into()
                 ));
             }
+            a.transform.refuse_for("an AOF's commands")?;
             return aof::run(a, &found, target);
         }
     }
@@ -566,6 +575,8 @@ pub fn run(a: &ImportArgs) -> Result<()> {
                 "--follow needs exactly one source, a server URL (redis://…): it applies that server's writes after its snapshot".into()
             ));
         }
+        a.transform
+            .refuse_for("the source's writes after its snapshot (--follow)")?;
         if a.skip_existing {
             bail!(Usage(
                 "--skip-existing cannot be combined with --follow: the source's later commands on a kept key would change it (or be left out), and neither leaves the target equal to the source; use --replace (the source's keys replace the target's, also for keys first written after the snapshot) or --flush-target".into()
@@ -668,9 +679,13 @@ pub fn run(a: &ImportArgs) -> Result<()> {
     eprintln!("importing {} into {}", names.join(", "), target.display());
     let shown = target.clone();
     let follow_target = target.clone();
+    let transformed = cfg.transformed.clone();
     let result = replay::import(sources, target, cfg, progress_callback(a.quiet));
     for (name, stats) in &scans {
         super::source_mode::print_stats(name, stats);
+    }
+    for line in transformed.describe() {
+        println!("transformed: {line}");
     }
     finish(result, &shown, a.checkpoint.as_deref())?;
     if a.follow.follow {

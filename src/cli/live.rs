@@ -301,7 +301,7 @@ pub struct FollowArgs {
     pub from_replica: bool,
 }
 
-/// `500ms`, `10s`, `2m`, or a number of seconds.
+/// `500ms`, `10s`, `2m`, `6h`, `1d`, or a number of seconds.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     let (num, unit) = s
@@ -314,7 +314,9 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         "ms" => v / 1000.0,
         "" | "s" => v,
         "m" => v * 60.0,
-        _ => return Err(format!("{s:?}: unknown unit {unit:?} (ms, s, m)")),
+        "h" => v * 3600.0,
+        "d" => v * 86400.0,
+        _ => return Err(format!("{s:?}: unknown unit {unit:?} (ms, s, m, h, d)")),
     };
     Duration::try_from_secs_f64(secs).map_err(|e| format!("{s:?}: {e}"))
 }

@@ -34,7 +34,7 @@ pub enum Command {
     /// Write every key as JSON lines or as RESP commands for `redis-cli --pipe`.
     Export(export::ExportArgs),
     /// Replay a dump into a running Redis primary (RESTORE of the raw values, commands as fallback).
-    Import(import::ImportArgs),
+    Import(Box<import::ImportArgs>),
     /// Check that a target holds every key of a dump (ordinary commands only, no DEBUG).
     Verify(verify::VerifyArgs),
     /// Memory report: estimated memory per key, biggest keys, totals, expiry, memory by prefix.
@@ -104,6 +104,119 @@ pub struct FilterArgs {
     /// Only values of this type: string, list, set, zset, hash, stream, module (repeatable).
     #[arg(long = "type", value_name = "TYPE", value_parser = parse_type)]
     pub types: Vec<ValueType>,
+}
+
+/// Transforms of the keys written (import, export): see `rdbkit::transform`.
+#[derive(Debug, Args, Default, Clone)]
+pub struct TransformArgs {
+    /// Write keys matching FROM under TO: `'old:*=new:*'` (repeatable, the first that matches
+    /// wins; `*` is the only wildcard, each `*` of TO is what the `*` of the same rank matched;
+    /// `\xNN` escapes allowed). `--key` and `--drop-ttl` read the dump's names. Two keys renamed
+    /// onto one name are refused before anything is written.
+    #[arg(long, value_name = "FROM=TO", help_heading = "Transforms")]
+    pub rename: Vec<String>,
+    /// Move every key TTL by this much (`6h`: the dump is six hours old and its keys should
+    /// expire as they would have; `-30m` moves them earlier). Units ms, s, m, h, d.
+    #[arg(long, value_name = "DURATION", allow_hyphen_values = true, value_parser = parse_signed_ms, help_heading = "Transforms")]
+    pub ttl_shift: Option<i64>,
+    /// A key TTL ends at most this long from now (keys without a TTL keep none).
+    #[arg(long, value_name = "DURATION", value_parser = parse_ms, help_heading = "Transforms")]
+    pub ttl_max: Option<i64>,
+    /// Leave out keys whose TTL ends within this long from now (counted in the summary).
+    #[arg(long, value_name = "DURATION", value_parser = parse_ms, help_heading = "Transforms")]
+    pub skip_expiring_within: Option<i64>,
+    /// Keys matching this glob (the dump's names) are written without their TTL (repeatable).
+    #[arg(long, value_name = "GLOB", help_heading = "Transforms")]
+    pub drop_ttl: Vec<String>,
+}
+
+impl TransformArgs {
+    /// The library's transform.
+    pub fn to_transform(&self) -> anyhow::Result<rdbkit::transform::Transform> {
+        let renames = self
+            .rename
+            .iter()
+            .map(|r| rdbkit::transform::Rename::from_bytes(&unescape(r)))
+            .collect::<Result<Vec<_>, String>>()
+            .map_err(|e| anyhow::anyhow!(Usage(e)))?;
+        Ok(rdbkit::transform::Transform {
+            renames,
+            ttl_shift_ms: self.ttl_shift.unwrap_or(0),
+            ttl_max_ms: self.ttl_max,
+            skip_expiring_within_ms: self.skip_expiring_within,
+            drop_ttl: self.drop_ttl.iter().map(|g| unescape(g)).collect(),
+        })
+    }
+
+    /// Refuses the transforms where they are not applied (`what`: an AOF's commands, a follow).
+    pub fn refuse_for(&self, what: &str) -> anyhow::Result<()> {
+        if self.to_transform()?.is_identity() {
+            return Ok(());
+        }
+        anyhow::bail!(Usage(format!(
+            "--rename and the TTL transforms apply to a dump's keys, not to {what}: rdbkit would write the commands' keys under their old names and TTLs"
+        )))
+    }
+}
+
+/// Checks, before anything is written, that `--rename` sends no two selected keys of `path` to
+/// one name; the error names them.
+pub fn check_renames(
+    path: &std::path::Path,
+    filter: &Filter,
+    t: &rdbkit::transform::Transform,
+) -> anyhow::Result<()> {
+    if t.renames.is_empty() || path.as_os_str() == "-" {
+        return Ok(());
+    }
+    let found = rdbkit::dups::scan_names(
+        || source::Input::open(path),
+        |e| filter.matches(e).then(|| t.name(&e.key)),
+    )
+    .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    if found.duplicates.is_empty() {
+        return Ok(());
+    }
+    let esc = rdbkit::text::escape_bytes;
+    let list: Vec<String> = found
+        .duplicates
+        .iter()
+        .take(10)
+        .map(|d| {
+            let from: Vec<String> = d
+                .sources
+                .iter()
+                .zip(&d.offsets)
+                .map(|(s, o)| format!("{} (offset 0x{o:x})", esc(s)))
+                .collect();
+            format!("db {}: {} from {}", d.db, esc(&d.key), from.join(" and "))
+        })
+        .collect();
+    anyhow::bail!(
+        "{}: --rename gives {} the name of another key (nothing was written):\n  {}{}",
+        path.display(),
+        rdbkit::text::count(found.duplicates.len() as u64, "key"),
+        list.join("\n  "),
+        if found.duplicates.len() > 10 {
+            "\n  …"
+        } else {
+            ""
+        }
+    )
+}
+
+/// A duration in milliseconds (`500ms`, `10s`, `2m`, `6h`, `1d`, or seconds).
+fn parse_ms(s: &str) -> Result<i64, String> {
+    let d = live::parse_duration(s)?;
+    i64::try_from(d.as_millis()).map_err(|_| format!("{s:?} is too long"))
+}
+
+/// [`parse_ms`], negative with a leading `-`.
+fn parse_signed_ms(s: &str) -> Result<i64, String> {
+    match s.trim().strip_prefix('-') {
+        Some(rest) => parse_ms(rest).map(|v| -v),
+        None => parse_ms(s),
+    }
 }
 
 fn parse_type(s: &str) -> Result<ValueType, String> {

@@ -82,6 +82,10 @@ pub struct Exporter {
     pub drop_field_ttls: bool,
     /// Now, in Unix ms (fields whose TTL has passed are left out with `drop_field_ttls`).
     pub now_ms: i64,
+    /// `--rename`, `--ttl-shift`… applied to each selected key.
+    pub transform: crate::transform::Transform,
+    /// What `transform` changed.
+    pub transformed: std::sync::Arc<crate::transform::TransformCounts>,
 }
 
 impl Exporter {
@@ -136,6 +140,17 @@ impl ChunkWorker for Exporter {
         for (item, _) in chunk.items {
             match item {
                 Item::Entry(e) if self.filter.matches(e) => {
+                    let changed;
+                    let e = if self.transform.is_identity() {
+                        e
+                    } else {
+                        let mut t = e.clone();
+                        if !self.transform.apply(&mut t, self.now_ms, &self.transformed) {
+                            continue;
+                        }
+                        changed = t;
+                        &changed
+                    };
                     let v = e.value_in(scratch)?;
                     if self
                         .min_size

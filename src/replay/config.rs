@@ -35,6 +35,8 @@ pub enum Skip {
     ModuleMissing,
     /// The target cannot represent the value (e.g. field TTLs before 7.4).
     Unrepresentable,
+    /// Its TTL ends soon and `--skip-expiring-within` was given.
+    ExpiringSoon,
 }
 
 impl Skip {
@@ -48,6 +50,7 @@ impl Skip {
             Skip::Existing => "exists on target (--skip-existing)",
             Skip::ModuleMissing => "module missing on target",
             Skip::Unrepresentable => "not representable on target",
+            Skip::ExpiringSoon => "expiring soon (--skip-expiring-within)",
         }
     }
 }
@@ -93,6 +96,10 @@ pub struct ImportConfig {
     /// Records the hash of every key the import writes (see [`crate::replay::keyset`]): the
     /// commands that follow the snapshot (`--follow`, an AOF's) need it under `--replace`.
     pub record_keys: Option<std::sync::Arc<crate::replay::keyset::KeyRecorder>>,
+    /// `--rename`, `--ttl-shift`… applied to each selected key before it is routed and written.
+    pub transform: crate::transform::Transform,
+    /// What [`ImportConfig::transform`] changed.
+    pub transformed: std::sync::Arc<crate::transform::TransformCounts>,
 }
 
 /// Default [`ImportConfig::memory_budget`].
@@ -118,6 +125,8 @@ impl Default for ImportConfig {
             verify_checksum: true,
             keys_file: None,
             record_keys: None,
+            transform: Default::default(),
+            transformed: Default::default(),
         }
     }
 }

@@ -126,13 +126,18 @@ impl<'s> Planner<'s> {
     }
 
     /// Plans one entry into `batch`. `Ok(false)` when the key is skipped.
-    pub fn plan(&mut self, e: &Entry<'_>, batch: &mut Batch) -> Result<bool, crate::DecodeError> {
+    pub fn plan(
+        &mut self,
+        e: &Entry<'_>,
+        batch: &mut Batch,
+        selected: bool,
+    ) -> Result<bool, crate::DecodeError> {
         let end = e.value_offset + e.raw.len() as u64;
         if end <= self.resume_from {
             self.shared.ledger.skip(Skip::Checkpoint, None);
             return Ok(false);
         }
-        if !self.cfg.filter.matches(e) {
+        if !selected {
             self.shared.ledger.skip(Skip::Filtered, None);
             return Ok(false);
         }

@@ -134,13 +134,22 @@ pub(super) fn produce(
                 planner.dump_version = version.min(u32::from(u16::MAX)) as u16;
                 planner.dump_valkey = magic == crate::Magic::Valkey;
             }
-            Item::Entry(e) => {
+            Item::Entry(mut e) => {
+                // the selection reads the dump's names; the transforms come after it
+                let selected = cfg.filter.matches(&e);
+                if selected
+                    && !cfg.transform.is_identity()
+                    && !cfg.transform.apply(&mut e, now, &cfg.transformed)
+                {
+                    shared.ledger.skip(crate::replay::Skip::ExpiringSoon, None);
+                    return Ok(());
+                }
                 let db = shared
                     .target
                     .db
                     .filter(|_| cfg.db_map.is_empty())
                     .unwrap_or_else(|| cfg.db_map.get(&e.db).copied().unwrap_or(e.db));
-                if seen_dbs.insert(db) && cfg.filter.matches(&e) {
+                if seen_dbs.insert(db) && selected {
                     // held while checking, so no other input writes to `db` before the check
                     let mut checked = shared.checked_dbs.lock().unwrap_or_else(|e| e.into_inner());
                     if checked.insert(db) {
@@ -172,10 +181,10 @@ pub(super) fn produce(
                     b.start_offset = e.offset.max(1);
                     shared.watermarks.open_batch(file, b.start_offset);
                 }
-                planner.plan(&e, b)?;
+                planner.plan(&e, b, selected)?;
                 // the snapshot's keys, as a following command stream sees them (expired ones
                 // are not written: a command on such a name meets a foreign key, if any)
-                if cfg.record_keys.is_some() && cfg.filter.matches(&e) && !e.is_expired_at(now) {
+                if cfg.record_keys.is_some() && selected && !e.is_expired_at(now) {
                     recorded.push(crate::replay::keyset::key_hash(db, &e.key));
                     if recorded.len() >= 1 << 16 {
                         if let Some(r) = &cfg.record_keys {

@@ -23,6 +23,7 @@ mod rewrite;
 mod roundtrip;
 mod salvage;
 mod scan;
+mod transform;
 mod truncation;
 mod valkey;
 mod verify;
