@@ -55,6 +55,8 @@ pub struct VerifyArgs {
     filter: FilterArgs,
     #[command(flatten)]
     dups: super::DuplicateArgs,
+    #[command(flatten)]
+    transform: super::TransformArgs,
     /// Allowed key expiry difference in milliseconds.
     #[arg(long, default_value_t = 2000)]
     ttl_tolerance_ms: i64,
@@ -85,6 +87,7 @@ pub fn run(a: &VerifyArgs) -> Result<()> {
         connections: usize::from(a.connections),
         window_bytes: a.window_bytes.max(1),
         timeout: Duration::from_secs(a.timeout.max(1)),
+        transform: a.transform.to_transform()?,
         ..VerifyConfig::default()
     };
     let r = verify(input, &target, &cfg).with_context(|| file.display().to_string())?;

@@ -44,6 +44,9 @@ pub struct VerifyConfig {
     pub chunk_bytes: usize,
     /// A connection with reads in flight and no reply for this long fails the verify.
     pub timeout: Duration,
+    /// The transforms the import applied (`--rename`, `--ttl-shift`…): the target is expected
+    /// to hold each key as they made it.
+    pub transform: crate::transform::Transform,
 }
 
 impl Default for VerifyConfig {
@@ -58,6 +61,7 @@ impl Default for VerifyConfig {
             chunk_elems: 1000,
             chunk_bytes: 1 << 20,
             timeout: Duration::from_secs(30),
+            transform: Default::default(),
         }
     }
 }
@@ -211,7 +215,7 @@ pub fn verify(
     // a connection that stopped (its error is collected below) closes its queue
     let stopped = || ReplayError::Config("a verify connection stopped".into());
     let decoded = input.decode(cfg.verify_checksum, |item, _| -> Result<(), ReplayError> {
-        let e = match item {
+        let mut e = match item {
             Item::Entry(e) => e,
             Item::Function { code } => {
                 dump_code.add_library(&code);
@@ -219,7 +223,9 @@ pub fn verify(
             }
             _ => return Ok(()),
         };
+        let counts = crate::transform::TransformCounts::default();
         if !cfg.filter.matches(&e)
+            || !(cfg.transform.is_identity() || cfg.transform.apply(&mut e, limits.now, &counts))
             || e.expire_ms
                 .is_some_and(|ms| ms <= limits.now + cfg.ttl_tolerance_ms)
         {

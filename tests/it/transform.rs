@@ -138,6 +138,13 @@ fn renamed_and_retimed_keys_hold_the_sources_values() {
         assert_eq!(keys, (N + 10 + 5) as u64);
     };
     check(&t);
+    // verify with the same transforms finds every key as they made it; without them, none
+    let mut v = vec!["verify", d, "--target", &url];
+    v.extend_from_slice(&transforms);
+    let o = rdbkit(&v);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = rdbkit(&["verify", d, "--target", &url]);
+    assert!(!o.status.success(), "{}", text(&o));
     // reruns: --replace and --skip-existing leave the same; --flush-target too
     for opt in ["--replace", "--skip-existing", "--flush-target"] {
         let mut a = args.clone();
