@@ -456,6 +456,37 @@ fn follow_config(a: &ImportArgs, target: &Target, replid: &str) -> replay::follo
     }
 }
 
+/// `--follow --replace`: the keys the target holds before the import, by `SCAN` of every
+/// database of every primary, as hashes (8 bytes a key; see `replay::keyset`).
+fn held_keys(target: &Target) -> Result<std::collections::HashSet<u64>> {
+    let mut held = std::collections::HashSet::new();
+    for (node, mut con) in aof::primaries(target)? {
+        let ks: String = redis::cmd("INFO").arg("keyspace").query(&mut con)?;
+        let dbs: Vec<u64> = ks
+            .lines()
+            .filter_map(|l| l.strip_prefix("db")?.split(':').next()?.parse().ok())
+            .collect();
+        for db in dbs {
+            redis::cmd("SELECT").arg(db).query::<()>(&mut con)?;
+            let mut cursor = 0u64;
+            loop {
+                let (next, keys): (u64, Vec<Vec<u8>>) = redis::cmd("SCAN")
+                    .arg(cursor)
+                    .arg("COUNT")
+                    .arg(1000)
+                    .query(&mut con)
+                    .with_context(|| format!("SCAN of {} db {db}", node.display()))?;
+                held.extend(keys.iter().map(|k| replay::keyset::key_hash(db, k)));
+                if next == 0 {
+                    break;
+                }
+                cursor = next;
+            }
+        }
+    }
+    Ok(held)
+}
+
 /// The import's configuration from its options; `files` (the dumps that are files) are checked for
 /// duplicate keys first.
 fn import_config(a: &ImportArgs, files: &[&Path]) -> Result<ImportConfig> {
@@ -675,6 +706,10 @@ pub fn run(a: &ImportArgs) -> Result<()> {
     // --follow --replace: the snapshot's keys, so that the stream replaces the target's others
     let recorder = (a.follow.follow && a.replace)
         .then(|| std::sync::Arc::new(replay::keyset::KeyRecorder::default()));
+    let held = match recorder {
+        Some(_) => Some(held_keys(&target)?),
+        None => None,
+    };
     cfg.record_keys = recorder.clone();
     eprintln!("importing {} into {}", names.join(", "), target.display());
     let shown = target.clone();
@@ -694,8 +729,9 @@ pub fn run(a: &ImportArgs) -> Result<()> {
             .expect("--follow is checked to have one live source");
         let source = super::live::source_target(&a.files[0].to_string_lossy())?;
         let mut cfg_follow = follow_config(a, &follow_target, replica.kind().replid());
-        cfg_follow.replace_foreign = recorder.map(|r| {
-            std::sync::Arc::new(std::sync::Mutex::new(replay::keyset::Ours::new(r.finish())))
+        cfg_follow.replace_foreign = recorder.zip(held).map(|(r, held)| {
+            let ours = replay::keyset::Ours::foreign(r.finish(), held);
+            std::sync::Arc::new(std::sync::Mutex::new(ours))
         });
         if let Some(p) = &a.checkpoint {
             super::live::save_checkpoint(p, replica.kind().replid(), replica.kind().offset())?;

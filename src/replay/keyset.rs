@@ -78,31 +78,55 @@ impl KeySet {
 
 /// The keys that are the import's own: the snapshot's ([`KeySet`]) and those written by commands
 /// since. A key outside both is met for the first time.
+///
+/// Built with [`Ours::foreign`], it remembers instead the keys the target held before the import
+/// (less the snapshot's), each forgotten once met: its memory is bounded by what the target held,
+/// not by how many keys a follow of days writes.
 #[derive(Debug, Default)]
 pub struct Ours {
     snapshot: KeySet,
     since: HashSet<u64>,
+    /// The target's own keys not met yet ([`Ours::foreign`]).
+    foreign: Option<HashSet<u64>>,
 }
 
 impl Ours {
     /// The snapshot's keys; none written by commands yet.
     pub fn new(snapshot: KeySet) -> Ours {
-        Ours {
-            snapshot,
-            since: HashSet::new(),
-        }
+        Ours::with_touched(snapshot, HashSet::new())
     }
 
     /// The snapshot's keys and those commands touched already (a resumed stream).
     pub fn with_touched(snapshot: KeySet, since: HashSet<u64>) -> Ours {
-        Ours { snapshot, since }
+        Ours {
+            snapshot,
+            since,
+            foreign: None,
+        }
+    }
+
+    /// The keys the target held before the import (`held`, hashes as [`key_hash`] makes them),
+    /// and the snapshot's: a key is met "for the first time" only if the target held it and the
+    /// snapshot did not replace it.
+    pub fn foreign(snapshot: KeySet, held: HashSet<u64>) -> Ours {
+        Ours {
+            snapshot,
+            since: HashSet::new(),
+            foreign: Some(held),
+        }
     }
 
     /// Records a key touched by a command; true when it was met for the first time (neither
     /// the snapshot's nor touched before).
     pub fn first_touch(&mut self, db: u64, key: &[u8]) -> bool {
         let h = key_hash(db, key);
-        !self.snapshot.contains(h) && self.since.insert(h)
+        if self.snapshot.contains(h) {
+            return false;
+        }
+        match &mut self.foreign {
+            Some(held) => held.remove(&h),
+            None => self.since.insert(h),
+        }
     }
 }
 
@@ -120,5 +144,15 @@ mod tests {
         assert!(ours.first_touch(0, b"b"), "db is part of the key");
         assert!(!ours.first_touch(0, b"b"));
         assert!(ours.first_touch(2, b"a"));
+    }
+
+    #[test]
+    fn foreign_keys_are_met_once_and_nothing_else_is() {
+        let held = HashSet::from([key_hash(0, b"t"), key_hash(0, b"s")]);
+        let mut ours = Ours::foreign(KeySet::from_hashes(vec![key_hash(0, b"s")]), held);
+        assert!(!ours.first_touch(0, b"s"), "the snapshot replaced it");
+        assert!(!ours.first_touch(0, b"new"), "the target never held it");
+        assert!(ours.first_touch(0, b"t"));
+        assert!(!ours.first_touch(0, b"t"));
     }
 }

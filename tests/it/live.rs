@@ -1194,7 +1194,7 @@ fn follow_with_replace_replaces_keys_first_written_after_the_snapshot() {
         let out = common::process::output(&dir);
         if n == 0 {
             assert!(
-                out.contains("--replace: 5 keys first met in the commands"),
+                out.contains("--replace: 3 keys cleared on the target"),
                 "{out}"
             );
         }

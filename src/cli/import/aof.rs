@@ -118,7 +118,7 @@ fn resume_point(path: &Path, aof: &Aof, target: &Target) -> Result<Option<u64>> 
 }
 
 /// The primaries of `target` (one, or a cluster's), with a connection to each.
-fn primaries(target: &Target) -> Result<Vec<(Target, redis::Connection)>> {
+pub(super) fn primaries(target: &Target) -> Result<Vec<(Target, redis::Connection)>> {
     let pinned = target.pinned().map_err(anyhow::Error::new)?;
     let mut con = pinned
         .control(Duration::from_secs(10))
@@ -198,21 +198,19 @@ fn check_target(a: &ImportArgs, target: &Target, aof: &Aof, scan: &Scan) -> Resu
     )
 }
 
-/// Under `--replace`, the keys that are the import's own when the commands start at `from`: the
-/// base's (recorded by its import, or read from the base on a resume) and those the commands
-/// before `from` touched.
+/// Under `--replace`, on a resume at `from` (what the target held before the first run is no
+/// longer known): the keys that are the import's own, the base's (read from it again) and those
+/// the commands before `from` touched; any other key is cleared when first written.
 fn ours_at(
     a: &ImportArgs,
     aof: &Aof,
     target: &Target,
-    recorded: Option<&KeyRecorder>,
     from: u64,
     cfg: &FollowConfig,
 ) -> Result<Ours> {
-    let base = match (recorded, aof.rdb_base()) {
-        (Some(r), _) => r.finish(),
-        (None, None) => KeySet::default(),
-        (None, Some(b)) => {
+    let base = match aof.rdb_base() {
+        None => KeySet::default(),
+        Some(b) => {
             let filter = a.filter.to_filter();
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
@@ -300,6 +298,11 @@ pub fn run(a: &ImportArgs, aof: &Aof, target: Target) -> Result<()> {
         check_target(a, &target, aof, &scan)?;
     }
     let recorder = (a.replace && resume.is_none()).then(|| Arc::new(KeyRecorder::default()));
+    // a first run knows what the target held; a resume no longer can (see `ours_at`)
+    let held = match recorder {
+        Some(_) => Some(super::held_keys(&target)?),
+        None => None,
+    };
     let from = match resume {
         Some(off) => {
             eprintln!("resuming the commands at {}", aof.describe(off));
@@ -337,7 +340,16 @@ pub fn run(a: &ImportArgs, aof: &Aof, target: Target) -> Result<()> {
     cfg.until = Arc::new(AtomicU64::new(scan.end));
     cfg.start_offset = from;
     if a.replace {
-        let ours = ours_at(a, aof, &target, recorder.as_deref(), from, &cfg)?;
+        let ours = match held {
+            Some(held) => Ours::foreign(
+                recorder
+                    .as_deref()
+                    .map(KeyRecorder::finish)
+                    .unwrap_or_default(),
+                held,
+            ),
+            None => ours_at(a, aof, &target, from, &cfg)?,
+        };
         cfg.replace_foreign = Some(Arc::new(Mutex::new(ours)));
     }
     let commands = AofCommands::open(aof, from, scan.end)?;

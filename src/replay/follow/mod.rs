@@ -255,7 +255,7 @@ pub fn follow<S: CommandSource + 'static>(
     summary.commands = commands.load(Relaxed).saturating_sub(foreign);
     if foreign > 0 {
         summary.notes.push(format!(
-            "--replace: {} first met in the commands (not the snapshot's) cleared on the target before them (UNLINK in the same MULTI as the first command), so that the commands built the source's values, not added to any the target held",
+            "--replace: {} cleared on the target as the commands first wrote them (UNLINK in the same MULTI), so that the commands built the source's values instead of adding to the target's: keys it held before the import that the snapshot did not replace (on a resume, any key not written by the import before it)",
             crate::text::count(foreign, "key")
         ));
     }
