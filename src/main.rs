@@ -1,4 +1,5 @@
-//! The `rdbkit` binary. Exit codes: 0 success, 1 decode or runtime error (message on stderr), 2 usage.
+//! The `rdbkit` binary. Exit codes: 0 success, 1 decode or runtime error (message on stderr), 2 usage,
+//! 3 `plan` (or `import --dry-run`): the import would not succeed.
 
 mod cli;
 
@@ -21,6 +22,7 @@ fn main() -> ExitCode {
         cli::Command::Info(a) => cli::info::run(a),
         cli::Command::Export(a) => cli::export::run(a),
         cli::Command::Import(a) => cli::import::run(a),
+        cli::Command::Plan(a) => cli::plan::run(a),
         cli::Command::Verify(a) => cli::verify::run(a),
         cli::Command::Report(a) => cli::report::run(a),
         cli::Command::Filter(a) => cli::rewrite::run_filter(a),
@@ -49,6 +51,8 @@ fn main() -> ExitCode {
             eprintln!("rdbkit: {e:#}");
             if e.chain().any(|c| c.is::<cli::Usage>()) {
                 ExitCode::from(2)
+            } else if e.chain().any(|c| c.is::<cli::WouldFail>()) {
+                ExitCode::from(3)
             } else {
                 ExitCode::from(1)
             }

@@ -112,7 +112,7 @@ pub struct ImportArgs {
     /// server: its snapshot is received as a replica receives it and streamed into the target
     /// (password from the URL or RDBKIT_SOURCE_AUTH).
     #[arg(required = true)]
-    files: Vec<PathBuf>,
+    pub(super) files: Vec<PathBuf>,
     /// How a server URL is read: sync (as a replica; a source that refuses SYNC/PSYNC is read
     /// by scan instead, with a notice) or scan (SCAN + DUMP: not point-in-time, no --follow).
     #[arg(long, value_enum, default_value = "sync")]
@@ -124,7 +124,7 @@ pub struct ImportArgs {
     #[arg(long, value_parser = parse_rate)]
     rate_limit: Option<RateLimit>,
     #[command(flatten)]
-    target: TargetArgs,
+    pub(super) target: TargetArgs,
     /// How keys are written.
     #[arg(long, value_enum, default_value = "auto")]
     mode: ModeArg,
@@ -195,12 +195,19 @@ pub struct ImportArgs {
     #[arg(short, long)]
     quiet: bool,
     #[command(flatten)]
-    follow: super::live::FollowArgs,
+    pub(super) follow: super::live::FollowArgs,
     /// With an AOF: apply only the commands recorded up to TIMESTAMP (Unix seconds or RFC 3339,
     /// e.g. 2026-12-05T14:51:43Z): they stop at the first `#TS:` annotation later than it
     /// (`aof-timestamp-enabled yes` writes them).
     #[arg(long, value_name = "TIMESTAMP", value_parser = aof::parse_time)]
-    until: Option<i64>,
+    pub(super) until: Option<i64>,
+    /// Write nothing: read the target and the dumps and print what the import would do (what
+    /// `rdbkit plan` prints); exit 3 when it would not succeed.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// The dry run's output (`plan`, `import --dry-run`): text or json.
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: super::plan::Format,
 }
 
 fn parse_rate(s: &str) -> Result<RateLimit, String> {
@@ -489,7 +496,7 @@ fn held_keys(target: &Target) -> Result<std::collections::HashSet<u64>> {
 
 /// The import's configuration from its options; `files` (the dumps that are files) are checked for
 /// duplicate keys first.
-fn import_config(a: &ImportArgs, files: &[&Path]) -> Result<ImportConfig> {
+pub(super) fn import_config(a: &ImportArgs, files: &[&Path]) -> Result<ImportConfig> {
     // duplicate keys are looked for in every file before anything is written
     let mut filter = a.filter.to_filter();
     let mut selection: Option<rdbkit::dups::DuplicateSelection> = None;
@@ -579,6 +586,14 @@ fn finish(
 
 /// Runs `import`.
 pub fn run(a: &ImportArgs) -> Result<()> {
+    if a.dry_run {
+        return super::plan::run(a);
+    }
+    if a.format != super::plan::Format::Text {
+        bail!(Usage(
+            "--format is the output of --dry-run (and of plan)".into()
+        ));
+    }
     let target = a.target.target()?;
     for f in a.files.iter().filter(|f| !super::live::is_url(f)) {
         if let Some(found) = rdbkit::source::aof::detect(f)? {

@@ -6,6 +6,7 @@ pub mod export;
 pub mod import;
 pub mod info;
 pub mod live;
+pub mod plan;
 pub mod report;
 pub mod rewrite;
 pub mod source_mode;
@@ -35,6 +36,10 @@ pub enum Command {
     Export(export::ExportArgs),
     /// Replay a dump into a running Redis primary (RESTORE of the raw values, commands as fallback).
     Import(Box<import::ImportArgs>),
+    /// Show what an import would do to a target, writing nothing: keys and memory per primary
+    /// against maxmemory, keys going by commands, values the target cannot hold, conflicts.
+    /// Takes import's options; exit 3 when the import would not succeed (`import --dry-run`).
+    Plan(Box<import::ImportArgs>),
     /// Check that a target holds every key of a dump (ordinary commands only, no DEBUG).
     Verify(verify::VerifyArgs),
     /// Memory report: estimated memory per key, biggest keys, totals, expiry, memory by prefix.
@@ -55,6 +60,11 @@ pub enum Command {
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct Usage(pub String);
+
+/// The command ran, and its answer is "no" (`plan`: the import would not succeed): exits 3.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct WouldFail(pub String);
 
 /// Input options shared by the subcommands that read a dump.
 #[derive(Debug, Args)]

@@ -326,6 +326,19 @@ impl Report {
         self.by_elements.sorted()
     }
 
+    /// The keys a server loading the dump now would hold: every key but those whose TTL has
+    /// passed at [`ReportOptions::now_ms`] (a primary drops them while loading), with their
+    /// memory. [`Report::totals`] is the dump as saved.
+    pub fn loaded_now(&self) -> Totals {
+        let (t, x) = (&self.totals, &self.expiry[1]);
+        Totals {
+            keys: t.keys - x.keys,
+            memory: t.memory - x.memory,
+            elements: t.elements - x.elements,
+            expires: t.expires - x.expires,
+        }
+    }
+
     /// Hash-table buckets of the keyspace (main and expires tables per database), which `MEMORY
     /// USAGE` leaves out.
     pub fn keyspace_overhead(&self) -> u64 {

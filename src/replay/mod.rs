@@ -17,6 +17,7 @@ mod error;
 #[cfg(test)]
 mod fake_target;
 pub mod follow;
+pub mod forecast;
 pub mod keylist;
 pub mod keyset;
 mod ledger;
@@ -35,6 +36,7 @@ use checkpoint::{read_checkpoint, write_checkpoint, Checkpoint};
 pub use config::{ConnConfig, ImportConfig, Mode, RateLimit, Skip, DEFAULT_MEMORY_BUDGET};
 use error::in_dump;
 pub use error::ReplayError;
+pub use forecast::{forecast, Forecast, PrimaryForecast};
 pub use ledger::{CodeReport, ImportSummary, Progress, Stats};
 use preflight::{
     check_conflicts, cluster_layout, conflict_error, prescan, primaries_now, target_is_empty,

@@ -87,11 +87,14 @@ impl<'s> Planner<'s> {
         now_ms: i64,
         resume_from: u64,
     ) -> Self {
-        let cmd_opts = CommandOptions {
-            drop_field_ttls: cfg.drop_field_ttls,
+        let cmd_opts = KeyRules {
+            cfg,
+            target,
+            dump_version: 0,
+            dump_valkey: false,
             now_ms,
-            ..target.command_options()
-        };
+        }
+        .command_options();
         Planner {
             cfg,
             target,
@@ -109,6 +112,195 @@ impl<'s> Planner<'s> {
         }
     }
 
+    /// The rules this planner decides by (the same [`KeyRules`] `plan` and the dry run use).
+    fn rules(&self) -> KeyRules<'s> {
+        KeyRules {
+            cfg: self.cfg,
+            target: self.target,
+            dump_version: self.dump_version,
+            dump_valkey: self.dump_valkey,
+            now_ms: self.now_ms,
+        }
+    }
+
+    /// Plans one entry into `batch` (`selected`: what [`select`] said of it). `Ok(false)` when
+    /// the key is skipped.
+    pub fn plan(
+        &mut self,
+        e: &Entry<'_>,
+        batch: &mut Batch,
+        selected: bool,
+    ) -> Result<bool, crate::DecodeError> {
+        let end = e.value_offset + e.raw.len() as u64;
+        if end <= self.resume_from {
+            self.shared.ledger.skip(Skip::Checkpoint, None);
+            return Ok(false);
+        }
+        let replace = self.cfg.replace || self.resuming;
+        let rules = self.rules();
+        match rules.decide(e, selected)? {
+            Decision::Skip(why, report) => {
+                self.shared
+                    .ledger
+                    .skip(why, report.as_ref().map(|r| (&e.key[..], r.clone())));
+                return Ok(false);
+            }
+            Decision::Fail(why) => {
+                self.shared.ledger.fail(&e.key, why);
+                return Ok(false);
+            }
+            Decision::Restore { version, module } => {
+                if module && replace {
+                    // never `RESTORE … REPLACE` a module value (it crashes FalkorDB 4.16's graphs)
+                    let mut one = Resp::default();
+                    restore(&mut one, e, version, false);
+                    batch
+                        .write_key(&e.key, KeyMode::Restore, 4, true, |r| {
+                            batch::replace_atomically(r, &e.key, &one.buf)
+                        })
+                        .module = true;
+                } else {
+                    batch
+                        .write_key(&e.key, KeyMode::Restore, 1, replace, |r| {
+                            restore(r, e, version, replace)
+                        })
+                        .module = module;
+                }
+            }
+            Decision::Commands {
+                restore_version, ..
+            } => {
+                let mut v = e.value_in(&mut self.scratch)?;
+                match rules.check_value(&mut v) {
+                    Some(Decision::Skip(why, _)) => {
+                        self.shared.ledger.skip(why, None);
+                        return Ok(false);
+                    }
+                    Some(Decision::Fail(why)) => {
+                        self.shared.ledger.fail(&e.key, why);
+                        return Ok(false);
+                    }
+                    _ => {}
+                }
+                if self.cfg.skip_existing {
+                    // commands would append to an existing key: ask first (RESTORE answers BUSYKEY)
+                    if let Some(check) = self.exists.as_mut() {
+                        if check(batch.db, &e.key) {
+                            self.shared.ledger.skip(Skip::Existing, None);
+                            return Ok(false);
+                        }
+                    }
+                }
+                let mut n = 0;
+                if replace {
+                    // commands append to what exists: start from a clean key
+                    self.resp.cmd(&[b"DEL", &e.key]);
+                    n += 1;
+                }
+                rules.per_key_options(&mut self.cmd_opts, restore_version);
+                match entry_commands(&mut self.resp, e, &v, &self.cmd_opts, &mut self.losses) {
+                    Ok(c) => n += c,
+                    Err(why) => {
+                        self.resp.buf.clear();
+                        self.shared
+                            .ledger
+                            .skip(Skip::Unrepresentable, Some((&e.key, why.to_string())));
+                        return Ok(false);
+                    }
+                }
+                batch.push_key(&e.key, KeyMode::Commands, n as u32, &mut self.resp, replace);
+            }
+        }
+        batch.end_offset = end;
+        Ok(true)
+    }
+
+    /// True when the batch should be sent now.
+    pub fn batch_full(batch: &Batch) -> bool {
+        batch.bytes.len() >= BATCH_BYTES || batch.keys.len() >= BATCH_KEYS
+    }
+}
+
+/// The selection (`--db`, `--key`, `--type`, on the dump's own names), then the transforms
+/// (`--rename`, `--ttl-*`) on a selected key: whether `e` is selected, or
+/// `Err(Skip::ExpiringSoon)` when `--skip-expiring-within` leaves it out. The importer's producer
+/// and the dry run both start with it.
+pub fn select(cfg: &ImportConfig, e: &mut Entry<'_>, now_ms: i64) -> Result<bool, Skip> {
+    let selected = cfg.filter.matches(e);
+    if selected && !cfg.transform.is_identity() && !cfg.transform.apply(e, now_ms, &cfg.transformed)
+    {
+        return Err(Skip::ExpiringSoon);
+    }
+    Ok(selected)
+}
+
+/// Why a key goes by plain commands rather than `RESTORE`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ByCommands {
+    /// `--mode commands`.
+    Asked,
+    /// The target cannot `RESTORE` the key's type or encoding (its RDB version is older than
+    /// the dump's type, or it is Valkey and the type is Redis's, or the other way round).
+    TypeUnreadable,
+    /// The `RESTORE` payload exceeds the target's `proto-max-bulk-len`: commands go in chunks.
+    PayloadTooBig,
+    /// A hash with fields whose TTL has passed: loading drops them, `RESTORE` would keep them.
+    ExpiredFields,
+}
+
+impl ByCommands {
+    /// Why, for summaries.
+    pub fn name(&self) -> &'static str {
+        match self {
+            ByCommands::Asked => "--mode commands",
+            ByCommands::TypeUnreadable => "the target cannot RESTORE the type or encoding",
+            ByCommands::PayloadTooBig => "RESTORE payload over the target's proto-max-bulk-len",
+            ByCommands::ExpiredFields => "hash with fields whose TTL has passed",
+        }
+    }
+}
+
+/// How one key of the dump is written, or why it is not: what [`KeyRules::decide`] says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Not written, for this reason (with a per-key report for some).
+    Skip(Skip, Option<String>),
+    /// Cannot be written: the key fails the import, for this reason.
+    Fail(String),
+    /// `RESTORE` with a payload of this footer version.
+    Restore {
+        /// Footer version of the payload.
+        version: u16,
+        /// A module value.
+        module: bool,
+    },
+    /// Plain commands (the value must pass [`KeyRules::check_value`] too).
+    Commands {
+        /// Why not `RESTORE`.
+        why: ByCommands,
+        /// The footer version with which the target could `RESTORE` it, if any.
+        restore_version: Option<u16>,
+    },
+}
+
+/// The rules that decide, key by key, what an import does: skip, fail, `RESTORE` or commands.
+/// One place for the importer's [`Planner`] and the dry run (`rdbkit plan`), so that the plan
+/// says what the import will do.
+#[derive(Debug, Clone, Copy)]
+pub struct KeyRules<'s> {
+    /// The import's options.
+    pub cfg: &'s ImportConfig,
+    /// What the target supports.
+    pub target: &'s TargetInfo,
+    /// RDB version of the dump.
+    pub dump_version: u16,
+    /// The dump was written by Valkey.
+    pub dump_valkey: bool,
+    /// Now, Unix ms (keys expired by then are skipped).
+    pub now_ms: i64,
+}
+
+impl KeyRules<'_> {
     /// Can the target RESTORE this type, and with which footer version?
     fn restore_version(&self, e: &Entry<'_>) -> Option<u16> {
         self.target.restore_version(
@@ -125,27 +317,16 @@ impl<'s> Planner<'s> {
         module_type_missing(&name, &self.target.modules, self.target.valkey).then_some(name)
     }
 
-    /// Plans one entry into `batch`. `Ok(false)` when the key is skipped.
-    pub fn plan(
-        &mut self,
-        e: &Entry<'_>,
-        batch: &mut Batch,
-        selected: bool,
-    ) -> Result<bool, crate::DecodeError> {
-        let end = e.value_offset + e.raw.len() as u64;
-        if end <= self.resume_from {
-            self.shared.ledger.skip(Skip::Checkpoint, None);
-            return Ok(false);
-        }
+    /// What becomes of `e` (`selected`: what [`select`] said of it): skipped (filter, expired, module missing, empty), failed (the target
+    /// cannot take it), `RESTORE`d, or written by commands (then [`KeyRules::check_value`] on its
+    /// decoded value has the last word).
+    pub fn decide(&self, e: &Entry<'_>, selected: bool) -> Result<Decision, crate::DecodeError> {
         if !selected {
-            self.shared.ledger.skip(Skip::Filtered, None);
-            return Ok(false);
+            return Ok(Decision::Skip(Skip::Filtered, None));
         }
         if e.is_expired_at(self.now_ms) {
-            self.shared.ledger.skip(Skip::Expired, None);
-            return Ok(false);
+            return Ok(Decision::Skip(Skip::Expired, None));
         }
-        let replace = self.cfg.replace || self.resuming;
         let module = e.encoding() == crate::model::Encoding::Module2;
         let restore_ver = self.restore_version(e);
         let payload_len = payload::len_for_entry(e) as u64;
@@ -153,120 +334,91 @@ impl<'s> Planner<'s> {
         // A primary loading the dump drops hash fields whose TTL has passed; RESTORE keeps them
         // (until expiry reclaims them). Such hashes go by commands, without those fields.
         let expired_fields = e.encoding().has_field_ttls() && self.has_expired_field(e)?;
-        let use_restore = match self.cfg.mode {
-            _ if module => true,
-            Mode::Restore => true,
-            Mode::Commands => false,
-            Mode::Auto => restore_ver.is_some() && fits && !expired_fields,
+        let by_commands = match self.cfg.mode {
+            _ if module => None,
+            Mode::Restore => None,
+            Mode::Commands => Some(ByCommands::Asked),
+            Mode::Auto if restore_ver.is_none() => Some(ByCommands::TypeUnreadable),
+            Mode::Auto if !fits => Some(ByCommands::PayloadTooBig),
+            Mode::Auto if expired_fields => Some(ByCommands::ExpiredFields),
+            Mode::Auto => None,
         };
         if module {
-            let v = e.value()?;
-            if let Some(name) = self.module_missing(&v) {
-                self.shared.ledger.skip(
+            if let Some(name) = self.module_missing(&e.value()?) {
+                return Ok(Decision::Skip(
                     Skip::ModuleMissing,
-                    Some((
-                        &e.key,
-                        format!("module type {name} not loaded on the target"),
-                    )),
-                );
-                return Ok(false);
+                    Some(format!("module type {name} not loaded on the target")),
+                ));
             }
         }
-        if use_restore && self.empty_collection(e)? {
-            self.shared.ledger.skip(Skip::Empty, None);
-            return Ok(false);
+        if let Some(why) = by_commands {
+            return Ok(Decision::Commands {
+                why,
+                restore_version: restore_ver,
+            });
         }
-        if use_restore {
-            let Some(ver) =
-                restore_ver.or(module.then_some(self.dump_version.min(self.target.rdb_version)))
-            else {
-                self.shared.ledger.fail(
-                    &e.key,
-                    format!(
-                        "the target (RDB {}) cannot RESTORE type {}",
-                        self.target.rdb_version, e.type_id
-                    ),
-                );
-                return Ok(false);
-            };
-            if !fits {
-                self.shared.ledger.fail(
-                    &e.key,
-                    too_big("its RESTORE payload", payload_len, self.target.bulk_limit),
-                );
-                return Ok(false);
-            }
-            if module && replace {
-                // never `RESTORE … REPLACE` a module value (it crashes FalkorDB 4.16's graphs)
-                let mut one = Resp::default();
-                restore(&mut one, e, ver, false);
-                batch
-                    .write_key(&e.key, KeyMode::Restore, 4, true, |r| {
-                        batch::replace_atomically(r, &e.key, &one.buf)
-                    })
-                    .module = true;
-            } else {
-                batch
-                    .write_key(&e.key, KeyMode::Restore, 1, replace, |r| {
-                        restore(r, e, ver, replace)
-                    })
-                    .module = module;
-            }
-        } else {
-            let mut v = e.value_in(&mut self.scratch)?;
-            // commands split a large value, but no server holds a string (or an element) longer
-            // than its proto-max-bulk-len: say so instead of sending what it will refuse
-            if let Some(size) = largest_part(&v) {
-                if size > self.target.bulk_limit {
-                    self.shared
-                        .ledger
-                        .fail(&e.key, too_big("a value", size, self.target.bulk_limit));
-                    return Ok(false);
-                }
-            }
-            if v.is_empty() {
-                self.shared.ledger.skip(Skip::Empty, None);
-                return Ok(false);
-            }
-            if let Value::Hash(fields) = &mut v {
-                fields.retain(|f| f.expire_ms.is_none_or(|ms| ms > self.now_ms));
-                if fields.is_empty() {
-                    self.shared.ledger.skip(Skip::Expired, None);
-                    return Ok(false);
-                }
-            }
-            if self.cfg.skip_existing {
-                // commands would append to an existing key: ask first (RESTORE answers BUSYKEY)
-                if let Some(check) = self.exists.as_mut() {
-                    if check(batch.db, &e.key) {
-                        self.shared.ledger.skip(Skip::Existing, None);
-                        return Ok(false);
-                    }
-                }
-            }
-            let mut n = 0;
-            if replace {
-                // commands append to what exists: start from a clean key
-                self.resp.cmd(&[b"DEL", &e.key]);
-                n += 1;
-            }
-            self.cmd_opts.restore_version =
-                restore_ver.unwrap_or(self.dump_version.min(self.target.rdb_version));
-            self.cmd_opts.can_restore = restore_ver.is_some();
-            match entry_commands(&mut self.resp, e, &v, &self.cmd_opts, &mut self.losses) {
-                Ok(c) => n += c,
-                Err(why) => {
-                    self.resp.buf.clear();
-                    self.shared
-                        .ledger
-                        .skip(Skip::Unrepresentable, Some((&e.key, why.to_string())));
-                    return Ok(false);
-                }
-            }
-            batch.push_key(&e.key, KeyMode::Commands, n as u32, &mut self.resp, replace);
+        if self.empty_collection(e)? {
+            return Ok(Decision::Skip(Skip::Empty, None));
         }
-        batch.end_offset = end;
-        Ok(true)
+        let Some(version) =
+            restore_ver.or(module.then_some(self.dump_version.min(self.target.rdb_version)))
+        else {
+            return Ok(Decision::Fail(format!(
+                "the target (RDB {}) cannot RESTORE type {}",
+                self.target.rdb_version, e.type_id
+            )));
+        };
+        if !fits {
+            return Ok(Decision::Fail(too_big(
+                "its RESTORE payload",
+                payload_len,
+                self.target.bulk_limit,
+            )));
+        }
+        Ok(Decision::Restore { version, module })
+    }
+
+    /// For a key written by commands, its decoded value: a string or element longer than the
+    /// target's `proto-max-bulk-len` fails it, an empty one is skipped, and a hash loses the
+    /// fields whose TTL has passed (skipped as expired when none is left). `None`: write it.
+    pub fn check_value(&self, v: &mut Value<'_>) -> Option<Decision> {
+        // commands split a large value, but no server holds a string (or an element) longer
+        // than its proto-max-bulk-len: say so instead of sending what it will refuse
+        if let Some(size) = largest_part(v) {
+            if size > self.target.bulk_limit {
+                return Some(Decision::Fail(too_big(
+                    "a value",
+                    size,
+                    self.target.bulk_limit,
+                )));
+            }
+        }
+        if v.is_empty() {
+            return Some(Decision::Skip(Skip::Empty, None));
+        }
+        if let Value::Hash(fields) = v {
+            fields.retain(|f| f.expire_ms.is_none_or(|ms| ms > self.now_ms));
+            if fields.is_empty() {
+                return Some(Decision::Skip(Skip::Expired, None));
+            }
+        }
+        None
+    }
+
+    /// The command options for the whole import (per key, [`KeyRules::per_key_options`]).
+    pub fn command_options(&self) -> CommandOptions {
+        CommandOptions {
+            drop_field_ttls: self.cfg.drop_field_ttls,
+            now_ms: self.now_ms,
+            ..self.target.command_options()
+        }
+    }
+
+    /// Sets the options that depend on the key: whether and how the target could RESTORE it.
+    pub fn per_key_options(&self, o: &mut CommandOptions, restore_version: Option<u16>) {
+        o.restore_version =
+            restore_version.unwrap_or(self.dump_version.min(self.target.rdb_version));
+        o.can_restore = restore_version.is_some();
     }
 
     fn has_expired_field(&self, e: &Entry<'_>) -> Result<bool, crate::DecodeError> {
@@ -289,11 +441,6 @@ impl<'s> Planner<'s> {
             && e.raw.len() <= 64
             && crate::decode::value::may_be_empty(e.encoding(), e.raw)
             && e.value()?.is_empty())
-    }
-
-    /// True when the batch should be sent now.
-    pub fn batch_full(batch: &Batch) -> bool {
-        batch.bytes.len() >= BATCH_BYTES || batch.keys.len() >= BATCH_KEYS
     }
 }
 

@@ -136,14 +136,13 @@ pub(super) fn produce(
             }
             Item::Entry(mut e) => {
                 // the selection reads the dump's names; the transforms come after it
-                let selected = cfg.filter.matches(&e);
-                if selected
-                    && !cfg.transform.is_identity()
-                    && !cfg.transform.apply(&mut e, now, &cfg.transformed)
-                {
-                    shared.ledger.skip(crate::replay::Skip::ExpiringSoon, None);
-                    return Ok(());
-                }
+                let selected = match super::plan::select(cfg, &mut e, now) {
+                    Ok(selected) => selected,
+                    Err(skip) => {
+                        shared.ledger.skip(skip, None);
+                        return Ok(());
+                    }
+                };
                 let db = shared
                     .target
                     .db

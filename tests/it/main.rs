@@ -17,6 +17,7 @@ mod import;
 mod live;
 mod messages;
 mod parallel;
+mod plan;
 mod report;
 mod rerun;
 mod rewrite;

@@ -61,6 +61,8 @@ impl Report {
                 "module_keys": self.unmodelled.keys,
                 "module_memory": self.unmodelled.memory,
             },
+            // what a server loading the dump now holds: keys whose TTL has passed left out
+            "loaded_now": self.loaded_now().to_json(),
             "dbs": dbs,
             "types": totals(&self.types),
             "encodings": totals(&self.encodings),

@@ -11,12 +11,21 @@ impl Report {
         let t = &self.totals;
         let _ = writeln!(
             s,
-            "keys: {}   memory: {} ({})   elements: {}   with TTL: {}",
+            "keys: {}   memory: {} ({})   elements: {}   with TTL: {}   (the dump as saved)",
             group(t.keys),
             human(t.memory),
             group(t.memory),
             group(t.elements),
             group(t.expires)
+        );
+        let now = self.loaded_now();
+        let _ = writeln!(
+            s,
+            "as it would load now: keys: {}   memory: {} ({})   ({} already expired left out)",
+            group(now.keys),
+            human(now.memory),
+            group(now.memory),
+            crate::output::count(t.keys - now.keys, "key"),
         );
         let _ = writeln!(
             s,

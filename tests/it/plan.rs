@@ -1,0 +1,337 @@
+//! `rdbkit plan` / `import --dry-run` against real servers (the verdict checked by running the
+//! import), and `report`'s headline on a dump holding expired keys.
+
+use crate::common::{self, rdbkit, text, Server, Version};
+use serde_json::Value as Json;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+fn int(s: &Server, section: &str, field: &str) -> u64 {
+    let info: String = redis::cmd("INFO")
+        .arg(section)
+        .query(&mut s.conn())
+        .unwrap();
+    info.lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .unwrap_or_else(|| panic!("{field} in INFO {section}"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+fn dbsize(s: &Server) -> u64 {
+    redis::cmd("DBSIZE").query(&mut s.conn()).unwrap()
+}
+
+/// A dump written by a real 8.2: `n` strings of 200 bytes (`key:0…`), a hash with field TTLs
+/// and the function library `planlib`.
+fn dump(dir: &Path, n: u64) -> PathBuf {
+    let s = Server::start(Version::V82);
+    let mut c = s.conn();
+    redis::cmd("DEBUG")
+        .arg("POPULATE")
+        .arg(n)
+        .arg("key")
+        .arg(200)
+        .query::<()>(&mut c)
+        .unwrap();
+    redis::cmd("HSET")
+        .arg("fieldttl")
+        .arg(&["a", "1", "b", "2"])
+        .query::<()>(&mut c)
+        .unwrap();
+    redis::cmd("HPEXPIREAT")
+        .arg("fieldttl")
+        .arg(4_102_444_800_000u64)
+        .arg("FIELDS")
+        .arg(1)
+        .arg("a")
+        .query::<()>(&mut c)
+        .unwrap();
+    redis::cmd("FUNCTION")
+        .arg("LOAD")
+        .arg("#!lua name=planlib\nredis.register_function('planf', function() return 1 end)")
+        .query::<()>(&mut c)
+        .unwrap();
+    s.save_to(dir.join("plan.rdb"))
+}
+
+/// `rdbkit plan DUMP --target URL --format json EXTRA…`: the exit code and the JSON.
+fn plan(dump: &Path, url: &str, extra: &[&str]) -> (i32, Json, String) {
+    let mut args = vec![
+        "plan",
+        dump.to_str().unwrap(),
+        "--target",
+        url,
+        "--format",
+        "json",
+    ];
+    args.extend_from_slice(extra);
+    let o = rdbkit(&args);
+    let j: Json = serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("plan JSON: {e}\n{}", text(&o)));
+    (o.status.code().unwrap_or(-1), j, text(&o))
+}
+
+fn reasons(j: &Json) -> String {
+    j["reasons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r.as_str().unwrap().to_string())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Below the need the plan says no (OOM, or eviction under an eviction policy) and the import
+/// indeed stops with OOM; above it the plan says yes and the import succeeds, and the projected
+/// memory is within 10% of what the server's `used_memory` grew by.
+#[test]
+fn maxmemory_below_and_above_the_need() {
+    if common::skip_if_missing(Version::V82) {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dump = dump(tmp.path(), 20_000);
+    let target = Server::start(Version::V82);
+    let (code, j, out) = plan(&dump, &target.url(), &[]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(j["ok"], true);
+    assert_eq!(j["keys"]["read"], 20_001);
+    assert_eq!(j["keys"]["restore"], 20_001, "{out}");
+    let need = j["primaries"][0]["need"].as_u64().unwrap();
+    assert_eq!(j["primaries"][0]["keys"], 20_001);
+
+    let used = int(&target, "memory", "used_memory");
+    let set = |max: u64, policy: &str| {
+        redis::cmd("CONFIG")
+            .arg("SET")
+            .arg("maxmemory")
+            .arg(max)
+            .arg("maxmemory-policy")
+            .arg(policy)
+            .query::<()>(&mut target.conn())
+            .unwrap();
+    };
+    set(used + need / 2, "noeviction");
+    let (code, j, out) = plan(&dump, &target.url(), &[]);
+    assert_eq!(code, 3, "{out}");
+    let r = reasons(&j);
+    assert!(r.contains("short by") && r.contains("OOM"), "{r}");
+    set(used + need / 2, "allkeys-lru");
+    let (code, j, out) = plan(&dump, &target.url(), &[]);
+    assert_eq!(code, 3, "{out}");
+    assert!(reasons(&j).contains("evict"), "{}", reasons(&j));
+    // the text output gives the reasons first
+    let o = rdbkit(&["plan", dump.to_str().unwrap(), "--target", &target.url()]);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    let t = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(
+        t.lines().nth(1).unwrap().contains("would NOT succeed") && t.contains("evict"),
+        "{t}"
+    );
+    // the verdict holds: the import stops with OOM
+    set(used + need / 2, "noeviction");
+    let o = common::import(&dump, &target, &[]);
+    assert!(
+        !o.status.success() && text(&o).contains("OOM"),
+        "{}",
+        text(&o)
+    );
+
+    // above the need: yes, and the import succeeds
+    let fresh = Server::start(Version::V82);
+    let used = int(&fresh, "memory", "used_memory");
+    redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory")
+        .arg(used + need * 2)
+        .query::<()>(&mut fresh.conn())
+        .unwrap();
+    let (code, j, out) = plan(&dump, &fresh.url(), &[]);
+    assert_eq!((code, &j["ok"]), (0, &Json::Bool(true)), "{out}");
+    let o = common::import(&dump, &fresh, &[]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(dbsize(&fresh), 20_001);
+    let grown = int(&fresh, "memory", "used_memory") - used;
+    let err = (need as f64 - grown as f64) / grown as f64;
+    eprintln!(
+        "projected {need} B, used_memory grew by {grown} B ({:+.2}%)",
+        err * 100.0
+    );
+    assert!(err.abs() < 0.10, "projected {need}, grew by {grown}");
+}
+
+/// Keys of the dump already on the target are counted exactly (more than one EXISTS pipeline),
+/// a conflicting function library is a reason, the options turn them into notes, and a dry run
+/// writes nothing.
+#[test]
+fn conflicts_are_counted_and_a_dry_run_writes_nothing() {
+    if common::skip_if_missing(Version::V82) {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dump = dump(tmp.path(), 3000);
+    let target = Server::start(Version::V82);
+    let mut c = target.conn();
+    // 1234 keys of the dump (key:0 … key:2466, every other one) and 7 others
+    let mut p = redis::pipe();
+    for i in (0..2468).step_by(2) {
+        p.cmd("SET").arg(format!("key:{i}")).arg("old").ignore();
+    }
+    for i in 0..7 {
+        p.cmd("SET").arg(format!("other:{i}")).arg("x").ignore();
+    }
+    p.query::<()>(&mut c).unwrap();
+    redis::cmd("FUNCTION")
+        .arg("LOAD")
+        .arg("#!lua name=planlib\nredis.register_function('planf', function() return 2 end)")
+        .query::<()>(&mut c)
+        .unwrap();
+    let before = target.digest();
+    let (code, j, out) = plan(&dump, &target.url(), &[]);
+    assert_eq!(code, 3, "{out}");
+    assert_eq!(j["primaries"][0]["existing_keys"], 1234, "{out}");
+    let r = reasons(&j);
+    assert!(
+        r.contains("db0 on") && r.contains("holds 1241 keys, 1234 of them keys of the dump"),
+        "{r}"
+    );
+    assert!(r.contains("function library \"planlib\""), "{r}");
+    // the import refuses the same way
+    let o = common::import(&dump, &target, &[]);
+    assert!(
+        !o.status.success() && text(&o).contains("refusing to write into a non-empty target"),
+        "{}",
+        text(&o)
+    );
+    let (code, j, out) = plan(&dump, &target.url(), &["--replace"]);
+    assert_eq!((code, &j["ok"]), (0, &Json::Bool(true)), "{out}");
+    assert!(
+        j["notes"].to_string().contains("--replace overwrites them"),
+        "{out}"
+    );
+    let url = target.url();
+    for extra in [
+        &[][..],
+        &["--flush-target"],
+        &["--replace", "--format", "text"],
+    ] {
+        let mut args = vec![
+            "import",
+            dump.to_str().unwrap(),
+            "--target",
+            &url,
+            "--dry-run",
+        ];
+        args.extend_from_slice(extra);
+        let o = rdbkit(&args);
+        let want = if extra.is_empty() { 3 } else { 0 };
+        assert_eq!(o.status.code(), Some(want), "{extra:?}: {}", text(&o));
+        assert_eq!(dbsize(&target), 1241, "{extra:?}");
+    }
+    assert_eq!(target.digest(), before, "a dry run wrote to the target");
+}
+
+/// A dump of Redis 8.2 into Redis 6.2: the keys the plan sends by commands (and why), and the
+/// field-TTL hash it cannot hold, are what the import then does.
+#[test]
+fn keys_by_commands_are_what_the_import_does() {
+    if common::skip_if_missing(Version::V82) || common::skip_if_missing(Version::V62) {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dump = dump(tmp.path(), 100);
+    let target = Server::start(Version::V62);
+    let (code, j, out) = plan(&dump, &target.url(), &[]);
+    assert_eq!(code, 3, "{out}");
+    let r = reasons(&j);
+    assert!(
+        r.contains("1 value the target cannot hold") && r.contains("--field-ttls drop"),
+        "{r}"
+    );
+    assert!(r.contains("no FUNCTION LOAD"), "{r}");
+    let (code, j, out) = plan(&dump, &target.url(), &["--field-ttls", "drop"]);
+    assert_eq!(code, 3, "{out}"); // the library still cannot go
+    let restore = j["keys"]["restore"].as_u64().unwrap();
+    let commands = j["keys"]["written"].as_u64().unwrap() - restore;
+    assert_eq!(restore + commands, 101, "{out}");
+    assert!(commands >= 1, "{out}");
+    assert!(
+        j["notes"].to_string().contains("written without their TTL"),
+        "{out}"
+    );
+    let o = common::import(&dump, &target, &["--field-ttls", "drop"]);
+    let t = text(&o);
+    assert!(
+        t.contains(&format!("({restore} by RESTORE, {commands} by commands)")),
+        "plan said {restore} by RESTORE, {commands} by commands; the import: {t}"
+    );
+}
+
+/// `report`'s headline gives the dump as saved and as it would load now: keys whose TTL passed
+/// after the save are left out of the second, exactly (a server loading the dump agrees).
+#[test]
+fn report_headline_leaves_out_expired_keys() {
+    if common::skip_if_missing(Version::V82) {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let s = Server::start(Version::V82);
+    let mut c = s.conn();
+    let mut p = redis::pipe();
+    for i in 0..50 {
+        p.cmd("SET")
+            .arg(format!("live:{i}"))
+            .arg("v".repeat(100))
+            .ignore();
+    }
+    for i in 0..30 {
+        p.cmd("SET")
+            .arg(format!("short:{i}"))
+            .arg("x".repeat(300))
+            .arg("PX")
+            .arg(800)
+            .ignore();
+    }
+    p.query::<()>(&mut c).unwrap();
+    let dump = s.save_to(tmp.path().join("expiring.rdb"));
+    std::thread::sleep(Duration::from_millis(1000));
+    let o = rdbkit(&["report", dump.to_str().unwrap(), "--format", "json"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let j: Json = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(j["totals"]["keys"], 80);
+    assert_eq!(j["loaded_now"]["keys"], 50);
+    // the memory figures are exact sums of the per-key rows
+    let o = rdbkit(&["report", dump.to_str().unwrap(), "--format", "jsonl"]);
+    let (mut all, mut live) = (0u64, 0u64);
+    for row in String::from_utf8_lossy(&o.stdout).lines() {
+        let r: Json = serde_json::from_str(row).unwrap();
+        let m = r["memory"].as_u64().unwrap();
+        all += m;
+        if r["key"].as_str().unwrap().starts_with("live:") {
+            live += m;
+        }
+    }
+    assert_eq!(j["totals"]["memory"], all);
+    assert_eq!(j["loaded_now"]["memory"], live);
+    assert!(live < all);
+    let o = rdbkit(&["report", dump.to_str().unwrap()]);
+    let t = String::from_utf8_lossy(&o.stdout).to_string();
+    let mut lines = t.lines();
+    assert!(lines.next().unwrap().starts_with("keys: 80 "), "{t}");
+    let second = lines.next().unwrap();
+    assert!(
+        second.starts_with("as it would load now: keys: 50 ")
+            && second.contains(&format!("({})", group(live)))
+            && second.contains("30 keys already expired left out"),
+        "{t}"
+    );
+    // a server loading the dump holds what the second figure says
+    let loaded = Server::start_with_dump(Version::V82, &dump, &[]);
+    assert_eq!(dbsize(&loaded), 50);
+}
+
+fn group(n: u64) -> String {
+    rdbkit::output::report::group(n)
+}
