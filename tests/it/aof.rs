@@ -475,26 +475,47 @@ fn until_cuts_at_an_annotation() {
 /// would show), and the end equals loading the AOF.
 #[test]
 fn checkpoint_resumes_the_commands_exactly() {
-    if skip_if_missing(Version::V70) {
+    killed_and_resumed(Version::V70, false);
+}
+
+/// The same with `--replace` onto a target that holds some of the commands' keys: the first run
+/// clears them as it first writes them; the resume must not clear them again (they hold what the
+/// first run applied).
+#[test]
+fn checkpoint_resume_with_replace_deletes_foreign_keys_once() {
+    killed_and_resumed(Version::V82, true);
+}
+
+/// An AOF whose commands end with 6,000 `INCR` and `RPUSH log` pairs, imported one round trip at a
+/// time, SIGKILLed among them, then run again: the target equals a server loaded from the AOF
+/// (but for the key `mine` when `foreign`: the target then held `log`, `c:3` and `mine` first).
+fn killed_and_resumed(v: Version, foreign: bool) {
+    if skip_if_missing(v) {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
-    let s = aof_server(Version::V70, true, &[]);
+    let s = aof_server(v, true, &[]);
     writes(&s, 31, 100);
     rewrite(&s);
-    let mut con = s.conn();
     let mut p = redis::pipe();
     for i in 0..6000 {
         p.cmd("INCR").arg(format!("c:{}", i % 7)).ignore();
         p.cmd("RPUSH").arg("log").arg(i).ignore();
     }
-    p.query::<()>(&mut con).unwrap();
+    p.query::<()>(&mut s.conn()).unwrap();
     let (_, dir) = snapshot_aof(&s, tmp.path());
     let (load_dir, _) = snapshot_aof(&s, &tmp.path().join("load"));
-    let target = Server::start(Version::V70);
+    let target = Server::start(v);
+    if foreign {
+        let mut p = redis::pipe();
+        p.cmd("RPUSH").arg("log").arg("foreign").ignore();
+        p.cmd("SET").arg("c:3").arg(1000).ignore();
+        p.cmd("SET").arg("mine").arg("keep").ignore();
+        p.query::<()>(&mut target.conn()).unwrap();
+    }
     let ckpt = tmp.path().join("ckpt.json");
     let url = target.url();
-    let args = [
+    let mut args = vec![
         "import",
         dir.to_str().unwrap(),
         "--target",
@@ -505,6 +526,9 @@ fn checkpoint_resumes_the_commands_exactly() {
         "1",
         "--quiet",
     ];
+    if foreign {
+        args.push("--replace");
+    }
     let run_dir = tmp.path().join("run");
     std::fs::create_dir_all(&run_dir).unwrap();
     let mut first = process::Running::start(&args, &run_dir);
@@ -523,10 +547,18 @@ fn checkpoint_resumes_the_commands_exactly() {
         .query(&mut target.conn())
         .unwrap();
     assert!(llen < 6000, "the first run had finished ({llen}, {at})");
-    let out = import_aof(&dir, &url, &args[4..8]);
+    let mut again = args[4..6].to_vec();
+    if foreign {
+        again.push("--replace");
+    }
+    let out = import_aof(&dir, &url, &again);
     assert!(out.contains("resuming the commands at"), "{out}");
-    let loaded = server_on(Version::V70, &load_dir);
-    assert_same_dataset(&target, &loaded);
+    let loaded = server_on(v, &load_dir);
+    if foreign {
+        equal_but_mine(&target, &loaded);
+    } else {
+        assert_same_dataset(&target, &loaded);
+    }
 }
 
 /// Keys the target holds before the import, named as the AOF's: `base:list` is in the RDB
@@ -645,68 +677,6 @@ fn commands_onto_keys_the_target_holds_follow_the_conflict_options() {
     // --flush-target: exactly the AOF
     import_aof(&dir, &url, &["--flush-target"]);
     assert_same_dataset(&target, &loaded);
-}
-
-#[test]
-fn checkpoint_resume_with_replace_deletes_foreign_keys_once() {
-    if skip_if_missing(Version::V82) {
-        return;
-    }
-    let tmp = tempfile::tempdir().unwrap();
-    // many commands on a key the target holds, applied one round trip each: a run killed
-    // among them leaves the key half rebuilt, which a resume must not delete again
-    let s = aof_server(Version::V82, true, &[]);
-    writes(&s, 43, 100);
-    rewrite(&s);
-    let mut p = redis::pipe();
-    for i in 0..6000 {
-        p.cmd("RPUSH").arg("fresh:list").arg(i).ignore();
-        p.cmd("INCR").arg("fresh:n").ignore();
-    }
-    p.query::<()>(&mut s.conn()).unwrap();
-    let (_, dir) = snapshot_aof(&s, tmp.path());
-    let (load_dir, _) = snapshot_aof(&s, &tmp.path().join("load"));
-    let loaded = server_on(Version::V82, &load_dir);
-    let target = Server::start(Version::V82);
-    foreign_keys(&target);
-    // keys of the foreign set that this AOF does not touch stay as they are
-    let mut con = target.conn();
-    for k in ["base:list", "fresh:set", "fresh:h"] {
-        redis::cmd("DEL").arg(k).query::<()>(&mut con).unwrap();
-    }
-    redis::cmd("SELECT").arg(1).query::<()>(&mut con).unwrap();
-    redis::cmd("FLUSHDB").query::<()>(&mut con).unwrap();
-    let ckpt = tmp.path().join("ckpt.json");
-    let url = target.url();
-    let args = [
-        "import",
-        dir.to_str().unwrap(),
-        "--target",
-        &url,
-        "--checkpoint",
-        ckpt.to_str().unwrap(),
-        "--replace",
-        "--window-commands",
-        "1",
-        "--quiet",
-    ];
-    let run_dir = tmp.path().join("run");
-    std::fs::create_dir_all(&run_dir).unwrap();
-    let mut first = process::Running::start(&args, &run_dir);
-    let llen = || -> u64 {
-        redis::cmd("LLEN")
-            .arg("fresh:list")
-            .query(&mut target.conn())
-            .unwrap()
-    };
-    // the foreign list (one element) is replaced by the AOF's, which grows
-    wait_until(Duration::from_secs(30), || llen() > 10);
-    first.signal("-KILL");
-    first.wait_exit(Duration::from_secs(10));
-    assert!(llen() < 6000, "the first run had finished");
-    let out = import_aof(&dir, &url, &args[4..9]);
-    assert!(out.contains("resuming the commands at"), "{out}");
-    equal_but_mine(&target, &loaded);
 }
 
 /// An 8.2 AOF of db 0 written over several seconds (`aof-timestamp-enabled yes`), a copy to
