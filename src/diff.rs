@@ -911,7 +911,7 @@ struct Seen {
     ty: u8,
 }
 
-fn look(e: &Entry<'_>, opts: &DiffOptions) -> Result<Option<Seen>, DecodeError> {
+fn look(e: &Entry<'_>, hash: u64, opts: &DiffOptions) -> Result<Option<Seen>, DecodeError> {
     if !opts.filter.matches(e) || e.is_expired_at(opts.now_ms) {
         return Ok(None);
     }
@@ -920,7 +920,7 @@ fn look(e: &Entry<'_>, opts: &DiffOptions) -> Result<Option<Seen>, DecodeError> 
         return Ok(None);
     };
     Ok(Some(Seen {
-        hash: key_hash(e.db, &e.key),
+        hash,
         digest,
         field_ttls,
         ttl: e.expire_ms.unwrap_or(NO_TTL),
@@ -935,7 +935,34 @@ fn pass(
     opts: &DiffOptions,
     mut f: impl FnMut(&Entry<'_>, Seen) -> Result<(), PassError>,
 ) -> Result<(), DiffError> {
-    pass_with_hints(side, open, opts, &mut |_, _| {}, &mut (), |_, e, s| f(e, s))
+    pass_with_hints(
+        side,
+        open,
+        opts,
+        &|_, _| true,
+        &mut |_, _| {},
+        &mut (),
+        |_, e, s| f(e, s),
+    )
+}
+
+/// [`pass`] over the keys for which `want(key hash, entry)` is true: the others are not decoded.
+fn pass_some(
+    side: &'static str,
+    open: &mut dyn FnMut() -> io::Result<Input>,
+    opts: &DiffOptions,
+    want: &dyn Fn(u64, &Entry<'_>) -> bool,
+    mut f: impl FnMut(&Entry<'_>, Seen) -> Result<(), PassError>,
+) -> Result<(), DiffError> {
+    pass_with_hints(
+        side,
+        open,
+        opts,
+        want,
+        &mut |_, _| {},
+        &mut (),
+        |_, e, s| f(e, s),
+    )
 }
 
 /// [`pass`], also calling `hint` with each RESIZEDB hint (keys in the database), both with `state`.
@@ -943,6 +970,7 @@ fn pass_with_hints<T>(
     side: &'static str,
     open: &mut dyn FnMut() -> io::Result<Input>,
     opts: &DiffOptions,
+    want: &dyn Fn(u64, &Entry<'_>) -> bool,
     hint: &mut dyn FnMut(u64, &mut T),
     state: &mut T,
     mut f: impl FnMut(&mut T, &Entry<'_>, Seen) -> Result<(), PassError>,
@@ -952,8 +980,11 @@ fn pass_with_hints<T>(
         .decode(opts.verify_checksum, |item, _| -> Result<(), PassError> {
             match item {
                 Item::Entry(e) => {
-                    if let Some(s) = look(&e, opts)? {
-                        f(state, &e, s)?;
+                    let hash = key_hash(e.db, &e.key);
+                    if want(hash, &e) {
+                        if let Some(s) = look(&e, hash, opts)? {
+                            f(state, &e, s)?;
+                        }
                     }
                 }
                 Item::ResizeDb { db_size, .. } => hint(db_size, state),
@@ -994,17 +1025,25 @@ pub fn diff(
     // double past its need; never more than a few million slots on a hint's word alone)
     let mut index: Vec<Slot> = Vec::new();
     let mut hinted = |n: u64, index: &mut Vec<Slot>| index.reserve(n.min(1 << 22) as usize);
-    pass_with_hints("A", open_a, opts, &mut hinted, &mut index, |index, _, s| {
-        index.push(Slot {
-            hash: s.hash,
-            digest: s.digest,
-            ttl: s.ttl,
-            field_ttls: s.field_ttls,
-            ty: s.ty,
-            seen: false,
-        });
-        Ok(())
-    })?;
+    pass_with_hints(
+        "A",
+        open_a,
+        opts,
+        &|_, _| true,
+        &mut hinted,
+        &mut index,
+        |index, _, s| {
+            index.push(Slot {
+                hash: s.hash,
+                digest: s.digest,
+                ttl: s.ttl,
+                field_ttls: s.field_ttls,
+                ty: s.ty,
+                seen: false,
+            });
+            Ok(())
+        },
+    )?;
     sum.passes.0 += 1;
     sum.a_keys = index.len() as u64;
     index.sort_unstable_by_key(|s| s.hash);
@@ -1126,16 +1165,23 @@ pub fn diff(
         let mut held: HashMap<(u64, Vec<u8>), Canon> = HashMap::new();
         let mut held_bytes = 0usize;
         let report_missing = first;
-        pass("A", open_a, opts, |e, s| {
+        let pending_hashes: HashSet<u64> = pending.iter().map(|(db, k)| key_hash(*db, k)).collect();
+        let seen = |hash: u64, e: &Entry<'_>| {
+            if colliding.contains(&hash) {
+                exact.get(&(e.db, e.key.to_vec())).is_some_and(|x| x.seen)
+            } else {
+                index
+                    .binary_search_by_key(&hash, |x| x.hash)
+                    .is_ok_and(|i| index[i].seen)
+            }
+        };
+        // only the keys B lacked and the suspects are decoded
+        let want = |hash: u64, e: &Entry<'_>| {
+            (report_missing && !seen(hash, e)) || pending_hashes.contains(&hash)
+        };
+        pass_some("A", open_a, opts, &want, |e, s| {
             if report_missing {
-                let seen = if colliding.contains(&s.hash) {
-                    exact.get(&(e.db, e.key.to_vec())).is_some_and(|x| x.seen)
-                } else {
-                    index
-                        .binary_search_by_key(&s.hash, |x| x.hash)
-                        .is_ok_and(|i| index[i].seen)
-                };
-                if !seen {
+                if !seen(s.hash, e) {
                     let mut d = Difference::new(Kind::Missing, e.db, &e.key);
                     d.types.0 = Some(type_of(s.ty));
                     report(d, &mut sum)?;
@@ -1162,30 +1208,37 @@ pub fn diff(
             }
             break;
         }
-        pass("B", open_b, opts, |e, s| {
-            let id = (e.db, e.key.to_vec());
-            let Some(a) = held.get(&id) else {
-                return Ok(());
-            };
-            let b = Canon::of(&e.value()?, opts.now_ms);
-            let types = (Some(type_of(s.ty)), Some(type_of(s.ty)));
-            let (el, fttl) = compare(a, &b, tol);
-            sum.detailed += 1;
-            if let Some(el) = el {
-                let mut d = Difference::new(Kind::Value, e.db, &e.key);
-                d.types = types;
-                d.element = Some(el);
-                report(d, &mut sum)?;
-            }
-            if let Some((field, ta, tb)) = fttl {
-                let mut d = Difference::new(Kind::FieldTtl, e.db, &e.key);
-                d.types = types;
-                d.field = Some(field);
-                d.ttls = (ta, tb);
-                report(d, &mut sum)?;
-            }
-            Ok(())
-        })?;
+        let held_hashes: HashSet<u64> = held.keys().map(|(db, k)| key_hash(*db, k)).collect();
+        pass_some(
+            "B",
+            open_b,
+            opts,
+            &|h, _| held_hashes.contains(&h),
+            |e, s| {
+                let id = (e.db, e.key.to_vec());
+                let Some(a) = held.get(&id) else {
+                    return Ok(());
+                };
+                let b = Canon::of(&e.value()?, opts.now_ms);
+                let types = (Some(type_of(s.ty)), Some(type_of(s.ty)));
+                let (el, fttl) = compare(a, &b, tol);
+                sum.detailed += 1;
+                if let Some(el) = el {
+                    let mut d = Difference::new(Kind::Value, e.db, &e.key);
+                    d.types = types;
+                    d.element = Some(el);
+                    report(d, &mut sum)?;
+                }
+                if let Some((field, ta, tb)) = fttl {
+                    let mut d = Difference::new(Kind::FieldTtl, e.db, &e.key);
+                    d.types = types;
+                    d.field = Some(field);
+                    d.ttls = (ta, tb);
+                    report(d, &mut sum)?;
+                }
+                Ok(())
+            },
+        )?;
         sum.passes.1 += 1;
         for id in held.keys() {
             pending.remove(id);

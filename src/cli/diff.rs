@@ -54,6 +54,11 @@ enum Side {
 
 impl Side {
     fn new(arg: &Path) -> Result<Side> {
+        if arg.as_os_str() == "-" {
+            anyhow::bail!(super::Usage(
+                "diff reads each side more than once, which stdin cannot be: give a file".into()
+            ));
+        }
         if live::is_url(arg) {
             let target = live::source_target(&arg.to_string_lossy())?;
             let name = target.display();
@@ -78,7 +83,15 @@ impl Side {
 
     fn open(&self, mode: SourceMode, dbs: &[u64]) -> std::io::Result<Input> {
         match self {
-            Side::File(p) => Input::open(p),
+            // streamed, not mapped: the pages of a mapped dump would stay resident and count
+            // in the process's memory, while a stream keeps a bounded window
+            Side::File(p) => {
+                let f = std::fs::File::open(p)?;
+                if f.metadata()?.is_dir() {
+                    return Input::open(p);
+                }
+                Ok(Input::from_reader(Box::new(f)))
+            }
             Side::Live {
                 target,
                 name,
