@@ -1180,12 +1180,10 @@ pub fn diff(
             (report_missing && !seen(hash, e)) || pending_hashes.contains(&hash)
         };
         pass_some("A", open_a, opts, &want, |e, s| {
-            if report_missing {
-                if !seen(s.hash, e) {
-                    let mut d = Difference::new(Kind::Missing, e.db, &e.key);
-                    d.types.0 = Some(type_of(s.ty));
-                    report(d, &mut sum)?;
-                }
+            if report_missing && !seen(s.hash, e) {
+                let mut d = Difference::new(Kind::Missing, e.db, &e.key);
+                d.types.0 = Some(type_of(s.ty));
+                report(d, &mut sum)?;
             }
             if !pending.is_empty() && (held.is_empty() || held_bytes < opts.detail_bytes) {
                 let id = (e.db, e.key.to_vec());
