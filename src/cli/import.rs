@@ -646,63 +646,84 @@ pub fn run(a: &ImportArgs) -> Result<()> {
                     "--checkpoint cannot resume the import of a live source without --follow: a rerun receives a new snapshot; import a saved dump (rdbkit dump) to be able to resume".into()
                 ));
             }
-            let src = super::live::source_target(&f.to_string_lossy())?;
-            let name = src.display();
-            let resume = match &a.checkpoint {
-                Some(p) => super::live::resume_point(p, &target)?,
-                None => None,
-            };
-            let dbs = &a.filter.dbs;
-            let from = super::live::sync_from(&src, a.follow.from_replica)?;
-            let opened = super::source_mode::open(
-                a.source_mode,
-                &from,
-                &name,
-                dbs,
-                a.follow.follow,
-                || super::live::connect(&from, false, resume.clone()),
-            )?;
-            let replica = match opened {
-                Ok(replica) => replica,
-                Err(scan) => {
-                    scans.push((name.clone(), scan.stats.clone()));
-                    sources.push(Source {
-                        name: name.clone(),
-                        input: scan.input(),
-                    });
-                    names.push(name);
-                    continue;
+            let given = super::live::source_target(&f.to_string_lossy())?;
+            // a cluster node's snapshot holds its own slots only: every primary is read
+            let shards = match super::live::cluster_primaries(&given)? {
+                Some(p) if p.len() > 1 => {
+                    if a.follow.follow {
+                        bail!(Usage(format!(
+                            "{} is one node of a cluster of {} primaries: --follow follows one server's writes, and a cluster's are split over its primaries; import the cluster without --follow (every primary's snapshot is read), or follow each primary into its own target",
+                            given.display(),
+                            p.len()
+                        )));
+                    }
+                    eprintln!(
+                        "{}: a cluster node; reading the snapshot of each of its {} primaries",
+                        given.display(),
+                        p.len()
+                    );
+                    p
                 }
+                _ => vec![given],
             };
-            let kind = replica.kind().clone();
-            if let rdbkit::source::replica::SyncKind::Continue { replid, offset } = &kind {
-                eprintln!("{name}: continuing {replid} after offset {offset} (partial resync: no snapshot needed)");
-                let cfg_follow = follow_config(a, &target, replid);
-                return super::live::follow(
-                    &a.follow,
-                    replica,
-                    &src,
-                    target,
-                    &cfg_follow,
-                    a.checkpoint.as_deref(),
+            for src in shards {
+                let name = src.display();
+                let resume = match &a.checkpoint {
+                    Some(p) => super::live::resume_point(p, &target)?,
+                    None => None,
+                };
+                let dbs = &a.filter.dbs;
+                let from = super::live::sync_from(&src, a.follow.from_replica)?;
+                let opened = super::source_mode::open(
+                    a.source_mode,
+                    &from,
+                    &name,
+                    dbs,
+                    a.follow.follow,
+                    || super::live::connect(&from, false, resume.clone()),
+                )?;
+                let replica = match opened {
+                    Ok(replica) => replica,
+                    Err(scan) => {
+                        scans.push((name.clone(), scan.stats.clone()));
+                        sources.push(Source {
+                            name: name.clone(),
+                            input: scan.input(),
+                        });
+                        names.push(name);
+                        continue;
+                    }
+                };
+                let kind = replica.kind().clone();
+                if let rdbkit::source::replica::SyncKind::Continue { replid, offset } = &kind {
+                    eprintln!("{name}: continuing {replid} after offset {offset} (partial resync: no snapshot needed)");
+                    let cfg_follow = follow_config(a, &target, replid);
+                    return super::live::follow(
+                        &a.follow,
+                        replica,
+                        &src,
+                        target,
+                        &cfg_follow,
+                        a.checkpoint.as_deref(),
+                    );
+                }
+                if let (Some((id, off)), false) = (&resume, a.replace || a.flush_target) {
+                    bail!(
+                        "{name} can no longer continue {id} after offset {off} (its backlog has moved on, or it was restarted or failed over): a new full snapshot is needed; rerun with --replace or --flush-target to take it"
+                    );
+                }
+                eprintln!(
+                    "{name}: snapshot at replication offset {} of {}",
+                    kind.offset(),
+                    kind.replid()
                 );
+                sources.push(Source {
+                    name: name.clone(),
+                    input: Input::Stream(Box::new(replica.snapshot())),
+                });
+                names.push(name);
+                live.push(replica);
             }
-            if let (Some((id, off)), false) = (&resume, a.replace || a.flush_target) {
-                bail!(
-                    "{name} can no longer continue {id} after offset {off} (its backlog has moved on, or it was restarted or failed over): a new full snapshot is needed; rerun with --replace or --flush-target to take it"
-                );
-            }
-            eprintln!(
-                "{name}: snapshot at replication offset {} of {}",
-                kind.offset(),
-                kind.replid()
-            );
-            sources.push(Source {
-                name: name.clone(),
-                input: Input::Stream(Box::new(replica.snapshot())),
-            });
-            names.push(name);
-            live.push(replica);
         } else {
             sources.push(Source {
                 name: f.display().to_string(),

@@ -27,6 +27,50 @@ pub fn source_target(url: &str) -> Result<Target> {
     Target::parse(url, env_pw).map_err(|e| anyhow::Error::new(Usage(format!("source: {e}"))))
 }
 
+/// The primaries of a cluster `source` (each reached with the source's credentials and TLS), or
+/// `None` when the source is not a cluster node. A node's snapshot, by replication or by `SCAN`,
+/// holds only its own slots: a whole cluster is read from each primary.
+pub fn cluster_primaries(source: &Target) -> Result<Option<Vec<Target>>> {
+    if source.sentinel.is_some() {
+        return Ok(None);
+    }
+    let name = source.display();
+    let mut con = source
+        .pinned()
+        .and_then(|p| p.control(Duration::from_secs(10)))
+        .map_err(anyhow::Error::new)
+        .with_context(|| format!("connecting to {name}"))?;
+    let info: String = redis::cmd("INFO")
+        .arg("cluster")
+        .query(&mut con)
+        .with_context(|| format!("INFO cluster on {name}"))?;
+    if !info.contains("cluster_enabled:1") {
+        return Ok(None);
+    }
+    let nodes: String = redis::cmd("CLUSTER")
+        .arg("NODES")
+        .query(&mut con)
+        .with_context(|| format!("CLUSTER NODES on {name}"))?;
+    let mut out = Vec::new();
+    for l in nodes.lines() {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        // id addr flags master ping pong epoch link slot…: primaries that serve slots
+        if f.len() < 9 || !f[2].split(',').any(|x| x == "master") || f[2].contains("fail") {
+            continue;
+        }
+        let addr = f[1].split('@').next().unwrap_or_default();
+        if let Some((host, port)) = addr.rsplit_once(':') {
+            if let Ok(port) = port.parse() {
+                out.push(source.at(host.to_string(), port));
+            }
+        }
+    }
+    if out.is_empty() {
+        bail!("{name} is a cluster node, but CLUSTER NODES lists no primary serving slots");
+    }
+    Ok(Some(out))
+}
+
 /// Where to receive from: `source`, or with `from_replica` (a Sentinel source) a replica the
 /// sentinels list as up.
 pub fn sync_from(source: &Target, from_replica: bool) -> Result<Target> {
@@ -183,6 +227,14 @@ pub fn run_dump(a: &DumpArgs) -> Result<()> {
             .and_then(|n| n.to_str())
             .unwrap_or("dump")
     ));
+    if let Some(primaries) = cluster_primaries(&source)?.filter(|p| p.len() > 1) {
+        let all: Vec<String> = primaries.iter().map(Target::display).collect();
+        eprintln!(
+            "note: {name} is one node of a cluster of {} primaries ({}): the file holds this node's slots only; dump each primary for the whole cluster (rdbkit import takes a cluster node's URL and reads every primary)",
+            primaries.len(),
+            all.join(", ")
+        );
+    }
     let started = Instant::now();
     let opened = super::source_mode::open(a.source_mode, &source, &name, &[], false, || {
         connect(&source, true, None)

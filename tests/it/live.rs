@@ -1209,3 +1209,81 @@ fn follow_with_replace_replaces_keys_first_written_after_the_snapshot() {
             .unwrap();
     }
 }
+
+/// A cluster node given as the source: its own snapshot holds a third of the keys, so every
+/// primary's is read (by replication and by `SCAN`), and the target gets the whole cluster.
+/// `--follow` of a cluster source is refused (its writes are split over the primaries), and
+/// `rdbkit dump` of one node says the file holds that node's slots only.
+#[test]
+fn import_of_a_cluster_node_reads_every_primary() {
+    if common::skip_if_missing(Version::V82) {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let src = Server::start(Version::V82);
+    let mut p = redis::pipe();
+    for i in 0..3000 {
+        p.cmd("SET").arg(format!("k:{i}")).arg(i).ignore();
+        if i % 10 == 0 {
+            p.cmd("HSET").arg(format!("h:{i}")).arg("f").arg(i).ignore();
+            p.cmd("PEXPIRE")
+                .arg(format!("k:{i}"))
+                .arg(3_600_000)
+                .ignore();
+        }
+    }
+    p.query::<()>(&mut src.conn()).unwrap();
+    let dump = src.save_to(tmp.path().join("src.rdb"));
+    let nodes = common::cluster();
+    for n in &nodes {
+        // a replica's snapshot starts at once, not after the default 5 s gathering delay
+        redis::cmd("CONFIG")
+            .arg("SET")
+            .arg("repl-diskless-sync-delay")
+            .arg(0)
+            .query::<()>(&mut n.conn())
+            .unwrap();
+    }
+    let node0 = nodes[0].url();
+    let o = common::rdbkit(&[
+        "import",
+        dump.to_str().unwrap(),
+        "--target",
+        &node0,
+        "--quiet",
+    ]);
+    assert!(o.status.success(), "{}", common::text(&o));
+    let on0: u64 = redis::cmd("DBSIZE").query(&mut nodes[0].conn()).unwrap();
+    assert!(on0 > 0 && on0 < 3300, "{on0}");
+    for mode in ["sync", "scan"] {
+        let dst = Server::start(Version::V82);
+        let o = common::rdbkit(&[
+            "import",
+            &node0,
+            "--target",
+            &dst.url(),
+            "--source-mode",
+            mode,
+            "--quiet",
+        ]);
+        assert!(o.status.success(), "{mode}: {}", common::text(&o));
+        assert!(
+            common::text(&o).contains("reading the snapshot of each of its 3 primaries"),
+            "{}",
+            common::text(&o)
+        );
+        common::assert_same_dataset(&src, &dst);
+    }
+    let dst = Server::start(Version::V82);
+    let o = common::rdbkit(&["import", &node0, "--target", &dst.url(), "--follow"]);
+    assert_eq!(o.status.code(), Some(2), "{}", common::text(&o));
+    assert!(common::text(&o).contains("one node of a cluster of 3 primaries"));
+    let file = tmp.path().join("node0.rdb");
+    let o = common::rdbkit(&["dump", &node0, "-o", file.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", common::text(&o));
+    assert!(
+        common::text(&o).contains("the file holds this node's slots only"),
+        "{}",
+        common::text(&o)
+    );
+}
