@@ -94,6 +94,28 @@ fn cut(out: &mut Out, data: &[u8]) {
                 for (kind, blob) in fuzzing::blobs(e.type_id, e.raw, valkey) {
                     out.put(target_of(kind), e.type_id, &blob);
                 }
+                // module values a decoder of rdbkit reads: their own targets, with the selector
+                // bytes those take (fuzzing::module_json, fuzzing::module_bloom)
+                if let Ok(rdbkit::Value::Module(m)) = e.value() {
+                    let name = m.id.name();
+                    let encver = m.id.encver() as u8;
+                    let bloom = [
+                        "MBbloom--",
+                        "MBbloomCF",
+                        "CMSk-TYPE",
+                        "TopK-TYPE",
+                        "TDIS-TYPE",
+                    ];
+                    let (target, mut seed) = match name.as_str() {
+                        "ReJSON-RL" => ("module_json", vec![u8::from(encver == 2)]),
+                        n => match bloom.iter().position(|b| *b == n) {
+                            Some(i) => ("module_bloom", vec![i as u8, encver]),
+                            None => continue,
+                        },
+                    };
+                    seed.extend_from_slice(m.body);
+                    out.put(target, e.type_id, &seed);
+                }
             }
             _ => {}
         }

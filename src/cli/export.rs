@@ -44,6 +44,10 @@ pub struct ExportArgs {
     /// fails), or write the hash without them (fields already expired left out; counted).
     #[arg(long, value_enum, default_value = "refuse")]
     field_ttls: FieldTtls,
+    /// RESP only: write RedisJSON documents as `SET key <document>` (a string holding the
+    /// document) instead of `JSON.SET key $ <document>`, for a target without a JSON module.
+    #[arg(long)]
+    json_as_string: bool,
     #[command(flatten)]
     filter: FilterArgs,
     #[command(flatten)]
@@ -104,6 +108,7 @@ fn export_dump(a: &ExportArgs, file: &Path) -> Result<()> {
         limits: Limits::default(),
         target: a.target_version.clone(),
         drop_field_ttls: a.field_ttls == FieldTtls::Drop,
+        json_as_string: a.json_as_string,
         now_ms: super::now_ms(),
     };
     let mut writer = ExportWriter::new(out);

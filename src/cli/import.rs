@@ -144,6 +144,10 @@ pub struct ImportArgs {
     /// it without them (fields already expired left out; counted in the summary).
     #[arg(long, value_enum, default_value = "refuse")]
     field_ttls: FieldTtls,
+    /// RedisJSON documents on a target without a JSON module: write each as a string holding the
+    /// document (`SET`) instead of skipping it as a module the target lacks.
+    #[arg(long)]
+    json_as_string: bool,
     /// Source-to-target database mapping, e.g. 0:5,1:0.
     #[arg(long, value_parser = parse_db_map)]
     db_map: Option<BTreeMap<u64, u64>>,
@@ -533,6 +537,7 @@ pub(super) fn import_config(a: &ImportArgs, files: &[&Path]) -> Result<ImportCon
         flush_target: a.flush_target,
         skip_modules: a.skip_modules,
         drop_field_ttls: a.field_ttls == FieldTtls::Drop,
+        json_as_string: a.json_as_string,
         connections: a.connections.max(1),
         conn: replay::ConnConfig {
             window_commands: a.window_commands.max(1),

@@ -10,6 +10,7 @@ pub mod target;
 pub use resp::Resp;
 pub use target::{rdb_version_for, TargetInfo};
 
+use crate::decode::module::ModuleData;
 use crate::model::{ConsumerGroup, Elem, Entry, HashField, Stream, StreamId, Value};
 use crate::payload;
 use std::io::Write as _;
@@ -48,6 +49,20 @@ pub struct CommandOptions {
     pub drop_field_ttls: bool,
     /// Now, in Unix ms: with `drop_field_ttls`, fields expiring at or before it are left out.
     pub now_ms: i64,
+    /// How RedisJSON documents (that rdbkit reads) are written.
+    pub json: JsonWrite,
+}
+
+/// How a RedisJSON document is written as commands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JsonWrite {
+    /// `RESTORE` of the dump's payload (for a target whose JSON module reads it).
+    Restore,
+    /// `JSON.SET key $ <document>` (any RedisJSON 2.x or valkey-json).
+    Set,
+    /// `SET key <document>`: a string holding the document, for a target without a JSON module
+    /// (`--json-as-string`).
+    String,
 }
 
 impl Default for CommandOptions {
@@ -61,6 +76,7 @@ impl Default for CommandOptions {
             can_restore: true,
             drop_field_ttls: false,
             now_ms: 0,
+            json: JsonWrite::Set,
         }
     }
 }
@@ -94,6 +110,8 @@ pub struct Losses {
     pub streams_inexact: u64,
     /// Sorted sets whose `-0` scores were written as `0` (the target cannot RESTORE them).
     pub negative_zero: u64,
+    /// JSON documents written as strings ([`JsonWrite::String`]).
+    pub json_as_string: u64,
 }
 
 impl Losses {
@@ -104,6 +122,7 @@ impl Losses {
         self.stream_metadata += other.stream_metadata;
         self.streams_inexact += other.streams_inexact;
         self.negative_zero += other.negative_zero;
+        self.json_as_string += other.json_as_string;
     }
 
     /// One line per kind of loss, for a report.
@@ -137,6 +156,12 @@ impl Losses {
             lines.push(format!(
                 "{} sorted sets with -0 scores written as 0 (only RESTORE keeps -0)",
                 self.negative_zero
+            ));
+        }
+        if self.json_as_string > 0 {
+            lines.push(format!(
+                "{} JSON documents written as strings holding the document (--json-as-string)",
+                self.json_as_string
             ));
         }
         lines
@@ -293,7 +318,18 @@ pub fn entry_commands(
             }
             stream_commands(out, key, s, &loaded, &missing, o)
         }
-        Value::Module(_) => return Ok(restore_command(out, entry, o)),
+        Value::Module(m) => match (o.json, crate::decode::module::decode(m)) {
+            (JsonWrite::Set, Ok(Some(ModuleData::Json(d)))) => {
+                out.cmd(&[b"JSON.SET", key, b"$", d.text.as_bytes()]);
+                1
+            }
+            (JsonWrite::String, Ok(Some(ModuleData::Json(d)))) => {
+                losses.json_as_string += 1;
+                out.cmd(&[b"SET", key, d.text.as_bytes()]);
+                1
+            }
+            _ => return Ok(restore_command(out, entry, o)),
+        },
     };
     if let Some(ms) = entry.expire_ms {
         out.begin(3);

@@ -232,3 +232,33 @@ fn cut_blobs(t: u8, raw: &[u8], valkey: bool, out: &mut Vec<(BlobKind, Vec<u8>)>
     }
     Ok(())
 }
+
+/// Reads `data` as a RedisJSON value's opcode stream (encoding version 2 or 3, by the first
+/// byte's low bit): a document or an error, never a panic.
+pub fn module_json(data: &[u8]) -> Result<Option<u64>> {
+    let Some((&v, body)) = data.split_first() else {
+        return Ok(None);
+    };
+    let encver = if v & 1 == 0 { 3 } else { 2 };
+    super::module::json::read(body, 1, encver).map(|d| Some(d.mem_usage))
+}
+
+/// Reads `data` as the opcode stream of one of RedisBloom's types (chosen by the first byte, the
+/// encoding version by the second): its parameters or an error, never a panic.
+pub fn module_bloom(data: &[u8]) -> Result<Option<u64>> {
+    use super::module::bloom::*;
+    use super::module::ModuleData as D;
+    let [t, v, body @ ..] = data else {
+        return Ok(None);
+    };
+    let encver = u32::from(*v % 6);
+    let d = match t % 5 {
+        0 => D::Bloom(BloomFilter::read(body, 2, encver)?),
+        1 => D::Cuckoo(CuckooFilter::read(body, 2, encver)?),
+        2 => D::Cms(CountMinSketch::read(body, 2, encver)?),
+        3 => D::TopK(TopK::read(body, 2, encver)?),
+        _ => D::TDigest(TDigest::read(body, 2, encver)?),
+    };
+    let _ = d.params();
+    Ok(Some(d.mem_usage()))
+}

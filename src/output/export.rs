@@ -7,7 +7,9 @@
 //! chunks before it, so the worker leaves that one out and the writer puts it in where needed.
 
 use super::report::memory::Limits;
-use crate::commands::{entry_commands, CommandOptions, Losses, Resp, TargetInfo, Unrepresentable};
+use crate::commands::{
+    entry_commands, CommandOptions, JsonWrite, Losses, Resp, TargetInfo, Unrepresentable,
+};
 use crate::filter::Filter;
 use crate::source::{Chunk, ChunkWorker};
 use crate::{DecodeError, Item};
@@ -86,6 +88,8 @@ pub struct Exporter {
     pub transform: crate::transform::Transform,
     /// What `transform` changed.
     pub transformed: std::sync::Arc<crate::transform::TransformCounts>,
+    /// Write RedisJSON documents as strings (`SET`) instead of `JSON.SET`.
+    pub json_as_string: bool,
 }
 
 impl Exporter {
@@ -94,9 +98,15 @@ impl Exporter {
         let dump_version = version.map_or(CommandOptions::default().restore_version, |v| {
             v.min(u32::from(u16::MAX)) as u16
         });
+        let json = if self.json_as_string {
+            JsonWrite::String
+        } else {
+            JsonWrite::Set
+        };
         let base = CommandOptions {
             drop_field_ttls: self.drop_field_ttls,
             now_ms: self.now_ms,
+            json,
             ..CommandOptions::default()
         };
         let Some(t) = &self.target else {
@@ -112,6 +122,7 @@ impl Exporter {
             can_restore: restore.is_some(),
             drop_field_ttls: self.drop_field_ttls,
             now_ms: self.now_ms,
+            json,
             ..t.command_options()
         }
     }

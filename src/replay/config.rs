@@ -75,6 +75,9 @@ pub struct ImportConfig {
     /// On a target without hash field TTLs, write such hashes without them (counted) instead of
     /// refusing them.
     pub drop_field_ttls: bool,
+    /// On a target without a JSON module, write RedisJSON documents as strings holding the
+    /// document instead of skipping them.
+    pub json_as_string: bool,
     /// Parallel data connections.
     pub connections: usize,
     /// Data-plane limits.
@@ -116,6 +119,7 @@ impl Default for ImportConfig {
             flush_target: false,
             skip_modules: false,
             drop_field_ttls: false,
+            json_as_string: false,
             connections: 2,
             memory_budget: DEFAULT_MEMORY_BUDGET,
             conn: ConnConfig::default(),

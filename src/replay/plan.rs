@@ -7,7 +7,7 @@ use super::config::Mode;
 use super::config::Skip;
 use super::shared::Shared;
 use super::target::TargetInfo;
-use crate::commands::{entry_commands, CommandOptions, Losses};
+use crate::commands::{entry_commands, CommandOptions, JsonWrite, Losses};
 use crate::model::{Entry, Value};
 use crate::payload;
 
@@ -246,6 +246,9 @@ pub enum ByCommands {
     PayloadTooBig,
     /// A hash with fields whose TTL has passed: loading drops them, `RESTORE` would keep them.
     ExpiredFields,
+    /// A RedisJSON document for a Valkey target (`JSON.SET`), or for a target without a JSON
+    /// module (`--json-as-string`).
+    JsonDocument,
 }
 
 impl ByCommands {
@@ -256,6 +259,9 @@ impl ByCommands {
             ByCommands::TypeUnreadable => "the target cannot RESTORE the type or encoding",
             ByCommands::PayloadTooBig => "RESTORE payload over the target's proto-max-bulk-len",
             ByCommands::ExpiredFields => "hash with fields whose TTL has passed",
+            ByCommands::JsonDocument => {
+                "JSON document: JSON.SET on Valkey, a string with --json-as-string"
+            }
         }
     }
 }
@@ -311,6 +317,40 @@ impl KeyRules<'_> {
         )
     }
 
+    /// True when the target has a module that holds RedisJSON documents.
+    fn has_json(&self) -> bool {
+        !module_type_missing(
+            crate::decode::module::json::TYPE_NAME,
+            &self.target.modules,
+            self.target.valkey,
+        )
+    }
+
+    /// Why a RedisJSON document that rdbkit reads goes by commands rather than `RESTORE`: `--mode
+    /// commands` or a Valkey target (valkey-json) with a JSON module (then `JSON.SET`), or a
+    /// target without one under `--json-as-string` (a string holding the document). `None`: by
+    /// `RESTORE` like any module value (or skipped as a module the target lacks).
+    fn json_by_commands(&self, v: &Value<'_>) -> Option<ByCommands> {
+        let Value::Module(m) = v else { return None };
+        if m.id.name() != crate::decode::module::json::TYPE_NAME
+            || !matches!(
+                crate::decode::module::decode(m),
+                Ok(Some(crate::decode::module::ModuleData::Json(_)))
+            )
+        {
+            return None;
+        }
+        if !self.has_json() {
+            self.cfg.json_as_string.then_some(ByCommands::JsonDocument)
+        } else if self.cfg.mode == Mode::Commands {
+            Some(ByCommands::Asked)
+        } else if self.target.valkey {
+            Some(ByCommands::JsonDocument)
+        } else {
+            None
+        }
+    }
+
     fn module_missing(&self, v: &Value<'_>) -> Option<String> {
         let Value::Module(m) = v else { return None };
         let name = m.id.name();
@@ -327,7 +367,13 @@ impl KeyRules<'_> {
         if e.is_expired_at(self.now_ms) {
             return Ok(Decision::Skip(Skip::Expired, None));
         }
-        let module = e.encoding() == crate::model::Encoding::Module2;
+        let json = if e.encoding() == crate::model::Encoding::Module2 {
+            self.json_by_commands(&e.value()?)
+        } else {
+            None
+        };
+        // a JSON document written by commands goes the way of any other value
+        let module = e.encoding() == crate::model::Encoding::Module2 && json.is_none();
         let restore_ver = self.restore_version(e);
         let payload_len = payload::len_for_entry(e) as u64;
         let fits = payload_len + 1024 <= self.target.bulk_limit;
@@ -335,6 +381,7 @@ impl KeyRules<'_> {
         // (until expiry reclaims them). Such hashes go by commands, without those fields.
         let expired_fields = e.encoding().has_field_ttls() && self.has_expired_field(e)?;
         let by_commands = match self.cfg.mode {
+            _ if json.is_some() => json,
             _ if module => None,
             Mode::Restore => None,
             Mode::Commands => Some(ByCommands::Asked),
@@ -345,9 +392,14 @@ impl KeyRules<'_> {
         };
         if module {
             if let Some(name) = self.module_missing(&e.value()?) {
+                let hint = if name == crate::decode::module::json::TYPE_NAME {
+                    " (--json-as-string writes documents as strings)"
+                } else {
+                    ""
+                };
                 return Ok(Decision::Skip(
                     Skip::ModuleMissing,
-                    Some(format!("module type {name} not loaded on the target")),
+                    Some(format!("module type {name} not loaded on the target{hint}")),
                 ));
             }
         }
@@ -410,6 +462,12 @@ impl KeyRules<'_> {
         CommandOptions {
             drop_field_ttls: self.cfg.drop_field_ttls,
             now_ms: self.now_ms,
+            // JSON documents reach the commands only to be written by them (`decide`)
+            json: if self.has_json() || !self.cfg.json_as_string {
+                JsonWrite::Set
+            } else {
+                JsonWrite::String
+            },
             ..self.target.command_options()
         }
     }

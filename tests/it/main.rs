@@ -16,6 +16,7 @@ mod harness;
 mod import;
 mod live;
 mod messages;
+mod modules;
 mod parallel;
 mod plan;
 mod report;

@@ -26,7 +26,7 @@ pub const TOPK_TYPE: &str = "TopK-TYPE";
 pub const TDIGEST_TYPE: &str = "TDIS-TYPE";
 
 /// `BLOOM_OPT_NO_SCALING` in a chain's options.
-const OPT_NO_SCALING: u64 = 2;
+const OPT_NO_SCALING: u64 = 8;
 /// `sizeof(SBChain)`, `sizeof(SBLink)` on 64-bit builds.
 const SBCHAIN: u64 = 32;
 const SBLINK: u64 = 64;

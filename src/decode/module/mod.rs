@@ -3,13 +3,12 @@
 //! module.
 //!
 //! Some module types are also *read* (each decoder in a file of its own, naming the encoding
-//! versions it reads): RedisJSON documents ([`json`]), RedisBloom's five types ([`bloom`]) and
-//! RediSearch's index definitions in its aux data ([`search`]). A type none of them reads, or an
-//! encoding version they do not know, stays opaque: [`decode`] says which.
+//! versions it reads): RedisJSON documents ([`json`]) and RedisBloom's five types ([`bloom`]). A
+//! type none of them reads, or an encoding version they do not know, stays opaque: [`decode`] says
+//! which.
 
 pub mod bloom;
 pub mod json;
-pub mod search;
 
 use std::borrow::Cow;
 

@@ -763,7 +763,8 @@ pub fn assert_same_dataset(a: impl Into<Node>, b: impl Into<Node>) {
 ///   `CREATE` give different bytes), so graphs whose bytes differ are compared by content:
 ///   every node (id, labels, properties), every edge (id, type, ends, properties), the indexes and
 ///   the constraints; a vector set restored from a `DUMP` serializes its nodes in another order,
-///   so vector sets whose bytes differ are compared by content too (`vectorset_view`);
+///   so vector sets whose bytes differ are compared by content too (`vectorset_view`), and so are
+///   RedisBloom Top-Ks, whose saved heap holds memory addresses (`topk_view`);
 /// - the function libraries with their code (`FUNCTION LIST WITHCODE`, 7.0 and later).
 pub fn same_dataset(a: impl Into<Node>, b: impl Into<Node>) -> Result<(), String> {
     same_dataset_but(a, b, &[])
@@ -928,6 +929,12 @@ fn dataset_diffs(a: Node, b: Node) -> Vec<String> {
                                 "",
                             ) {
                                 diffs.push(format!("db {db} vector set {k:?}: {d}"));
+                            }
+                        } else if ta == "TopK-TYPE" {
+                            if let Some(d) =
+                                value_diff(&topk_view(&mut ca, key), &topk_view(&mut cb, key), "")
+                            {
+                                diffs.push(format!("db {db} top-k {k:?}: {d}"));
                             }
                         } else {
                             diffs.push(format!("db {db} key {k:?} (type {ta}): DUMP differs"));
@@ -1098,6 +1105,22 @@ fn graph_view(c: &mut redis::Connection, key: &[u8]) -> redis::Value {
         })
         .collect();
     redis::Value::Array(parts)
+}
+
+/// A RedisBloom Top-K by content, for two whose `DUMP` bytes differ: RedisBloom saves its heap as
+/// raw memory, item pointers included, so no two servers' `DUMP`s of one Top-K agree. Compared:
+/// `TOPK.INFO` and `TOPK.LIST … WITHCOUNT`.
+fn topk_view(c: &mut redis::Connection, key: &[u8]) -> redis::Value {
+    let info: redis::Value = redis::cmd("TOPK.INFO")
+        .arg(key)
+        .query(c)
+        .expect("TOPK.INFO");
+    let list: redis::Value = redis::cmd("TOPK.LIST")
+        .arg(key)
+        .arg("WITHCOUNT")
+        .query(c)
+        .expect("TOPK.LIST");
+    redis::Value::Array(vec![info, list])
 }
 
 /// A vector set by content, for two whose `DUMP` bytes differ: a vector set restored from a
