@@ -16,6 +16,9 @@ pub struct Filter {
     /// Copies of duplicated keys left out (`--duplicates first|last`); not a selection rule of
     /// its own, so [`Filter::is_empty`] ignores it.
     pub duplicates: Option<Arc<DuplicateSelection>>,
+    /// When set, only the records starting at these offsets (`verify --sample`: a random sample
+    /// of the keys the other rules keep).
+    pub sample: Option<Arc<std::collections::HashSet<u64>>>,
 }
 
 impl Filter {
@@ -34,6 +37,7 @@ impl Filter {
             && (self.types.is_empty() || self.types.contains(&e.value_type()))
             && (self.keys.is_empty() || self.keys.iter().any(|p| glob_match(p, &e.key)))
             && self.duplicates.as_ref().is_none_or(|d| d.keeps(e))
+            && self.sample.as_ref().is_none_or(|s| s.contains(&e.offset))
     }
 
     /// True when no rule is set.

@@ -243,6 +243,7 @@ impl FilterArgs {
             keys: self.keys.iter().map(|k| unescape(k)).collect(),
             types: self.types.clone(),
             duplicates: None,
+            sample: None,
         }
     }
 }

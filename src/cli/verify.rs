@@ -69,6 +69,65 @@ pub struct VerifyArgs {
     /// Seconds without a reply before a connection is considered dead.
     #[arg(long, default_value_t = 30)]
     timeout: u64,
+    /// Check only N keys chosen at random among those the filters keep (a fast answer on a huge
+    /// target); the dump is read once more first to count them.
+    #[arg(long, value_name = "N")]
+    sample: Option<u64>,
+    /// Seed of the --sample choice (default: from the clock); the same seed and dump choose the
+    /// same keys.
+    #[arg(long, value_name = "SEED", requires = "sample")]
+    seed: Option<u64>,
+    /// Result as text (MISMATCH lines and a summary) or as one JSON object on stdout.
+    #[arg(long, value_enum, default_value = "text")]
+    format: VerifyFormat,
+}
+
+/// `verify --format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum VerifyFormat {
+    /// MISMATCH lines and a summary.
+    Text,
+    /// One JSON object.
+    Json,
+}
+
+/// The record offsets of `n` keys chosen at random (seeded) among the keys of `file` that
+/// `filter` keeps, and how many it keeps: 8 bytes per key while choosing.
+fn sample(
+    file: &std::path::Path,
+    filter: &rdbkit::filter::Filter,
+    n: u64,
+    seed: u64,
+) -> Result<(std::collections::HashSet<u64>, u64)> {
+    if file.as_os_str() == "-" {
+        bail!(super::Usage(
+            "--sample reads the dump twice (to count its keys, then to check the sample), which \
+             stdin cannot be: give a file"
+                .into()
+        ));
+    }
+    let mut offsets: Vec<u64> = Vec::new();
+    Input::open(file)
+        .with_context(|| format!("opening {}", file.display()))?
+        .decode(false, |item, _| -> Result<(), rdbkit::DecodeError> {
+            if let rdbkit::Item::Entry(e) = item {
+                if filter.matches(&e) {
+                    offsets.push(e.offset);
+                }
+            }
+            Ok(())
+        })
+        .with_context(|| file.display().to_string())?;
+    let total = offsets.len() as u64;
+    // a partial Fisher-Yates shuffle: the first n places hold the sample
+    let mut rng = rdbkit::testing::XorShift::with_seed(seed);
+    let take = n.min(total) as usize;
+    for i in 0..take {
+        let j = i + (rng.next_u64() % (offsets.len() - i) as u64) as usize;
+        offsets.swap(i, j);
+    }
+    offsets.truncate(take);
+    Ok((offsets.into_iter().collect(), total))
 }
 
 /// Runs `verify`.
@@ -78,9 +137,17 @@ pub fn run(a: &VerifyArgs) -> Result<()> {
         Some(aof) => aof_base(&aof, "verify")?,
         None => a.input.file.clone(),
     };
+    let mut filter = a.filter.to_filter_for(&file, &a.dups)?;
+    let mut sampled = None;
+    if let Some(n) = a.sample {
+        let seed = a.seed.unwrap_or_else(|| super::now_ms() as u64);
+        let (chosen, total) = sample(&file, &filter, n, seed)?;
+        sampled = Some((chosen.len() as u64, total, seed));
+        filter.sample = Some(std::sync::Arc::new(chosen));
+    }
     let input = Input::open(&file).with_context(|| format!("opening {}", file.display()))?;
     let cfg = VerifyConfig {
-        filter: a.filter.to_filter_for(&file, &a.dups)?,
+        filter,
         db_map: a.db_map.clone().unwrap_or_default(),
         ttl_tolerance_ms: a.ttl_tolerance_ms,
         verify_checksum: !a.input.no_checksum,
@@ -91,6 +158,45 @@ pub fn run(a: &VerifyArgs) -> Result<()> {
         ..VerifyConfig::default()
     };
     let r = verify(input, &target, &cfg).with_context(|| file.display().to_string())?;
+    if a.format == VerifyFormat::Json {
+        let j = serde_json::json!({
+            "matched": r.matched,
+            "mismatched": r.mismatched,
+            "skipped": r.skipped,
+            "sample": sampled.map(|(keys, of, seed)| serde_json::json!({"keys": keys, "of": of, "seed": seed})),
+            "mismatches": r.mismatches.iter().map(|(k, why)| serde_json::json!({"key": k, "why": why})).collect::<Vec<_>>(),
+            "libraries": r.libraries,
+            "primaries": r.primaries,
+            "library_mismatches": r.library_mismatches,
+            "by_dump": r.by_dump,
+            "read_again": r.read_again,
+            "connections": r.connections,
+            "commands": r.commands,
+            "batches": r.batches,
+            "redirected": r.redirected,
+            "peak_window_bytes": r.peak_window_bytes,
+        });
+        println!("{j}");
+    } else {
+        print_text(&r, sampled);
+    }
+    match (r.mismatched, r.library_mismatches.len()) {
+        (0, 0) => {}
+        (0, n) => bail!("{n} function libraries missing or different on the target"),
+        (k, 0) => bail!("{} differ", count(k, "key")),
+        (k, n) => bail!(
+            "{} differ, and {n} function libraries missing or different on the target",
+            count(k, "key")
+        ),
+    }
+    Ok(())
+}
+
+/// The text result: MISMATCH lines, then the summary.
+fn print_text(r: &rdbkit::replay::verify::VerifyReport, sampled: Option<(u64, u64, u64)>) {
+    if let Some((keys, of, seed)) = sampled {
+        println!("sample: {keys} of {of} keys chosen at random (--seed {seed})");
+    }
     for (k, why) in &r.mismatches {
         println!("MISMATCH {k}: {why}");
     }
@@ -116,7 +222,7 @@ pub fn run(a: &VerifyArgs) -> Result<()> {
     );
     println!(
         "verified: {} equal, {} differ, {} not compared (filtered, expiring or empty)",
-        count(r.matched as u64, "key"),
+        count(r.matched, "key"),
         r.mismatched,
         r.skipped
     );
@@ -129,14 +235,4 @@ pub fn run(a: &VerifyArgs) -> Result<()> {
             r.library_mismatches.len()
         );
     }
-    match (r.mismatched, r.library_mismatches.len()) {
-        (0, 0) => {}
-        (0, n) => bail!("{n} function libraries missing or different on the target"),
-        (k, 0) => bail!("{} differ", count(k, "key")),
-        (k, n) => bail!(
-            "{} differ, and {n} function libraries missing or different on the target",
-            count(k, "key")
-        ),
-    }
-    Ok(())
 }

@@ -543,3 +543,39 @@ fn verify_reads_again_what_the_target_encodes_otherwise() {
         n + 500 - 2,
     );
 }
+
+/// `verify --sample N` checks exactly N keys chosen at random: with N the dump's key count it
+/// finds the one key changed on the target; with a smaller N it checks exactly N. `--format json`
+/// gives the counts as one object.
+#[test]
+fn verify_sample_finds_a_corrupted_key_and_json_has_exact_counts() {
+    let Some((_tmp, dump, server)) = common::loaded_populated(1000) else {
+        return;
+    };
+    redis::cmd("SET")
+        .arg("key:5")
+        .arg("corrupted")
+        .query::<()>(&mut server.conn())
+        .unwrap();
+    let json = |o: &Output| -> serde_json::Value {
+        serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(o)))
+    };
+    let o = verify(&dump, &server, &["--sample", "3000", "--format", "json"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let j = json(&o);
+    assert_eq!(j["matched"], 2999, "{j}");
+    assert_eq!(j["mismatched"], 1, "{j}");
+    assert_eq!(j["skipped"], 0, "{j}");
+    assert_eq!(j["sample"]["keys"], 3000, "{j}");
+    assert_eq!(j["sample"]["of"], 3000, "{j}");
+    assert_eq!(j["mismatches"][0]["key"], "db0 \"key:5\"", "{j}");
+    // a sample of 10: exactly 10 compared, the rest not
+    let o = verify(
+        &dump,
+        &server,
+        &["--sample", "10", "--seed", "7", "--format", "json"],
+    );
+    let j = json(&o);
+    let compared = j["matched"].as_u64().unwrap() + j["mismatched"].as_u64().unwrap();
+    assert_eq!((compared, j["skipped"].as_u64()), (10, Some(2990)), "{j}");
+}
