@@ -467,6 +467,50 @@ fn follow_config(a: &ImportArgs, target: &Target, replid: &str) -> replay::follo
     }
 }
 
+/// `--follow` writes whatever databases the source's later commands name, not only the
+/// snapshot's (which the import checks): every database the follow may write (those of `--db`,
+/// mapped, or all) is emptied under `--flush-target`, and must be empty otherwise.
+fn follow_databases(a: &ImportArgs, target: &Target) -> Result<()> {
+    let may_write = |db: u64| {
+        a.filter.dbs.is_empty()
+            || a.filter.dbs.iter().any(|d| {
+                let to = match (&a.db_map, target.db) {
+                    (Some(m), _) => m.get(d).copied().unwrap_or(*d),
+                    (None, Some(t)) => t,
+                    (None, None) => *d,
+                };
+                to == db
+            })
+    };
+    let mut held = Vec::new();
+    for (node, mut con) in aof::primaries(target)? {
+        let ks: String = redis::cmd("INFO").arg("keyspace").query(&mut con)?;
+        for l in ks.lines() {
+            let Some((db, rest)) = l.strip_prefix("db").and_then(|l| l.split_once(':')) else {
+                continue;
+            };
+            let Ok(db) = db.parse::<u64>() else { continue };
+            if !may_write(db) {
+                continue;
+            }
+            if a.flush_target {
+                redis::cmd("SELECT").arg(db).query::<()>(&mut con)?;
+                redis::cmd("FLUSHDB").query::<()>(&mut con)?;
+            } else {
+                let keys = rest.split(',').next().unwrap_or(rest);
+                held.push(format!("{} db{db} ({keys})", node.display()));
+            }
+        }
+    }
+    if !held.is_empty() {
+        bail!(replay::ReplayError::Conflict(format!(
+            "refusing to follow into a target that holds keys: {}; the source's commands may write any database and would apply onto them; use --replace (the source's keys replace the target's) or --flush-target (those databases emptied first), or --db to choose the databases (nothing was written)",
+            held.join(", ")
+        )));
+    }
+    Ok(())
+}
+
 /// `--follow --replace`: the keys the target holds before the import, by `SCAN` of every
 /// database of every primary, as hashes (8 bytes a key; see `replay::keyset`).
 fn held_keys(target: &Target) -> Result<std::collections::HashSet<u64>> {
@@ -744,6 +788,9 @@ pub fn run(a: &ImportArgs) -> Result<()> {
         .map(|f| f.as_path())
         .collect();
     let mut cfg = import_config(a, &files)?;
+    if a.follow.follow && !a.replace {
+        follow_databases(a, &target)?;
+    }
     // --follow --replace: the snapshot's keys, so that the stream replaces the target's others
     let recorder = (a.follow.follow && a.replace)
         .then(|| std::sync::Arc::new(replay::keyset::KeyRecorder::default()));

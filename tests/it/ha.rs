@@ -584,7 +584,8 @@ fn number_after(t: &str, label: &str) -> u64 {
 }
 
 /// A dump of the size users run (several hundred MB, [`large_dump`]), imported as they import
-/// it: directly into an 8.2; again with `--skip-existing` (nothing written, every key counted);
+/// it: directly into an 8.2; again with `--skip-existing` (nothing written, every key counted),
+/// `--replace` and `--flush-target` (the same dataset);
 /// interrupted (rdbkit SIGKILLed mid-import) and resumed from its checkpoint; and through
 /// Sentinel with a `SENTINEL FAILOVER` in the middle. Each result equals a server that loaded the
 /// dump itself.
@@ -630,6 +631,21 @@ fn a_dump_of_hundreds_of_mb_imports_reruns_resumes_and_survives_a_failover() {
     );
     assert_eq!(target.digest(), before, "{t}");
     time("--skip-existing");
+    // again with --replace (every key written again over itself) and --flush-target (emptied
+    // first): the same dataset (compared in full once above; here by digest and key count)
+    // (the target equalled `want` in full before --skip-existing, which changed nothing)
+    let want_digest = before;
+    for opt in ["--replace", "--flush-target"] {
+        let out = common::import(dump, &target, &[opt]);
+        let t = text(&out);
+        assert!(out.status.success(), "{opt}: {t}");
+        assert!(
+            t.contains(&format!("written: {total} keys (")),
+            "{opt}: {t}"
+        );
+        assert_eq!(target.digest(), want_digest, "{opt}: {t}");
+        time(opt);
+    }
     drop(target);
 
     // killed mid-import, resumed from its checkpoint

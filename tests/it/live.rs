@@ -1287,3 +1287,54 @@ fn import_of_a_cluster_node_reads_every_primary() {
         common::text(&o)
     );
 }
+
+/// The follow may write databases the snapshot did not have: a target holding keys in one of
+/// them is refused before anything is written (it used to be written into), and emptied with
+/// `--flush-target`.
+#[test]
+fn follow_refuses_a_target_holding_keys_in_any_database_it_may_write() {
+    if common::skip_if_missing(Version::V82) {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let src = follow_source();
+    let dst = Server::start(Version::V82);
+    let mut con = dst.conn();
+    redis::cmd("SELECT").arg(7).query::<()>(&mut con).unwrap();
+    redis::cmd("RPUSH")
+        .arg("l")
+        .arg("foreign")
+        .query::<()>(&mut con)
+        .unwrap();
+    let (src_url, dst_url) = (src.url(), dst.url());
+    let args = [
+        "import", &src_url, "--target", &dst_url, "--follow", "--quiet",
+    ];
+    let dir = tmp.path().join("1");
+    std::fs::create_dir(&dir).unwrap();
+    let mut r = Running::start(&args, &dir);
+    let st = r.wait_exit(Duration::from_secs(60));
+    let out = r.output();
+    assert!(!st.success(), "{out}");
+    assert!(
+        out.contains("refusing to follow into a target that holds keys") && out.contains("db7"),
+        "{out}"
+    );
+    assert_eq!(dst.keyspace(), std::collections::BTreeMap::from([(7, 1)]));
+    let dir = tmp.path().join("2");
+    std::fs::create_dir(&dir).unwrap();
+    let mut flush = args.to_vec();
+    flush.push("--flush-target");
+    let mut r = Running::start(&flush, &dir);
+    r.wait_for("following", Duration::from_secs(60));
+    let mut s = src.conn();
+    redis::cmd("SELECT").arg(7).query::<()>(&mut s).unwrap();
+    redis::cmd("RPUSH")
+        .arg("l")
+        .arg("src")
+        .query::<()>(&mut s)
+        .unwrap();
+    thread::sleep(Duration::from_millis(300));
+    stop_follow(r);
+    common::assert_same_dataset(&src, &dst);
+}
