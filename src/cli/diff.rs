@@ -204,6 +204,12 @@ fn summary_line(s: &DiffSummary, a: &str, b: &str) -> String {
         s.passes.1,
         count(s.detailed, "key")
     ));
+    if s.modules_by_bytes > 0 {
+        line.push_str(&format!(
+            "\ndiff: {} of one module type whose serialized bytes differ, not counted as differences (a module can serialize an equal value differently); compare them with the module's own commands",
+            count(s.modules_by_bytes, "module value")
+        ));
+    }
     if s.collisions > 0 {
         line.push_str(&format!(
             "; {} with colliding key hashes compared by whole key",
