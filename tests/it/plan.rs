@@ -335,3 +335,87 @@ fn report_headline_leaves_out_expired_keys() {
 fn group(n: u64) -> String {
     rdbkit::output::report::group(n)
 }
+
+/// A 3-primary cluster: keys and memory per primary follow the slots, keys already on a primary
+/// are counted there, and a primary whose maxmemory is too small is named alone.
+#[test]
+fn three_primary_cluster() {
+    if common::skip_if_missing(Version::V82) {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dump = dump(tmp.path(), 3000);
+    let nodes = common::cluster();
+    // common::cluster: primary i serves slots i*5462 ..= min((i+1)*5462, 16384) - 1
+    let owner = |key: &str| usize::from(rdbkit::cluster::key_hash_slot(key.as_bytes()) / 5462);
+    let names: Vec<String> = (0..3000)
+        .map(|i| format!("key:{i}"))
+        .chain(["fieldttl".to_string()])
+        .collect();
+    let mut want = [0u64; 3];
+    for k in &names {
+        want[owner(k)] += 1;
+    }
+    // 100 keys of the dump already there, each on its primary
+    let mut existing = [0u64; 3];
+    for k in names.iter().take(100) {
+        let i = owner(k);
+        existing[i] += 1;
+        redis::cmd("SET")
+            .arg(k)
+            .arg("old")
+            .query::<()>(&mut nodes[i].conn())
+            .unwrap();
+    }
+    let (code, j, out) = plan(&dump, &nodes[0].url(), &["--replace"]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(j["server"]["cluster"], true);
+    let primaries = j["primaries"].as_array().unwrap();
+    assert_eq!(primaries.len(), 3, "{out}");
+    for (i, n) in nodes.iter().enumerate() {
+        let p = primaries
+            .iter()
+            .find(|p| {
+                p["address"]
+                    .as_str()
+                    .unwrap()
+                    .ends_with(&format!(":{}", n.port))
+            })
+            .unwrap_or_else(|| panic!("primary {} in {out}", n.port));
+        assert_eq!(p["keys"], want[i], "{out}");
+        assert_eq!(p["existing_keys"], existing[i], "{out}");
+        assert!(p["memory"].as_u64().unwrap() > want[i] * 200, "{out}");
+    }
+    // without --replace each primary holding keys of its own is a reason
+    let (code, j, _) = plan(&dump, &nodes[1].url(), &[]);
+    assert_eq!(code, 3);
+    let r = reasons(&j);
+    assert_eq!(j["reasons"].as_array().unwrap().len(), 3, "{r}");
+    for (i, n) in nodes.iter().enumerate() {
+        let line = format!(
+            "holds {} keys, {} of them keys of the dump",
+            existing[i], existing[i]
+        );
+        assert!(
+            r.contains(&format!(":{}", n.port)) && r.contains(&line),
+            "{r}"
+        );
+    }
+    // the third primary's maxmemory below its share: it alone is named
+    let need = primaries[2]["need"].as_u64().unwrap();
+    let used = int(&nodes[2], "memory", "used_memory");
+    redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory")
+        .arg(used + need / 2)
+        .query::<()>(&mut nodes[2].conn())
+        .unwrap();
+    let (code, j, out) = plan(&dump, &nodes[0].url(), &["--replace"]);
+    assert_eq!(code, 3, "{out}");
+    let r = reasons(&j);
+    assert_eq!(j["reasons"].as_array().unwrap().len(), 1, "{r}");
+    assert!(
+        r.contains(&format!(":{}: the dump's keys need", nodes[2].port)),
+        "{r}"
+    );
+}
