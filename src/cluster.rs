@@ -210,6 +210,76 @@ pub fn parse_nodes(text: &str) -> Result<Vec<Shard>, String> {
     Ok(shards)
 }
 
+/// A run of slots owned by one dump of a sharded backup ([`shard_ranges`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SlotRun {
+    /// Index of the dump.
+    pub file: usize,
+    /// First slot of the run holding a key of the dump.
+    pub first: u16,
+    /// Last slot of the run holding a key of the dump.
+    pub last: u16,
+    /// Keys of the dump in the run.
+    pub keys: u64,
+}
+
+/// The slot ranges each dump of a sharded backup owns, from `counts[file][slot]` (keys of each
+/// dump per slot): walking the slots in order, the slots that hold keys of one dump only form
+/// runs; a run sandwiched between two runs of one other dump, with fewer keys than either, is an
+/// island (keys left behind by an interrupted reshard) and belongs to the dump around it; then
+/// neighbouring runs of one dump join. A dump owns the slots from the first to the last of each
+/// of its runs; slots that hold keys of several dumps belong to the run they lie in.
+///
+/// ```
+/// use rdbkit::cluster::shard_ranges;
+/// let mut counts = vec![vec![0u32; 16384]; 2];
+/// for s in [1, 5, 9, 100] { counts[0][s] = 3; }
+/// counts[1][50] = 1; // one key of dump 1 amid dump 0's slots: an island
+/// for s in [9000, 9100] { counts[1][s] = 2; }
+/// let runs = shard_ranges(&counts);
+/// assert_eq!(runs.len(), 2);
+/// assert_eq!((runs[0].file, runs[0].first, runs[0].last), (0, 1, 100));
+/// assert_eq!((runs[1].file, runs[1].first, runs[1].last), (1, 9000, 9100));
+/// ```
+pub fn shard_ranges(counts: &[Vec<u32>]) -> Vec<SlotRun> {
+    let mut runs: Vec<SlotRun> = Vec::new();
+    for slot in 0..SLOTS {
+        let mut holders = counts
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.get(usize::from(slot)).is_some_and(|n| *n > 0));
+        let (Some((file, c)), None) = (holders.next(), holders.next()) else {
+            continue;
+        };
+        let n = u64::from(c[usize::from(slot)]);
+        match runs.last_mut() {
+            Some(r) if r.file == file => {
+                r.last = slot;
+                r.keys += n;
+            }
+            _ => runs.push(SlotRun {
+                file,
+                first: slot,
+                last: slot,
+                keys: n,
+            }),
+        }
+    }
+    loop {
+        let island = (1..runs.len().saturating_sub(1)).find(|&i| {
+            let (a, r, b) = (&runs[i - 1], &runs[i], &runs[i + 1]);
+            a.file == b.file && a.file != r.file && r.keys < a.keys.min(b.keys)
+        });
+        let Some(i) = island else { break };
+        let b = runs[i + 1];
+        let a = &mut runs[i - 1];
+        a.last = b.last;
+        a.keys += b.keys;
+        runs.drain(i..=i + 1);
+    }
+    runs
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

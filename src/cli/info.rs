@@ -10,6 +10,7 @@ use std::io::Write;
 use std::path::Path;
 
 mod aof;
+mod shards;
 
 /// Arguments of `rdbkit info`.
 #[derive(Debug, Args)]
@@ -25,6 +26,14 @@ pub struct InfoArgs {
     salvage: bool,
     #[command(flatten)]
     threads: ThreadArgs,
+    /// Check the dumps given as one sharded backup of a cluster: the slot ranges each owns, keys
+    /// in slots their dump does not own (orphans of an interrupted reshard), keys in several
+    /// dumps; exit 1 when the set is not consistent.
+    #[arg(long)]
+    cluster: bool,
+    /// More dumps of the sharded backup (with --cluster).
+    #[arg(value_name = "MORE", requires = "cluster")]
+    more: Vec<std::path::PathBuf>,
 }
 
 /// Summarises chunks of items into partial [`Info`]s, merged in file order.
@@ -57,6 +66,12 @@ const INFO_IN_FLIGHT_BYTES: u64 = 32 << 20;
 
 /// Runs `info`.
 pub fn run(a: &InfoArgs) -> Result<()> {
+    if a.cluster {
+        let files: Vec<&Path> = std::iter::once(a.input.file.as_path())
+            .chain(a.more.iter().map(|p| p.as_path()))
+            .collect();
+        return shards::run(a, &files);
+    }
     if let Some(aof) = rdbkit::source::aof::detect(&a.input.file)? {
         return aof::run(a, &aof);
     }

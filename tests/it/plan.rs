@@ -1,5 +1,6 @@
 //! `rdbkit plan` / `import --dry-run` against real servers (the verdict checked by running the
-//! import), and `report`'s headline on a dump holding expired keys.
+//! import), `report`'s headline on a dump holding expired keys, and `info --cluster` on the
+//! shards of a backup.
 
 use crate::common::{self, rdbkit, text, Server, Version};
 use serde_json::Value as Json;
@@ -418,4 +419,110 @@ fn three_primary_cluster() {
         r.contains(&format!(":{}: the dump's keys need", nodes[2].port)),
         "{r}"
     );
+}
+
+/// `info --cluster` on `rdbkit split`'s shards: consistent; then with a key moved from shard 1
+/// into shard 0 and a key of shard 2 copied there: two orphans and one duplicate, exactly.
+#[test]
+fn sharded_backup_checked_as_one() {
+    use rdbkit::cluster::key_hash_slot;
+    use rdbkit::{Decoder, Item};
+    if common::skip_if_missing(Version::V82) {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dump = dump(tmp.path(), 3000);
+    let dir = tmp.path().join("shards");
+    let o = rdbkit(&[
+        "split",
+        dump.to_str().unwrap(),
+        "--cluster-slots",
+        "3",
+        "-o",
+        dir.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let shard = |i: usize| dir.join(format!("shard-{i}.rdb"));
+    let info = |files: &[PathBuf]| {
+        let mut args = vec!["info", "--cluster", "--json"];
+        args.extend(files.iter().map(|f| f.to_str().unwrap()));
+        let o = rdbkit(&args);
+        let j: Json = serde_json::from_slice(&o.stdout)
+            .unwrap_or_else(|e| panic!("info JSON: {e}\n{}", text(&o)));
+        (o.status.code().unwrap_or(-1), j)
+    };
+    let files: Vec<PathBuf> = (0..3).map(shard).collect();
+    let (code, j) = info(&files);
+    assert_eq!((code, &j["consistent"]), (0, &Json::Bool(true)), "{j}");
+    assert_eq!((&j["orphans"], &j["duplicates"]), (&json(0), &json(0)));
+    let equal = rdbkit::cluster::equal_shards(3);
+    for (i, s) in j["shards"].as_array().unwrap().iter().enumerate() {
+        for r in s["ranges"].as_array().unwrap() {
+            let (a, b) = (r[0].as_u64().unwrap() as u16, r[1].as_u64().unwrap() as u16);
+            assert!(equal[i].owns(a) && equal[i].owns(b), "{j}");
+        }
+    }
+    // the key of median slot of a shard (inside its range, not at its edge)
+    let keys = |i: usize| -> Vec<(u16, Vec<u8>)> {
+        let data = std::fs::read(shard(i)).unwrap();
+        let mut v: Vec<(u16, Vec<u8>)> = Decoder::new(&data)
+            .filter_map(|it| match it.unwrap() {
+                Item::Entry(e) => Some((key_hash_slot(&e.key), e.key.to_vec())),
+                _ => None,
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let moved = keys(1)[keys(1).len() / 2].1.clone();
+    let copied = keys(2)[keys(2).len() / 2].1.clone();
+    // rewrite: shard 0 gains both, shard 1 loses the moved one
+    let rewrite = |i: usize, drop: &[u8], add: &[(usize, &[u8])]| {
+        let data = std::fs::read(shard(i)).unwrap();
+        let mut w = rdbkit::write::RdbWriter::new(12);
+        w.select_db(0);
+        for it in Decoder::new(&data) {
+            if let Item::Entry(e) = it.unwrap() {
+                if e.key.as_ref() != drop {
+                    w.entry(&e);
+                }
+            }
+        }
+        for (from, key) in add {
+            let other = std::fs::read(shard(*from)).unwrap();
+            for it in Decoder::new(&other) {
+                if let Item::Entry(e) = it.unwrap() {
+                    if e.key.as_ref() == *key {
+                        w.entry(&e);
+                    }
+                }
+            }
+        }
+        let out = tmp.path().join(format!("changed-{i}.rdb"));
+        std::fs::write(&out, w.finish()).unwrap();
+        out
+    };
+    let s0 = rewrite(0, b"", &[(1, &moved), (2, &copied)]);
+    let s1 = rewrite(1, &moved, &[]);
+    let (code, j) = info(&[s0.clone(), s1, shard(2)]);
+    assert_eq!((code, &j["consistent"]), (1, &Json::Bool(false)), "{j}");
+    assert_eq!(j["orphans"], 2, "{j}");
+    assert_eq!(j["shards"][0]["orphans"], 2, "{j}");
+    let listed: Vec<String> = j["orphan_keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["key"].as_str().unwrap().to_string())
+        .collect();
+    let name = |k: &[u8]| String::from_utf8(k.to_vec()).unwrap();
+    assert!(
+        listed.contains(&name(&moved)) && listed.contains(&name(&copied)),
+        "{j}"
+    );
+    assert_eq!(j["duplicates"], 1, "{j}");
+    assert_eq!(j["duplicate_keys"][0]["key"], json(name(&copied)));
+}
+
+fn json(v: impl Into<Json>) -> Json {
+    v.into()
 }
