@@ -21,6 +21,9 @@ use std::path::Path;
 /// Keys listed per kind.
 const LISTED: usize = 10;
 
+/// A key (db, name) and the dumps holding it.
+type Holders = ((u64, Vec<u8>), Vec<usize>);
+
 fn key_hash(db: u64, key: &[u8]) -> u64 {
     let mut h = std::hash::DefaultHasher::new();
     db.hash(&mut h);
@@ -113,7 +116,7 @@ pub fn run(a: &InfoArgs, files: &[&Path]) -> Result<()> {
             })
             .with_context(|| f.display().to_string())?;
     }
-    let dups: Vec<((u64, Vec<u8>), Vec<usize>)> = seen
+    let dups: Vec<Holders> = seen
         .into_iter()
         .filter(|(_, fs)| {
             let mut d = fs.clone();
