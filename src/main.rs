@@ -21,6 +21,8 @@ fn main() -> ExitCode {
     let res = match &args.command {
         cli::Command::Info(a) => cli::info::run(a),
         cli::Command::Export(a) => cli::export::run(a),
+        // the dry run is the plan (cli::plan builds on cli::import, not the other way)
+        cli::Command::Import(a) if a.dry_run => cli::plan::run(a),
         cli::Command::Import(a) => cli::import::run(a),
         cli::Command::Plan(a) => cli::plan::run(a),
         cli::Command::Verify(a) => cli::verify::run(a),

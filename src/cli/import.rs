@@ -211,7 +211,7 @@ pub struct ImportArgs {
     pub dry_run: bool,
     /// The dry run's output (`plan`, `import --dry-run`): text or json.
     #[arg(long, value_enum, default_value = "text")]
-    pub format: super::plan::Format,
+    pub format: super::DryRunFormat,
 }
 
 fn parse_rate(s: &str) -> Result<RateLimit, String> {
@@ -635,10 +635,7 @@ fn finish(
 
 /// Runs `import`.
 pub fn run(a: &ImportArgs) -> Result<()> {
-    if a.dry_run {
-        return super::plan::run(a);
-    }
-    if a.format != super::plan::Format::Text {
+    if a.format != super::DryRunFormat::Text {
         bail!(Usage(
             "--format is the output of --dry-run (and of plan)".into()
         ));

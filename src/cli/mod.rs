@@ -55,6 +55,16 @@ pub enum Command {
     Diff(diff::DiffArgs),
 }
 
+/// Output of the dry run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum DryRunFormat {
+    /// Readable text.
+    #[default]
+    Text,
+    /// One JSON object.
+    Json,
+}
+
 /// A mistake in how rdbkit was called that clap could not see (e.g. a `--target` that is not a
 /// URL): exits 2, like clap's own usage errors.
 #[derive(Debug, thiserror::Error)]

@@ -4,22 +4,13 @@
 use super::import::ImportArgs;
 use super::{Usage, WouldFail};
 use anyhow::{bail, Context, Result};
-use clap::ValueEnum;
 use rdbkit::output::report::{group, human};
 use rdbkit::replay::{self, Forecast, Source};
 use rdbkit::source::Input;
 use serde_json::json;
 use std::path::Path;
 
-/// Output of the dry run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
-pub enum Format {
-    /// Readable text.
-    #[default]
-    Text,
-    /// One JSON object.
-    Json,
-}
+pub use super::DryRunFormat as Format;
 
 /// Runs `plan` (or `import --dry-run`).
 pub fn run(a: &ImportArgs) -> Result<()> {
