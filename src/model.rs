@@ -296,7 +296,9 @@ impl ModuleId {
 }
 
 /// A module value: kept opaque (the bytes go back to a server that has the module via RESTORE).
-#[derive(Debug, Clone, PartialEq)]
+/// Two are equal when their type and bytes are: where they were read (`offset`) is not part of
+/// the value (a dump's record and the DUMP payload built from it hold the same value).
+#[derive(Debug, Clone)]
 pub struct ModuleValue<'a> {
     /// The module type.
     pub id: ModuleId,
@@ -304,6 +306,12 @@ pub struct ModuleValue<'a> {
     pub body: &'a [u8],
     /// Absolute offset of `body` in the input.
     pub offset: u64,
+}
+
+impl PartialEq for ModuleValue<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.id == other.id && self.body == other.body
+    }
 }
 
 /// A decoded value.
