@@ -484,12 +484,7 @@ fn follow_databases(a: &ImportArgs, target: &Target) -> Result<()> {
     };
     let mut held = Vec::new();
     for (node, mut con) in aof::primaries(target)? {
-        let ks: String = redis::cmd("INFO").arg("keyspace").query(&mut con)?;
-        for l in ks.lines() {
-            let Some((db, rest)) = l.strip_prefix("db").and_then(|l| l.split_once(':')) else {
-                continue;
-            };
-            let Ok(db) = db.parse::<u64>() else { continue };
+        for (db, keys) in keyspace(&mut con)? {
             if !may_write(db) {
                 continue;
             }
@@ -497,8 +492,8 @@ fn follow_databases(a: &ImportArgs, target: &Target) -> Result<()> {
                 redis::cmd("SELECT").arg(db).query::<()>(&mut con)?;
                 redis::cmd("FLUSHDB").query::<()>(&mut con)?;
             } else {
-                let keys = rest.split(',').next().unwrap_or(rest);
-                held.push(format!("{} db{db} ({keys})", node.display()));
+                let n = rdbkit::text::count(keys, "key");
+                held.push(format!("{} db{db} ({n})", node.display()));
             }
         }
     }
@@ -511,17 +506,30 @@ fn follow_databases(a: &ImportArgs, target: &Target) -> Result<()> {
     Ok(())
 }
 
+/// The databases a server holds keys in, with their key counts (`INFO keyspace`).
+fn keyspace(con: &mut redis::Connection) -> Result<Vec<(u64, u64)>> {
+    let ks: String = redis::cmd("INFO").arg("keyspace").query(con)?;
+    Ok(ks
+        .lines()
+        .filter_map(|l| {
+            let (db, rest) = l.strip_prefix("db")?.split_once(':')?;
+            let keys = rest
+                .strip_prefix("keys=")?
+                .split(',')
+                .next()?
+                .parse()
+                .ok()?;
+            Some((db.parse().ok()?, keys))
+        })
+        .collect())
+}
+
 /// `--follow --replace`: the keys the target holds before the import, by `SCAN` of every
 /// database of every primary, as hashes (8 bytes a key; see `replay::keyset`).
 fn held_keys(target: &Target) -> Result<std::collections::HashSet<u64>> {
     let mut held = std::collections::HashSet::new();
     for (node, mut con) in aof::primaries(target)? {
-        let ks: String = redis::cmd("INFO").arg("keyspace").query(&mut con)?;
-        let dbs: Vec<u64> = ks
-            .lines()
-            .filter_map(|l| l.strip_prefix("db")?.split(':').next()?.parse().ok())
-            .collect();
-        for db in dbs {
+        for (db, _) in keyspace(&mut con)? {
             redis::cmd("SELECT").arg(db).query::<()>(&mut con)?;
             let mut cursor = 0u64;
             loop {

@@ -164,9 +164,9 @@ fn check_target(a: &ImportArgs, target: &Target, aof: &Aof, scan: &Scan) -> Resu
     for (node, mut con) in primaries(target)? {
         // with a base, any database may be written: --skip-existing looks at all of them
         let look: Vec<u64> = if a.skip_existing && aof.rdb_base().is_some() {
-            let ks: String = redis::cmd("INFO").arg("keyspace").query(&mut con)?;
-            ks.lines()
-                .filter_map(|l| l.strip_prefix("db")?.split(':').next()?.parse().ok())
+            super::keyspace(&mut con)?
+                .into_iter()
+                .map(|(db, _)| db)
                 .collect()
         } else {
             dbs.iter().copied().collect()
