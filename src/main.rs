@@ -30,6 +30,8 @@ fn main() -> ExitCode {
         cli::Command::Filter(a) => cli::rewrite::run_filter(a),
         cli::Command::Split(a) => cli::rewrite::run_split(a),
         cli::Command::Dump(a) => cli::live::run_dump(a),
+        cli::Command::Completions(a) => cli::docs::completions(a),
+        cli::Command::Man => cli::docs::man(),
         // exit 0 equal, 1 different, 2 error (usage or a side that cannot be read)
         cli::Command::Diff(a) => {
             return match cli::diff::run(a) {

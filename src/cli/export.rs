@@ -2,7 +2,7 @@
 //! wires the input to it and its writer to the output.
 
 use super::report::SizeArgs;
-use super::{FieldTtls, FilterArgs, InputArgs, ThreadArgs};
+use super::{heading, FieldTtls, FilterArgs, InputArgs, ThreadArgs};
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use rdbkit::commands::TargetInfo;
@@ -24,40 +24,40 @@ pub enum Format {
     Resp,
 }
 
-/// Arguments of `rdbkit export`.
+/// Arguments of `rdbkit export`, grouped in `--help` by concern.
 #[derive(Debug, Args)]
 pub struct ExportArgs {
     #[command(flatten)]
     input: InputArgs,
+    #[command(flatten)]
+    dups: super::DuplicateArgs,
+    #[command(flatten)]
+    threads: ThreadArgs,
+    #[command(flatten)]
+    filter: FilterArgs,
+    #[command(flatten)]
+    size: SizeArgs,
+    #[command(flatten)]
+    transform: super::TransformArgs,
     /// Output format.
-    #[arg(long, value_enum, default_value = "jsonl")]
+    #[arg(long, value_enum, default_value = "jsonl", help_heading = heading::OUTPUT)]
     format: Format,
     /// Write here instead of stdout.
-    #[arg(short, long)]
+    #[arg(short, long, help_heading = heading::OUTPUT)]
     output: Option<PathBuf>,
     /// RESP only: write commands that this server accepts (`6.2`, `7.0`, `7.4`, `8.2`,
     /// `valkey-8.1`, …), with the importer's per-version rules; what it cannot hold is reported
     /// on stderr. Default: the newest Redis.
-    #[arg(long, value_name = "RELEASE", value_parser = parse_release)]
+    #[arg(long, value_name = "RELEASE", value_parser = parse_release, help_heading = heading::OUTPUT)]
     target_version: Option<TargetInfo>,
     /// RESP only: hash field TTLs on a target without them (before Redis 7.4): refuse (the export
     /// fails), or write the hash without them (fields already expired left out; counted).
-    #[arg(long, value_enum, default_value = "refuse")]
+    #[arg(long, value_enum, default_value = "refuse", help_heading = heading::OUTPUT)]
     field_ttls: FieldTtls,
     /// RESP only: write RedisJSON documents as `SET key <document>` (a string holding the
     /// document) instead of `JSON.SET key $ <document>`, for a target without a JSON module.
-    #[arg(long)]
+    #[arg(long, help_heading = heading::OUTPUT)]
     json_as_string: bool,
-    #[command(flatten)]
-    filter: FilterArgs,
-    #[command(flatten)]
-    dups: super::DuplicateArgs,
-    #[command(flatten)]
-    transform: super::TransformArgs,
-    #[command(flatten)]
-    size: SizeArgs,
-    #[command(flatten)]
-    threads: ThreadArgs,
 }
 
 fn parse_release(s: &str) -> Result<TargetInfo, String> {

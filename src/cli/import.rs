@@ -1,6 +1,6 @@
 //! `rdbkit import`: replay a dump into a running primary.
 
-use super::{FieldTtls, FilterArgs, Usage};
+use super::{heading, FieldTtls, FilterArgs, Usage};
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -31,6 +31,7 @@ pub enum ModeArg {
 
 /// Connection options shared by import and verify.
 #[derive(Debug, Args)]
+#[command(next_help_heading = heading::TARGET)]
 pub struct TargetArgs {
     /// Target: redis://[user[:password]@]host:port[/db], rediss://… (TLS),
     /// unix:///path/to/redis.sock[?db=N] (also redis+unix://), or
@@ -104,7 +105,8 @@ impl TargetArgs {
     }
 }
 
-/// Arguments of `rdbkit import`.
+/// Arguments of `rdbkit import`. The options are grouped in `--help` by concern (headings in
+/// [`super::heading`]), in this order.
 #[derive(Debug, Args)]
 pub struct ImportArgs {
     /// Dumps to import (files, `.gz` files, or `-` for stdin); several are decoded in parallel.
@@ -115,102 +117,102 @@ pub struct ImportArgs {
     pub(super) files: Vec<PathBuf>,
     /// How a server URL is read: sync (as a replica; a source that refuses SYNC/PSYNC is read
     /// by scan instead, with a notice) or scan (SCAN + DUMP: not point-in-time, no --follow).
-    #[arg(long, value_enum, default_value = "sync")]
+    #[arg(long, value_enum, default_value = "sync", help_heading = heading::SOURCE)]
     source_mode: super::source_mode::SourceMode,
     /// Do not verify the CRC64 trailers.
-    #[arg(long)]
+    #[arg(long, help_heading = heading::SOURCE)]
     no_checksum: bool,
-    /// Throttle: keys per second (`5000`, `20k`) or dump bytes per second (`10MB`, `1GB`).
-    #[arg(long, value_parser = parse_rate)]
-    rate_limit: Option<RateLimit>,
-    #[command(flatten)]
-    pub(super) target: TargetArgs,
-    /// How keys are written.
-    #[arg(long, value_enum, default_value = "auto")]
-    mode: ModeArg,
-    /// Overwrite keys that exist on the target.
-    #[arg(long, conflicts_with = "skip_existing")]
-    replace: bool,
-    /// Keep keys that exist on the target (counted in the summary).
-    #[arg(long)]
-    skip_existing: bool,
-    /// Empty the target databases that will be written before importing.
-    #[arg(long)]
-    flush_target: bool,
-    /// Keys of modules the target lacks are skipped without failing the run.
-    #[arg(long)]
-    skip_modules: bool,
-    /// Hash field TTLs on a target without them (before Redis 7.4): refuse the hash, or write
-    /// it without them (fields already expired left out; counted in the summary).
-    #[arg(long, value_enum, default_value = "refuse")]
-    field_ttls: FieldTtls,
-    /// RedisJSON documents on a target without a JSON module: write each as a string holding the
-    /// document (`SET`) instead of skipping it as a module the target lacks.
-    #[arg(long)]
-    json_as_string: bool,
-    /// Source-to-target database mapping, e.g. 0:5,1:0.
-    #[arg(long, value_parser = parse_db_map)]
-    db_map: Option<BTreeMap<u64, u64>>,
-    #[command(flatten)]
-    filter: FilterArgs,
-    #[command(flatten)]
-    dups: super::DuplicateArgs,
-    #[command(flatten)]
-    transform: super::TransformArgs,
-    /// Parallel connections (one key's commands always share one).
-    #[arg(long, default_value_t = 2)]
-    connections: usize,
-    /// Most commands in flight per connection.
-    #[arg(long, default_value_t = 20_000)]
-    window_commands: usize,
-    /// Most bytes in flight per connection.
-    #[arg(long, default_value_t = 16 << 20)]
-    window_bytes: usize,
-    /// Most MiB of encoded commands held at once, all connections together (queued, in flight,
-    /// kept for a rewrite after failover); a single larger value still goes, alone.
-    #[arg(long, default_value_t = replay::DEFAULT_MEMORY_BUDGET >> 20)]
-    buffer_mb: usize,
-    /// Seconds without a reply before a connection is considered dead.
-    #[arg(long, default_value_t = 30)]
-    timeout: u64,
-    /// Reconnect attempts in a row before giving up.
-    #[arg(long, default_value_t = 10)]
-    retries: u32,
-    /// Record progress here and resume from it on a rerun.
-    #[arg(long)]
-    checkpoint: Option<PathBuf>,
-    /// With Sentinel: acknowledged batches per connection written again after a failover.
-    #[arg(long, default_value_t = 256)]
-    rewrite_batches: usize,
-    /// After each batch, WAIT until this many replicas have it (acknowledged = replicated).
-    #[arg(long)]
-    wait_replicas: Option<u32>,
-    /// Timeout of each WAIT, in milliseconds.
-    #[arg(long, default_value_t = 1000)]
-    wait_timeout_ms: u64,
-    /// Where the whole lists of failed, not-written and in-doubt keys go when there are any (the
-    /// summary shows the first few of each); default: a new file in the temporary directory.
-    #[arg(long, value_name = "PATH")]
-    keys_file: Option<PathBuf>,
-    /// Milliseconds between checkpoint writes.
-    #[arg(long, default_value_t = 2000)]
-    checkpoint_interval_ms: u64,
-    /// No progress output.
-    #[arg(short, long)]
-    quiet: bool,
-    #[command(flatten)]
-    pub(super) follow: super::live::FollowArgs,
     /// With an AOF: apply only the commands recorded up to TIMESTAMP (Unix seconds or RFC 3339,
     /// e.g. 2026-12-05T14:51:43Z): they stop at the first `#TS:` annotation later than it
     /// (`aof-timestamp-enabled yes` writes them).
-    #[arg(long, value_name = "TIMESTAMP", value_parser = aof::parse_time)]
+    #[arg(long, value_name = "TIMESTAMP", value_parser = aof::parse_time, help_heading = heading::SOURCE)]
     pub(super) until: Option<i64>,
+    #[command(flatten)]
+    dups: super::DuplicateArgs,
+    #[command(flatten)]
+    pub(super) target: TargetArgs,
+    /// Overwrite keys that exist on the target.
+    #[arg(long, conflicts_with = "skip_existing", help_heading = heading::CONFLICTS)]
+    replace: bool,
+    /// Keep keys that exist on the target (counted in the summary).
+    #[arg(long, help_heading = heading::CONFLICTS)]
+    skip_existing: bool,
+    /// Empty the target databases that will be written before importing.
+    #[arg(long, help_heading = heading::CONFLICTS)]
+    flush_target: bool,
+    #[command(flatten)]
+    filter: FilterArgs,
+    /// Source-to-target database mapping, e.g. 0:5,1:0.
+    #[arg(long, value_parser = parse_db_map, help_heading = heading::TRANSFORMS)]
+    db_map: Option<BTreeMap<u64, u64>>,
+    #[command(flatten)]
+    transform: super::TransformArgs,
+    /// How keys are written.
+    #[arg(long, value_enum, default_value = "auto", help_heading = heading::WRITING)]
+    mode: ModeArg,
+    /// Keys of modules the target lacks are skipped without failing the run.
+    #[arg(long, help_heading = heading::WRITING)]
+    skip_modules: bool,
+    /// Hash field TTLs on a target without them (before Redis 7.4): refuse the hash, or write
+    /// it without them (fields already expired left out; counted in the summary).
+    #[arg(long, value_enum, default_value = "refuse", help_heading = heading::WRITING)]
+    field_ttls: FieldTtls,
+    /// RedisJSON documents on a target without a JSON module: write each as a string holding the
+    /// document (`SET`) instead of skipping it as a module the target lacks.
+    #[arg(long, help_heading = heading::WRITING)]
+    json_as_string: bool,
+    /// Throttle: keys per second (`5000`, `20k`) or dump bytes per second (`10MB`, `1GB`).
+    #[arg(long, value_parser = parse_rate, help_heading = heading::WRITING)]
+    rate_limit: Option<RateLimit>,
+    /// Parallel connections (one key's commands always share one).
+    #[arg(long, default_value_t = 2, help_heading = heading::WRITING)]
+    connections: usize,
+    /// Most commands in flight per connection.
+    #[arg(long, default_value_t = 20_000, help_heading = heading::WRITING)]
+    window_commands: usize,
+    /// Most bytes in flight per connection.
+    #[arg(long, default_value_t = 16 << 20, help_heading = heading::WRITING)]
+    window_bytes: usize,
+    /// Most MiB of encoded commands held at once, all connections together (queued, in flight,
+    /// kept for a rewrite after failover); a single larger value still goes, alone.
+    #[arg(long, default_value_t = replay::DEFAULT_MEMORY_BUDGET >> 20, help_heading = heading::WRITING)]
+    buffer_mb: usize,
+    /// Seconds without a reply before a connection is considered dead.
+    #[arg(long, default_value_t = 30, help_heading = heading::WRITING)]
+    timeout: u64,
+    /// Reconnect attempts in a row before giving up.
+    #[arg(long, default_value_t = 10, help_heading = heading::WRITING)]
+    retries: u32,
+    /// With Sentinel: acknowledged batches per connection written again after a failover.
+    #[arg(long, default_value_t = 256, help_heading = heading::WRITING)]
+    rewrite_batches: usize,
+    /// After each batch, WAIT until this many replicas have it (acknowledged = replicated).
+    #[arg(long, help_heading = heading::WRITING)]
+    wait_replicas: Option<u32>,
+    /// Timeout of each WAIT, in milliseconds.
+    #[arg(long, default_value_t = 1000, help_heading = heading::WRITING)]
+    wait_timeout_ms: u64,
+    /// Record progress here and resume from it on a rerun.
+    #[arg(long, help_heading = heading::RESUME)]
+    checkpoint: Option<PathBuf>,
+    /// Milliseconds between checkpoint writes.
+    #[arg(long, default_value_t = 2000, help_heading = heading::RESUME)]
+    checkpoint_interval_ms: u64,
+    #[command(flatten)]
+    pub(super) follow: super::live::FollowArgs,
+    /// Where the whole lists of failed, not-written and in-doubt keys go when there are any (the
+    /// summary shows the first few of each); default: a new file in the temporary directory.
+    #[arg(long, value_name = "PATH", help_heading = heading::OUTPUT)]
+    keys_file: Option<PathBuf>,
+    /// No progress output.
+    #[arg(short, long, help_heading = heading::OUTPUT)]
+    quiet: bool,
     /// Write nothing: read the target and the dumps and print what the import would do (what
     /// `rdbkit plan` prints); exit 3 when it would not succeed.
-    #[arg(long)]
+    #[arg(long, help_heading = heading::OUTPUT)]
     pub dry_run: bool,
     /// The dry run's output (`plan`, `import --dry-run`): text or json.
-    #[arg(long, value_enum, default_value = "text")]
+    #[arg(long, value_enum, default_value = "text", help_heading = heading::OUTPUT)]
     pub format: super::DryRunFormat,
 }
 

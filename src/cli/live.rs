@@ -331,6 +331,7 @@ pub fn run_dump(a: &DumpArgs) -> Result<()> {
 
 /// `--follow` and its cutover options.
 #[derive(Debug, Args, Default)]
+#[command(next_help_heading = super::heading::FOLLOW)]
 pub struct FollowArgs {
     /// After the snapshot, keep applying the source's writes to the target until SIGINT or
     /// SIGTERM; then apply everything up to the source's offset at that moment, print the

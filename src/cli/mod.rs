@@ -2,6 +2,7 @@
 //! an exit code.
 
 pub mod diff;
+pub mod docs;
 pub mod export;
 pub mod import;
 pub mod info;
@@ -53,6 +54,10 @@ pub enum Command {
     /// Compare two datasets (dumps, AOF bases, live servers) key by key: one JSON line per
     /// difference; exit 0 when equal, 1 when they differ, 2 on error.
     Diff(diff::DiffArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) on stdout.
+    Completions(docs::CompletionsArgs),
+    /// Print the man page (roff) on stdout: `rdbkit man > rdbkit.1`.
+    Man,
 }
 
 /// Output of the dry run.
@@ -76,18 +81,44 @@ pub struct Usage(pub String);
 #[error("{0}")]
 pub struct WouldFail(pub String);
 
+/// The headings `--help` groups options under, by concern; a command's headings appear in the
+/// order of its first option under each.
+pub mod heading {
+    /// Where the data comes from and how it is read.
+    pub const SOURCE: &str = "Source";
+    /// Where it goes (URL, Sentinel, TLS).
+    pub const TARGET: &str = "Target";
+    /// Keys the target already holds.
+    pub const CONFLICTS: &str = "Conflicts";
+    /// Which keys.
+    pub const FILTERS: &str = "Filters";
+    /// What is changed on the way (names, databases, TTLs).
+    pub const TRANSFORMS: &str = "Transforms";
+    /// How keys are written: paths, connections, limits.
+    pub const WRITING: &str = "Writing";
+    /// Checkpoints.
+    pub const RESUME: &str = "Resume";
+    /// Following a live source's writes.
+    pub const FOLLOW: &str = "Follow";
+    /// How values are compared.
+    pub const CHECKING: &str = "Checking";
+    /// What is printed or written.
+    pub const OUTPUT: &str = "Output";
+}
+
 /// Input options shared by the subcommands that read a dump.
 #[derive(Debug, Args)]
 pub struct InputArgs {
     /// The dump: a file (mapped), a `.gz` file (streamed), or `-` for stdin.
     pub file: PathBuf,
     /// Do not verify the CRC64 trailer.
-    #[arg(long)]
+    #[arg(long, help_heading = heading::SOURCE)]
     pub no_checksum: bool,
 }
 
 /// Parallelism options of the subcommands that decode every value (`info`, `export`).
 #[derive(Debug, Args)]
+#[command(next_help_heading = heading::SOURCE)]
 pub struct ThreadArgs {
     /// Threads decoding and formatting values, for mapped files (default: the number of CPUs);
     /// 1 decodes in the main thread only. Streamed input (stdin, `.gz`) is decoded in one thread.
@@ -114,6 +145,7 @@ impl ThreadArgs {
 
 /// Key selection options shared by export, import and reports.
 #[derive(Debug, Args, Default)]
+#[command(next_help_heading = heading::FILTERS)]
 pub struct FilterArgs {
     /// Only these databases (repeatable).
     #[arg(long = "db", value_name = "N")]
@@ -133,20 +165,20 @@ pub struct TransformArgs {
     /// wins; `*` is the only wildcard, each `*` of TO is what the `*` of the same rank matched;
     /// `\xNN` escapes allowed). `--key` and `--drop-ttl` read the dump's names. Two keys renamed
     /// onto one name are refused before anything is written.
-    #[arg(long, value_name = "FROM=TO", help_heading = "Transforms")]
+    #[arg(long, value_name = "FROM=TO", help_heading = heading::TRANSFORMS)]
     pub rename: Vec<String>,
     /// Move every key TTL by this much (`6h`: the dump is six hours old and its keys should
     /// expire as they would have; `-30m` moves them earlier). Units ms, s, m, h, d.
-    #[arg(long, value_name = "DURATION", allow_hyphen_values = true, value_parser = parse_signed_ms, help_heading = "Transforms")]
+    #[arg(long, value_name = "DURATION", allow_hyphen_values = true, value_parser = parse_signed_ms, help_heading = heading::TRANSFORMS)]
     pub ttl_shift: Option<i64>,
     /// A key TTL ends at most this long from now (keys without a TTL keep none).
-    #[arg(long, value_name = "DURATION", value_parser = parse_ms, help_heading = "Transforms")]
+    #[arg(long, value_name = "DURATION", value_parser = parse_ms, help_heading = heading::TRANSFORMS)]
     pub ttl_max: Option<i64>,
     /// Leave out keys whose TTL ends within this long from now (counted in the summary).
-    #[arg(long, value_name = "DURATION", value_parser = parse_ms, help_heading = "Transforms")]
+    #[arg(long, value_name = "DURATION", value_parser = parse_ms, help_heading = heading::TRANSFORMS)]
     pub skip_expiring_within: Option<i64>,
     /// Keys matching this glob (the dump's names) are written without their TTL (repeatable).
-    #[arg(long, value_name = "GLOB", help_heading = "Transforms")]
+    #[arg(long, value_name = "GLOB", help_heading = heading::TRANSFORMS)]
     pub drop_ttl: Vec<String>,
 }
 
@@ -334,6 +366,7 @@ pub enum DupChoice {
 
 /// The duplicate-key option shared by every command that reads keys.
 #[derive(Debug, Args, Default)]
+#[command(next_help_heading = heading::SOURCE)]
 pub struct DuplicateArgs {
     /// A key found twice in one database makes the dump invalid (Redis refuses to load it); this
     /// chooses the copy to use instead: `first` or `last` in file order.

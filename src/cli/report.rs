@@ -27,6 +27,7 @@ pub enum Format {
 
 /// `--min-size`: keys whose estimated memory is below it are left out.
 #[derive(Debug, Args, Default)]
+#[command(next_help_heading = super::heading::FILTERS)]
 pub struct SizeArgs {
     /// Only keys whose estimated memory is at least this (bytes; k/m/g suffixes, e.g. 10k, 1.5MB).
     #[arg(long = "min-size", value_name = "SIZE", value_parser = report::parse_size)]

@@ -1,7 +1,7 @@
 //! `rdbkit verify`: check that a target holds every key of a dump.
 
 use super::import::TargetArgs;
-use super::{FilterArgs, InputArgs};
+use super::{heading, FilterArgs, InputArgs};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use rdbkit::output::count;
@@ -41,44 +41,44 @@ pub(crate) fn aof_base(aof: &rdbkit::source::aof::Aof, cmd: &str) -> Result<std:
     }
 }
 
-/// Arguments of `rdbkit verify`.
+/// Arguments of `rdbkit verify`, grouped in `--help` as import's are.
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
     #[command(flatten)]
     input: InputArgs,
     #[command(flatten)]
+    dups: super::DuplicateArgs,
+    #[command(flatten)]
     target: TargetArgs,
-    /// Source-to-target database mapping, as given to import.
-    #[arg(long, value_parser = super::import::parse_db_map)]
-    db_map: Option<BTreeMap<u64, u64>>,
     #[command(flatten)]
     filter: FilterArgs,
-    #[command(flatten)]
-    dups: super::DuplicateArgs,
+    /// Source-to-target database mapping, as given to import.
+    #[arg(long, value_parser = super::import::parse_db_map, help_heading = heading::TRANSFORMS)]
+    db_map: Option<BTreeMap<u64, u64>>,
     #[command(flatten)]
     transform: super::TransformArgs,
     /// Allowed key expiry difference in milliseconds.
-    #[arg(long, default_value_t = 2000)]
+    #[arg(long, default_value_t = 2000, help_heading = heading::CHECKING)]
     ttl_tolerance_ms: i64,
     /// Pipelined connections per primary.
-    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256), help_heading = heading::CHECKING)]
     connections: u16,
     /// Most reply bytes (as expected from the dump) in flight per connection.
-    #[arg(long, default_value_t = VerifyConfig::default().window_bytes)]
+    #[arg(long, default_value_t = VerifyConfig::default().window_bytes, help_heading = heading::CHECKING)]
     window_bytes: usize,
     /// Seconds without a reply before a connection is considered dead.
-    #[arg(long, default_value_t = 30)]
+    #[arg(long, default_value_t = 30, help_heading = heading::CHECKING)]
     timeout: u64,
     /// Check only N keys chosen at random among those the filters keep (a fast answer on a huge
     /// target); the dump is read once more first to count them.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", help_heading = heading::CHECKING)]
     sample: Option<u64>,
     /// Seed of the --sample choice (default: from the clock); the same seed and dump choose the
     /// same keys.
-    #[arg(long, value_name = "SEED", requires = "sample")]
+    #[arg(long, value_name = "SEED", requires = "sample", help_heading = heading::CHECKING)]
     seed: Option<u64>,
     /// Result as text (MISMATCH lines and a summary) or as one JSON object on stdout.
-    #[arg(long, value_enum, default_value = "text")]
+    #[arg(long, value_enum, default_value = "text", help_heading = heading::OUTPUT)]
     format: VerifyFormat,
 }
 

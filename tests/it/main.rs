@@ -17,6 +17,7 @@ mod import;
 mod live;
 mod messages;
 mod modules;
+mod ops;
 mod parallel;
 mod plan;
 mod report;
