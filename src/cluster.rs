@@ -64,6 +64,19 @@ pub struct Shard {
 }
 
 impl Shard {
+    /// The node's host and port, from its address (`ip:port@cport`; `[v6]:port`).
+    ///
+    /// ```
+    /// let s = &rdbkit::cluster::parse_nodes("07c3 10.0.0.5:30001@40001 master - 0 0 1 connected 0-16383").unwrap()[0];
+    /// assert_eq!(s.host_port(), Some(("10.0.0.5".to_string(), 30001)));
+    /// ```
+    pub fn host_port(&self) -> Option<(String, u16)> {
+        let addr = self.addr.as_deref()?.split('@').next()?;
+        let (host, port) = addr.rsplit_once(':')?;
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        Some((host.to_string(), port.parse().ok()?))
+    }
+
     /// True when `slot` lies in one of the shard's ranges.
     pub fn owns(&self, slot: u16) -> bool {
         self.ranges.iter().any(|&(a, b)| (a..=b).contains(&slot))

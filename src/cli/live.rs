@@ -51,24 +51,18 @@ pub fn cluster_primaries(source: &Target) -> Result<Option<Vec<Target>>> {
         .arg("NODES")
         .query(&mut con)
         .with_context(|| format!("CLUSTER NODES on {name}"))?;
-    let mut out = Vec::new();
-    for l in nodes.lines() {
-        let f: Vec<&str> = l.split_whitespace().collect();
-        // id addr flags master ping pong epoch link slot…: primaries that serve slots
-        if f.len() < 9 || !f[2].split(',').any(|x| x == "master") || f[2].contains("fail") {
-            continue;
-        }
-        let addr = f[1].split('@').next().unwrap_or_default();
-        if let Some((host, port)) = addr.rsplit_once(':') {
-            if let Ok(port) = port.parse() {
-                out.push(source.at(host.to_string(), port));
-            }
-        }
-    }
-    if out.is_empty() {
-        bail!("{name} is a cluster node, but CLUSTER NODES lists no primary serving slots");
-    }
-    Ok(Some(out))
+    let shards = rdbkit::cluster::parse_nodes(&nodes).map_err(|e| {
+        anyhow::anyhow!(
+            "{name} is a cluster node, but its CLUSTER NODES gives no primary serving slots: {e}"
+        )
+    })?;
+    Ok(Some(
+        shards
+            .iter()
+            .filter_map(rdbkit::cluster::Shard::host_port)
+            .map(|(host, port)| source.at(host, port))
+            .collect(),
+    ))
 }
 
 /// Where to receive from: `source`, or with `from_replica` (a Sentinel source) a replica the

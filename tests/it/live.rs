@@ -1001,7 +1001,7 @@ fn follow_into_a_cluster_being_resharded_equals_the_source() {
     common::assert_same_keys(&want, &got, &Default::default(), "resharded cluster");
 }
 
-/// The target stalls (`CLIENT PAUSE … ALL`) while the source writes 320 MB: rdbkit keeps reading
+/// The target stalls (its process stopped by SIGSTOP) while the source writes 320 MB: rdbkit keeps reading
 /// the source at the network's pace (so the source never drops it for its output-buffer limit),
 /// holds 64 MiB in memory and the rest in a temporary file, its memory stays bounded, and once
 /// the target moves again everything is applied: the target equals the source.
@@ -1027,15 +1027,9 @@ fn follow_spills_the_stream_to_disk_while_the_target_stalls() {
         tmp.path(),
     );
     child.wait_for("following", Duration::from_secs(60));
-    // the pause ends by itself (a connection opened during it, even to unpause, would wait for
-    // its end: the client library sends CLIENT SETINFO first)
-    let pause = Duration::from_secs(15);
-    redis::cmd("CLIENT")
-        .arg("PAUSE")
-        .arg(pause.as_millis() as u64)
-        .arg("ALL")
-        .query::<()>(&mut dst.conn())
-        .unwrap();
+    // stalled for as long as the test needs (a `CLIENT PAUSE` ends at a fixed time, which a loaded
+    // machine may pass before the 320 MB are written): nothing is answered until the thaw
+    dst.freeze();
     let offset = || -> u64 {
         let info: String = redis::cmd("INFO")
             .arg("replication")
@@ -1082,11 +1076,11 @@ fn follow_spills_the_stream_to_disk_while_the_target_stalls() {
         thread::sleep(Duration::from_millis(50));
     }
     let held: u64 = redis::cmd("DBSIZE").query(&mut src.conn()).unwrap();
-    assert!(
-        t0.elapsed() < pause - Duration::from_secs(2),
-        "the test was too slow: rdbkit received the stream {:?} after the target's pause began",
+    eprintln!(
+        "rdbkit received the stream {:?} after the target stalled",
         t0.elapsed()
     );
+    dst.thaw();
     let start = Instant::now();
     while redis::cmd("DBSIZE").query::<u64>(&mut dst.conn()).unwrap() != held
         || redis::cmd("EXISTS")

@@ -128,17 +128,11 @@ pub(super) fn primaries(target: &Target) -> Result<Vec<(Target, redis::Connectio
         return Ok(vec![(pinned, con)]);
     }
     let nodes: String = redis::cmd("CLUSTER").arg("NODES").query(&mut con)?;
+    let shards = rdbkit::cluster::parse_nodes(&nodes)
+        .map_err(|e| anyhow::anyhow!("CLUSTER NODES of {}: {e}", target.display()))?;
     let mut out = Vec::new();
-    for l in nodes.lines() {
-        let f: Vec<&str> = l.split_whitespace().collect();
-        if f.len() < 3 || !f[2].split(',').any(|x| x == "master") || f[2].contains("fail") {
-            continue;
-        }
-        let addr = f[1].split('@').next().unwrap_or_default();
-        let Some((host, port)) = addr.rsplit_once(':') else {
-            continue;
-        };
-        let t = pinned.at(host.to_string(), port.parse().unwrap_or(0));
+    for (host, port) in shards.iter().filter_map(rdbkit::cluster::Shard::host_port) {
+        let t = pinned.at(host, port);
         let c = t
             .control(Duration::from_secs(10))
             .map_err(anyhow::Error::new)?;

@@ -164,6 +164,58 @@ impl Budget {
     }
 }
 
+/// The ops dispatched and not yet acknowledged everywhere they went, in dispatch order (which is
+/// the order of their start offsets): a queue, not a map, since acknowledgements come nearly in
+/// order and the applied offset is the first one still due.
+#[derive(Default)]
+struct Outstanding {
+    /// (start offset, acknowledgements due); 0 due: acknowledged, left until it reaches the front.
+    ops: std::collections::VecDeque<(u64, usize)>,
+    /// Entries with acknowledgements due.
+    due: usize,
+}
+
+impl Outstanding {
+    fn push(&mut self, start: u64, n: usize) {
+        self.ops.push_back((start, n));
+        self.due += 1;
+    }
+
+    fn ack(&mut self, start: u64) {
+        // nearly always the front: one writer acknowledges in the order it was given
+        let at = match self.ops.front() {
+            Some((s, _)) if *s == start => Ok(0),
+            _ => self.ops.binary_search_by_key(&start, |(s, _)| *s),
+        };
+        if let Ok(i) = at {
+            let n = &mut self.ops[i].1;
+            if *n > 0 {
+                *n -= 1;
+                if *n == 0 {
+                    self.due -= 1;
+                }
+            }
+        }
+        while self.ops.front().is_some_and(|(_, n)| *n == 0) {
+            self.ops.pop_front();
+        }
+    }
+
+    /// The start of the first op still due.
+    fn first(&self) -> Option<u64> {
+        self.ops.front().map(|(s, _)| *s)
+    }
+
+    /// Entries held (acknowledged ones behind the first due included): what bounds its memory.
+    fn len(&self) -> usize {
+        self.ops.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.due == 0
+    }
+}
+
 /// Most redirections one op follows before the follow stops with an error.
 const MAX_REDIRECTS: u8 = 16;
 
@@ -204,7 +256,7 @@ pub fn follow<S: CommandSource + 'static>(
         // a failover is ridden by the marker (see `NodeWriter::recover`); deleted at the end
         cfg.marker = Some(MARKER_KEY.to_string());
     }
-    let (ops_tx, ops_rx) = async_channel::bounded::<Op>(4096);
+    let (ops_tx, ops_rx) = async_channel::bounded::<Vec<Op>>(64);
     let parse_cfg = cfg.clone();
     let parse_live = live.clone();
     let counts = Arc::new(parse::Counts::default());
@@ -302,7 +354,7 @@ pub fn follow<S: CommandSource + 'static>(
 }
 
 struct Dispatch {
-    ops: async_channel::Receiver<Op>,
+    ops: async_channel::Receiver<Vec<Op>>,
     nodes: Vec<Target>,
     routes: Option<SlotMap>,
     cfg: FollowConfig,
@@ -314,8 +366,8 @@ struct Dispatch {
 
 /// What a writer tells the dispatcher.
 enum Done {
-    /// The op that started at this offset is acknowledged.
-    Acked(u64),
+    /// The ops that started at these offsets are acknowledged (one round's).
+    Acked(Vec<u64>),
     /// The op must go to another node: `MOVED` (the slot's owner changed) or `ASK` (the key is
     /// being migrated: this op only, after `ASKING`).
     Redirect {
@@ -334,7 +386,10 @@ enum Done {
 
 /// The writers' queues and tasks; a node met by a redirection gets its writer on the way.
 struct Writers {
-    queues: Vec<tokio::sync::mpsc::Sender<Op>>,
+    /// Unbounded: what they hold is bounded by [`FOLLOW_MEMORY`] (every op holds its share), and
+    /// a dispatcher waiting on one stalled primary would stop the others' acknowledgements and
+    /// the progress line too.
+    queues: Vec<tokio::sync::mpsc::UnboundedSender<Vec<Op>>>,
     tasks: Vec<tokio::task::JoinHandle<(FollowSummary, Result<(), ReplayError>)>>,
     done: tokio::sync::mpsc::UnboundedSender<Done>,
     cluster: bool,
@@ -344,7 +399,7 @@ struct Writers {
 
 impl Writers {
     fn start(&mut self, node: Target) {
-        let (tx, rx) = tokio::sync::mpsc::channel::<Op>(256);
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Vec<Op>>();
         let i = self.queues.len();
         self.queues.push(tx);
         let done = self.done.clone();
@@ -382,20 +437,17 @@ async fn dispatch(mut d: Dispatch) -> (FollowSummary, Result<(), ReplayError>) {
         w.start(node.clone());
     }
     let (mut asked, mut moved, mut retried) = (0u64, 0u64, 0u64);
-    // ops sent and not acknowledged, by start offset, with the acknowledgements still due (one
-    // per primary for a command sent to all)
-    let mut outstanding: BTreeMap<u64, usize> = BTreeMap::new();
+    // ops sent and not acknowledged, in the order they were dispatched (by start offset), with
+    // the acknowledgements still due (one per primary for a command sent to all); acknowledged
+    // ones leave from the front
+    let mut outstanding = Outstanding::default();
     let mut dispatched = d.applied.load(Relaxed);
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     let mut input_open = true;
     let mut spanned = 0u64;
+    let mut per_node: Vec<Vec<Op>> = Vec::new();
     let result = loop {
-        let applied = outstanding
-            .keys()
-            .next()
-            .copied()
-            .unwrap_or(dispatched)
-            .min(dispatched);
+        let applied = outstanding.first().unwrap_or(dispatched).min(dispatched);
         d.applied.store(applied, Relaxed);
         d.live.applied(applied);
         if applied >= d.cfg.until.load(Relaxed) || d.cfg.abort.load(Relaxed) {
@@ -405,29 +457,45 @@ async fn dispatch(mut d: Dispatch) -> (FollowSummary, Result<(), ReplayError>) {
             break Ok(());
         }
         tokio::select! {
-            op = d.ops.recv(), if input_open && outstanding.len() < 65536 => match op {
-                Ok(op) => {
-                    dispatched = op.end;
-                    if op.cmds.is_empty() {
-                        continue;
-                    }
-                    let parts: Vec<(usize, Op)> = match &d.routes {
-                        None => vec![(0, op)],
-                        Some(_) if broadcast(&op) => {
-                            (0..w.queues.len()).map(|n| (n, op.clone())).collect()
+            chunk = d.ops.recv(), if input_open && outstanding.len() < 1 << 18 => match chunk {
+                Ok(chunk) => {
+                    per_node.resize_with(w.queues.len(), Vec::new);
+                    for op in chunk {
+                        dispatched = op.end;
+                        if op.cmds.is_empty() {
+                            continue;
                         }
-                        Some(r) => {
-                            let parts = by_slot(op);
-                            if parts.len() > 1 {
-                                spanned += 1;
+                        let start = op.start;
+                        let n = match &d.routes {
+                            None => {
+                                per_node[0].push(op);
+                                1
                             }
-                            parts.into_iter().map(|p| (route(&p, Some(r)), p)).collect()
-                        }
-                    };
-                    outstanding.insert(parts[0].1.start, parts.len());
+                            Some(_) if broadcast(&op) => {
+                                for q in per_node.iter_mut() {
+                                    q.push(op.clone());
+                                }
+                                per_node.len()
+                            }
+                            Some(r) => {
+                                let parts = by_slot(op);
+                                if parts.len() > 1 {
+                                    spanned += 1;
+                                }
+                                let n = parts.len();
+                                for p in parts {
+                                    per_node[route(&p, Some(r))].push(p);
+                                }
+                                n
+                            }
+                        };
+                        outstanding.push(start, n);
+                    }
                     let mut sent = true;
-                    for (node, part) in parts {
-                        sent &= w.queues[node].send(part).await.is_ok();
+                    for (node, ops) in per_node.iter_mut().enumerate() {
+                        if !ops.is_empty() {
+                            sent &= w.queues[node].send(std::mem::take(ops)).is_ok();
+                        }
                     }
                     if !sent {
                         break Err(ReplayError::Stopped);
@@ -436,12 +504,9 @@ async fn dispatch(mut d: Dispatch) -> (FollowSummary, Result<(), ReplayError>) {
                 Err(_) => input_open = false,
             },
             done = done_rx.recv() => match done {
-                Some(Done::Acked(start)) => {
-                    if let Some(n) = outstanding.get_mut(&start) {
-                        *n -= 1;
-                        if *n == 0 {
-                            outstanding.remove(&start);
-                        }
+                Some(Done::Acked(starts)) => {
+                    for start in starts {
+                        outstanding.ack(start);
                     }
                 }
                 Some(Done::Redirect { mut op, slot, host, port, ask }) => {
@@ -466,7 +531,7 @@ async fn dispatch(mut d: Dispatch) -> (FollowSummary, Result<(), ReplayError>) {
                         map.moved(slot, node);
                     }
                     op.asking = ask;
-                    if w.queues[node].send(op).await.is_err() {
+                    if w.queues[node].send(vec![op]).is_err() {
                         break Err(ReplayError::Stopped);
                     }
                 }
@@ -485,7 +550,7 @@ async fn dispatch(mut d: Dispatch) -> (FollowSummary, Result<(), ReplayError>) {
                     let q = w.queues[node].clone();
                     tokio::spawn(async move {
                         tokio::time::sleep(Duration::from_millis(50)).await;
-                        let _ = q.send(op).await;
+                        let _ = q.send(vec![op]);
                     });
                 }
                 // a writer failed (its error is the one reported) or every writer ended

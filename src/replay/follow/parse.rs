@@ -14,14 +14,79 @@ fn now_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
+/// Most ops in one chunk handed to the dispatcher.
+const CHUNK_OPS: usize = 512;
+/// … and at most about this many bytes of arguments.
+const CHUNK_BYTES: usize = 1 << 20;
+
+/// The ops read and not yet handed on: passed in chunks, not one by one, because at a few
+/// hundred thousand commands a second the hand-over (a channel send, a wake-up of the
+/// dispatcher, a share of the memory budget) cost more than the command itself. A chunk goes
+/// when it is full or as soon as nothing more has arrived from the source, so it never waits
+/// for later commands.
+struct Chunk<'a> {
+    ops: Vec<Op>,
+    bytes: usize,
+    tx: &'a async_channel::Sender<Vec<Op>>,
+    budget: &'a super::Budget,
+}
+
+impl Chunk<'_> {
+    fn push(&mut self, o: Op) {
+        self.bytes += o.bytes();
+        self.ops.push(o);
+    }
+
+    fn full(&self) -> bool {
+        self.ops.len() >= CHUNK_OPS || self.bytes >= CHUNK_BYTES
+    }
+
+    /// Hands the chunk on with its share of the budget; false once the follow has ended.
+    fn send(&mut self) -> bool {
+        if self.ops.is_empty() {
+            return true;
+        }
+        if self.bytes > 0 {
+            let Some(permit) = self.budget.take(self.bytes) else {
+                return false;
+            };
+            for o in self.ops.iter_mut().filter(|o| !o.cmds.is_empty()) {
+                o.budget = Some(permit.clone());
+            }
+        }
+        self.bytes = 0;
+        let ops = std::mem::replace(&mut self.ops, Vec::with_capacity(CHUNK_OPS));
+        self.tx.send_blocking(ops).is_ok()
+    }
+}
+
 /// Reads commands into ops until the stream ends or `until` is passed.
 pub(super) fn parse<S: CommandSource>(
+    reader: S,
+    live: &ReplicaProgress,
+    cfg: &FollowConfig,
+    ops: &async_channel::Sender<Vec<Op>>,
+    counts: &Counts,
+    budget: &super::Budget,
+) -> Result<(), String> {
+    let mut chunk = Chunk {
+        ops: Vec::with_capacity(CHUNK_OPS),
+        bytes: 0,
+        tx: ops,
+        budget,
+    };
+    let r = parse_into(reader, live, cfg, &mut chunk, counts);
+    // what was read before the end goes on (a send refused means the follow has ended)
+    chunk.send();
+    r
+}
+
+fn parse_into<S: CommandSource>(
     mut reader: S,
     live: &ReplicaProgress,
     cfg: &FollowConfig,
-    ops: &async_channel::Sender<Op>,
+    chunk: &mut Chunk,
     counts: &Counts,
-    budget: &super::Budget,
 ) -> Result<(), String> {
     let (skipped, split, foreign) = (&counts.skipped, &counts.split, &counts.foreign);
     let mut ours = cfg
@@ -33,6 +98,10 @@ pub(super) fn parse<S: CommandSource>(
     let mut mixed = false;
     loop {
         if reader.position() >= cfg.until.load(Relaxed) || cfg.abort.load(Relaxed) {
+            return Ok(());
+        }
+        // nothing more has arrived: what was read goes now, not with later commands
+        if (chunk.full() || reader.position() >= live.received_offset()) && !chunk.send() {
             return Ok(());
         }
         let Some(c) = reader.next_command().map_err(|e| e.to_string())? else {
@@ -133,15 +202,7 @@ pub(super) fn parse<S: CommandSource>(
             if let Some(ours) = ours.as_mut() {
                 foreign.fetch_add(replace_first_touched(&mut o, ours), Relaxed);
             }
-            if !o.cmds.is_empty() {
-                match budget.take(o.bytes()) {
-                    Some(b) => o.budget = Some(b),
-                    None => return Ok(()),
-                }
-            }
-            if ops.send_blocking(o).is_err() {
-                return Ok(());
-            }
+            chunk.push(o);
         }
     }
 }

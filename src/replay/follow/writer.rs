@@ -18,7 +18,7 @@ pub(super) async fn write_node(
     index: usize,
     node: Target,
     cluster: bool,
-    mut rx: tokio::sync::mpsc::Receiver<Op>,
+    mut rx: tokio::sync::mpsc::UnboundedReceiver<Vec<Op>>,
     done: tokio::sync::mpsc::UnboundedSender<Done>,
     cfg: FollowConfig,
     commands: Arc<AtomicU64>,
@@ -43,17 +43,32 @@ pub(super) async fn write_node(
     let watcher = node.sentinel.as_ref().map(|_| watch_primary(&node));
     let mut epoch = watcher.as_ref().map(|(rx, _)| rx.clone());
     let _stop_watching = AbortOnDrop(watcher.map(|(_, task)| task));
-    while let Some(first) = rx.recv().await {
-        let mut batch = vec![first];
-        let mut n_cmds = batch[0].cmds.len();
-        while n_cmds < w.cfg.window_commands {
-            match rx.try_recv() {
-                Ok(op) => {
-                    n_cmds += op.cmds.len();
-                    batch.push(op);
-                }
-                Err(_) => break,
+    // ops come in chunks; a round takes up to `window_commands` of them, the rest wait here
+    let mut pending: std::collections::VecDeque<Op> = std::collections::VecDeque::new();
+    loop {
+        if pending.is_empty() {
+            match rx.recv().await {
+                Some(ops) => pending.extend(ops),
+                None => break,
             }
+        }
+        let mut batch = Vec::new();
+        let mut n_cmds = 0;
+        while n_cmds < w.cfg.window_commands {
+            if pending.is_empty() {
+                match rx.try_recv() {
+                    Ok(ops) => pending.extend(ops),
+                    Err(_) => break,
+                }
+            }
+            let Some(op) = pending.pop_front() else {
+                break;
+            };
+            n_cmds += op.cmds.len();
+            batch.push(op);
+        }
+        if batch.is_empty() {
+            continue;
         }
         // the sentinels name a new primary: the old one may accept writes for seconds before it
         // is demoted, and those would be lost with it
@@ -122,6 +137,8 @@ fn finish_round(
                 )));
             }
         };
+        let mut acked = Vec::with_capacity(batch.len());
+        let mut applied = 0;
         for (op, errors) in batch.into_iter().zip(answers) {
             if cluster {
                 if let Some(d) = redirect(op.clone(), &errors) {
@@ -144,9 +161,11 @@ fn finish_round(
             if op.block {
                 w.seen.blocks += 1;
             }
-            commands.fetch_add(op.cmds.len() as u64, Relaxed);
-            let _ = done.send(Done::Acked(op.start));
+            applied += op.cmds.len() as u64;
+            acked.push(op.start);
         }
+        commands.fetch_add(applied, Relaxed);
+        let _ = done.send(Done::Acked(acked));
     }
     Ok(())
 }

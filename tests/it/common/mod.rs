@@ -428,6 +428,17 @@ impl Server {
         }
     }
 
+    /// Stops the server's process (SIGSTOP): it reads and answers nothing, as a stalled server,
+    /// until [`Self::thaw`] (or its drop, whose SIGKILL ends a stopped process too).
+    pub fn freeze(&self) {
+        signal(self.child.id(), "-STOP");
+    }
+
+    /// Lets a [`Self::freeze`]d server run again (SIGCONT).
+    pub fn thaw(&self) {
+        signal(self.child.id(), "-CONT");
+    }
+
     /// The server's log so far.
     pub fn log(&self) -> String {
         fs::read_to_string(self.dir().join("server.log")).unwrap_or_default()
@@ -461,6 +472,16 @@ pub fn cluster_ids(nodes: &[Server]) -> Vec<String> {
                 .unwrap()
         })
         .collect()
+}
+
+/// Sends `sig` (as `kill` spells it: `-STOP`) to process `pid`; it must succeed.
+pub fn signal(pid: u32, sig: &str) {
+    let st = std::process::Command::new("kill")
+        .arg(sig)
+        .arg(pid.to_string())
+        .status()
+        .expect("running kill");
+    assert!(st.success(), "kill {sig} {pid} failed");
 }
 
 /// SIGKILL the child by pid and reap it (errors mean it has already exited).
