@@ -52,6 +52,147 @@ pub fn key_hash_slot(key: &[u8]) -> u16 {
     crc16(tagged.unwrap_or(key)) & (SLOTS - 1)
 }
 
+/// A set of hash slots (`--slots`): which keys one of several processes sharing the key space
+/// takes. 16384 bits.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SlotSet {
+    bits: Box<[u64; 256]>,
+}
+
+impl std::fmt::Debug for SlotSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SlotSet({})", self.describe())
+    }
+}
+
+impl Default for SlotSet {
+    fn default() -> Self {
+        SlotSet {
+            bits: Box::new([0; 256]),
+        }
+    }
+}
+
+impl SlotSet {
+    /// The set of the inclusive `(first, last)` ranges (slots past 16383 are ignored).
+    pub fn from_ranges(ranges: &[(u16, u16)]) -> SlotSet {
+        let mut s = SlotSet::default();
+        for &(a, b) in ranges {
+            for slot in a..=b.min(SLOTS - 1) {
+                s.bits[usize::from(slot >> 6)] |= 1 << (slot & 63);
+            }
+        }
+        s
+    }
+
+    /// True when `slot` is in the set.
+    #[inline]
+    pub fn contains(&self, slot: u16) -> bool {
+        slot < SLOTS && self.bits[usize::from(slot >> 6)] & (1 << (slot & 63)) != 0
+    }
+
+    /// True when the hash slot of `key` ([`key_hash_slot`]) is in the set.
+    #[inline]
+    pub fn contains_key(&self, key: &[u8]) -> bool {
+        self.contains(key_hash_slot(key))
+    }
+
+    /// Number of slots in the set.
+    pub fn len(&self) -> usize {
+        self.bits.iter().map(|w| w.count_ones() as usize).sum()
+    }
+
+    /// True when the set holds no slot.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The set as inclusive ranges, in order.
+    pub fn ranges(&self) -> Vec<(u16, u16)> {
+        let mut out: Vec<(u16, u16)> = Vec::new();
+        for slot in (0..SLOTS).filter(|&s| self.contains(s)) {
+            match out.last_mut() {
+                Some(r) if r.1 + 1 == slot => r.1 = slot,
+                _ => out.push((slot, slot)),
+            }
+        }
+        out
+    }
+
+    /// `0-5460,16000`: the ranges, for messages.
+    pub fn describe(&self) -> String {
+        let r: Vec<String> = self
+            .ranges()
+            .iter()
+            .map(|&(a, b)| {
+                if a == b {
+                    a.to_string()
+                } else {
+                    format!("{a}-{b}")
+                }
+            })
+            .collect();
+        r.join(",")
+    }
+}
+
+/// Parses one `--slots` value: `A-B` (inclusive), a single slot `N`, or `i/n`, the `i`-th
+/// (0-based, as Kubernetes' `JOB_COMPLETION_INDEX`) of `n` equal contiguous parts of 0..16383
+/// ([`equal_shards`]: the first `16384 % n` parts get one slot more).
+///
+/// ```
+/// use rdbkit::cluster::parse_slot_range;
+/// assert_eq!(parse_slot_range("0-5460"), Ok((0, 5460)));
+/// assert_eq!(parse_slot_range("42"), Ok((42, 42)));
+/// assert_eq!(parse_slot_range("1/3"), Ok((5462, 10922)));
+/// assert!(parse_slot_range("3/3").is_err());
+/// assert!(parse_slot_range("16384").is_err());
+/// assert!(parse_slot_range("9-2").is_err());
+/// ```
+pub fn parse_slot_range(spec: &str) -> Result<(u16, u16), String> {
+    let s = spec.trim();
+    let num = |v: &str, what: &str| -> Result<u32, String> {
+        v.trim().parse::<u32>().map_err(|_| {
+            format!("bad --slots {spec:?}: {what} {v:?} is not a number (give A-B, N or i/n)")
+        })
+    };
+    let slot = |v: &str| -> Result<u16, String> {
+        let n = num(v, "slot")?;
+        u16::try_from(n)
+            .ok()
+            .filter(|&n| n < SLOTS)
+            .ok_or_else(|| format!("bad --slots {spec:?}: slot {n} is past 16383"))
+    };
+    if let Some((i, n)) = s.split_once('/') {
+        let (i, n) = (num(i, "part")?, num(n, "part count")?);
+        if n == 0 || n > u32::from(SLOTS) {
+            return Err(format!(
+                "bad --slots {spec:?}: the part count must be 1 to 16384"
+            ));
+        }
+        if i >= n {
+            return Err(format!(
+                "bad --slots {spec:?}: parts are numbered 0 to {} (0-based, as JOB_COMPLETION_INDEX)",
+                n - 1
+            ));
+        }
+        // the i-th of equal_shards(n), without building all n
+        let (base, extra) = (u32::from(SLOTS) / n, u32::from(SLOTS) % n);
+        let first = i * base + i.min(extra);
+        let last = first + base + u32::from(i < extra) - 1;
+        return Ok((first as u16, last as u16));
+    }
+    if let Some((a, b)) = s.split_once('-') {
+        let (a, b) = (slot(a)?, slot(b)?);
+        if a > b {
+            return Err(format!("bad --slots {spec:?}: an empty range ({a} > {b})"));
+        }
+        return Ok((a, b));
+    }
+    let v = slot(s)?;
+    Ok((v, v))
+}
+
 /// One shard of a cluster: a name and the inclusive slot ranges it serves.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Shard {
@@ -296,6 +437,33 @@ pub fn shard_ranges(counts: &[Vec<u32>]) -> Vec<SlotRun> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn slot_parts_cover_every_slot_once() {
+        for n in [1u32, 2, 3, 7, 16383, 16384] {
+            let mut seen = vec![0u8; usize::from(SLOTS)];
+            for i in 0..n {
+                let (a, b) = parse_slot_range(&format!("{i}/{n}")).unwrap();
+                for s in a..=b {
+                    seen[usize::from(s)] += 1;
+                }
+            }
+            assert!(seen.iter().all(|&c| c == 1), "n = {n}");
+        }
+        for n in [3u16, 7] {
+            for (i, shard) in equal_shards(n).iter().enumerate() {
+                assert_eq!(parse_slot_range(&format!("{i}/{n}")), Ok(shard.ranges[0]));
+            }
+        }
+        let set = SlotSet::from_ranges(&[(0, 5), (6, 6), (100, 100)]);
+        assert_eq!(set.describe(), "0-6,100");
+        assert_eq!(set.len(), 8);
+        assert!(set.contains_key(b"{}foo") == set.contains(9500));
+        for bad in ["16384", "5/5", "x-1", "", "2-1", "1/0", "0/16385"] {
+            let e = parse_slot_range(bad).unwrap_err();
+            assert!(e.contains(&format!("{bad:?}")), "{e}");
+        }
+    }
 
     #[test]
     fn redis_test_vectors() {

@@ -1,5 +1,6 @@
 //! Key selection shared by export, import and reports: databases, Redis-style key globs, types.
 
+use crate::cluster::SlotSet;
 use crate::dups::DuplicateSelection;
 use crate::model::{Entry, ValueType};
 use std::sync::Arc;
@@ -19,6 +20,10 @@ pub struct Filter {
     /// When set, only the records starting at these offsets (`verify --sample`: a random sample
     /// of the keys the other rules keep).
     pub sample: Option<Arc<std::collections::HashSet<u64>>>,
+    /// `--slots`: only keys whose hash slot is in the set. The slot is that of the name the key
+    /// is written under: [`Filter::matches`] takes the dump's name, [`Filter::matches_renamed`]
+    /// another (`--rename`).
+    pub slots: Option<Arc<SlotSet>>,
 }
 
 impl Filter {
@@ -33,6 +38,17 @@ impl Filter {
     /// assert!(!f.matches(&e));
     /// ```
     pub fn matches(&self, e: &Entry<'_>) -> bool {
+        self.selects(e) && self.in_slots(&e.key)
+    }
+
+    /// [`Filter::matches`] for a key written under `name` (`--rename`): the dump's name is
+    /// selected by `--db`/`--key`/`--type`, the slot is that of `name`.
+    pub fn matches_renamed(&self, e: &Entry<'_>, name: &[u8]) -> bool {
+        self.selects(e) && self.in_slots(name)
+    }
+
+    /// Every rule but `--slots` (those that read the dump's own names).
+    pub fn selects(&self, e: &Entry<'_>) -> bool {
         (self.dbs.is_empty() || self.dbs.contains(&e.db))
             && (self.types.is_empty() || self.types.contains(&e.value_type()))
             && (self.keys.is_empty() || self.keys.iter().any(|p| glob_match(p, &e.key)))
@@ -40,7 +56,15 @@ impl Filter {
             && self.sample.as_ref().is_none_or(|s| s.contains(&e.offset))
     }
 
-    /// True when no rule is set.
+    /// True when the hash slot of `name` is in `--slots` (or no `--slots` was given).
+    #[inline]
+    pub fn in_slots(&self, name: &[u8]) -> bool {
+        self.slots.as_ref().is_none_or(|s| s.contains_key(name))
+    }
+
+    /// True when no rule on the keys' databases, names or types is set. `--slots` is not counted:
+    /// it divides the key space between processes, and the records outside the databases
+    /// (function libraries, scripts) go with every part.
     pub fn is_empty(&self) -> bool {
         self.dbs.is_empty() && self.keys.is_empty() && self.types.is_empty()
     }

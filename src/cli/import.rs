@@ -643,8 +643,30 @@ fn finish(
     Ok(summary)
 }
 
+/// `--slots` divides a dump's keys; commands (an AOF's, a follow's) are applied in order and
+/// not divided.
+fn refuse_slots(a: &ImportArgs, what: &str) -> Result<()> {
+    if a.filter.slots.is_empty() {
+        return Ok(());
+    }
+    bail!(Usage(format!(
+        "--slots divides a dump's keys between processes, not {what}: they are applied in order by one process"
+    )))
+}
+
+/// `--slots` with options that reach beyond the process's part: refused (plan and import).
+pub(super) fn check_slots(a: &ImportArgs) -> Result<()> {
+    if !a.filter.slots.is_empty() && a.flush_target {
+        bail!(Usage(
+            "--flush-target empties whole databases, and with --slots the other parts' keys are there too: empty the target once before the parts start, or use --replace".into()
+        ));
+    }
+    Ok(())
+}
+
 /// Runs `import`.
 pub fn run(a: &ImportArgs) -> Result<()> {
+    check_slots(a)?;
     if a.format != super::DryRunFormat::Text {
         bail!(Usage(
             "--format is the output of --dry-run (and of plan)".into()
@@ -659,6 +681,7 @@ pub fn run(a: &ImportArgs) -> Result<()> {
                 ));
             }
             a.transform.refuse_for("an AOF's commands")?;
+            refuse_slots(a, "an AOF's commands")?;
             return aof::run(a, &found, target);
         }
     }
@@ -679,6 +702,7 @@ pub fn run(a: &ImportArgs) -> Result<()> {
         }
         a.transform
             .refuse_for("the source's writes after its snapshot (--follow)")?;
+        refuse_slots(a, "the source's writes after its snapshot (--follow)")?;
         if a.skip_existing {
             bail!(Usage(
                 "--skip-existing cannot be combined with --follow: the source's later commands on a kept key would change it (or be left out), and neither leaves the target equal to the source; use --replace (the source's keys replace the target's, also for keys first written after the snapshot) or --flush-target".into()

@@ -156,6 +156,12 @@ pub struct FilterArgs {
     /// Only values of this type: string, list, set, zset, hash, stream, module (repeatable).
     #[arg(long = "type", value_name = "TYPE", value_parser = parse_type)]
     pub types: Vec<ValueType>,
+    /// Only keys whose cluster hash slot (CRC16 of the key or its {hash tag}; with --rename, of
+    /// the new name) is in RANGE: `A-B`, a slot `N`, or `i/n`, the i-th (0-based) of n equal
+    /// parts of 0-16383 (repeatable). Several processes, each with its own part (and
+    /// --checkpoint), share one import.
+    #[arg(long = "slots", value_name = "RANGE", value_parser = rdbkit::cluster::parse_slot_range)]
+    pub slots: Vec<(u16, u16)>,
 }
 
 /// Transforms of the keys written (import, export): see `rdbkit::transform`.
@@ -223,7 +229,12 @@ pub fn check_renames(
     }
     let found = rdbkit::dups::scan_names(
         || source::Input::open(path),
-        |e| filter.matches(e).then(|| t.name(&e.key)),
+        |e| {
+            filter
+                .selects(e)
+                .then(|| t.name(&e.key))
+                .filter(|n| filter.in_slots(n))
+        },
     )
     .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     if found.duplicates.is_empty() {
@@ -286,6 +297,8 @@ impl FilterArgs {
             types: self.types.clone(),
             duplicates: None,
             sample: None,
+            slots: (!self.slots.is_empty())
+                .then(|| std::sync::Arc::new(rdbkit::cluster::SlotSet::from_ranges(&self.slots))),
         }
     }
 }

@@ -14,6 +14,7 @@ pub use super::DryRunFormat as Format;
 
 /// Runs `plan` (or `import --dry-run`).
 pub fn run(a: &ImportArgs) -> Result<()> {
+    super::import::check_slots(a)?;
     if a.follow.follow || a.until.is_some() {
         bail!(Usage(
             "plan (import --dry-run) reads dump files: --follow and --until are not planned".into()

@@ -92,10 +92,12 @@ pub enum VerifyFormat {
 }
 
 /// The record offsets of `n` keys chosen at random (seeded) among the keys of `file` that
-/// `filter` keeps, and how many it keeps: 8 bytes per key while choosing.
+/// `filter` keeps (`--slots` of the names `transform` gives), and how many it keeps: 8 bytes per
+/// key while choosing.
 fn sample(
     file: &std::path::Path,
     filter: &rdbkit::filter::Filter,
+    transform: &rdbkit::transform::Transform,
     n: u64,
     seed: u64,
 ) -> Result<(std::collections::HashSet<u64>, u64)> {
@@ -111,7 +113,7 @@ fn sample(
         .with_context(|| format!("opening {}", file.display()))?
         .decode(false, |item, _| -> Result<(), rdbkit::DecodeError> {
             if let rdbkit::Item::Entry(e) = item {
-                if filter.matches(&e) {
+                if filter.matches_renamed(&e, &transform.name(&e.key)) {
                     offsets.push(e.offset);
                 }
             }
@@ -139,9 +141,10 @@ pub fn run(a: &VerifyArgs) -> Result<()> {
     };
     let mut filter = a.filter.to_filter_for(&file, &a.dups)?;
     let mut sampled = None;
+    let transform = a.transform.to_transform()?;
     if let Some(n) = a.sample {
         let seed = a.seed.unwrap_or_else(|| super::now_ms() as u64);
-        let (chosen, total) = sample(&file, &filter, n, seed)?;
+        let (chosen, total) = sample(&file, &filter, &transform, n, seed)?;
         sampled = Some((chosen.len() as u64, total, seed));
         filter.sample = Some(std::sync::Arc::new(chosen));
     }
@@ -154,7 +157,7 @@ pub fn run(a: &VerifyArgs) -> Result<()> {
         connections: usize::from(a.connections),
         window_bytes: a.window_bytes.max(1),
         timeout: Duration::from_secs(a.timeout.max(1)),
-        transform: a.transform.to_transform()?,
+        transform,
         ..VerifyConfig::default()
     };
     let r = verify(input, &target, &cfg).with_context(|| file.display().to_string())?;

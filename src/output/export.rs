@@ -150,7 +150,7 @@ impl ChunkWorker for Exporter {
     ) -> Result<(), ExportError> {
         for (item, _) in chunk.items {
             match item {
-                Item::Entry(e) if self.filter.matches(e) => {
+                Item::Entry(e) if self.filter.matches_renamed(e, &self.transform.name(&e.key)) => {
                     let changed;
                     let e = if self.transform.is_identity() {
                         e

@@ -37,6 +37,8 @@ pub enum Skip {
     Unrepresentable,
     /// Its TTL ends soon and `--skip-expiring-within` was given.
     ExpiringSoon,
+    /// Its hash slot (of the name it is written under) is not in `--slots`: another process's.
+    OutsideSlots,
 }
 
 impl Skip {
@@ -51,6 +53,7 @@ impl Skip {
             Skip::ModuleMissing => "module missing on target",
             Skip::Unrepresentable => "not representable on target",
             Skip::ExpiringSoon => "expiring soon (--skip-expiring-within)",
+            Skip::OutsideSlots => "outside --slots",
         }
     }
 }

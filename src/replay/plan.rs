@@ -221,12 +221,17 @@ impl<'s> Planner<'s> {
     }
 }
 
-/// The selection (`--db`, `--key`, `--type`, on the dump's own names), then the transforms
-/// (`--rename`, `--ttl-*`) on a selected key: whether `e` is selected, or
-/// `Err(Skip::ExpiringSoon)` when `--skip-expiring-within` leaves it out. The importer's producer
+/// The selection (`--db`, `--key`, `--type`, on the dump's own names; `--slots` on the name
+/// written), then the transforms (`--rename`, `--ttl-*`) on a selected key: whether `e` is
+/// selected, or `Err(Skip::OutsideSlots)` / `Err(Skip::ExpiringSoon)` when `--slots` /
+/// `--skip-expiring-within` leaves it out. The importer's producer
 /// and the dry run both start with it.
 pub fn select(cfg: &ImportConfig, e: &mut Entry<'_>, now_ms: i64) -> Result<bool, Skip> {
-    let selected = cfg.filter.matches(e);
+    let selected = cfg.filter.selects(e);
+    // `--slots` takes the slot of the name written (before the transforms count anything)
+    if selected && !cfg.filter.in_slots(&cfg.transform.name(&e.key)) {
+        return Err(Skip::OutsideSlots);
+    }
     if selected && !cfg.transform.is_identity() && !cfg.transform.apply(e, now_ms, &cfg.transformed)
     {
         return Err(Skip::ExpiringSoon);

@@ -14,7 +14,7 @@ pub(super) fn prescan(data: &[u8], cfg: &ImportConfig) -> Result<BTreeSet<u64>, 
     let mut dbs = BTreeSet::new();
     for item in crate::Decoder::new(data).verify_checksum(false) {
         if let Item::Entry(e) = item? {
-            if cfg.filter.matches(&e) {
+            if cfg.filter.matches_renamed(&e, &cfg.transform.name(&e.key)) {
                 dbs.insert(cfg.db_map.get(&e.db).copied().unwrap_or(e.db));
             }
         }
@@ -111,6 +111,21 @@ pub(super) fn check_conflicts(
         if n == 0 {
             continue;
         }
+        if let Some(slots) = &cfg.filter.slots {
+            // another process may be writing the other slots: only keys of ours conflict
+            if cfg.replace || cfg.skip_existing || resuming {
+                continue;
+            }
+            let ours = keys_in_slots(con, cluster, slots)?;
+            if ours > 0 {
+                busy.push(format!(
+                    "db{db} holds {} in --slots {}",
+                    crate::text::count(ours, "key"),
+                    slots.describe()
+                ));
+            }
+            continue;
+        }
         if cfg.flush_target {
             redis::cmd("FLUSHDB")
                 .query::<()>(con)
@@ -120,6 +135,47 @@ pub(super) fn check_conflicts(
         }
     }
     Ok(busy)
+}
+
+/// Keys of the selected database whose hash slot is in `slots`: `CLUSTER COUNTKEYSINSLOT` of each
+/// slot on a cluster node (pipelined), a `SCAN` of the database otherwise (a standalone server
+/// counts no slots).
+fn keys_in_slots(
+    con: &mut redis::Connection,
+    cluster: bool,
+    slots: &crate::cluster::SlotSet,
+) -> Result<u64, ReplayError> {
+    let mut n = 0u64;
+    if cluster {
+        let all: Vec<u16> = (0..crate::cluster::SLOTS)
+            .filter(|&s| slots.contains(s))
+            .collect();
+        for chunk in all.chunks(1024) {
+            let mut pipe = redis::pipe();
+            for s in chunk {
+                pipe.cmd("CLUSTER").arg("COUNTKEYSINSLOT").arg(*s);
+            }
+            let counts: Vec<u64> = pipe
+                .query(con)
+                .map_err(redis_err("CLUSTER COUNTKEYSINSLOT"))?;
+            n += counts.iter().sum::<u64>();
+        }
+        return Ok(n);
+    }
+    let mut cursor = 0u64;
+    loop {
+        let (next, keys): (u64, Vec<Vec<u8>>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("COUNT")
+            .arg(1000)
+            .query(con)
+            .map_err(redis_err("SCAN"))?;
+        n += keys.iter().filter(|k| slots.contains_key(k)).count() as u64;
+        if next == 0 {
+            return Ok(n);
+        }
+        cursor = next;
+    }
 }
 
 /// The refusal of a target that holds keys or function libraries the dump would overwrite.

@@ -224,7 +224,7 @@ pub fn verify(
             _ => return Ok(()),
         };
         let counts = crate::transform::TransformCounts::default();
-        if !cfg.filter.matches(&e)
+        if !cfg.filter.matches_renamed(&e, &cfg.transform.name(&e.key))
             || !(cfg.transform.is_identity() || cfg.transform.apply(&mut e, limits.now, &counts))
             || e.expire_ms
                 .is_some_and(|ms| ms <= limits.now + cfg.ttl_tolerance_ms)

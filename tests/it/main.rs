@@ -26,6 +26,7 @@ mod rewrite;
 mod roundtrip;
 mod salvage;
 mod scan;
+mod slots;
 mod transform;
 mod truncation;
 mod valkey;

@@ -10,9 +10,14 @@ use std::io::Write;
 /// Runs `export` on an AOF.
 pub fn run(a: &ExportArgs, aof: &Aof) -> Result<()> {
     let f = &a.filter;
-    if !f.dbs.is_empty() || !f.keys.is_empty() || !f.types.is_empty() || a.size.min_size.is_some() {
+    if !f.dbs.is_empty()
+        || !f.keys.is_empty()
+        || !f.types.is_empty()
+        || !f.slots.is_empty()
+        || a.size.min_size.is_some()
+    {
         bail!(crate::cli::Usage(
-            "--db, --key, --type and --min-size select keys of a dump; an AOF's recorded commands are exported as they are: export it without them (or import it with --db/--key)".into()
+            "--db, --key, --type, --slots and --min-size select keys of a dump; an AOF's recorded commands are exported as they are: export it without them (or import it with --db/--key)".into()
         ));
     }
     let scan = aof::scan(aof, None)?;
