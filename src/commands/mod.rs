@@ -5,6 +5,8 @@
 //! module and not on each other. [`TargetInfo`] (`target.rs`) is what a target server accepts,
 //! and the per-version rules both of them follow.
 
+pub mod keys;
+mod keyspecs;
 mod resp;
 pub mod target;
 pub use resp::Resp;

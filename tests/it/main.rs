@@ -14,6 +14,7 @@ mod golden;
 mod ha;
 mod harness;
 mod import;
+mod keys;
 mod live;
 mod messages;
 mod modules;

@@ -349,67 +349,20 @@ enum Filtered {
     Split(Option<Vec<Vec<u8>>>, String),
 }
 
-/// The keys a command names: `(first argument, step)` for the commands whose keys repeat, the
-/// first key (or none) for the others.
-fn key_positions(args: &[Vec<u8>]) -> Vec<usize> {
-    let name = &args[0];
-    let is = |n: &str| name.eq_ignore_ascii_case(n.as_bytes());
-    if is("DEL") || is("UNLINK") || is("TOUCH") || is("EXISTS") {
-        (1..args.len()).collect()
-    } else if is("MSET") || is("MSETNX") {
-        (1..args.len()).step_by(2).collect()
-    } else if is("RENAME")
-        || is("RENAMENX")
-        || is("COPY")
-        || is("SMOVE")
-        || is("LMOVE")
-        || is("RPOPLPUSH")
-        || is("BLMOVE")
-    {
-        (1..args.len().min(3)).collect()
-    } else if is("EVAL") || is("EVALSHA") || is("FCALL") {
-        let n: usize = args
-            .get(2)
-            .and_then(|a| std::str::from_utf8(a).ok())
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
-        (3..(3 + n).min(args.len())).collect()
-    } else {
-        routing_key(args)
-            .map(|_| vec![if is("BITOP") || is("XGROUP") { 2 } else { 1 }])
-            .unwrap_or_default()
-    }
-}
-
-/// Every key a command reads or writes, where [`key_positions`] names only the written one of
-/// the commands that store a result computed from other keys (`SUNIONSTORE`, `BITOP`…).
+/// Every key a command reads or writes (the sources of `SUNIONSTORE` and its destination), by the
+/// servers' key specifications ([`crate::commands::keys`]); none for a command they cannot place
+/// (unknown, or a module's the table lacks).
 fn touched_positions(args: &[Vec<u8>]) -> Vec<usize> {
-    let name = &args[0];
-    let is = |n: &str| name.eq_ignore_ascii_case(n.as_bytes());
-    let num = |i: usize| -> usize {
-        args.get(i)
-            .and_then(|a| std::str::from_utf8(a).ok())
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0)
-    };
-    if is("SINTERSTORE") || is("SUNIONSTORE") || is("SDIFFSTORE") || is("PFMERGE") {
-        (1..args.len()).collect()
-    } else if is("BITOP") {
-        (2..args.len()).collect()
-    } else if is("ZUNIONSTORE") || is("ZINTERSTORE") || is("ZDIFFSTORE") {
-        std::iter::once(1)
-            .chain(3..(3 + num(2)).min(args.len()))
-            .collect()
-    } else if is("ZRANGESTORE") || is("GEOSEARCHSTORE") {
-        (1..args.len().min(3)).collect()
-    } else {
-        key_positions(args)
-    }
+    crate::commands::keys::key_positions(args).unwrap_or_default()
 }
 
 /// `--key` on one command (the globs the snapshot's keys were filtered by).
 fn by_key_filter(args: Vec<Vec<u8>>, globs: &[Vec<u8>]) -> Filtered {
-    let keys = key_positions(&args);
+    let Some(keys) = crate::commands::keys::key_positions(&args) else {
+        // keys that cannot be placed cannot be filtered: left out, and reported by name
+        let name = String::from_utf8_lossy(&args[0]).to_ascii_uppercase();
+        return Filtered::Split(None, format!("{name} (keys not known)"));
+    };
     if keys.is_empty() {
         // a command on no key (FLUSHDB, FUNCTION LOAD) is applied
         return Filtered::Keep(args);
@@ -493,23 +446,11 @@ pub fn absolute_ttl(c: Command, now: i64) -> Vec<Vec<u8>> {
 
 /// Which key routes a command in a cluster: most commands name it first; a few later.
 pub(super) fn routing_key(args: &[Vec<u8>]) -> Option<&[u8]> {
-    let name = args.first()?.to_ascii_uppercase();
-    match name.as_slice() {
-        // XGROUP CREATE|SETID|CREATECONSUMER|DELCONSUMER|DESTROY key …
-        b"BITOP" | b"XGROUP" => args.get(2),
-        b"EVAL" | b"EVALSHA" | b"FCALL" | b"FCALL_RO" => {
-            let n: u64 = std::str::from_utf8(args.get(2)?).ok()?.parse().ok()?;
-            if n == 0 {
-                None
-            } else {
-                args.get(3)
-            }
-        }
-        b"FLUSHALL" | b"FLUSHDB" | b"FUNCTION" | b"SCRIPT" | b"PUBLISH" | b"SPUBLISH"
-        | b"SWAPDB" | b"MULTI" | b"EXEC" | b"SELECT" => None,
-        _ => args.get(1),
+    match crate::commands::keys::key_positions(args) {
+        Some(keys) => keys.first().map(|&i| args[i].as_slice()),
+        // a command the table does not know: its first argument, and a MOVED corrects it
+        None => args.get(1).map(Vec::as_slice),
     }
-    .map(|k| k.as_slice())
 }
 
 #[cfg(test)]
@@ -642,9 +583,26 @@ mod filter_tests {
             f(&["EVAL", "s", "2", "keep:a", "keep:b", "drop:argv"]),
             Filtered::Keep(_)
         ));
+        // a result computed from a key left out would differ on the target: reported, not applied
         assert!(matches!(
             f(&["BITOP", "AND", "keep:d", "x"]),
+            Filtered::Split(None, n) if n == "BITOP"
+        ));
+        assert!(matches!(
+            f(&["ZUNIONSTORE", "keep:d", "2", "keep:a", "drop:b", "WEIGHTS", "1", "2"]),
+            Filtered::Split(None, n) if n == "ZUNIONSTORE"
+        ));
+        assert!(matches!(
+            f(&["SUNIONSTORE", "keep:d", "keep:a", "keep:b"]),
             Filtered::Keep(_)
+        ));
+        assert!(matches!(
+            f(&["SORT", "keep:a", "BY", "drop:*", "STORE", "drop:d"]),
+            Filtered::Split(None, n) if n == "SORT"
+        ));
+        assert!(matches!(
+            f(&["NOSUCHCOMMAND", "keep:a"]),
+            Filtered::Split(None, n) if n == "NOSUCHCOMMAND (keys not known)"
         ));
     }
 }

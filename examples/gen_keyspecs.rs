@@ -1,0 +1,144 @@
+//! Writes `src/commands/keyspecs.rs`: where each command's keys are, from the key specifications
+//! (`COMMAND INFO`) of running servers: the table `rdbkit::commands::keys` reads to find the keys
+//! of the commands a live source or an AOF sends (for `--key`, `--rename`, `--replace` and
+//! cluster routing).
+//!
+//! ```sh
+//! .servers/redis-8.2/redis-server --port 7001 --save '' &
+//! .servers/valkey-8.1/valkey-server --port 7002 --save '' &
+//! cargo run --example gen_keyspecs -- 7001 7002 > src/commands/keyspecs.rs
+//! ```
+//!
+//! The first server's specs win for a command both know. Subcommands are named `parent|sub`.
+use redis::Value;
+use std::collections::BTreeMap;
+
+/// One key spec, as the generated table spells it.
+fn spec(v: &Value) -> Option<String> {
+    let m = pairs(v)?;
+    let flags: Vec<String> = match m.get("flags") {
+        Some(Value::Array(f)) => f.iter().filter_map(text).collect(),
+        _ => Vec::new(),
+    };
+    let bs = pairs(m.get("begin_search")?)?;
+    let bs_spec = bs.get("spec").and_then(|v| pairs(v));
+    let begin = match (bs.get("type").and_then(|v| text(v)).as_deref(), bs_spec) {
+        (Some("index"), Some(s)) => format!("Begin::Index({})", int(s.get("index")?)?),
+        (Some("keyword"), Some(s)) => format!(
+            "Begin::Keyword({:?}, {})",
+            text(s.get("keyword")?)?,
+            int(s.get("startfrom")?)?
+        ),
+        _ => "Begin::Unknown".into(),
+    };
+    let fk = pairs(m.get("find_keys")?)?;
+    let fk_spec = fk.get("spec").and_then(|v| pairs(v));
+    let find = match (fk.get("type").and_then(|v| text(v)).as_deref(), fk_spec) {
+        (Some("range"), Some(s)) => format!(
+            "Find::Range {{ last: {}, step: {}, limit: {} }}",
+            int(s.get("lastkey")?)?,
+            int(s.get("keystep")?)?,
+            int(s.get("limit")?)?
+        ),
+        (Some("keynum"), Some(s)) => format!(
+            "Find::Keynum {{ index: {}, first: {}, step: {} }}",
+            int(s.get("keynumidx")?)?,
+            int(s.get("firstkey")?)?,
+            int(s.get("keystep")?)?
+        ),
+        _ => "Find::Unknown".into(),
+    };
+    let not_key = flags.iter().any(|f| f == "not_key");
+    let incomplete = flags.iter().any(|f| f == "incomplete");
+    Some(format!(
+        "Spec {{ begin: {begin}, find: {find}, not_key: {not_key}, incomplete: {incomplete} }}"
+    ))
+}
+
+fn text(v: &Value) -> Option<String> {
+    match v {
+        Value::BulkString(b) => Some(String::from_utf8_lossy(b).into_owned()),
+        Value::SimpleString(s) => Some(s.clone()),
+        _ => None,
+    }
+}
+
+fn int(v: &Value) -> Option<i64> {
+    match v {
+        Value::Int(i) => Some(*i),
+        _ => text(v)?.parse().ok(),
+    }
+}
+
+/// A RESP2 flat array of names and values (or a RESP3 map) as a map.
+fn pairs(v: &Value) -> Option<BTreeMap<String, &Value>> {
+    match v {
+        Value::Array(a) => a
+            .chunks(2)
+            .map(|kv| Some((text(&kv[0])?, kv.get(1)?)))
+            .collect(),
+        Value::Map(m) => m.iter().map(|(k, v)| Some((text(k)?, v))).collect(),
+        _ => None,
+    }
+}
+
+/// `name → (arity, specs)` of a `COMMAND INFO` entry and its subcommands.
+fn command(v: &Value, out: &mut BTreeMap<String, (i64, Vec<String>)>) -> Option<()> {
+    let Value::Array(f) = v else { return None };
+    let name = text(f.first()?)?.to_ascii_lowercase();
+    let arity = int(f.get(1)?)?;
+    let specs = match f.get(8) {
+        Some(Value::Array(s)) => s.iter().map(spec).collect::<Option<Vec<_>>>()?,
+        _ => Vec::new(),
+    };
+    out.entry(name).or_insert((arity, specs));
+    if let Some(Value::Array(subs)) = f.get(9) {
+        for s in subs {
+            command(s, out)?;
+        }
+    }
+    Some(())
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let ports: Vec<String> = std::env::args().skip(1).collect();
+    if ports.is_empty() {
+        return Err("usage: gen_keyspecs PORT… (servers on 127.0.0.1)".into());
+    }
+    let mut table = BTreeMap::new();
+    let mut from = Vec::new();
+    for port in &ports {
+        let mut con = redis::Client::open(format!("redis://127.0.0.1:{port}"))?.get_connection()?;
+        let info: redis::InfoDict = redis::cmd("INFO").arg("server").query(&mut con)?;
+        let name: String = info.get("server_name").unwrap_or_else(|| "redis".into());
+        let version: String = info
+            .get("valkey_version")
+            .or_else(|| info.get("redis_version"))
+            .unwrap_or_default();
+        from.push(format!("{name} {version}"));
+        let Value::Array(all) = redis::cmd("COMMAND").arg("INFO").query::<Value>(&mut con)? else {
+            return Err("COMMAND INFO did not answer an array".into());
+        };
+        for c in &all {
+            command(c, &mut table).ok_or("a COMMAND INFO entry of an unknown shape")?;
+        }
+    }
+    println!(
+        "// @generated by `cargo run --example gen_keyspecs` (examples/gen_keyspecs.rs) from the"
+    );
+    println!(
+        "// `COMMAND INFO` key specifications of {}.",
+        from.join(" and ")
+    );
+    println!("// Do not edit: generate it again.");
+    println!();
+    println!("use super::keys::{{Begin, Find, Spec}};");
+    println!();
+    println!("/// `(command, arity, key specs)`, sorted by command (lower case; subcommands `parent|sub`).");
+    println!("pub(super) static SPECS: &[(&str, i32, &[Spec])] = &[");
+    for (name, (arity, specs)) in &table {
+        println!("    ({name:?}, {arity}, &[{}]),", specs.join(", "));
+    }
+    println!("];");
+    Ok(())
+}
