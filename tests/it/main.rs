@@ -7,6 +7,7 @@ mod common;
 mod corpus;
 mod diff;
 mod dumps;
+mod examples;
 mod export;
 mod faults;
 mod fuzz_regressions;
