@@ -466,6 +466,11 @@ fn follow_config(a: &ImportArgs, target: &Target, replid: &str) -> replay::follo
         replid: replid.to_string(),
         start_offset: 0,
         replace_foreign: None,
+        renames: a
+            .transform
+            .to_transform()
+            .map(|t| t.renames)
+            .unwrap_or_default(),
     }
 }
 
@@ -680,7 +685,7 @@ pub fn run(a: &ImportArgs) -> Result<()> {
                     "an AOF is imported alone: give it (its directory, manifest or file) as the only input".into()
                 ));
             }
-            a.transform.refuse_for("an AOF's commands")?;
+            a.transform.refuse_ttl_for("an AOF's commands")?;
             refuse_slots(a, "an AOF's commands")?;
             return aof::run(a, &found, target);
         }
@@ -701,7 +706,7 @@ pub fn run(a: &ImportArgs) -> Result<()> {
             ));
         }
         a.transform
-            .refuse_for("the source's writes after its snapshot (--follow)")?;
+            .refuse_ttl_for("the source's writes after its snapshot (--follow)")?;
         refuse_slots(a, "the source's writes after its snapshot (--follow)")?;
         if a.skip_existing {
             bail!(Usage(

@@ -206,13 +206,28 @@ impl TransformArgs {
         })
     }
 
-    /// Refuses the transforms where they are not applied (`what`: an AOF's commands, a follow).
+    /// Refuses the transforms where they are not applied (`what`: an AOF's commands exported).
     pub fn refuse_for(&self, what: &str) -> anyhow::Result<()> {
         if self.to_transform()?.is_identity() {
             return Ok(());
         }
         anyhow::bail!(Usage(format!(
             "--rename and the TTL transforms apply to a dump's keys, not to {what}: rdbkit would write the commands' keys under their old names and TTLs"
+        )))
+    }
+
+    /// Refuses the TTL transforms where they are not applied (`what`: an AOF's commands, a
+    /// follow); `--rename` applies to commands too.
+    pub fn refuse_ttl_for(&self, what: &str) -> anyhow::Result<()> {
+        let ttl_only = rdbkit::transform::Transform {
+            renames: Vec::new(),
+            ..self.to_transform()?
+        };
+        if ttl_only.is_identity() {
+            return Ok(());
+        }
+        anyhow::bail!(Usage(format!(
+            "the TTL transforms (--ttl-shift, --ttl-max, --skip-expiring-within, --drop-ttl) apply to a dump's keys, not to {what}: the commands set TTLs of their own (--rename applies to both)"
         )))
     }
 }

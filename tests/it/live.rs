@@ -750,6 +750,113 @@ fn follow_with_a_key_filter_applies_only_the_matching_keys() {
     assert_eq!(want.len(), 4, "keep:2, keep:3, keep:n, keep:m");
 }
 
+/// `--rename` with `--follow`: the snapshot's keys and every key of the later commands are
+/// written under their new names, keys in any argument position (`ZUNIONSTORE`'s sources, `SORT …
+/// STORE`'s destination, `MSET`'s every other argument), and keys no rule matches keep theirs:
+/// each renamed key on the target holds exactly the value (`DUMP`) and TTL of its source key.
+#[test]
+fn follow_with_rename_writes_the_commands_keys_under_their_new_names() {
+    if common::skip_if_missing(Version::V82) {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let src = Server::start_opts(Version::V82, &["--repl-diskless-sync-delay", "0"]);
+    let mut c = src.conn();
+    let mut p = redis::pipe();
+    p.cmd("SET").arg("old:a").arg("1");
+    p.cmd("ZADD").arg("old:z1").arg(1).arg("x").arg(2).arg("y");
+    p.cmd("ZADD").arg("old:z2").arg(5).arg("y");
+    p.cmd("SET").arg("other").arg("kept");
+    p.query::<()>(&mut c).unwrap();
+    let dst = Server::start(Version::V82);
+    let mut child = Running::start(
+        &[
+            "import",
+            &src.url(),
+            "--target",
+            &dst.url(),
+            "--follow",
+            "--rename",
+            "old:*=new:*",
+            "--quiet",
+        ],
+        tmp.path(),
+    );
+    child.wait_for("following", Duration::from_secs(60));
+    let mut p = redis::pipe();
+    p.cmd("INCR").arg("old:a");
+    p.cmd("ZUNIONSTORE")
+        .arg("old:u")
+        .arg(2)
+        .arg("old:z1")
+        .arg("old:z2")
+        .arg("WEIGHTS")
+        .arg(1)
+        .arg(3);
+    p.cmd("RPUSH").arg("old:l").arg(3).arg(1).arg(2);
+    p.cmd("SORT").arg("old:l").arg("STORE").arg("old:sorted");
+    p.cmd("MSET").arg("old:m").arg("1").arg("plain").arg("2");
+    p.cmd("PEXPIRE").arg("old:m").arg(600_000);
+    p.cmd("RENAME").arg("old:a").arg("old:b");
+    p.query::<()>(&mut c).unwrap();
+    thread::sleep(Duration::from_millis(500));
+    child.signal("-TERM");
+    let st = child.wait_exit(Duration::from_secs(60));
+    let out = output(tmp.path());
+    assert!(st.success(), "{out}");
+    let renamed = |k: &[u8]| -> Vec<u8> {
+        match k.strip_prefix(b"old:") {
+            Some(rest) => [&b"new:"[..], rest].concat(),
+            None => k.to_vec(),
+        }
+    };
+    let want: common::Snapshot = common::snapshot(&src)
+        .into_iter()
+        .map(|((db, k), v)| ((db, renamed(&k)), v))
+        .collect();
+    let got = common::snapshot(&dst);
+    common::assert_same_keys(&want, &got, &Default::default(), "follow --rename");
+    let names: Vec<String> = {
+        let mut n: Vec<String> = redis::cmd("KEYS").arg("*").query(&mut dst.conn()).unwrap();
+        n.sort();
+        n
+    };
+    assert_eq!(
+        names,
+        [
+            "new:b",
+            "new:l",
+            "new:m",
+            "new:sorted",
+            "new:u",
+            "new:z1",
+            "new:z2",
+            "other",
+            "plain"
+        ],
+        "{out}"
+    );
+    let score: f64 = redis::cmd("ZSCORE")
+        .arg("new:u")
+        .arg("y")
+        .query(&mut dst.conn())
+        .unwrap();
+    assert_eq!(score, 17.0, "2·1 + 5·3");
+    let ttl: i64 = redis::cmd("PEXPIRETIME")
+        .arg("new:m")
+        .query(&mut dst.conn())
+        .unwrap();
+    let src_ttl: i64 = redis::cmd("PEXPIRETIME")
+        .arg("old:m")
+        .query(&mut src.conn())
+        .unwrap();
+    assert_eq!(ttl, src_ttl);
+    assert!(
+        out.contains("--rename: 11 keys in the commands written under their new names"),
+        "{out}"
+    );
+}
+
 /// The link to the source breaks twice during the follow (`CLIENT KILL TYPE replica`, as a
 /// network blip or a proxy's idle timeout would): rdbkit connects again and continues by
 /// partial resync, as the source's own replicas do; nothing is lost or applied twice.

@@ -237,17 +237,19 @@ fn a_rename_onto_another_key_is_refused_before_any_write() {
     assert!(o.status.success(), "{}", text(&o));
     let keys: u64 = redis::cmd("DBSIZE").query(&mut t.conn()).unwrap();
     assert_eq!(keys, N as u64);
-    // transforms are refused where they would not be applied: a follow's commands
+    // the TTL transforms are refused where they would not be applied: a follow's commands set
+    // TTLs of their own (--rename applies to them: live::follow_with_rename_…)
     let o = rdbkit(&[
         "import",
         &t.url(),
         "--target",
         &t.url(),
         "--follow",
-        "--rename",
-        "a=b",
+        "--ttl-shift",
+        "1h",
     ]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("the TTL transforms"), "{}", text(&o));
 }
 
 #[test]

@@ -66,6 +66,11 @@ pub struct FollowConfig {
     /// `start_offset`); a command's first touch of any other key deletes it first (see
     /// [`crate::replay::keyset`]). `None`: commands apply onto whatever the target holds.
     pub replace_foreign: Option<Arc<std::sync::Mutex<crate::replay::keyset::Ours>>>,
+    /// `--rename`: every key of every command is written under its new name (the first rule
+    /// that matches), its position known from the servers' key specifications
+    /// ([`crate::commands::keys`]); a command whose keys cannot be placed is left out and
+    /// reported, never applied under the old names.
+    pub renames: Vec<crate::transform::Rename>,
 }
 
 /// The marker key `--checkpoint` uses with `--follow`.
@@ -312,6 +317,13 @@ pub fn follow<S: CommandSource + 'static>(
         ));
     }
     summary.skipped = counts.skipped.load(Relaxed);
+    let renamed = counts.renamed.load(Relaxed);
+    if renamed > 0 {
+        summary.notes.push(format!(
+            "--rename: {} in the commands written under their new names",
+            crate::text::count(renamed, "key")
+        ));
+    }
     let split = &counts.split;
     let cut = split.cut.load(Relaxed);
     if cut > 0 {

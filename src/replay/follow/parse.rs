@@ -198,6 +198,23 @@ fn parse_into<S: CommandSource>(
                     .collect();
                 skipped.fetch_add((before - o.cmds.len()) as u64, Relaxed);
             }
+            if !cfg.renames.is_empty() && !o.cmds.is_empty() {
+                let before = o.cmds.len();
+                o.cmds = std::mem::take(&mut o.cmds)
+                    .into_iter()
+                    .filter_map(|c| match rename_keys(c, &cfg.renames) {
+                        Ok((c, n)) => {
+                            counts.renamed.fetch_add(n, Relaxed);
+                            Some(c)
+                        }
+                        Err(name) => {
+                            split.record(name, false);
+                            None
+                        }
+                    })
+                    .collect();
+                skipped.fetch_add((before - o.cmds.len()) as u64, Relaxed);
+            }
             o.db = target_db(o.db, cfg);
             if let Some(ours) = ours.as_mut() {
                 foreign.fetch_add(replace_first_touched(&mut o, ours), Relaxed);
@@ -283,7 +300,13 @@ pub fn touched_before<S: CommandSource>(
         for i in touched_positions(&c.args) {
             let key = &c.args[i];
             if cfg.keys.is_empty() || cfg.keys.iter().any(|g| crate::filter::glob_match(g, key)) {
-                seen.insert(crate::replay::keyset::key_hash(to, key));
+                // the name the import wrote it under
+                let key = cfg
+                    .renames
+                    .iter()
+                    .find_map(|r| r.apply(key))
+                    .unwrap_or_else(|| key.clone());
+                seen.insert(crate::replay::keyset::key_hash(to, &key));
             }
         }
     }
@@ -315,6 +338,8 @@ pub(super) struct Counts {
     pub(super) split: SplitByFilter,
     /// `UNLINK`s added by `--replace` (see [`replace_first_touched`]).
     pub(super) foreign: AtomicU64,
+    /// Keys of commands written under a new name (`--rename`).
+    pub(super) renamed: AtomicU64,
 }
 
 /// Commands whose keys fell on both sides of `--key`: how many, and the first few names.
@@ -354,6 +379,29 @@ enum Filtered {
 /// (unknown, or a module's the table lacks).
 fn touched_positions(args: &[Vec<u8>]) -> Vec<usize> {
     crate::commands::keys::key_positions(args).unwrap_or_default()
+}
+
+/// `--rename` on one command: each of its keys under the name the first matching rule gives,
+/// with how many were renamed; `Err(name)` when its keys cannot be placed (left out, reported).
+fn rename_keys(
+    mut args: Vec<Vec<u8>>,
+    renames: &[crate::transform::Rename],
+) -> Result<(Vec<Vec<u8>>, u64), String> {
+    if args[0].eq_ignore_ascii_case(b"SELECT") {
+        return Ok((args, 0));
+    }
+    let Some(keys) = crate::commands::keys::key_positions(&args) else {
+        let name = String::from_utf8_lossy(&args[0]).to_ascii_uppercase();
+        return Err(format!("{name} (keys not known, so not renamed)"));
+    };
+    let mut n = 0;
+    for i in keys {
+        if let Some(new) = renames.iter().find_map(|r| r.apply(&args[i])) {
+            args[i] = new;
+            n += 1;
+        }
+    }
+    Ok((args, n))
 }
 
 /// `--key` on one command (the globs the snapshot's keys were filtered by).
