@@ -53,13 +53,7 @@ fn main() -> ExitCode {
                 return ExitCode::SUCCESS;
             }
             eprintln!("rdbkit: {e:#}");
-            if e.chain().any(|c| c.is::<cli::Usage>()) {
-                ExitCode::from(2)
-            } else if e.chain().any(|c| c.is::<cli::WouldFail>()) {
-                ExitCode::from(3)
-            } else {
-                ExitCode::from(1)
-            }
+            ExitCode::from(cli::exit_code(&e))
         }
     }
 }

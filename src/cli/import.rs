@@ -1,10 +1,10 @@
 //! `rdbkit import`: replay a dump into a running primary.
 
+use super::summary::{self, ImportReport, KeysReport, TargetReport, TransformReport};
 use super::{heading, FieldTtls, FilterArgs, Usage};
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
-use rdbkit::output::count;
 use rdbkit::replay::{
     self, ImportConfig, ImportSummary, Mode, Progress, RateLimit, ReplayError, Source, Target,
     TlsOptions,
@@ -211,6 +211,11 @@ pub struct ImportArgs {
     /// `rdbkit plan` prints); exit 3 when it would not succeed.
     #[arg(long, help_heading = heading::OUTPUT)]
     pub dry_run: bool,
+    /// Also write the summary (keys written, skipped by reason, failed and in doubt with their
+    /// names, commands applied, transforms, timings, target, exit status) to FILE as one JSON
+    /// document, written whole (temporary file, then rename) also when the import fails.
+    #[arg(long, value_name = "FILE", help_heading = heading::OUTPUT)]
+    summary_json: Option<PathBuf>,
     /// The dry run's output (`plan`, `import --dry-run`): text or json.
     #[arg(long, value_enum, default_value = "text", help_heading = heading::OUTPUT)]
     pub format: super::DryRunFormat,
@@ -301,106 +306,6 @@ pub fn progress_callback(quiet: bool) -> Box<dyn Fn(&Progress) + Send> {
                 );
             }
         })
-    }
-}
-
-/// Keys of each list printed in the summary; the file named there has them all.
-const SHOWN: usize = 5;
-
-/// Prints the final summary.
-pub fn print_summary(s: &ImportSummary, target: &Target) {
-    let secs = s.elapsed.as_secs_f64();
-    println!(
-        "target: {} ({} {}, RDB {}{})",
-        target.display(),
-        if s.target.valkey { "Valkey" } else { "Redis" },
-        s.target.version,
-        s.target.rdb_version,
-        if s.target.enterprise {
-            ", Enterprise"
-        } else {
-            ""
-        }
-    );
-    println!(
-        "written: {} ({} by RESTORE, {} by commands) in {secs:.2}s, {:.0} keys/s, {:.1} MB/s of dump",
-        count(s.written(), "key"),
-        s.written_restore,
-        s.written_commands,
-        s.written() as f64 / secs.max(1e-9),
-        s.bytes as f64 / 1e6 / secs.max(1e-9)
-    );
-    for (why, n) in &s.skipped {
-        println!("skipped: {n} ({why})");
-    }
-    let c = &s.code;
-    let libraries = [
-        (&c.loaded, "loaded"),
-        (&c.present, "already on the target"),
-        (&c.replaced, "replaced"),
-        (&c.kept, "kept the target's version (--skip-existing)"),
-    ];
-    for (names, what) in libraries {
-        if !names.is_empty() {
-            println!("function libraries {what}: {}", names.join(", "));
-        }
-    }
-    if c.scripts > 0 {
-        println!("scripts loaded: {}", c.scripts);
-    }
-    for e in &c.errors {
-        println!("not loaded: {e}");
-    }
-    for m in &s.module_aux_unrestored {
-        println!("module aux: {m}");
-    }
-    if s.reconnects > 0 {
-        println!("reconnects: {}", s.reconnects);
-    }
-    for n in &s.notes {
-        println!("note: {n}");
-    }
-    let file = s
-        .keys_file
-        .as_ref()
-        .map(|p| format!(" (all of them in {})", p.display()))
-        .unwrap_or_default();
-    let list = |total: u64, keys: &mut dyn Iterator<Item = String>| {
-        let mut shown = 0u64;
-        for k in keys.take(SHOWN) {
-            println!("  {k}");
-            shown += 1;
-        }
-        if total > shown {
-            println!("  … and {} more{file}", total - shown);
-        }
-    };
-    if s.failed > 0 {
-        println!("failed: {}", count(s.failed, "key"));
-        list(
-            s.failed,
-            &mut s.failures.iter().map(|(k, why)| format!("{k}: {why}")),
-        );
-    }
-    if s.reported_total > 0 {
-        println!("not written: {}", count(s.reported_total, "key"));
-        list(
-            s.reported_total,
-            &mut s.reports.iter().map(|(k, why)| format!("{k}: {why}")),
-        );
-    }
-    if s.in_doubt_total > 0 {
-        println!(
-            "in doubt: {} sent but never acknowledged; they may or may not be on the target:",
-            count(s.in_doubt_total, "key")
-        );
-        list(s.in_doubt_total, &mut s.in_doubt.iter().cloned());
-    }
-    if let Some(p) = &s.keys_file {
-        println!(
-            "key lists: {} (one line per key: list, key, reason)",
-            p.display()
-        );
     }
 }
 
@@ -616,20 +521,32 @@ pub(super) fn import_config(a: &ImportArgs, files: &[&Path]) -> Result<ImportCon
         memory_budget: a.buffer_mb.max(1) << 20,
         keys_file: Some(a.keys_file.clone().unwrap_or_else(default_keys_file)),
         record_keys: None,
+        stats: None,
     };
     Ok(cfg)
 }
 
-/// The outcome of a dump import: its summary printed, with advice when it stopped.
+/// Prints the keys' summary, and keeps it in `report`.
+fn report_keys(s: &ImportSummary, target: &Target, report: &mut ImportReport) {
+    let t = TargetReport::new(target, s);
+    let keys = KeysReport::new(s);
+    keys.print(&t);
+    report.target = Some(t);
+    report.keys = Some(keys);
+}
+
+/// The outcome of a dump import: its summary printed (and kept in `report`), with advice when it
+/// stopped.
 fn finish(
     result: Result<ImportSummary, ReplayError>,
     shown: &Target,
     checkpoint: Option<&Path>,
+    report: &mut ImportReport,
 ) -> Result<ImportSummary> {
     let summary = match result {
         Ok(s) => s,
         Err(ReplayError::Interrupted { cause, summary }) => {
-            print_summary(&summary, shown);
+            report_keys(&summary, shown, report);
             match advice(&cause, checkpoint) {
                 Some(advice) => bail!("the import stopped: {cause}; {advice}"),
                 None => bail!("the import stopped: {cause}"),
@@ -641,7 +558,7 @@ fn finish(
         }
         Err(e) => return Err(e.into()),
     };
-    print_summary(&summary, shown);
+    report_keys(&summary, shown, report);
     if !summary.is_success() {
         bail!("not every key was written (see the summary above)");
     }
@@ -669,8 +586,42 @@ pub(super) fn check_slots(a: &ImportArgs) -> Result<()> {
     Ok(())
 }
 
-/// Runs `import`.
+/// Runs `import`; with `--summary-json`, writes its summary there whatever the outcome.
 pub fn run(a: &ImportArgs) -> Result<()> {
+    let started = Instant::now();
+    let mut report = ImportReport {
+        sources: a
+            .files
+            .iter()
+            .map(|f| match super::live::is_url(f) {
+                true => super::live::source_target(&f.to_string_lossy())
+                    .map(|t| t.display())
+                    .unwrap_or_else(|_| "(a server URL that does not parse)".into()),
+                false => f.display().to_string(),
+            })
+            .collect(),
+        ..ImportReport::default()
+    };
+    let result = run_import(a, &mut report);
+    if let Some(path) = &a.summary_json {
+        report.elapsed_s = started.elapsed().as_secs_f64();
+        if let Err(e) = &result {
+            report.status = "failed";
+            report.exit_code = super::exit_code(e);
+            report.error = Some(format!("{e:#}"));
+        }
+        if let Err(w) = summary::write_json(path, &report) {
+            match &result {
+                Ok(()) => return Err(w),
+                Err(_) => eprintln!("rdbkit: {w:#}"),
+            }
+        }
+    }
+    result
+}
+
+/// The import itself; what its summary says goes into `report` as it is printed.
+fn run_import(a: &ImportArgs, report: &mut ImportReport) -> Result<()> {
     check_slots(a)?;
     if a.format != super::DryRunFormat::Text {
         bail!(Usage(
@@ -687,7 +638,7 @@ pub fn run(a: &ImportArgs) -> Result<()> {
             }
             a.transform.refuse_ttl_for("an AOF's commands")?;
             refuse_slots(a, "an AOF's commands")?;
-            return aof::run(a, &found, target);
+            return aof::run(a, &found, target, report);
         }
     }
     if a.until.is_some() {
@@ -790,6 +741,7 @@ pub fn run(a: &ImportArgs) -> Result<()> {
                         target,
                         &cfg_follow,
                         a.checkpoint.as_deref(),
+                        &mut report.commands,
                     );
                 }
                 if let (Some((id, off)), false) = (&resume, a.replace || a.flush_target) {
@@ -843,10 +795,11 @@ pub fn run(a: &ImportArgs) -> Result<()> {
     for (name, stats) in &scans {
         super::source_mode::print_stats(name, stats);
     }
-    for line in transformed.describe() {
+    report.transforms = TransformReport::from_counts(&transformed);
+    for line in &report.transforms.lines {
         println!("transformed: {line}");
     }
-    finish(result, &shown, a.checkpoint.as_deref())?;
+    finish(result, &shown, a.checkpoint.as_deref(), report)?;
     if a.follow.follow {
         let replica = live
             .pop()
@@ -867,6 +820,7 @@ pub fn run(a: &ImportArgs) -> Result<()> {
             follow_target,
             &cfg_follow,
             a.checkpoint.as_deref(),
+            &mut report.commands,
         );
     }
     Ok(())

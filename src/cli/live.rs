@@ -425,6 +425,7 @@ pub fn follow(
     target: Target,
     cfg: &rdbkit::replay::follow::FollowConfig,
     checkpoint: Option<&Path>,
+    report: &mut Option<super::summary::CommandsReport>,
 ) -> Result<()> {
     use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
     use std::sync::{Arc, Mutex};
@@ -538,6 +539,7 @@ pub fn follow(
         .join()
         .map_err(|_| anyhow::anyhow!("the signal watcher panicked"))?;
     let s = result.map_err(anyhow::Error::new)?;
+    *report = Some(super::summary::CommandsReport::from_follow(&s));
     if let Some(p) = checkpoint {
         save_checkpoint(p, &replid, s.applied_offset)?;
     }

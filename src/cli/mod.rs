@@ -11,6 +11,7 @@ pub mod plan;
 pub mod report;
 pub mod rewrite;
 pub mod source_mode;
+pub mod summary;
 pub mod verify;
 
 use clap::{Args, Parser, Subcommand};
@@ -75,6 +76,18 @@ pub enum DryRunFormat {
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct Usage(pub String);
+
+/// The exit code of a command that failed with `e`: 2 for a usage error, 3 when `plan` says the
+/// import would not succeed, 1 otherwise.
+pub fn exit_code(e: &anyhow::Error) -> u8 {
+    if e.chain().any(|c| c.is::<Usage>()) {
+        2
+    } else if e.chain().any(|c| c.is::<WouldFail>()) {
+        3
+    } else {
+        1
+    }
+}
 
 /// The command ran, and its answer is "no" (`plan`: the import would not succeed): exits 3.
 #[derive(Debug, thiserror::Error)]

@@ -7,7 +7,9 @@ use clap::Args;
 use rdbkit::output::count;
 use rdbkit::replay::verify::{verify, VerifyConfig};
 use rdbkit::source::Input;
+use serde::Serialize;
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// What `verify` (or `diff`, named by `cmd`) can check of an AOF: its RDB base, when no write was
@@ -80,6 +82,11 @@ pub struct VerifyArgs {
     /// Result as text (MISMATCH lines and a summary) or as one JSON object on stdout.
     #[arg(long, value_enum, default_value = "text", help_heading = heading::OUTPUT)]
     format: VerifyFormat,
+    /// Also write the result (counts, the first differences, the target, timings, exit status)
+    /// to FILE as one JSON document, written whole (temporary file, then rename) also when the
+    /// check fails.
+    #[arg(long, value_name = "FILE", help_heading = heading::OUTPUT)]
+    summary_json: Option<PathBuf>,
 }
 
 /// `verify --format`.
@@ -132,9 +139,117 @@ fn sample(
     Ok((offsets.into_iter().collect(), total))
 }
 
-/// Runs `verify`.
+/// What `verify` found: printed as text, as JSON (`--format json`) and in `--summary-json`, from
+/// this one value.
+#[derive(Debug, Serialize)]
+pub struct VerifyResult {
+    /// Keys compared and equal.
+    pub matched: u64,
+    /// Keys that differ.
+    pub mismatched: u64,
+    /// Keys not compared (filtered, expiring or empty).
+    pub skipped: u64,
+    /// `--sample`: keys checked, of how many, and the seed.
+    pub sample: Option<Sample>,
+    /// The first differences: the key (database and name, as the text prints it) and why.
+    pub mismatches: Vec<Mismatch>,
+    /// Function libraries of the dump checked.
+    pub libraries: usize,
+    /// Primaries they were checked on.
+    pub primaries: usize,
+    /// Libraries missing or different on a primary.
+    pub library_mismatches: Vec<String>,
+    /// Keys settled by their `DUMP` payload.
+    pub by_dump: u64,
+    /// Keys read again element by element.
+    pub read_again: u64,
+    /// Connections that read keys.
+    pub connections: usize,
+    /// Read commands sent.
+    pub commands: u64,
+    /// Batches handed to the connections.
+    pub batches: u64,
+    /// Keys redirected (MOVED/ASK) and read again.
+    pub redirected: u64,
+    /// Most reply bytes in flight on one connection.
+    pub peak_window_bytes: usize,
+}
+
+/// `--sample`'s choice.
+#[derive(Debug, Serialize)]
+pub struct Sample {
+    /// Keys checked.
+    pub keys: u64,
+    /// Keys the filters keep.
+    pub of: u64,
+    /// The seed that chose them.
+    pub seed: u64,
+}
+
+/// One differing key.
+#[derive(Debug, Serialize)]
+pub struct Mismatch {
+    /// `db0 "key"`.
+    pub key: String,
+    /// What differs.
+    pub why: String,
+}
+
+/// `verify --summary-json`: the result with the run's outcome.
+#[derive(Debug, Serialize)]
+struct VerifySummary {
+    command: &'static str,
+    status: &'static str,
+    exit_code: u8,
+    error: Option<String>,
+    /// The target, its password masked.
+    target: Option<String>,
+    /// The dump checked.
+    source: String,
+    elapsed_s: f64,
+    #[serde(flatten)]
+    result: Option<VerifyResult>,
+}
+
+/// Runs `verify`; with `--summary-json`, writes its result there whatever the outcome.
 pub fn run(a: &VerifyArgs) -> Result<()> {
+    let started = std::time::Instant::now();
+    let mut out = VerifySummary {
+        command: "verify",
+        status: "ok",
+        exit_code: 0,
+        error: None,
+        target: None,
+        source: a.input.file.display().to_string(),
+        elapsed_s: 0.0,
+        result: None,
+    };
+    let result = run_verify(a, &mut out.target, &mut out.result);
+    if let Some(path) = &a.summary_json {
+        out.elapsed_s = started.elapsed().as_secs_f64();
+        if let Err(e) = &result {
+            out.status = "failed";
+            out.exit_code = super::exit_code(e);
+            out.error = Some(format!("{e:#}"));
+        }
+        if let Err(w) = super::summary::write_json(path, &out) {
+            match &result {
+                Ok(()) => return Err(w),
+                Err(_) => eprintln!("rdbkit: {w:#}"),
+            }
+        }
+    }
+    result
+}
+
+/// The check itself: the target and the result go into `shown` and `out` as they are known.
+fn run_verify(
+    a: &VerifyArgs,
+    shown: &mut Option<String>,
+    out: &mut Option<VerifyResult>,
+) -> Result<()> {
     let target = a.target.target()?;
+    *shown = Some(target.display());
     let file = match rdbkit::source::aof::detect(&a.input.file)? {
         Some(aof) => aof_base(&aof, "verify")?,
         None => a.input.file.clone(),
@@ -161,28 +276,36 @@ pub fn run(a: &VerifyArgs) -> Result<()> {
         ..VerifyConfig::default()
     };
     let r = verify(input, &target, &cfg).with_context(|| file.display().to_string())?;
+    let res = VerifyResult {
+        matched: r.matched,
+        mismatched: r.mismatched,
+        skipped: r.skipped,
+        sample: sampled.map(|(keys, of, seed)| Sample { keys, of, seed }),
+        mismatches: r
+            .mismatches
+            .iter()
+            .map(|(k, why)| Mismatch {
+                key: k.clone(),
+                why: why.clone(),
+            })
+            .collect(),
+        libraries: r.libraries,
+        primaries: r.primaries,
+        library_mismatches: r.library_mismatches.clone(),
+        by_dump: r.by_dump,
+        read_again: r.read_again,
+        connections: r.connections,
+        commands: r.commands,
+        batches: r.batches,
+        redirected: r.redirected,
+        peak_window_bytes: r.peak_window_bytes,
+    };
     if a.format == VerifyFormat::Json {
-        let j = serde_json::json!({
-            "matched": r.matched,
-            "mismatched": r.mismatched,
-            "skipped": r.skipped,
-            "sample": sampled.map(|(keys, of, seed)| serde_json::json!({"keys": keys, "of": of, "seed": seed})),
-            "mismatches": r.mismatches.iter().map(|(k, why)| serde_json::json!({"key": k, "why": why})).collect::<Vec<_>>(),
-            "libraries": r.libraries,
-            "primaries": r.primaries,
-            "library_mismatches": r.library_mismatches,
-            "by_dump": r.by_dump,
-            "read_again": r.read_again,
-            "connections": r.connections,
-            "commands": r.commands,
-            "batches": r.batches,
-            "redirected": r.redirected,
-            "peak_window_bytes": r.peak_window_bytes,
-        });
-        println!("{j}");
+        println!("{}", serde_json::to_string(&res)?);
     } else {
-        print_text(&r, sampled);
+        print_text(&res);
     }
+    let r = out.insert(res);
     match (r.mismatched, r.library_mismatches.len()) {
         (0, 0) => {}
         (0, n) => bail!("{n} function libraries missing or different on the target"),
@@ -196,12 +319,15 @@ pub fn run(a: &VerifyArgs) -> Result<()> {
 }
 
 /// The text result: MISMATCH lines, then the summary.
-fn print_text(r: &rdbkit::replay::verify::VerifyReport, sampled: Option<(u64, u64, u64)>) {
-    if let Some((keys, of, seed)) = sampled {
-        println!("sample: {keys} of {of} keys chosen at random (--seed {seed})");
+fn print_text(r: &VerifyResult) {
+    if let Some(s) = &r.sample {
+        println!(
+            "sample: {} of {} keys chosen at random (--seed {})",
+            s.keys, s.of, s.seed
+        );
     }
-    for (k, why) in &r.mismatches {
-        println!("MISMATCH {k}: {why}");
+    for m in &r.mismatches {
+        println!("MISMATCH {}: {}", m.key, m.why);
     }
     for m in &r.library_mismatches {
         println!("MISMATCH {m}");

@@ -106,6 +106,9 @@ pub struct ImportConfig {
     pub transform: crate::transform::Transform,
     /// What [`ImportConfig::transform`] changed.
     pub transformed: std::sync::Arc<crate::transform::TransformCounts>,
+    /// The live counters the import updates, when the caller wants to read them during the run
+    /// (metrics); `None`: the import keeps its own.
+    pub stats: Option<std::sync::Arc<crate::replay::Stats>>,
 }
 
 /// Default [`ImportConfig::memory_budget`].
@@ -134,6 +137,7 @@ impl Default for ImportConfig {
             record_keys: None,
             transform: Default::default(),
             transformed: Default::default(),
+            stats: None,
         }
     }
 }

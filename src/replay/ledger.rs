@@ -5,7 +5,6 @@ use super::batch::KeyMode;
 use super::config::Skip;
 use super::keylist::{KeyList, KeyLog};
 use super::target::TargetInfo;
-use crate::model::escape_bytes;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -38,6 +37,10 @@ pub struct Stats {
     /// Sentinel: acknowledged keys given up from the failover rewrite store before a `WAIT`
     /// confirmed them on every replica (a replica was gone or lagging).
     pub unconfirmed: AtomicU64,
+    /// RESP bytes of the batches the target acknowledged (what was written, on the wire).
+    pub bytes_written: AtomicU64,
+    /// Sentinel: times the primary moved (a new primary named by the sentinels) during the run.
+    pub failovers: AtomicU64,
 }
 
 impl Stats {
@@ -55,8 +58,8 @@ type KeyReports = Vec<(Vec<u8>, String)>;
 
 /// What became of every key, shared by the planner and the connections.
 pub(crate) struct Ledger {
-    /// Live counters.
-    pub(crate) stats: Stats,
+    /// Live counters (shared with the caller when [`super::ImportConfig::stats`] is given).
+    pub(crate) stats: std::sync::Arc<Stats>,
     /// BUSYKEY means "kept under --skip-existing", not a failure.
     skip_existing: bool,
     skipped: Mutex<BTreeMap<Skip, u64>>,
@@ -72,9 +75,9 @@ pub(crate) struct Ledger {
 }
 
 impl Ledger {
-    pub(crate) fn new(skip_existing: bool) -> Ledger {
+    pub(crate) fn new(skip_existing: bool, stats: std::sync::Arc<Stats>) -> Ledger {
         Ledger {
-            stats: Stats::default(),
+            stats,
             skip_existing,
             skipped: Mutex::default(),
             reports: Mutex::default(),
@@ -192,12 +195,7 @@ impl Ledger {
             .reports
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .clone()
-            .map(|list| {
-                list.iter()
-                    .map(|(k, m)| (escape_bytes(k), m.clone()))
-                    .collect::<Vec<_>>()
-            });
+            .clone();
         let keys_file = match self.key_log.as_ref().map(KeyLog::finish) {
             Some(Ok(path)) => path,
             Some(Err(e)) => {
@@ -211,9 +209,7 @@ impl Ledger {
             .in_doubt
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .iter()
-            .map(|k| escape_bytes(k))
-            .collect();
+            .clone();
         ImportSummary {
             in_doubt,
             in_doubt_total: s.in_doubt.load(Relaxed),
@@ -275,11 +271,11 @@ pub struct ImportSummary {
     pub skipped: BTreeMap<&'static str, u64>,
     /// Keys that failed.
     pub failed: u64,
-    /// (key, reason) for failed keys, the first 1000.
-    pub failures: Vec<(String, String)>,
+    /// (key, reason) for failed keys, the first 1000 (`crate::text::escape_bytes` shows a key).
+    pub failures: Vec<(Vec<u8>, String)>,
     /// (key, reason) for keys not written for a reported reason (module missing, not
     /// representable…), the first 1000.
-    pub reports: Vec<(String, String)>,
+    pub reports: Vec<(Vec<u8>, String)>,
     /// How many keys were not written for a reported reason.
     pub reported_total: u64,
     /// The file holding the whole lists (failed, not written, in doubt), when there is one.
@@ -301,7 +297,7 @@ pub struct ImportSummary {
     pub skip_modules: bool,
     /// Keys sent whose acknowledgement never came (the import stopped): they may or may not be
     /// on the target. The first 1000.
-    pub in_doubt: Vec<String>,
+    pub in_doubt: Vec<Vec<u8>>,
     /// How many keys were in doubt.
     pub in_doubt_total: u64,
 }

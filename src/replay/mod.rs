@@ -428,7 +428,16 @@ fn watch_sentinels(
 ) -> Option<tokio::task::JoinHandle<()>> {
     shared.target.sentinel.as_ref().map(|_| {
         let shared = shared.clone();
-        rt.spawn(async move { watch_primary(&shared.target, &shared.primary_epoch).await })
+        rt.spawn(async move {
+            // each move of the primary is counted (metrics) as the connections see it
+            let mut moved = shared.primary_epoch.subscribe();
+            let count = async {
+                while moved.changed().await.is_ok() {
+                    shared.ledger.stats.failovers.fetch_add(1, Relaxed);
+                }
+            };
+            tokio::join!(watch_primary(&shared.target, &shared.primary_epoch), count);
+        })
     })
 }
 

@@ -71,7 +71,7 @@ impl Shared {
             (budget, 0)
         };
         Shared {
-            ledger: Ledger::new(skip_existing),
+            ledger: Ledger::new(skip_existing, cfg.stats.clone().unwrap_or_default()),
             pool: batch::BufferPool::default(),
             memory: batch::MemoryBudget::new(memory),
             retain_per_conn,

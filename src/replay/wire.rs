@@ -134,6 +134,11 @@ impl InFlight {
     /// All replies arrived: the batch's keys are settled in the ledger, except those a cluster
     /// node redirected (settled by the task following them, which then also `close`s the batch).
     pub(super) fn settle(&self, shared: &Shared, close: bool) {
+        shared
+            .ledger
+            .stats
+            .bytes_written
+            .fetch_add(self.sent.len() as u64, std::sync::atomic::Ordering::Relaxed);
         for (j, k) in self.batch.keys.iter().enumerate() {
             if self.redirects[j].is_none() {
                 shared

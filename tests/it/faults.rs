@@ -359,6 +359,7 @@ fn a_fault_that_never_clears_ends_the_import_with_keys_in_doubt() {
         let proxy = Proxy::start(target.port, fault, -1);
         let tmp = tempfile::tempdir().unwrap();
         let cp = tmp.path().join("cp.json");
+        let summary = tmp.path().join("summary.json");
         let out = import_through(
             &proxy,
             &s,
@@ -369,6 +370,8 @@ fn a_fault_that_never_clears_ends_the_import_with_keys_in_doubt() {
                 "2000",
                 "--checkpoint",
                 cp.to_str().unwrap(),
+                "--summary-json",
+                summary.to_str().unwrap(),
             ],
         );
         let t = text(&out);
@@ -394,6 +397,27 @@ fn a_fault_that_never_clears_ends_the_import_with_keys_in_doubt() {
             .map(str::trim)
             .collect();
         assert_eq!(listed.len() as u64, doubt.min(5), "{fault:?}: {t}");
+        // --summary-json names the same keys, as export writes keys
+        let j: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&summary).unwrap()).unwrap();
+        assert_eq!(j["status"], "failed", "{fault:?}: {j}");
+        assert_eq!(j["exit_code"], 1, "{fault:?}");
+        assert!(
+            j["error"]
+                .as_str()
+                .unwrap()
+                .contains("gave up after 2 reconnect attempts"),
+            "{fault:?}: {j}"
+        );
+        assert_eq!(j["keys"]["in_doubt"], doubt, "{fault:?}: {j}");
+        let named: Vec<String> = j["keys"]["in_doubt_keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| format!("\"{}\"", k.as_str().unwrap()))
+            .collect();
+        assert_eq!(named.len() as u64, doubt.min(1000), "{fault:?}");
+        assert_eq!(named[..listed.len()], listed[..], "{fault:?}");
         // what is counted as written is at most what the server holds
         let written: u64 = t
             .lines()

@@ -182,7 +182,7 @@ fn import_help_groups_options_by_concern() {
         ["--checkpoint", "--checkpoint-interval-ms"]
     );
     assert!(under("Follow").contains(&"--follow".to_string()));
-    for o in ["--keys-file", "--dry-run"] {
+    for o in ["--keys-file", "--dry-run", "--summary-json"] {
         assert!(under("Output").contains(&o.to_string()), "{o}: {help}");
     }
     // verify uses the same headings for the options it shares
@@ -202,4 +202,167 @@ fn import_help_groups_options_by_concern() {
         ],
         "{help}"
     );
+}
+
+/// A dump of 3 `a:` keys, 2 `other:` keys, 2 keys already expired and one 2 MiB string under a
+/// name that is not UTF-8 (`big\xff`).
+fn mixed_dump(dir: &std::path::Path) -> std::path::PathBuf {
+    let mut rng = rdbkit::testing::XorShift::with_seed(7);
+    let big: Vec<u8> = (0..(2 << 20) / 8)
+        .flat_map(|_| rng.next_u64().to_le_bytes())
+        .collect();
+    let mut w = rdbkit::write::RdbWriter::new(12);
+    w.select_db(0).resize_db(8, 2);
+    for k in ["a:1", "a:2", "a:3", "other:1", "other:2"] {
+        w.string_key(k.as_bytes(), format!("v-{k}").as_bytes(), None);
+    }
+    w.string_key(b"exp:1", b"gone", Some(1_000));
+    w.string_key(b"exp:2", b"gone", Some(2_000));
+    w.string_key(b"big\xff", &big, None);
+    let dump = dir.join("mixed.rdb");
+    std::fs::write(&dump, w.finish()).unwrap();
+    dump
+}
+
+fn read_json(p: &std::path::Path) -> serde_json::Value {
+    let body = std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"))
+}
+
+#[test]
+fn summary_json_of_an_import_and_a_verify() {
+    if skip_if_missing(Version::V82) {
+        return;
+    }
+    use base64::Engine;
+    let tmp = tempfile::tempdir().unwrap();
+    let dump = mixed_dump(tmp.path());
+    let target = Server::start_opts(Version::V82, &["--proto-max-bulk-len", "1mb"]);
+    redis::cmd("SET")
+        .arg("a:1")
+        .arg("theirs")
+        .query::<()>(&mut target.conn())
+        .unwrap();
+    let json = tmp.path().join("out/summary.json");
+    std::fs::create_dir(tmp.path().join("out")).unwrap();
+    let out = import(
+        &dump,
+        &target,
+        &[
+            "--skip-existing",
+            "--key",
+            "a:*",
+            "--key",
+            "exp:*",
+            "--key",
+            "big*",
+            "--summary-json",
+            json.to_str().unwrap(),
+        ],
+    );
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    let j = read_json(&json);
+    assert_eq!(j["command"], "import");
+    assert_eq!(j["status"], "failed", "{j}");
+    assert_eq!(j["exit_code"], 1);
+    assert!(
+        j["error"]
+            .as_str()
+            .unwrap()
+            .contains("not every key was written"),
+        "{j}"
+    );
+    assert_eq!(j["sources"], serde_json::json!([dump.to_str().unwrap()]));
+    assert_eq!(j["target"]["url"], target.url());
+    assert_eq!(j["target"]["server"], "Redis");
+    let k = &j["keys"];
+    assert_eq!(k["written"], 2, "{j}");
+    assert_eq!(
+        k["skipped"],
+        serde_json::json!({"filtered": 2, "expired": 2, "exists on target (--skip-existing)": 1}),
+        "{j}"
+    );
+    assert_eq!(k["failed"], 1);
+    let failed = k["failed_keys"].as_array().unwrap();
+    assert_eq!(failed.len(), 1, "{j}");
+    // a key that is not UTF-8 is written as export writes it
+    let b64 = base64::engine::general_purpose::STANDARD.encode(b"big\xff");
+    assert_eq!(failed[0]["key"], serde_json::json!({ "base64": b64 }));
+    assert!(
+        failed[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("proto-max-bulk-len"),
+        "{j}"
+    );
+    assert_eq!(k["in_doubt"], 0);
+    assert_eq!(k["in_doubt_keys"], serde_json::json!([]));
+    // the text says the same
+    assert!(t.contains("written: 2 keys"), "{t}");
+    assert!(t.contains("failed: 1 key\n  \"big\\xff\": "), "{t}");
+    // only the document is left in its directory (the temporary file was renamed)
+    let names: Vec<_> = std::fs::read_dir(tmp.path().join("out"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, ["summary.json"]);
+
+    // verify: a:1 differs (the target kept its own), a:2 and a:3 are equal
+    let vjson = tmp.path().join("verify.json");
+    let url = target.url();
+    let out = rdbkit(&[
+        "verify",
+        dump.to_str().unwrap(),
+        "--target",
+        &url,
+        "--key",
+        "a:*",
+        "--summary-json",
+        vjson.to_str().unwrap(),
+    ]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    let v = read_json(&vjson);
+    assert_eq!(v["command"], "verify");
+    assert_eq!(v["status"], "failed");
+    assert_eq!(v["exit_code"], 1);
+    assert_eq!(v["error"], "1 key differ", "{v}");
+    assert_eq!(v["target"], url);
+    assert_eq!(
+        (v["matched"].as_u64(), v["mismatched"].as_u64()),
+        (Some(2), Some(1)),
+        "{v}"
+    );
+    let m = v["mismatches"].as_array().unwrap();
+    assert_eq!(m.len(), 1);
+    assert!(m[0]["key"].as_str().unwrap().contains("a:1"), "{v}");
+    assert!(
+        t.contains(&format!(
+            "MISMATCH {}: {}",
+            m[0]["key"].as_str().unwrap(),
+            m[0]["why"].as_str().unwrap()
+        )),
+        "{t}"
+    );
+    // a failure before any key: the document still says why, with the usage exit code
+    let out = rdbkit(&[
+        "import",
+        dump.to_str().unwrap(),
+        "--target",
+        "127.0.0.1:1",
+        "--summary-json",
+        json.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let j = read_json(&json);
+    assert_eq!(
+        (j["status"].as_str(), j["exit_code"].as_u64()),
+        (Some("failed"), Some(2))
+    );
+    assert!(
+        j["error"].as_str().unwrap().contains("redis://127.0.0.1:1"),
+        "{j}"
+    );
+    assert_eq!(j["keys"], serde_json::Value::Null);
 }

@@ -239,7 +239,12 @@ fn ours_at(
 }
 
 /// Imports the AOF `aof` into `target`.
-pub fn run(a: &ImportArgs, aof: &Aof, target: Target) -> Result<()> {
+pub fn run(
+    a: &ImportArgs,
+    aof: &Aof,
+    target: Target,
+    report: &mut crate::cli::summary::ImportReport,
+) -> Result<()> {
     if a.follow.follow {
         bail!(Usage(
             "--follow follows a live server: an AOF's commands are applied to their end (or to --until) without it".into()
@@ -318,7 +323,7 @@ pub fn run(a: &ImportArgs, aof: &Aof, target: Target) -> Result<()> {
                     cfg,
                     progress_callback(a.quiet),
                 );
-                finish(result, &target, ckpt)?;
+                finish(result, &target, ckpt, report)?;
             }
             aof.commands_start()
         }
@@ -373,6 +378,7 @@ pub fn run(a: &ImportArgs, aof: &Aof, target: Target) -> Result<()> {
         };
         anyhow::anyhow!("applying the AOF's commands stopped: {e}; {resume}")
     })?;
+    report.commands = Some(crate::cli::summary::CommandsReport::from_follow(&s));
     if let Some(p) = ckpt {
         save_checkpoint(p, aof, s.applied_offset)?;
     }
