@@ -79,7 +79,15 @@ fn cut(out: &mut Out, data: &[u8]) {
                 version = v as u16;
                 debug_assert!(matches!(magic, Magic::Redis | Magic::Valkey));
             }
-            Item::ModuleAux { body, .. } => out.put("module", 0, body),
+            Item::ModuleAux { id, body, .. } => {
+                out.put("module", 0, body);
+                // RediSearch's index definitions: their own target (fuzzing::module_search)
+                if id.name() == "ft_index0" {
+                    let mut seed = vec![0u8];
+                    seed.extend_from_slice(body);
+                    out.put("module_search", 0, &seed);
+                }
+            }
             Item::Entry(e) => {
                 let valkey = fuzzing::entry_is_valkey(&e);
                 let mut v = vec![e.type_id, u8::from(valkey)];

@@ -523,6 +523,8 @@ pub enum Item<'a> {
         body: &'a [u8],
         /// Absolute offset of the record.
         offset: u64,
+        /// Absolute offset of `body`.
+        body_offset: u64,
     },
     /// A function library (FUNCTION2, or a 7.0-RC FUNCTION_PRE_GA record translated as Redis 7.0
     /// does), as given to `FUNCTION LOAD`.

@@ -262,3 +262,21 @@ pub fn module_bloom(data: &[u8]) -> Result<Option<u64>> {
     let _ = d.params();
     Ok(Some(d.mem_usage()))
 }
+
+/// Reads `data` as RediSearch's aux opcode stream (encoding version 23, or 24 when the first
+/// byte is odd, which is refused): the index definitions, each turned into its `FT.CREATE`
+/// arguments and its `info` forms, or an error, never a panic.
+pub fn module_search(data: &[u8]) -> Result<Option<u64>> {
+    use super::module::search;
+    let Some((&v, body)) = data.split_first() else {
+        return Ok(None);
+    };
+    let indexes = search::read(body, 1, search::ENCVER + u32::from(v & 1))?;
+    let mut n = 0u64;
+    for i in &indexes {
+        n += i.create_args().map_or(0, |a| a.len() as u64);
+        n += i.to_text().len() as u64 + i.follow_up().len() as u64;
+        let _ = i.to_json();
+    }
+    Ok(Some(n))
+}

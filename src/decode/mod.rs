@@ -204,10 +204,12 @@ fn parse_item_inner<'a>(c: &mut Cursor<'a>, st: &mut State) -> Result<Item<'a>> 
                 }
                 let when = read_len(c, "module aux when")?;
                 let start = c.pos();
+                let body_offset = c.offset();
                 module::skip_opcodes(c)?;
                 return Ok(Item::ModuleAux {
                     id,
                     when,
+                    body_offset,
                     body: c.since(start),
                     offset: at,
                 });

@@ -1,5 +1,6 @@
 //! `rdbkit info`: a summary of a dump built by decoding every item and every value.
 
+use crate::decode::module::search;
 use crate::error::DecodeError;
 use crate::model::{Checksum, Dialect, Encoding, Item, Magic, Producer};
 use serde_json::json;
@@ -52,6 +53,10 @@ pub struct Info {
     pub modules: BTreeMap<String, u64>,
     /// Module aux records (`name/encver when`).
     pub module_aux: Vec<String>,
+    /// RediSearch index definitions read from its aux record (`ft_index0`).
+    pub search_indexes: Vec<crate::decode::module::search::Index>,
+    /// RediSearch aux records that could not be read (why; they stay opaque).
+    pub search_unread: Vec<String>,
     /// Function library names.
     pub functions: Vec<String>,
     /// SHA1s of cached Lua scripts.
@@ -177,10 +182,22 @@ impl Info {
                 }
                 self.elements += len;
             }
-            Item::ModuleAux { id, when, .. } => {
+            Item::ModuleAux {
+                id,
+                when,
+                body,
+                body_offset,
+                ..
+            } => {
                 let w = if *when == 1 { "before" } else { "after" };
-                self.module_aux
-                    .push(format!("{}/{} {w}", id.name(), id.encver()));
+                let name = id.name();
+                if name == search::AUX_TYPE {
+                    match search::read(body, *body_offset, id.encver()) {
+                        Ok(mut v) => self.search_indexes.append(&mut v),
+                        Err(e) => self.search_unread.push(e.to_string()),
+                    }
+                }
+                self.module_aux.push(format!("{name}/{} {w}", id.encver()));
             }
             Item::Function { code } => self
                 .functions
@@ -238,6 +255,8 @@ impl Info {
             *self.modules.entry(m).or_default() += n;
         }
         self.module_aux.append(&mut part.module_aux);
+        self.search_indexes.append(&mut part.search_indexes);
+        self.search_unread.append(&mut part.search_unread);
         self.functions.append(&mut part.functions);
         self.scripts.append(&mut part.scripts);
         self.slot_infos += std::mem::take(&mut part.slot_infos);
@@ -325,6 +344,8 @@ impl Info {
             "elements": self.elements,
             "modules": self.modules,
             "module_aux": self.module_aux,
+            "search_indexes": self.search_indexes.iter().map(search::Index::to_json).collect::<Vec<_>>(),
+            "search_unread": self.search_unread,
             "functions": self.functions,
             "scripts": self.scripts,
             "slot_infos": self.slot_infos,
@@ -438,6 +459,15 @@ impl Info {
         }
         if !self.module_aux.is_empty() {
             let _ = writeln!(s, "module aux:    {}", self.module_aux.join(", "));
+        }
+        if !self.search_indexes.is_empty() {
+            let _ = writeln!(s, "search indexes: {}", self.search_indexes.len());
+            for i in &self.search_indexes {
+                s.push_str(&i.to_text());
+            }
+        }
+        for e in &self.search_unread {
+            let _ = writeln!(s, "search indexes not read: {e}");
         }
         if !self.functions.is_empty() {
             let _ = writeln!(s, "functions:     {}", self.functions.join(", "));

@@ -28,6 +28,7 @@ mod rewrite;
 mod roundtrip;
 mod salvage;
 mod scan;
+mod search;
 mod slots;
 mod transform;
 mod truncation;

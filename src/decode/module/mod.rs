@@ -9,6 +9,7 @@
 
 pub mod bloom;
 pub mod json;
+pub mod search;
 
 use std::borrow::Cow;
 
