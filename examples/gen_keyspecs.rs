@@ -130,12 +130,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "// `COMMAND INFO` key specifications of {}.",
         from.join(" and ")
     );
-    println!("// Do not edit: generate it again.");
-    println!();
-    println!("use super::keys::{{Begin, Find, Spec}};");
+    println!("// Do not edit: generate it again. Included by src/commands/keys.rs (`include!`).");
     println!();
     println!("/// `(command, arity, key specs)`, sorted by command (lower case; subcommands `parent|sub`).");
-    println!("pub(super) static SPECS: &[(&str, i32, &[Spec])] = &[");
+    println!("static SPECS: &[(&str, i32, &[Spec])] = &[");
     for (name, (arity, specs)) in &table {
         println!("    ({name:?}, {arity}, &[{}]),", specs.join(", "));
     }

@@ -9,11 +9,12 @@
 //! command the table does not know, or whose keys its specs cannot place, is [`None`]: the caller
 //! reports it rather than guess.
 
-use super::keyspecs::SPECS;
+// `SPECS`: the generated table, part of this module (it names the types below)
+include!("keyspecs.rs");
 
 /// Where a key spec starts looking (`begin_search`).
 #[derive(Debug, Clone, Copy)]
-pub(super) enum Begin {
+enum Begin {
     /// At this argument index.
     Index(i64),
     /// After this keyword, searched from `startfrom` (negative: backwards from the end).
@@ -24,7 +25,7 @@ pub(super) enum Begin {
 
 /// How a key spec finds its keys from where it starts (`find_keys`).
 #[derive(Debug, Clone, Copy)]
-pub(super) enum Find {
+enum Find {
     /// Keys up to `last` (negative: from the end), every `step`; with `limit`, a part of the rest.
     Range { last: i64, step: i64, limit: i64 },
     /// The number of keys at `index`, the keys from `first` after it, every `step`.
@@ -35,13 +36,13 @@ pub(super) enum Find {
 
 /// One key specification.
 #[derive(Debug, Clone, Copy)]
-pub(super) struct Spec {
-    pub(super) begin: Begin,
-    pub(super) find: Find,
+struct Spec {
+    begin: Begin,
+    find: Find,
     /// The argument is not a key, though it looks like one (it names no data of the database).
-    pub(super) not_key: bool,
+    not_key: bool,
     /// The spec may miss keys: the server finds them by code of its own ([`by_code`]).
-    pub(super) incomplete: bool,
+    incomplete: bool,
 }
 
 /// The specs of command `args[0]` (its subcommand's when it has subcommands).

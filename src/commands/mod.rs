@@ -6,7 +6,6 @@
 //! and the per-version rules both of them follow.
 
 pub mod keys;
-mod keyspecs;
 mod resp;
 pub mod target;
 pub use resp::Resp;
