@@ -216,6 +216,11 @@ pub struct ImportArgs {
     /// document, written whole (temporary file, then rename) also when the import fails.
     #[arg(long, value_name = "FILE", help_heading = heading::OUTPUT)]
     summary_json: Option<PathBuf>,
+    /// Serve the import's counters in the Prometheus text format at http://ADDR/metrics during
+    /// the run (e.g. 127.0.0.1:9187): keys and bytes written, skipped, failed, in doubt,
+    /// redirections, reconnects, failovers, commands applied and the follow's lag.
+    #[arg(long, value_name = "ADDR", help_heading = heading::OUTPUT)]
+    metrics: Option<String>,
     /// The dry run's output (`plan`, `import --dry-run`): text or json.
     #[arg(long, value_enum, default_value = "text", help_heading = heading::OUTPUT)]
     pub format: super::DryRunFormat,
@@ -521,7 +526,7 @@ pub(super) fn import_config(a: &ImportArgs, files: &[&Path]) -> Result<ImportCon
         memory_budget: a.buffer_mb.max(1) << 20,
         keys_file: Some(a.keys_file.clone().unwrap_or_else(default_keys_file)),
         record_keys: None,
-        stats: None,
+        stats: super::metrics::counters().map(|c| c.stats.clone()),
     };
     Ok(cfg)
 }
@@ -622,6 +627,9 @@ pub fn run(a: &ImportArgs) -> Result<()> {
 
 /// The import itself; what its summary says goes into `report` as it is printed.
 fn run_import(a: &ImportArgs, report: &mut ImportReport) -> Result<()> {
+    if let Some(addr) = &a.metrics {
+        super::metrics::serve(addr)?;
+    }
     check_slots(a)?;
     if a.format != super::DryRunFormat::Text {
         bail!(Usage(

@@ -512,7 +512,12 @@ pub fn follow(
         } else {
             5
         };
+        let caught_up = std::cell::Cell::new(Instant::now());
+        let metrics = super::metrics::counters();
         Box::new(move |p| {
+            if let Some(m) = metrics {
+                m.follow.update(p, &caught_up);
+            }
             if last.get().elapsed() >= Duration::from_secs(every) {
                 last.set(Instant::now());
                 eprintln!(

@@ -7,6 +7,7 @@ pub mod export;
 pub mod import;
 pub mod info;
 pub mod live;
+pub mod metrics;
 pub mod plan;
 pub mod report;
 pub mod rewrite;

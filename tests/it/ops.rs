@@ -182,7 +182,7 @@ fn import_help_groups_options_by_concern() {
         ["--checkpoint", "--checkpoint-interval-ms"]
     );
     assert!(under("Follow").contains(&"--follow".to_string()));
-    for o in ["--keys-file", "--dry-run", "--summary-json"] {
+    for o in ["--keys-file", "--dry-run", "--summary-json", "--metrics"] {
         assert!(under("Output").contains(&o.to_string()), "{o}: {help}");
     }
     // verify uses the same headings for the options it shares
@@ -365,4 +365,120 @@ fn summary_json_of_an_import_and_a_verify() {
         "{j}"
     );
     assert_eq!(j["keys"], serde_json::Value::Null);
+}
+
+/// One scrape of `http://127.0.0.1:PORT/metrics` by a plain TCP client: the counters by name.
+fn scrape(port: u16) -> Option<std::collections::BTreeMap<String, f64>> {
+    use std::io::{Read, Write};
+    let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    c.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .ok()?;
+    c.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        .ok()?;
+    let mut body = String::new();
+    c.read_to_string(&mut body).ok()?;
+    assert!(body.starts_with("HTTP/1.1 200 OK\r\n"), "{body}");
+    let body = body.split("\r\n\r\n").nth(1)?;
+    assert!(body.ends_with("# EOF\n"), "{body}");
+    Some(
+        body.lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| {
+                let (k, v) = l.split_once(' ')?;
+                Some((k.to_string(), v.parse().ok()?))
+            })
+            .collect(),
+    )
+}
+
+#[test]
+fn metrics_are_served_during_an_import() {
+    if skip_if_missing(Version::V82) {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let n = 12_000u64;
+    let mut w = rdbkit::write::RdbWriter::new(12);
+    w.select_db(0).resize_db(n, 0);
+    for i in 0..n {
+        w.string_key(format!("k:{i}").as_bytes(), b"value", None);
+    }
+    let dump = tmp.path().join("many.rdb");
+    std::fs::write(&dump, w.finish()).unwrap();
+    let target = Server::start(Version::V82);
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let json = tmp.path().join("summary.json");
+    let url = target.url();
+    // 4000 keys/s: about three seconds
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_rdbkit"))
+        .args([
+            "import",
+            dump.to_str().unwrap(),
+            "--target",
+            &url,
+            "--quiet",
+            "--rate-limit",
+            "4000",
+            "--metrics",
+            &addr,
+            "--summary-json",
+            json.to_str().unwrap(),
+        ])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut scrapes = Vec::new();
+    let start = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() && start.elapsed().as_secs() < 60 {
+        if let Some(m) = scrape(port) {
+            scrapes.push(m);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let status = child.wait().unwrap();
+    assert!(status.success());
+    let names = [
+        "rdbkit_keys_written_total",
+        "rdbkit_bytes_written_total",
+        "rdbkit_keys_skipped_total",
+        "rdbkit_keys_failed_total",
+        "rdbkit_keys_in_doubt_total",
+        "rdbkit_redirections_moved_total",
+        "rdbkit_reconnects_total",
+        "rdbkit_failovers_total",
+        "rdbkit_commands_applied_total",
+        "rdbkit_follow_lag_bytes",
+        "rdbkit_follow_lag_seconds",
+    ];
+    let mid: Vec<_> = scrapes
+        .iter()
+        .filter(|m| {
+            m["rdbkit_keys_written_total"] > 0.0 && m["rdbkit_keys_written_total"] < n as f64
+        })
+        .collect();
+    assert!(mid.len() >= 3, "{} scrapes mid-run: {scrapes:?}", mid.len());
+    for m in &scrapes {
+        for name in names {
+            assert!(m.contains_key(name), "{name} missing: {m:?}");
+        }
+    }
+    // counters never go down
+    for pair in scrapes.windows(2) {
+        for name in [
+            "rdbkit_keys_written_total",
+            "rdbkit_bytes_written_total",
+            "rdbkit_dump_bytes_read_total",
+        ] {
+            assert!(pair[1][name] >= pair[0][name], "{name} went down: {pair:?}");
+        }
+    }
+    // what the last scrape saw is at most what the summary says was written in the end
+    let j = read_json(&json);
+    assert_eq!(j["keys"]["written"], n);
+    let last = scrapes.last().unwrap();
+    assert!(last["rdbkit_keys_written_total"] <= n as f64);
+    assert!(last["rdbkit_dump_bytes_read_total"] <= j["keys"]["bytes_read"].as_f64().unwrap());
+    assert_eq!(target.keyspace().values().sum::<u64>(), n);
 }

@@ -354,7 +354,12 @@ pub fn run(
     let commands = AofCommands::open(aof, from, scan.end)?;
     let quiet = a.quiet;
     let last = Mutex::new(Instant::now());
+    let metrics = crate::cli::metrics::counters();
+    let caught_up = std::cell::Cell::new(Instant::now());
     let show: Box<dyn Fn(&FollowProgress) + Send> = Box::new(move |p| {
+        if let Some(m) = metrics {
+            m.follow.update(p, &caught_up);
+        }
         let mut l = last.lock().unwrap_or_else(|e| e.into_inner());
         if !quiet && l.elapsed() >= Duration::from_secs(5) {
             *l = Instant::now();
