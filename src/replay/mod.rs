@@ -297,6 +297,7 @@ pub fn import(
     let mut cause = conns.into_iter().find_map(Result::err);
     let mut module_aux = Vec::new();
     let mut aux_kept: BTreeMap<String, u64> = BTreeMap::new();
+    let mut search_unrecreated: Vec<String> = Vec::new();
     for (i, p) in produced.into_iter().enumerate() {
         match p {
             Ok(p) => {
@@ -305,6 +306,7 @@ pub fn import(
                 for (m, n) in p.aux_unsupported {
                     *aux_kept.entry(m).or_default() += n;
                 }
+                search_unrecreated.extend(p.search_unrecreated);
             }
             Err(e) => {
                 cause.get_or_insert(no_checkpoint(in_dump(e, &names[i], lens[i])));
@@ -315,6 +317,14 @@ pub fn import(
         module_aux.push(format!(
             "{m}: {} of module-wide data (what the module saves beside its keys) not restored: only Redis Enterprise can load it (RESTOREMODAUX); the {m} keys are written like any other",
             crate::text::count(n, "aux record")
+        ));
+    }
+    if !search_unrecreated.is_empty() {
+        module_aux.push(format!(
+            "{}: search indexes not recreated on the target: {} (their definitions and FT.CREATE \
+             arguments: rdbkit info --json, search_indexes)",
+            crate::decode::module::search::AUX_TYPE,
+            search_unrecreated.join(", ")
         ));
     }
     if cause.is_none() {

@@ -40,6 +40,8 @@ pub(super) struct Produced {
     pub(super) module_aux: Vec<String>,
     /// Module aux records per module that the target has no command for.
     pub(super) aux_unsupported: BTreeMap<String, u64>,
+    /// RediSearch indexes defined in such records (names), or why their definitions were not read.
+    pub(super) search_unrecreated: Vec<String>,
 }
 
 /// What the producer threads of one import share: its configuration, the target, the state
@@ -213,7 +215,13 @@ pub(super) fn produce(
                 load_streamed(&one)?;
                 out.code.merge(&one);
             }
-            Item::ModuleAux { id, when, body, .. } => {
+            Item::ModuleAux {
+                id,
+                when,
+                body,
+                body_offset,
+                ..
+            } => {
                 let name = id.name();
                 let w = if when == 1 { "before" } else { "after" };
                 if info.enterprise {
@@ -232,6 +240,12 @@ pub(super) fn produce(
                         out.module_aux.push(format!("{name}/{} {w}: {err}", id.encver()));
                     }
                 } else {
+                    if name == crate::decode::module::search::AUX_TYPE {
+                        match crate::decode::module::search::read(body, body_offset, id.encver()) {
+                            Ok(v) => out.search_unrecreated.extend(v.into_iter().map(|i| i.name)),
+                            Err(e) => out.search_unrecreated.push(format!("(definitions not read: {e})")),
+                        }
+                    }
                     *out.aux_unsupported.entry(name).or_default() += 1;
                 }
             }

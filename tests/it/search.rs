@@ -288,3 +288,37 @@ fn info_lists_the_index_definitions_as_ft_info_has_them() {
         assert!(t.contains(&line), "{line:?} not in\n{t}");
     }
 }
+
+#[test]
+fn import_without_aux_support_names_the_indexes_not_recreated() {
+    let tmp = tempfile::tempdir().unwrap();
+    let Some((s, dump)) = source(tmp.path()) else {
+        return;
+    };
+    // RedisJSON but no RediSearch: every key is written, the two indexes are named as not there
+    let target = with_modules(&[Stack::Json]);
+    let url = target.url();
+    let o = rdbkit(&["import", dump.to_str().unwrap(), "--target", &url]);
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    let line = t
+        .lines()
+        .find(|l| l.contains("search indexes not recreated on the target"))
+        .unwrap_or_else(|| panic!("no search index line in\n{t}"));
+    let mut names: Vec<&str> = line
+        .split("target: ")
+        .nth(1)
+        .unwrap()
+        .split(" (")
+        .next()
+        .unwrap()
+        .split(", ")
+        .collect();
+    names.sort();
+    assert_eq!(names, ["idx", "jidx"], "{line}");
+    let n: u64 = redis::cmd("DBSIZE").query(&mut target.conn()).unwrap();
+    let want: u64 = redis::cmd("DBSIZE").query(&mut s.conn()).unwrap();
+    assert_eq!(n, want);
+    let r: redis::RedisResult<R> = redis::cmd("FT._LIST").query(&mut target.conn());
+    assert!(r.is_err(), "the target has no search module: {r:?}");
+}
