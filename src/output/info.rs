@@ -182,20 +182,13 @@ impl Info {
                 }
                 self.elements += len;
             }
-            Item::ModuleAux {
-                id,
-                when,
-                body,
-                body_offset,
-                ..
-            } => {
+            Item::ModuleAux { id, when, .. } => {
                 let w = if *when == 1 { "before" } else { "after" };
                 let name = id.name();
-                if name == search::AUX_TYPE {
-                    match search::read(body, *body_offset, id.encver()) {
-                        Ok(mut v) => self.search_indexes.append(&mut v),
-                        Err(e) => self.search_unread.push(e.to_string()),
-                    }
+                match search::of_item(item) {
+                    Some(Ok(mut v)) => self.search_indexes.append(&mut v),
+                    Some(Err(e)) => self.search_unread.push(e.to_string()),
+                    None => {}
                 }
                 self.module_aux.push(format!("{name}/{} {w}", id.encver()));
             }

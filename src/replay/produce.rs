@@ -131,6 +131,7 @@ pub(super) fn produce(
         if shared.stop.load(Relaxed) {
             return Err(stopped());
         }
+        let search_defs = crate::decode::module::search::of_item(&item);
         match item {
             Item::Header { magic, version } => {
                 planner.dump_version = version.min(u32::from(u16::MAX)) as u16;
@@ -215,13 +216,7 @@ pub(super) fn produce(
                 load_streamed(&one)?;
                 out.code.merge(&one);
             }
-            Item::ModuleAux {
-                id,
-                when,
-                body,
-                body_offset,
-                ..
-            } => {
+            Item::ModuleAux { id, when, body, .. } => {
                 let name = id.name();
                 let w = if when == 1 { "before" } else { "after" };
                 if info.enterprise {
@@ -240,11 +235,12 @@ pub(super) fn produce(
                         out.module_aux.push(format!("{name}/{} {w}: {err}", id.encver()));
                     }
                 } else {
-                    if name == crate::decode::module::search::AUX_TYPE {
-                        match crate::decode::module::search::read(body, body_offset, id.encver()) {
-                            Ok(v) => out.search_unrecreated.extend(v.into_iter().map(|i| i.name)),
-                            Err(e) => out.search_unrecreated.push(format!("(definitions not read: {e})")),
-                        }
+                    match search_defs {
+                        Some(Ok(v)) => out.search_unrecreated.extend(v.into_iter().map(|i| i.name)),
+                        Some(Err(e)) => out
+                            .search_unrecreated
+                            .push(format!("(definitions not read: {e})")),
+                        None => {}
                     }
                     *out.aux_unsupported.entry(name).or_default() += 1;
                 }

@@ -227,6 +227,19 @@ pub fn read(body: &[u8], offset: u64, encver: u32) -> Result<Vec<Index>> {
     Ok(out)
 }
 
+/// The index definitions of `item` when it is RediSearch's aux record (`None` for any other item).
+pub fn of_item(item: &crate::model::Item<'_>) -> Option<Result<Vec<Index>>> {
+    match item {
+        crate::model::Item::ModuleAux {
+            id,
+            body,
+            body_offset,
+            ..
+        } if id.name() == AUX_TYPE => Some(read(body, *body_offset, id.encver())),
+        _ => None,
+    }
+}
+
 /// A NUL-terminated string (`SaveStringBuffer(s, strlen(s) + 1)`).
 fn cstr(o: &mut Ops<'_>, what: &'static str) -> Result<String> {
     let at = o.offset();
