@@ -174,6 +174,83 @@ pub fn scan_names(
     Ok(out)
 }
 
+/// A key found in more than one input of a multi-file import (`copies` in file order, at least
+/// two files).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CrossDuplicate {
+    /// Database the key is written to.
+    pub db: u64,
+    /// The name the key is written under.
+    pub key: Vec<u8>,
+    /// `(input index, record offset)` of every copy.
+    pub copies: Vec<(usize, u64)>,
+}
+
+/// Finds the keys that more than one of the inputs `opens` opens hold (each called once, or
+/// twice when some key hashes repeat across inputs). `name` gives an entry's database and name as
+/// written (`None`: left out). 16 bytes a key while looking; a key repeated within one input is
+/// [`scan`]'s concern and not reported here.
+pub fn scan_across<O: FnMut() -> std::io::Result<Input>>(
+    opens: &mut [O],
+    name: impl for<'e> Fn(&'e Entry<'_>) -> Option<(u64, std::borrow::Cow<'e, [u8]>)>,
+) -> Result<Vec<CrossDuplicate>, ScanError> {
+    let mut hashes: Vec<(u64, u32)> = Vec::new();
+    for (i, open) in opens.iter_mut().enumerate() {
+        // framing errors are the command's own pass to report
+        let _ = open()?.decode(false, |item, _| -> Result<(), DecodeError> {
+            if let Item::Entry(e) = item {
+                if let Some((db, n)) = name(&e) {
+                    hashes.push((key_hash(db, &n), i as u32));
+                }
+            }
+            Ok(())
+        });
+    }
+    hashes.sort_unstable();
+    hashes.dedup();
+    let suspects: HashSet<u64> = hashes
+        .windows(2)
+        .filter(|w| w[0].0 == w[1].0)
+        .map(|w| w[0].0)
+        .collect();
+    drop(hashes);
+    if suspects.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut copies: HashMap<(u64, Vec<u8>), Vec<(usize, u64)>> = HashMap::new();
+    let mut order: Vec<(u64, Vec<u8>)> = Vec::new();
+    for (i, open) in opens.iter_mut().enumerate() {
+        let _ = open()?.decode(false, |item, _| -> Result<(), DecodeError> {
+            if let Item::Entry(e) = item {
+                let Some((db, n)) = name(&e) else {
+                    return Ok(());
+                };
+                if suspects.contains(&key_hash(db, &n)) {
+                    let id = (db, n.to_vec());
+                    let c = copies.entry(id.clone()).or_default();
+                    if c.is_empty() {
+                        order.push(id);
+                    }
+                    c.push((i, e.offset));
+                }
+            }
+            Ok(())
+        });
+    }
+    Ok(order
+        .into_iter()
+        .filter_map(|id| {
+            let c = copies.remove(&id)?;
+            let first = c.first()?.0;
+            c.iter().any(|(f, _)| *f != first).then(|| CrossDuplicate {
+                db: id.0,
+                key: id.1,
+                copies: c,
+            })
+        })
+        .collect())
+}
+
 /// One copy of a key: its record's offset and the dump's name of it.
 type Copy = (u64, Vec<u8>);
 

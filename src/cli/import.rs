@@ -491,6 +491,14 @@ pub(super) fn import_config(a: &ImportArgs, files: &[&Path]) -> Result<ImportCon
     for f in files {
         super::check_renames(f, &filter, &transform)?;
     }
+    let other_input_copies = if files.len() > 1
+        && files.len() == a.files.len()
+        && !files.iter().any(|f| f.as_os_str() == "-")
+    {
+        across_inputs(a, files, &filter, &transform)?
+    } else {
+        None
+    };
     let cfg = ImportConfig {
         transform,
         transformed: Default::default(),
@@ -527,8 +535,87 @@ pub(super) fn import_config(a: &ImportArgs, files: &[&Path]) -> Result<ImportCon
         keys_file: Some(a.keys_file.clone().unwrap_or_else(default_keys_file)),
         record_keys: None,
         stats: super::metrics::counters().map(|c| c.stats.clone()),
+        other_input_copies,
     };
     Ok(cfg)
+}
+
+/// "1 key is" / "3 keys are".
+fn keys_are(n: usize) -> String {
+    if n == 1 {
+        "1 key is".into()
+    } else {
+        format!("{n} keys are")
+    }
+}
+
+/// Keys held by more than one of the dumps `files` (under the names and databases they are
+/// written to): refused before anything is written, naming the key and the files, unless
+/// `--replace` (the copy of the last file on the command line is written) or `--skip-existing`
+/// (the first file's) says which copy wins; then the other copies, to leave out.
+fn across_inputs(
+    a: &ImportArgs,
+    files: &[&Path],
+    filter: &rdbkit::filter::Filter,
+    t: &rdbkit::transform::Transform,
+) -> Result<Option<std::sync::Arc<std::collections::HashSet<(usize, u64)>>>> {
+    let db_map = a.db_map.clone().unwrap_or_default();
+    let mut opens: Vec<_> = files.iter().map(|f| move || Input::open(f)).collect();
+    let found = rdbkit::dups::scan_across(&mut opens, |e| {
+        if !filter.selects(e) {
+            return None;
+        }
+        let n = t.name(&e.key);
+        filter
+            .in_slots(&n)
+            .then(|| (db_map.get(&e.db).copied().unwrap_or(e.db), n))
+    })?;
+    if found.is_empty() {
+        return Ok(None);
+    }
+    let esc = rdbkit::text::escape_bytes;
+    let name = |i: usize| files[i].display().to_string();
+    if !(a.replace || a.skip_existing) {
+        let list: Vec<String> = found
+            .iter()
+            .take(super::DUPLICATES_LISTED)
+            .map(|d| {
+                let at: Vec<String> = d
+                    .copies
+                    .iter()
+                    .map(|(f, o)| format!("{} (offset 0x{o:x})", name(*f)))
+                    .collect();
+                format!("db {} key {} in {}", d.db, esc(&d.key), at.join(" and "))
+            })
+            .collect();
+        bail!(super::Collision(format!(
+            "{} in more than one input (nothing was written):\n  {}{}\nsay which copy to write: --replace (the last file's on the command line) or --skip-existing (the first file's)",
+            keys_are(found.len()),
+            list.join("\n  "),
+            if found.len() > super::DUPLICATES_LISTED { "\n  …" } else { "" }
+        )));
+    }
+    let mut drop = std::collections::HashSet::new();
+    for d in &found {
+        let files_of = d.copies.iter().map(|c| c.0);
+        let keep = if a.replace {
+            files_of.max()
+        } else {
+            files_of.min()
+        };
+        drop.extend(d.copies.iter().filter(|c| Some(c.0) != keep).copied());
+    }
+    eprintln!(
+        "{} in more than one input: writing the copy of the {} file ({} left out)",
+        keys_are(found.len()),
+        if a.replace {
+            "last (--replace)"
+        } else {
+            "first (--skip-existing)"
+        },
+        drop.len()
+    );
+    Ok(Some(std::sync::Arc::new(drop)))
 }
 
 /// Prints the keys' summary, and keeps it in `report`.

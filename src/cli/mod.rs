@@ -120,6 +120,13 @@ pub mod heading {
     pub const OUTPUT: &str = "Output";
 }
 
+/// Keys that would end up under one name, found before anything is written: a `--rename` that
+/// makes two keys one, a key held by several inputs of one import. `import` exits 1, `plan` 3
+/// (the import would not succeed).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Collision(pub String);
+
 /// Input options shared by the subcommands that read a dump.
 #[derive(Debug, Args)]
 pub struct InputArgs {
@@ -284,7 +291,7 @@ pub fn check_renames(
             format!("db {}: {} from {}", d.db, esc(&d.key), from.join(" and "))
         })
         .collect();
-    anyhow::bail!(
+    anyhow::bail!(Collision(format!(
         "{}: --rename gives {} the name of another key (nothing was written):\n  {}{}",
         path.display(),
         rdbkit::text::count(found.duplicates.len() as u64, "key"),
@@ -294,7 +301,7 @@ pub fn check_renames(
         } else {
             ""
         }
-    )
+    )))
 }
 
 /// A duration in milliseconds (`500ms`, `10s`, `2m`, `6h`, `1d`, or seconds).

@@ -46,7 +46,14 @@ pub fn run(a: &ImportArgs) -> Result<()> {
         });
     }
     let files: Vec<&Path> = a.files.iter().map(|f| f.as_path()).collect();
-    let cfg = super::import::import_config(a, &files)?;
+    // keys that would end up under one name: the import would not succeed (exit 3)
+    let cfg = super::import::import_config(a, &files).map_err(|e| {
+        if e.chain().any(|c| c.is::<super::Collision>()) {
+            WouldFail(format!("the import would not succeed: {e}")).into()
+        } else {
+            e
+        }
+    })?;
     let f = replay::forecast(sources, &target, &cfg)?;
     let names: Vec<String> = a.files.iter().map(|f| f.display().to_string()).collect();
     let out = match a.format {

@@ -39,6 +39,9 @@ pub enum Skip {
     ExpiringSoon,
     /// Its hash slot (of the name it is written under) is not in `--slots`: another process's.
     OutsideSlots,
+    /// Another input of the import holds the key too, and that copy is the one written
+    /// (`--replace`: the last input's; `--skip-existing`: the first's).
+    CopyInOtherInput,
 }
 
 impl Skip {
@@ -54,6 +57,7 @@ impl Skip {
             Skip::Unrepresentable => "not representable on target",
             Skip::ExpiringSoon => "expiring soon (--skip-expiring-within)",
             Skip::OutsideSlots => "outside --slots",
+            Skip::CopyInOtherInput => "another input's copy is written",
         }
     }
 }
@@ -109,6 +113,9 @@ pub struct ImportConfig {
     /// The live counters the import updates, when the caller wants to read them during the run
     /// (metrics); `None`: the import keeps its own.
     pub stats: Option<std::sync::Arc<crate::replay::Stats>>,
+    /// `(input index, record offset)` of the copies of keys held by several inputs that are not
+    /// written (another input's copy is: `--replace` the last's, `--skip-existing` the first's).
+    pub other_input_copies: Option<std::sync::Arc<std::collections::HashSet<(usize, u64)>>>,
 }
 
 /// Default [`ImportConfig::memory_budget`].
@@ -138,6 +145,7 @@ impl Default for ImportConfig {
             transform: Default::default(),
             transformed: Default::default(),
             stats: None,
+            other_input_copies: None,
         }
     }
 }

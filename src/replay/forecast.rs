@@ -340,7 +340,7 @@ pub fn forecast(
         .map_or(0, |d| d.as_millis() as i64);
     let mut scratch = Vec::new();
     let mut resp = Resp::default();
-    for s in sources {
+    for (input, s) in sources.into_iter().enumerate() {
         let len = s.input.len_hint();
         f.dump_bytes += len.unwrap_or(0);
         let mut rules = KeyRules {
@@ -377,7 +377,7 @@ pub fn forecast(
                 };
                 f.keys_read += 1;
                 let mut e = e;
-                let decision = match super::plan::select(cfg, &mut e, now) {
+                let decision = match super::plan::select(cfg, input, &mut e, now) {
                     Ok(selected) => rules.decide(&e, selected)?,
                     Err(skip) => Decision::Skip(skip, None),
                 };

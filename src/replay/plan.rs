@@ -224,9 +224,22 @@ impl<'s> Planner<'s> {
 /// The selection (`--db`, `--key`, `--type`, on the dump's own names; `--slots` on the name
 /// written), then the transforms (`--rename`, `--ttl-*`) on a selected key: whether `e` is
 /// selected, or `Err(Skip::OutsideSlots)` / `Err(Skip::ExpiringSoon)` when `--slots` /
-/// `--skip-expiring-within` leaves it out. The importer's producer
+/// `--skip-expiring-within` leaves it out (`Err(Skip::CopyInOtherInput)` for the copy of a key
+/// that another input (`input`: its index) also holds and whose copy wins). The importer's producer
 /// and the dry run both start with it.
-pub fn select(cfg: &ImportConfig, e: &mut Entry<'_>, now_ms: i64) -> Result<bool, Skip> {
+pub fn select(
+    cfg: &ImportConfig,
+    input: usize,
+    e: &mut Entry<'_>,
+    now_ms: i64,
+) -> Result<bool, Skip> {
+    if cfg
+        .other_input_copies
+        .as_ref()
+        .is_some_and(|c| c.contains(&(input, e.offset)))
+    {
+        return Err(Skip::CopyInOtherInput);
+    }
     let selected = cfg.filter.selects(e);
     // `--slots` takes the slot of the name written (before the transforms count anything)
     if selected && !cfg.filter.in_slots(&cfg.transform.name(&e.key)) {

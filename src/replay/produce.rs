@@ -139,7 +139,7 @@ pub(super) fn produce(
             }
             Item::Entry(mut e) => {
                 // the selection reads the dump's names; the transforms come after it
-                let selected = match super::plan::select(cfg, &mut e, now) {
+                let selected = match super::plan::select(cfg, file, &mut e, now) {
                     Ok(selected) => selected,
                     Err(skip) => {
                         shared.ledger.skip(skip, None);

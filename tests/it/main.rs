@@ -20,6 +20,7 @@ mod live;
 mod messages;
 mod modules;
 mod ops;
+mod overlap;
 mod parallel;
 mod plan;
 mod report;
