@@ -217,7 +217,7 @@ pub fn scan_across<O: FnMut() -> std::io::Result<Input>>(
     if suspects.is_empty() {
         return Ok(Vec::new());
     }
-    let mut copies: HashMap<(u64, Vec<u8>), Vec<(usize, u64)>> = HashMap::new();
+    let mut copies: HashMap<(u64, Vec<u8>), Vec<InputCopy>> = HashMap::new();
     let mut order: Vec<(u64, Vec<u8>)> = Vec::new();
     for (i, open) in opens.iter_mut().enumerate() {
         let _ = open()?.decode(false, |item, _| -> Result<(), DecodeError> {
@@ -242,14 +242,19 @@ pub fn scan_across<O: FnMut() -> std::io::Result<Input>>(
         .filter_map(|id| {
             let c = copies.remove(&id)?;
             let first = c.first()?.0;
-            c.iter().any(|(f, _)| *f != first).then(|| CrossDuplicate {
-                db: id.0,
-                key: id.1,
-                copies: c,
-            })
+            c.iter()
+                .any(|(f, _)| *f != first)
+                .then_some(CrossDuplicate {
+                    db: id.0,
+                    key: id.1,
+                    copies: c,
+                })
         })
         .collect())
 }
+
+/// One copy of a key in a multi-input import: the input's index and the record's offset.
+type InputCopy = (usize, u64);
 
 /// One copy of a key: its record's offset and the dump's name of it.
 type Copy = (u64, Vec<u8>);

@@ -540,6 +540,9 @@ pub(super) fn import_config(a: &ImportArgs, files: &[&Path]) -> Result<ImportCon
     Ok(cfg)
 }
 
+/// `(input index, record offset)` of the copies left out of a multi-file import.
+type OtherCopies = std::sync::Arc<std::collections::HashSet<(usize, u64)>>;
+
 /// "1 key is" / "3 keys are".
 fn keys_are(n: usize) -> String {
     if n == 1 {
@@ -558,7 +561,7 @@ fn across_inputs(
     files: &[&Path],
     filter: &rdbkit::filter::Filter,
     t: &rdbkit::transform::Transform,
-) -> Result<Option<std::sync::Arc<std::collections::HashSet<(usize, u64)>>>> {
+) -> Result<Option<OtherCopies>> {
     let db_map = a.db_map.clone().unwrap_or_default();
     let mut opens: Vec<_> = files.iter().map(|f| move || Input::open(f)).collect();
     let found = rdbkit::dups::scan_across(&mut opens, |e| {
