@@ -189,15 +189,16 @@ pub struct CrossDuplicate {
 /// Finds the keys that more than one of the inputs `opens` opens hold (each called once, or
 /// twice when some key hashes repeat across inputs). `name` gives an entry's database and name as
 /// written (`None`: left out). 16 bytes a key while looking; a key repeated within one input is
-/// [`scan`]'s concern and not reported here.
+/// [`scan`]'s concern and not reported here. When an input cannot be read whole (truncated,
+/// corrupt) nothing is reported: the damage is the caller's to report first, by the pass that
+/// reads it (the import names the file and offset), not overlaps that may be its artefacts.
 pub fn scan_across<O: FnMut() -> std::io::Result<Input>>(
     opens: &mut [O],
     name: impl for<'e> Fn(&'e Entry<'_>) -> Option<(u64, std::borrow::Cow<'e, [u8]>)>,
 ) -> Result<Vec<CrossDuplicate>, ScanError> {
     let mut hashes: Vec<(u64, u32)> = Vec::new();
     for (i, open) in opens.iter_mut().enumerate() {
-        // framing errors are the command's own pass to report
-        let _ = open()?.decode(false, |item, _| -> Result<(), DecodeError> {
+        let read = open()?.decode(false, |item, _| -> Result<(), DecodeError> {
             if let Item::Entry(e) = item {
                 if let Some((db, n)) = name(&e) {
                     hashes.push((key_hash(db, &n), i as u32));
@@ -205,6 +206,9 @@ pub fn scan_across<O: FnMut() -> std::io::Result<Input>>(
             }
             Ok(())
         });
+        if read.is_err() {
+            return Ok(Vec::new());
+        }
     }
     hashes.sort_unstable();
     hashes.dedup();
