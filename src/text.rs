@@ -168,6 +168,20 @@ pub fn count(n: u64, noun: &str) -> String {
     }
 }
 
+/// Bytes as a JSON value by the rule of `export --format jsonl`: a string when UTF-8, else
+/// `{"base64": …}` (standard alphabet, padded), so that no byte is lost. The one place that rule
+/// is applied to a [`serde_json::Value`] (keys in `info`, `report` and summaries, module items);
+/// the streaming export writes the same text by hand (`output::json::bytes`, its hot path).
+pub fn bytes_json(b: &[u8]) -> serde_json::Value {
+    use base64::Engine as _;
+    match std::str::from_utf8(b) {
+        Ok(s) => serde_json::Value::String(s.to_owned()),
+        Err(_) => serde_json::json!({
+            "base64": base64::engine::general_purpose::STANDARD.encode(b)
+        }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -255,6 +269,13 @@ mod tests {
                 check(x);
             }
         }
+    }
+
+    #[test]
+    fn bytes_json_is_text_or_base64() {
+        assert_eq!(bytes_json("k é\n\"".as_bytes()), "k é\n\"");
+        assert_eq!(bytes_json(b"k\xff"), serde_json::json!({"base64": "a/8="}));
+        assert_eq!(bytes_json(b""), "");
     }
 
     #[test]

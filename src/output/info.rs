@@ -1,6 +1,6 @@
 //! `rdbkit info`: a summary of a dump built by decoding every item and every value.
 
-use crate::decode::module::search;
+use crate::decode::module::{self, search};
 use crate::error::DecodeError;
 use crate::model::{Checksum, Dialect, Encoding, Item, Magic, Producer};
 use serde_json::json;
@@ -29,6 +29,28 @@ impl DbStats {
     }
 }
 
+/// The totals of one kind of module value (see [`crate::decode::module::ModuleData::counts`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ModuleTotals {
+    /// Keys holding the kind.
+    pub keys: u64,
+    /// The module's own size of the values (its `mem_usage`: `BF.INFO` Size and the like).
+    pub size: u64,
+    /// Counts that add up over keys (`capacity`, `items`, …).
+    pub counts: BTreeMap<&'static str, u64>,
+}
+
+impl ModuleTotals {
+    fn add(&mut self, other: &ModuleTotals) {
+        self.keys += other.keys;
+        self.size = self.size.saturating_add(other.size);
+        for (k, n) in &other.counts {
+            let c = self.counts.entry(k).or_default();
+            *c = c.saturating_add(*n);
+        }
+    }
+}
+
 /// Everything `rdbkit info` reports.
 #[derive(Debug, Clone, Default)]
 pub struct Info {
@@ -51,6 +73,12 @@ pub struct Info {
     pub elements: u64,
     /// Module values per module type name.
     pub modules: BTreeMap<String, u64>,
+    /// Totals of the module values rdbkit reads, per kind (`json`, `bloom`, `cuckoo`, `cms`,
+    /// `topk`, `tdigest`).
+    pub module_values: BTreeMap<&'static str, ModuleTotals>,
+    /// Module values of a kind rdbkit reads that could not be read (the error, naming the key and
+    /// offset; they stay opaque and are carried as they are).
+    pub module_unread: Vec<String>,
     /// Module aux records (`name/encver when`).
     pub module_aux: Vec<String>,
     /// RediSearch index definitions read from its aux record (`ft_index0`).
@@ -74,15 +102,6 @@ pub struct Info {
     /// Keys found more than once in one database (`None`: not checked, for stdin).
     pub duplicates: Option<crate::dups::DuplicateScan>,
     now_ms: i64,
-}
-
-/// A key as the JSON lines export writes bytes: a string when UTF-8, else `{"base64": …}`.
-fn key_json(k: &[u8]) -> serde_json::Value {
-    use base64::Engine;
-    match std::str::from_utf8(k) {
-        Ok(s) => s.into(),
-        Err(_) => json!({"base64": base64::engine::general_purpose::STANDARD.encode(k)}),
-    }
 }
 
 pub use crate::commands::library_name;
@@ -151,9 +170,13 @@ impl Info {
                 };
                 let (len, empty) = (v.len as u64, v.empty);
                 if let Some(id) = v.module {
+                    let name = id.name();
+                    if module::is_read(&name) {
+                        self.add_module_value(e);
+                    }
                     *self
                         .modules
-                        .entry(format!("{}/{}", id.name(), id.encver()))
+                        .entry(format!("{name}/{}", id.encver()))
                         .or_default() += 1;
                 }
                 let db = self.dbs.entry(e.db).or_default();
@@ -247,6 +270,10 @@ impl Info {
         for (m, n) in std::mem::take(&mut part.modules) {
             *self.modules.entry(m).or_default() += n;
         }
+        for (kind, t) in std::mem::take(&mut part.module_values) {
+            self.module_values.entry(kind).or_default().add(&t);
+        }
+        self.module_unread.append(&mut part.module_unread);
         self.module_aux.append(&mut part.module_aux);
         self.search_indexes.append(&mut part.search_indexes);
         self.search_unread.append(&mut part.search_unread);
@@ -261,6 +288,29 @@ impl Info {
         }
         self.with_idle += std::mem::take(&mut part.with_idle);
         self.with_freq += std::mem::take(&mut part.with_freq);
+    }
+
+    /// Reads a module value of a kind rdbkit decodes and adds it to the totals (module values
+    /// are few: decoding them a second time, after the summary, costs nothing measurable).
+    fn add_module_value(&mut self, e: &crate::model::Entry<'_>) {
+        let read = match e.value_in(&mut self.scratch) {
+            Ok(crate::model::Value::Module(m)) => module::decode(&m),
+            Ok(_) => return,
+            Err(err) => Err(err),
+        };
+        match read {
+            Ok(Some(d)) => {
+                let t = self.module_values.entry(d.kind()).or_default();
+                t.keys += 1;
+                t.size = t.size.saturating_add(d.mem_usage());
+                for (k, n) in d.counts() {
+                    let c = t.counts.entry(k).or_default();
+                    *c = c.saturating_add(n);
+                }
+            }
+            Ok(None) => {}
+            Err(err) => self.module_unread.push(err.with_key(&e.key).to_string()),
+        }
     }
 
     fn aux_str(&self, key: &str) -> Option<String> {
@@ -336,6 +386,14 @@ impl Info {
             "encodings": self.encodings(),
             "elements": self.elements,
             "modules": self.modules,
+            "module_values": self.module_values.iter().map(|(kind, t)| {
+                let mut o = json!({"keys": t.keys, "size": t.size});
+                for (k, n) in &t.counts {
+                    o[*k] = (*n).into();
+                }
+                (kind.to_string(), o)
+            }).collect::<serde_json::Map<_, _>>(),
+            "module_unread": self.module_unread,
             "module_aux": self.module_aux,
             "search_indexes": self.search_indexes.iter().map(search::Index::to_json).collect::<Vec<_>>(),
             "search_unread": self.search_unread,
@@ -354,7 +412,7 @@ impl Info {
                 "extra_copies": d.extra_copies(),
                 "list": d.duplicates.iter().map(|x| json!({
                     "db": x.db,
-                    "key": key_json(&x.key),
+                    "key": crate::text::bytes_json(&x.key),
                     "offsets": x.offsets,
                 })).collect::<Vec<_>>(),
             })),
@@ -449,6 +507,17 @@ impl Info {
                 .map(|(m, n)| format!("{m} ({})", crate::output::count(*n, "key")))
                 .collect();
             let _ = writeln!(s, "modules:       {}", mods.join(", "));
+        }
+        for (kind, t) in &self.module_values {
+            let mut parts = vec![
+                crate::output::count(t.keys, "key"),
+                format!("size {}", crate::output::report::human(t.size)),
+            ];
+            parts.extend(t.counts.iter().map(|(k, n)| format!("{k} {n}")));
+            let _ = writeln!(s, "  {kind:<10} {}", parts.join(", "));
+        }
+        for e in &self.module_unread {
+            let _ = writeln!(s, "  not read (carried opaque): {e}");
         }
         if !self.module_aux.is_empty() {
             let _ = writeln!(s, "module aux:    {}", self.module_aux.join(", "));

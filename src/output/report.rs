@@ -30,7 +30,7 @@ mod json;
 pub mod memory;
 mod text;
 
-pub use json::{json_bytes, record_json};
+pub use json::record_json;
 pub use text::{csv_row, display_bytes, group, human, CSV_HEADER};
 
 use crate::error::DecodeError;

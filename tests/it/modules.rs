@@ -289,6 +289,74 @@ fn decoded_values_match_the_modules_commands_and_memory_usage() {
     }
     assert_eq!(num(&params("td:a", "tdigest")["observations"]), 5000.0);
 
+    // info totals each kind over its keys: the sums of the modules' own INFO figures
+    let o = rdbkit(&["info", dump.to_str().unwrap(), "--json"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let got: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let sum = |cmd: &str, keys: &[&str], field: &str| -> f64 {
+        keys.iter().map(|k| num(&info(&s, &[cmd, k])[field])).sum()
+    };
+    let (bf, cf, cms, td) = (
+        ["bf:scaling", "bf:fixed", "bf:default"],
+        ["cf:grow", "cf:default"],
+        ["cms:dim", "cms:prob"],
+        ["td:a", "td:empty"],
+    );
+    let want = serde_json::json!({
+        "bloom": {
+            "keys": 3,
+            "size": sum("BF.INFO", &bf, "Size"),
+            "capacity": sum("BF.INFO", &bf, "Capacity"),
+            "items": sum("BF.INFO", &bf, "Number of items inserted"),
+            "filters": sum("BF.INFO", &bf, "Number of filters"),
+        },
+        "cuckoo": {
+            "keys": 2,
+            "size": sum("CF.INFO", &cf, "Size"),
+            "items": sum("CF.INFO", &cf, "Number of items inserted"),
+            "deleted": sum("CF.INFO", &cf, "Number of items deleted"),
+            "filters": sum("CF.INFO", &cf, "Number of filters"),
+        },
+        "cms": {
+            "keys": 2,
+            "count": sum("CMS.INFO", &cms, "count"),
+        },
+        "topk": {
+            "keys": 1,
+            "k": 10,
+        },
+        "tdigest": {
+            "keys": 2,
+            "size": sum("TDIGEST.INFO", &td, "Memory usage"),
+            "observations": sum("TDIGEST.INFO", &td, "Observations"),
+            "centroids": sum("TDIGEST.INFO", &td, "Merged nodes") + sum("TDIGEST.INFO", &td, "Unmerged nodes"),
+        },
+    });
+    let mv = &got["module_values"];
+    for (kind, fields) in want.as_object().unwrap() {
+        for (f, w) in fields.as_object().unwrap() {
+            assert_eq!(
+                num(&mv[kind][f]),
+                num(w),
+                "info module_values {kind}.{f}: {mv}"
+            );
+        }
+    }
+    assert_eq!(mv["json"]["keys"], documents().len());
+    let json_memory: u64 = documents()
+        .iter()
+        .map(|(k, _)| {
+            let n: u64 = redis::cmd("JSON.DEBUG")
+                .arg("MEMORY")
+                .arg(*k)
+                .query(&mut s.conn())
+                .unwrap();
+            n
+        })
+        .sum();
+    assert_eq!(mv["json"]["size"], json_memory, "JSON.DEBUG MEMORY summed");
+    assert_eq!(got["module_unread"], serde_json::json!([]));
+
     // memory: the report's estimate of the module keys against MEMORY USAGE
     let o = rdbkit(&["report", dump.to_str().unwrap(), "--format", "jsonl"]);
     assert!(o.status.success(), "{}", text(&o));

@@ -183,12 +183,12 @@ pub fn run(a: &InfoArgs, files: &[&Path]) -> Result<()> {
             "uncovered_slots": uncovered.iter().map(|(x, y)| u64::from(y - x) + 1).sum::<u64>(),
             "orphans": total_orphans,
             "orphan_keys": orphan_list.iter().map(|(f, k, s, o)| json!({
-                "file": names[*f], "key": rdbkit::output::report::json_bytes(k), "slot": s,
+                "file": names[*f], "key": rdbkit::text::bytes_json(k), "slot": s,
                 "owner": o.map(|o| names[o].clone()),
             })).collect::<Vec<_>>(),
             "duplicates": dups.len(),
             "duplicate_keys": dups.iter().take(LISTED).map(|((db, k), fs)| json!({
-                "db": db, "key": rdbkit::output::report::json_bytes(k),
+                "db": db, "key": rdbkit::text::bytes_json(k),
                 "files": fs.iter().map(|f| names[*f].clone()).collect::<Vec<_>>(),
             })).collect::<Vec<_>>(),
             "consistent": problems.is_empty(),

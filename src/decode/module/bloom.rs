@@ -344,12 +344,12 @@ impl TopK {
         TOPK + self.width * self.depth * TOPK_BUCKET + self.k * HEAP_BUCKET // both checked on read
     }
 
-    /// The parameters as JSON (items as text when UTF-8, else their bytes).
+    /// The parameters as JSON (items as `export` writes bytes: text when UTF-8, else base64).
     pub fn params(&self) -> serde_json::Value {
         let list: Vec<serde_json::Value> = self
             .list
             .iter()
-            .map(|(item, count)| json!([String::from_utf8_lossy(item), count]))
+            .map(|(item, count)| json!([crate::text::bytes_json(item), count]))
             .collect();
         json!({
             "k": self.k,

@@ -189,6 +189,36 @@ impl ModuleData {
         }
     }
 
+    /// The counts of the value that add up over keys of its kind, as `info` totals them: Bloom
+    /// `capacity`/`items`/`filters`, Cuckoo `items`/`deleted`/`filters`, Count-Min `count`, Top-K
+    /// `k`, t-digest `observations` (its weights, which count added values) and `centroids`.
+    /// Rates, decays and compressions do not add up and are left out.
+    pub fn counts(&self) -> Vec<(&'static str, u64)> {
+        match self {
+            ModuleData::Json(_) => Vec::new(),
+            ModuleData::Bloom(b) => vec![
+                ("capacity", b.capacity()),
+                ("items", b.items),
+                ("filters", b.filters.len() as u64),
+            ],
+            ModuleData::Cuckoo(c) => vec![
+                ("items", c.items),
+                ("deleted", c.deleted),
+                ("filters", c.filter_bytes.len() as u64),
+            ],
+            ModuleData::Cms(c) => vec![("count", c.count)],
+            ModuleData::TopK(t) => vec![("k", t.k)],
+            ModuleData::TDigest(t) => vec![
+                // weights are whole numbers of added values, kept as doubles by the module
+                ("observations", (t.merged_weight + t.unmerged_weight) as u64),
+                (
+                    "centroids",
+                    t.merged_nodes.max(0) as u64 + t.unmerged_nodes.max(0) as u64,
+                ),
+            ],
+        }
+    }
+
     /// The parameters as a JSON object (for the RedisBloom types; `None` for documents).
     pub fn params(&self) -> Option<serde_json::Value> {
         match self {

@@ -78,20 +78,11 @@ impl Report {
     }
 }
 
-/// A key for JSON: a string when UTF-8, else `{"base64": …}`, by the rule of
-/// `export --format jsonl` ([`crate::output::json::bytes`], whose text it reads back).
-pub fn json_bytes(b: &[u8]) -> Json {
-    let mut text = Vec::with_capacity(b.len() + 2);
-    crate::output::json::bytes(&mut text, b);
-    // json::bytes writes a JSON string or object (its tests parse it back with serde_json)
-    serde_json::from_slice(&text).unwrap_or(Json::Null)
-}
-
 /// One key as a JSON object (`--format jsonl` rows and the top lists).
 pub fn record_json(r: &KeyRecord) -> Json {
     let mut o = json!({
         "db": r.db,
-        "key": json_bytes(&r.key),
+        "key": crate::text::bytes_json(&r.key),
         "type": r.value_type.name(),
         "encoding": r.encoding,
         "rdb_encoding": r.rdb_encoding,
@@ -110,15 +101,21 @@ pub fn record_json(r: &KeyRecord) -> Json {
 mod tests {
     use super::*;
 
-    /// Keys in the report's JSON follow `export --format jsonl`: UTF-8 as a string (escapes
-    /// undone), anything else as base64.
+    /// The JSON values of bytes (`text::bytes_json`, for keys in reports and summaries) are what
+    /// the streaming export writes (`output::json::bytes`), parsed back.
     #[test]
     fn json_keys_follow_the_export_rule() {
-        assert_eq!(
-            json_bytes("k é\n\"\\\u{1}".as_bytes()),
-            json!("k é\n\"\\\u{1}")
-        );
-        assert_eq!(json_bytes(b"k\xff"), json!({"base64": "a/8="}));
-        assert_eq!(json_bytes(b""), json!(""));
+        for b in [
+            "k é\n\"\\\u{1}".as_bytes(),
+            b"k\xff",
+            b"",
+            b"\xc3",
+            "\u{2028}\u{7f}".as_bytes(),
+        ] {
+            let mut text = Vec::new();
+            crate::output::json::bytes(&mut text, b);
+            let exported: Json = serde_json::from_slice(&text).unwrap();
+            assert_eq!(crate::text::bytes_json(b), exported, "{b:?}");
+        }
     }
 }
