@@ -475,7 +475,7 @@ fn until_cuts_at_an_annotation() {
 /// would show), and the end equals loading the AOF.
 #[test]
 fn checkpoint_resumes_the_commands_exactly() {
-    killed_and_resumed(Version::V70, false);
+    killed_and_resumed(Version::V70, false, false);
 }
 
 /// The same with `--replace` onto a target that holds some of the commands' keys: the first run
@@ -483,13 +483,44 @@ fn checkpoint_resumes_the_commands_exactly() {
 /// first run applied).
 #[test]
 fn checkpoint_resume_with_replace_deletes_foreign_keys_once() {
-    killed_and_resumed(Version::V82, true);
+    killed_and_resumed(Version::V82, true, false);
+}
+
+/// The same under `--rename`: the resume counts the keys the first run made and cleared under
+/// their new names (the commands' `c:*` and `log`), and writes nothing under the old ones.
+#[test]
+fn checkpoint_resume_of_renamed_commands_with_replace() {
+    killed_and_resumed(Version::V82, true, true);
+}
+
+/// Renames, in every database of `s`, the keys matching `pattern` (a `prefix*` or an exact name)
+/// to `to` + the rest: the dataset an import with `--rename 'pattern=to*'` gives.
+fn rename_on(s: &Server, pattern: &str, to: &str) {
+    let mut con = s.conn();
+    for db in 0..16 {
+        redis::cmd("SELECT").arg(db).query::<()>(&mut con).unwrap();
+        let keys: Vec<String> = redis::cmd("KEYS").arg(pattern).query(&mut con).unwrap();
+        for k in keys {
+            let new = match pattern.strip_suffix('*') {
+                Some(prefix) => format!("{to}{}", &k[prefix.len()..]),
+                None => to.to_string(),
+            };
+            redis::cmd("RENAME")
+                .arg(&k)
+                .arg(new)
+                .query::<()>(&mut con)
+                .unwrap();
+        }
+    }
+    redis::cmd("SELECT").arg(0).query::<()>(&mut con).unwrap();
 }
 
 /// An AOF whose commands end with 6,000 `INCR` and `RPUSH log` pairs, imported one round trip at a
 /// time, SIGKILLed among them, then run again: the target equals a server loaded from the AOF
 /// (but for the key `mine` when `foreign`: the target then held `log`, `c:3` and `mine` first).
-fn killed_and_resumed(v: Version, foreign: bool) {
+/// With `renamed`, the import renames `c:*` to `cc:*` and `log` to `journal` (so do the target's
+/// foreign keys and the loaded server compared with).
+fn killed_and_resumed(v: Version, foreign: bool, renamed: bool) {
     if skip_if_missing(v) {
         return;
     }
@@ -508,11 +539,17 @@ fn killed_and_resumed(v: Version, foreign: bool) {
     let target = Server::start(v);
     if foreign {
         let mut p = redis::pipe();
-        p.cmd("RPUSH").arg("log").arg("foreign").ignore();
-        p.cmd("SET").arg("c:3").arg(1000).ignore();
+        let (log, c3) = if renamed {
+            ("journal", "cc:3")
+        } else {
+            ("log", "c:3")
+        };
+        p.cmd("RPUSH").arg(log).arg("foreign").ignore();
+        p.cmd("SET").arg(c3).arg(1000).ignore();
         p.cmd("SET").arg("mine").arg("keep").ignore();
         p.query::<()>(&mut target.conn()).unwrap();
     }
+    let renames = ["--rename", "c:*=cc:*", "--rename", "log=journal"];
     let ckpt = tmp.path().join("ckpt.json");
     let url = target.url();
     let mut args = vec![
@@ -528,6 +565,9 @@ fn killed_and_resumed(v: Version, foreign: bool) {
     ];
     if foreign {
         args.push("--replace");
+    }
+    if renamed {
+        args.extend_from_slice(&renames);
     }
     let run_dir = tmp.path().join("run");
     std::fs::create_dir_all(&run_dir).unwrap();
@@ -551,9 +591,22 @@ fn killed_and_resumed(v: Version, foreign: bool) {
     if foreign {
         again.push("--replace");
     }
+    if renamed {
+        again.extend_from_slice(&renames);
+        let old_names: u64 = redis::cmd("EXISTS")
+            .arg("log")
+            .arg("c:0")
+            .query(&mut target.conn())
+            .unwrap();
+        assert_eq!(old_names, 0, "a key written under its old name");
+    }
     let out = import_aof(&dir, &url, &again);
     assert!(out.contains("resuming the commands at"), "{out}");
     let loaded = server_on(v, &load_dir);
+    if renamed {
+        rename_on(&loaded, "c:*", "cc:");
+        rename_on(&loaded, "log", "journal");
+    }
     if foreign {
         equal_but_mine(&target, &loaded);
     } else {
@@ -676,6 +729,42 @@ fn commands_onto_keys_the_target_holds_follow_the_conflict_options() {
     assert!(!o.status.success(), "{}", text(&o));
     // --flush-target: exactly the AOF
     import_aof(&dir, &url, &["--flush-target"]);
+    assert_same_dataset(&target, &loaded);
+}
+
+/// The conflict options with `--rename 'fresh:*=new:*'`: the target holds the renamed names of
+/// the keys the commands touch; every run compares with a loaded server renamed the same way.
+#[test]
+fn renamed_commands_onto_keys_the_target_holds_follow_the_conflict_options() {
+    if skip_if_missing(Version::V82) {
+        return;
+    }
+    let (_tmp, dir, loaded) = aof_onto_foreign_keys();
+    rename_on(&loaded, "fresh:*", "new:");
+    let target = Server::start(Version::V82);
+    foreign_keys(&target);
+    rename_on(&target, "fresh:*", "new:");
+    let before = target.digest();
+    let (d, url) = (dir.to_str().unwrap(), target.url());
+    let rename = ["--rename", "fresh:*=new:*"];
+    for option in [None, Some("--skip-existing")] {
+        let mut args = vec!["import", d, "--target", &url, "--quiet"];
+        args.extend_from_slice(&rename);
+        args.extend(option);
+        let o = rdbkit(&args);
+        assert!(!o.status.success(), "{option:?}: {}", text(&o));
+        assert_eq!(target.digest(), before, "{option:?} wrote");
+    }
+    let replace = [&rename[..], &["--replace"]].concat();
+    let out = import_aof(&dir, &url, &replace);
+    assert!(
+        out.contains("--replace: 5 keys cleared on the target"),
+        "{out}"
+    );
+    equal_but_mine(&target, &loaded);
+    import_aof(&dir, &url, &replace);
+    equal_but_mine(&target, &loaded);
+    import_aof(&dir, &url, &[&rename[..], &["--flush-target"]].concat());
     assert_same_dataset(&target, &loaded);
 }
 
