@@ -16,6 +16,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+/// How long a control connection to a target (or source) may take to open and to answer.
+pub(super) const CONTROL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 mod aof;
 
 /// Write modes.
@@ -400,8 +403,8 @@ fn follow_databases(a: &ImportArgs, target: &Target) -> Result<()> {
             })
     };
     let mut held = Vec::new();
-    for (node, mut con) in aof::primaries(target)? {
-        for (db, keys) in keyspace(&mut con)? {
+    for (node, mut con) in target.primaries(CONTROL_TIMEOUT)? {
+        for (db, keys) in replay::target::keyspace(&mut con)? {
             if !may_write(db) {
                 continue;
             }
@@ -423,45 +426,17 @@ fn follow_databases(a: &ImportArgs, target: &Target) -> Result<()> {
     Ok(())
 }
 
-/// The databases a server holds keys in, with their key counts (`INFO keyspace`).
-fn keyspace(con: &mut redis::Connection) -> Result<Vec<(u64, u64)>> {
-    let ks: String = redis::cmd("INFO").arg("keyspace").query(con)?;
-    Ok(ks
-        .lines()
-        .filter_map(|l| {
-            let (db, rest) = l.strip_prefix("db")?.split_once(':')?;
-            let keys = rest
-                .strip_prefix("keys=")?
-                .split(',')
-                .next()?
-                .parse()
-                .ok()?;
-            Some((db.parse().ok()?, keys))
-        })
-        .collect())
-}
-
 /// `--follow --replace`: the keys the target holds before the import, by `SCAN` of every
 /// database of every primary, as hashes (8 bytes a key; see `replay::keyset`).
 fn held_keys(target: &Target) -> Result<std::collections::HashSet<u64>> {
     let mut held = std::collections::HashSet::new();
-    for (node, mut con) in aof::primaries(target)? {
-        for (db, _) in keyspace(&mut con)? {
+    for (node, mut con) in target.primaries(CONTROL_TIMEOUT)? {
+        for (db, _) in replay::target::keyspace(&mut con)? {
             redis::cmd("SELECT").arg(db).query::<()>(&mut con)?;
-            let mut cursor = 0u64;
-            loop {
-                let (next, keys): (u64, Vec<Vec<u8>>) = redis::cmd("SCAN")
-                    .arg(cursor)
-                    .arg("COUNT")
-                    .arg(1000)
-                    .query(&mut con)
-                    .with_context(|| format!("SCAN of {} db {db}", node.display()))?;
-                held.extend(keys.iter().map(|k| replay::keyset::key_hash(db, k)));
-                if next == 0 {
-                    break;
-                }
-                cursor = next;
-            }
+            replay::target::scan_keys(&mut con, |keys| {
+                held.extend(keys.iter().map(|k| replay::keyset::key_hash(db, k)))
+            })
+            .with_context(|| format!("SCAN of {} db {db}", node.display()))?;
         }
     }
     Ok(held)
@@ -782,7 +757,7 @@ fn run_import(a: &ImportArgs, report: &mut ImportReport) -> Result<()> {
             }
             let given = super::live::source_target(&f.to_string_lossy())?;
             // a cluster node's snapshot holds its own slots only: every primary is read
-            let shards = match super::live::cluster_primaries(&given)? {
+            let shards = match given.cluster_primaries(CONTROL_TIMEOUT)? {
                 Some(p) if p.len() > 1 => {
                     if a.follow.follow {
                         bail!(Usage(format!(

@@ -27,44 +27,6 @@ pub fn source_target(url: &str) -> Result<Target> {
     Target::parse(url, env_pw).map_err(|e| anyhow::Error::new(Usage(format!("source: {e}"))))
 }
 
-/// The primaries of a cluster `source` (each reached with the source's credentials and TLS), or
-/// `None` when the source is not a cluster node. A node's snapshot, by replication or by `SCAN`,
-/// holds only its own slots: a whole cluster is read from each primary.
-pub fn cluster_primaries(source: &Target) -> Result<Option<Vec<Target>>> {
-    if source.sentinel.is_some() {
-        return Ok(None);
-    }
-    let name = source.display();
-    let mut con = source
-        .pinned()
-        .and_then(|p| p.control(Duration::from_secs(10)))
-        .map_err(anyhow::Error::new)
-        .with_context(|| format!("connecting to {name}"))?;
-    let info: String = redis::cmd("INFO")
-        .arg("cluster")
-        .query(&mut con)
-        .with_context(|| format!("INFO cluster on {name}"))?;
-    if !info.contains("cluster_enabled:1") {
-        return Ok(None);
-    }
-    let nodes: String = redis::cmd("CLUSTER")
-        .arg("NODES")
-        .query(&mut con)
-        .with_context(|| format!("CLUSTER NODES on {name}"))?;
-    let shards = rdbkit::cluster::parse_nodes(&nodes).map_err(|e| {
-        anyhow::anyhow!(
-            "{name} is a cluster node, but its CLUSTER NODES gives no primary serving slots: {e}"
-        )
-    })?;
-    Ok(Some(
-        shards
-            .iter()
-            .filter_map(rdbkit::cluster::Shard::host_port)
-            .map(|(host, port)| source.at(host, port))
-            .collect(),
-    ))
-}
-
 /// Where to receive from: `source`, or with `from_replica` (a Sentinel source) a replica the
 /// sentinels list as up.
 pub fn sync_from(source: &Target, from_replica: bool) -> Result<Target> {
@@ -221,7 +183,10 @@ pub fn run_dump(a: &DumpArgs) -> Result<()> {
             .and_then(|n| n.to_str())
             .unwrap_or("dump")
     ));
-    if let Some(primaries) = cluster_primaries(&source)?.filter(|p| p.len() > 1) {
+    if let Some(primaries) = source
+        .cluster_primaries(Duration::from_secs(10))?
+        .filter(|p| p.len() > 1)
+    {
         let all: Vec<String> = primaries.iter().map(Target::display).collect();
         eprintln!(
             "note: {name} is one node of a cluster of {} primaries ({}): the file holds this node's slots only; dump each primary for the whole cluster (rdbkit import takes a cluster node's URL and reads every primary)",

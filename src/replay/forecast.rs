@@ -215,15 +215,7 @@ fn read_primary(t: &Target, timeout: Duration) -> Result<PrimaryForecast, Replay
         cfg.extend(config_get(&mut con, p));
     }
     let (limits, limits_notes) = limits_from_config(&cfg);
-    let keyspace = info_fields(&mut con, "keyspace")?;
-    let db_keys = keyspace
-        .iter()
-        .filter_map(|(k, v)| {
-            let db = k.strip_prefix("db")?.parse().ok()?;
-            let n = v.split(',').find_map(|f| f.strip_prefix("keys="))?;
-            Some((db, n.parse().ok()?))
-        })
-        .collect();
+    let db_keys = super::target::keyspace(&mut con)?.into_iter().collect();
     Ok(PrimaryForecast {
         address: t.display(),
         used_memory: num("used_memory"),

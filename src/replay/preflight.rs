@@ -24,13 +24,7 @@ pub(super) fn prescan(data: &[u8], cfg: &ImportConfig) -> Result<BTreeSet<u64>, 
 
 /// True when no database of the server holds a key (`INFO keyspace` lists none).
 pub(super) fn target_is_empty(con: &mut redis::Connection) -> Result<bool, ReplayError> {
-    let info: String = redis::cmd("INFO")
-        .arg("keyspace")
-        .query(con)
-        .map_err(redis_err("INFO keyspace"))?;
-    Ok(!info
-        .lines()
-        .any(|l| l.starts_with("db") && l.contains("keys=") && !l.contains("keys=0,")))
+    Ok(super::target::keyspace(con)?.iter().all(|&(_, n)| n == 0))
 }
 
 /// A cluster's slot map (slot → shard index) and its primaries, from `CLUSTER SLOTS`.
@@ -162,20 +156,10 @@ fn keys_in_slots(
         }
         return Ok(n);
     }
-    let mut cursor = 0u64;
-    loop {
-        let (next, keys): (u64, Vec<Vec<u8>>) = redis::cmd("SCAN")
-            .arg(cursor)
-            .arg("COUNT")
-            .arg(1000)
-            .query(con)
-            .map_err(redis_err("SCAN"))?;
-        n += keys.iter().filter(|k| slots.contains_key(k)).count() as u64;
-        if next == 0 {
-            return Ok(n);
-        }
-        cursor = next;
-    }
+    super::target::scan_keys(con, |keys| {
+        n += keys.iter().filter(|k| slots.contains_key(k)).count() as u64
+    })?;
+    Ok(n)
 }
 
 /// The refusal of a target that holds keys or function libraries the dump would overwrite.

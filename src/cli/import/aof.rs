@@ -117,30 +117,6 @@ fn resume_point(path: &Path, aof: &Aof, target: &Target) -> Result<Option<u64>> 
     ))
 }
 
-/// The primaries of `target` (one, or a cluster's), with a connection to each.
-pub(super) fn primaries(target: &Target) -> Result<Vec<(Target, redis::Connection)>> {
-    let pinned = target.pinned().map_err(anyhow::Error::new)?;
-    let mut con = pinned
-        .control(Duration::from_secs(10))
-        .map_err(anyhow::Error::new)?;
-    let info: String = redis::cmd("INFO").arg("cluster").query(&mut con)?;
-    if !info.contains("cluster_enabled:1") {
-        return Ok(vec![(pinned, con)]);
-    }
-    let nodes: String = redis::cmd("CLUSTER").arg("NODES").query(&mut con)?;
-    let shards = rdbkit::cluster::parse_nodes(&nodes)
-        .map_err(|e| anyhow::anyhow!("CLUSTER NODES of {}: {e}", target.display()))?;
-    let mut out = Vec::new();
-    for (host, port) in shards.iter().filter_map(rdbkit::cluster::Shard::host_port) {
-        let t = pinned.at(host, port);
-        let c = t
-            .control(Duration::from_secs(10))
-            .map_err(anyhow::Error::new)?;
-        out.push((t, c));
-    }
-    Ok(out)
-}
-
 /// What the target holds where the commands will write, checked before anything is written (the
 /// base's own databases are checked again by its import). Commands apply onto what is there
 /// (`RPUSH` adds to a list the target held), so: emptied with `--flush-target`; with `--replace`
@@ -155,10 +131,10 @@ fn check_target(a: &ImportArgs, target: &Target, aof: &Aof, scan: &Scan) -> Resu
     };
     let dbs: std::collections::BTreeSet<u64> = scan.dbs.iter().map(mapped).collect();
     let mut full = Vec::new();
-    for (node, mut con) in primaries(target)? {
+    for (node, mut con) in target.primaries(super::CONTROL_TIMEOUT)? {
         // with a base, any database may be written: --skip-existing looks at all of them
         let look: Vec<u64> = if a.skip_existing && aof.rdb_base().is_some() {
-            super::keyspace(&mut con)?
+            rdbkit::replay::target::keyspace(&mut con)?
                 .into_iter()
                 .map(|(db, _)| db)
                 .collect()
@@ -283,7 +259,7 @@ pub fn run(
         _ => {}
     }
     let ckpt = a.checkpoint.as_deref();
-    if ckpt.is_some() && primaries(&target)?.len() > 1 {
+    if ckpt.is_some() && target.primaries(super::CONTROL_TIMEOUT)?.len() > 1 {
         bail!(Usage(
             "--checkpoint with an AOF needs a single primary target (standalone or Sentinel): a cluster has no one place for the offset marker that makes resuming the commands exact".into()
         ));

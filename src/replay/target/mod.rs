@@ -3,11 +3,13 @@
 
 use super::error::ReplayError;
 mod address;
+mod held;
 mod sentinel;
 mod tls;
 pub use crate::commands::target::{rdb_version_for, TargetInfo};
 pub use address::is_sentinel_url;
 use address::*;
+pub use held::{keyspace, scan_keys};
 pub use sentinel::Sentinel;
 use std::path::PathBuf;
 use std::sync::Arc;
