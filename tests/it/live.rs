@@ -769,19 +769,11 @@ fn follow_with_rename_writes_the_commands_keys_under_their_new_names() {
     p.cmd("SET").arg("other").arg("kept");
     p.query::<()>(&mut c).unwrap();
     let dst = Server::start(Version::V82);
-    let mut child = Running::start(
-        &[
-            "import",
-            &src.url(),
-            "--target",
-            &dst.url(),
-            "--follow",
-            "--rename",
-            "old:*=new:*",
-            "--quiet",
-        ],
-        tmp.path(),
-    );
+    let cp = tmp.path().join("follow.json");
+    let (src_url, dst_url) = (src.url(), dst.url());
+    let urls = (src_url.as_str(), dst_url.as_str(), cp.as_path());
+    let rename = ["--rename", "old:*=new:*"];
+    let mut child = follow_resumable(urls, &rename, tmp.path(), "1");
     child.wait_for("following", Duration::from_secs(60));
     let mut p = redis::pipe();
     p.cmd("INCR").arg("old:a");
@@ -802,7 +794,7 @@ fn follow_with_rename_writes_the_commands_keys_under_their_new_names() {
     thread::sleep(Duration::from_millis(500));
     child.signal("-TERM");
     let st = child.wait_exit(Duration::from_secs(60));
-    let out = output(tmp.path());
+    let out = child.output();
     assert!(st.success(), "{out}");
     let renamed = |k: &[u8]| -> Vec<u8> {
         match k.strip_prefix(b"old:") {
@@ -810,12 +802,15 @@ fn follow_with_rename_writes_the_commands_keys_under_their_new_names() {
             None => k.to_vec(),
         }
     };
-    let want: common::Snapshot = common::snapshot(&src)
-        .into_iter()
-        .map(|((db, k), v)| ((db, renamed(&k)), v))
-        .collect();
-    let got = common::snapshot(&dst);
-    common::assert_same_keys(&want, &got, &Default::default(), "follow --rename");
+    let same_renamed = |what: &str| {
+        let want: common::Snapshot = common::snapshot(&src)
+            .into_iter()
+            .map(|((db, k), v)| ((db, renamed(&k)), v))
+            .collect();
+        let got = common::snapshot(&dst);
+        common::assert_same_keys(&want, &got, &Default::default(), what);
+    };
+    same_renamed("follow --rename");
     let names: Vec<String> = {
         let mut n: Vec<String> = redis::cmd("KEYS").arg("*").query(&mut dst.conn()).unwrap();
         n.sort();
@@ -855,6 +850,49 @@ fn follow_with_rename_writes_the_commands_keys_under_their_new_names() {
         out.contains("--rename: 11 keys in the commands written under their new names"),
         "{out}"
     );
+
+    // again: resumed from the checkpoint (partial resync), then a new snapshot with --replace
+    // and with --flush-target; each with more commands, each equal under the new names
+    let more = |i: i64| {
+        let mut p = redis::pipe();
+        p.cmd("INCRBY").arg("old:b").arg(i);
+        p.cmd("LPUSH").arg("old:l").arg(i);
+        p.cmd("ZUNIONSTORE").arg("old:u").arg(1).arg("old:z2");
+        p.cmd("SET").arg(format!("old:run{i}")).arg(i);
+        p.query::<()>(&mut src.conn()).unwrap();
+    };
+    let fresh = tmp.path().join("fresh.json");
+    let again: [(&str, &Path, &[&str]); 3] = [
+        ("2", cp.as_path(), &[]),
+        ("3", fresh.as_path(), &["--replace"]),
+        ("4", fresh.as_path(), &["--flush-target"]),
+    ];
+    for (i, (step, checkpoint, option)) in again.into_iter().enumerate() {
+        let _ = std::fs::remove_file(&fresh);
+        let args = [&rename[..], option].concat();
+        let mut r = follow_resumable((urls.0, urls.1, checkpoint), &args, tmp.path(), step);
+        r.wait_for("following", Duration::from_secs(60));
+        more(i as i64 + 2);
+        thread::sleep(Duration::from_millis(500));
+        if step == "2" {
+            assert!(r.output().contains("partial resync"), "{}", r.output());
+        }
+        stop_follow(r);
+        same_renamed(&format!("follow --rename, run {step} {option:?}"));
+    }
+    // without an option, a target holding keys is refused and left as it was
+    let before = dst.digest();
+    std::fs::remove_file(&fresh).unwrap();
+    let mut r = follow_resumable((urls.0, urls.1, &fresh), &rename, tmp.path(), "5");
+    let st = r.wait_exit(Duration::from_secs(60));
+    assert!(!st.success(), "{}", r.output());
+    assert!(
+        r.output()
+            .contains("refusing to follow into a target that holds keys"),
+        "{}",
+        r.output()
+    );
+    assert_eq!(dst.digest(), before);
 }
 
 /// The link to the source breaks twice during the follow (`CLIENT KILL TYPE replica`, as a
