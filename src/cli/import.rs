@@ -629,6 +629,8 @@ fn finish(
         Err(e) => return Err(e.into()),
     };
     report_keys(&summary, shown, report);
+    // the keys went to the end: this machine's rate, for `plan`'s estimate
+    super::rates::record(&summary, shown);
     if !summary.is_success() {
         bail!("not every key was written (see the summary above)");
     }

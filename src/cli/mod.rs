@@ -9,6 +9,7 @@ pub mod info;
 pub mod live;
 pub mod metrics;
 pub mod plan;
+pub mod rates;
 pub mod report;
 pub mod rewrite;
 pub mod source_mode;

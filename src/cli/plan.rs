@@ -2,6 +2,7 @@
 //! nothing (`rdbkit::replay::forecast`), as text or JSON; exit 3 when it would not succeed.
 
 use super::import::ImportArgs;
+use super::rates::Estimate;
 use super::{Usage, WouldFail};
 use anyhow::{bail, Context, Result};
 use rdbkit::output::report::{group, human};
@@ -56,9 +57,17 @@ pub fn run(a: &ImportArgs) -> Result<()> {
     })?;
     let f = replay::forecast(sources, &target, &cfg)?;
     let names: Vec<String> = a.files.iter().map(|f| f.display().to_string()).collect();
+    let estimate = super::rates::estimate(
+        super::rates::target_kind(&target, f.info.cluster),
+        f.primaries.len() as u64,
+        f.written(),
+        f.payload_bytes,
+    );
     let out = match a.format {
-        Format::Text => text(&f, &names),
-        Format::Json => serde_json::to_string_pretty(&to_json(&f, &names))? + "\n",
+        Format::Text => text(&f, &names, estimate.as_ref()),
+        Format::Json => {
+            serde_json::to_string_pretty(&to_json(&f, &names, estimate.as_ref()))? + "\n"
+        }
     };
     print!("{out}");
     if !f.ok() {
@@ -87,7 +96,7 @@ fn server(f: &Forecast) -> String {
 }
 
 /// The plan as text: the verdict and its reasons first.
-fn text(f: &Forecast, names: &[String]) -> String {
+fn text(f: &Forecast, names: &[String], estimate: Option<&Estimate>) -> String {
     use std::fmt::Write as _;
     let mut s = String::new();
     let _ = writeln!(
@@ -166,15 +175,56 @@ fn text(f: &Forecast, names: &[String]) -> String {
     for (kind, key, why) in &f.listed {
         let _ = writeln!(s, "{kind}: {key}: {why}");
     }
-    let _ = writeln!(
-        s,
-        "estimated duration: none (no measured import rate on this machine)"
-    );
+    match estimate {
+        None => {
+            let _ = writeln!(
+                s,
+                "estimated duration: none (no import measured on this machine)"
+            );
+        }
+        Some(e) => {
+            let r = &e.record;
+            let _ = writeln!(
+                s,
+                "estimated duration: {} ({} keys at {} keys/s, {} of payload at {}/s: the {} bound it), at the rates of the import of {} into a {} target of {} ({}, rdbkit {}) recorded in {}",
+                duration(e.seconds),
+                group(e.keys),
+                group(r.keys_per_s.round() as u64),
+                human(e.payload_bytes),
+                human(r.payload_bytes_per_s as u64),
+                e.bound_by,
+                r.date,
+                r.target_kind,
+                match r.primaries {
+                    1 => "1 primary".to_string(),
+                    n => format!("{n} primaries"),
+                },
+                r.server,
+                r.rdbkit,
+                e.file.display()
+            );
+        }
+    }
     s
 }
 
+/// `0.25 s`, `12.3 s`, and hours and minutes beyond a minute: `4000.0 s (1 h 6 min)`.
+fn duration(secs: f64) -> String {
+    if secs < 1.0 {
+        return format!("{secs:.2} s");
+    }
+    if secs < 60.0 {
+        return format!("{secs:.1} s");
+    }
+    let m = (secs / 60.0).round() as u64;
+    match m / 60 {
+        0 => format!("{secs:.1} s ({m} min)"),
+        h => format!("{secs:.1} s ({h} h {} min)", m % 60),
+    }
+}
+
 /// The plan as one JSON object.
-fn to_json(f: &Forecast, names: &[String]) -> serde_json::Value {
+fn to_json(f: &Forecast, names: &[String], estimate: Option<&Estimate>) -> serde_json::Value {
     let primaries: Vec<_> = f
         .primaries
         .iter()
@@ -223,10 +273,12 @@ fn to_json(f: &Forecast, names: &[String]) -> serde_json::Value {
             "skipped": f.skipped,
             "failed": f.failed,
         },
+        "payload_bytes": f.payload_bytes,
         "primaries": primaries,
         "function_libraries": f.libraries,
         "listed": f.listed.iter().map(|(kind, key, why)| json!({"kind": kind, "key": key, "why": why})).collect::<Vec<_>>(),
         "notes": f.notes,
-        "estimated_duration_s": null,
+        "estimated_duration_s": estimate.map(|e| e.seconds),
+        "estimate": estimate,
     })
 }

@@ -106,6 +106,8 @@ pub struct KeysReport {
     pub keys_file: Option<PathBuf>,
     /// Dump bytes read.
     pub bytes_read: u64,
+    /// RESP bytes of the batches the target acknowledged (the payload written).
+    pub bytes_written: u64,
     /// Seconds the import of the keys took.
     pub elapsed_s: f64,
     /// Function libraries and scripts.
@@ -259,6 +261,7 @@ impl KeysReport {
             in_doubt_keys: s.in_doubt.iter().map(|k| Key(k.clone())).collect(),
             keys_file: s.keys_file.clone(),
             bytes_read: s.bytes,
+            bytes_written: s.bytes_written,
             elapsed_s: s.elapsed.as_secs_f64(),
             functions: CodeReport {
                 loaded: c.loaded.clone(),

@@ -83,6 +83,9 @@ pub struct Forecast {
     pub keys_read: u64,
     /// Bytes of the dumps (when known).
     pub dump_bytes: u64,
+    /// RESP bytes of the keys' commands (`RESTORE`, or the plain commands) that would be
+    /// written: what the import counts as its payload written, less `SELECT`s and `WAIT`s.
+    pub payload_bytes: u64,
     /// Keys that would go by `RESTORE`.
     pub restore: u64,
     /// Keys that would go by commands, per reason.
@@ -291,6 +294,7 @@ pub fn forecast(
         primaries: Vec::new(),
         keys_read: 0,
         dump_bytes: 0,
+        payload_bytes: 0,
         restore: 0,
         commands: BTreeMap::new(),
         skipped: BTreeMap::new(),
@@ -396,13 +400,19 @@ pub fn forecast(
                         f.list("failed", &e.key, &why);
                         return Ok(());
                     }
-                    Decision::Restore { .. } => f.restore += 1,
+                    Decision::Restore { version, .. } => {
+                        f.restore += 1;
+                        super::plan::restore(&mut resp, &e, version, cfg.replace);
+                        f.payload_bytes += resp.buf.len() as u64;
+                        resp.buf.clear();
+                    }
                     Decision::Commands {
                         why,
                         restore_version,
                     } => {
                         rules.per_key_options(&mut opts, restore_version);
                         let written = entry_commands(&mut resp, &e, &v, &opts, &mut f.losses);
+                        let bytes = resp.buf.len() as u64;
                         resp.buf.clear();
                         if let Err(why) = written {
                             let skip = Skip::Unrepresentable;
@@ -411,6 +421,7 @@ pub fn forecast(
                             return Ok(());
                         }
                         *f.commands.entry(why).or_default() += 1;
+                        f.payload_bytes += bytes;
                     }
                 }
                 let db = target

@@ -170,6 +170,7 @@ impl Ledger {
         module_aux_unrestored: Vec<String>,
         elapsed: Duration,
         skip_modules: bool,
+        primaries: usize,
     ) -> ImportSummary {
         let s = &self.stats;
         if s.unconfirmed.load(Relaxed) > 0 {
@@ -226,6 +227,8 @@ impl Ledger {
             module_aux_unrestored,
             reconnects: s.reconnects.load(Relaxed),
             bytes: s.bytes_read.load(Relaxed),
+            bytes_written: s.bytes_written.load(Relaxed),
+            primaries,
             elapsed,
             notes,
             skip_modules,
@@ -289,6 +292,10 @@ pub struct ImportSummary {
     pub reconnects: u64,
     /// Dump bytes read.
     pub bytes: u64,
+    /// RESP bytes of the batches the target acknowledged (the payload written).
+    pub bytes_written: u64,
+    /// Primaries written to (1, or a cluster's at the start).
+    pub primaries: usize,
     /// Wall time.
     pub elapsed: Duration,
     /// Notes (assumed limits, reconnects…).

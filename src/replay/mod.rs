@@ -391,6 +391,7 @@ pub fn import(
         module_aux,
         started.elapsed(),
         cfg.skip_modules,
+        primaries.len(),
     );
     match cause {
         None => Ok(summary),

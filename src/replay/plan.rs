@@ -546,7 +546,7 @@ fn too_big(what: &str, size: u64, limit: u64) -> String {
 }
 
 /// `RESTORE key ttl payload [ABSTTL] [IDLETIME s | FREQ f] [REPLACE]`, the payload built in place.
-fn restore(r: &mut Resp, e: &Entry<'_>, ver: u16, replace: bool) {
+pub(super) fn restore(r: &mut Resp, e: &Entry<'_>, ver: u16, replace: bool) {
     let extra = usize::from(e.expire_ms.is_some())
         + usize::from(replace)
         + if e.idle.is_some() || e.freq.is_some() {

@@ -526,3 +526,142 @@ fn sharded_backup_checked_as_one() {
 fn json(v: impl Into<Json>) -> Json {
     v.into()
 }
+
+/// `plan`'s estimated duration: none before any import on this machine; after one, the rates it
+/// recorded (`$RDBKIT_STATE_DIR/rates.json`, the numbers of its summary) applied to the plan's
+/// keys and payload bytes; a state file that cannot be read is a warning, never a failure.
+#[test]
+fn estimated_duration_from_this_machines_last_import() {
+    if common::skip_if_missing(Version::V82) {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dump = dump(tmp.path(), 5_000);
+    let target = Server::start(Version::V82);
+    let url = target.url();
+    let state = tmp.path().join("state");
+    let file = state.join("rates.json");
+    let env = [("RDBKIT_STATE_DIR", state.as_os_str())];
+    let run = |args: &[&str]| common::rdbkit_env(args, &env);
+    let d = dump.to_str().unwrap();
+    let plan_json = || {
+        let o = run(&["plan", d, "--target", &url, "--format", "json"]);
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+        serde_json::from_slice::<Json>(&o.stdout).unwrap()
+    };
+    let plan_text = || {
+        let o = run(&["plan", d, "--target", &url]);
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+        text(&o)
+    };
+    // nothing measured yet
+    let j = plan_json();
+    assert_eq!(
+        (&j["estimated_duration_s"], &j["estimate"]),
+        (&Json::Null, &Json::Null),
+        "{j}"
+    );
+    assert!(plan_text().contains("estimated duration: none (no import measured on this machine)\n"));
+    // a state file that is not one: plan warns and knows none; the import warns, succeeds and
+    // starts the file anew
+    std::fs::create_dir_all(&state).unwrap();
+    std::fs::write(&file, "{\"records\": [tru").unwrap();
+    let t = plan_text();
+    assert!(
+        t.contains(&format!("warning: {}: not a rates file", file.display()))
+            && t.contains("estimated duration: none"),
+        "{t}"
+    );
+    let summary = tmp.path().join("summary.json");
+    let o = run(&[
+        "import",
+        d,
+        "--target",
+        &url,
+        "--quiet",
+        "--summary-json",
+        summary.to_str().unwrap(),
+    ]);
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    assert!(
+        t.contains(&format!("warning: {}: not a rates file", file.display())),
+        "{t}"
+    );
+    assert_eq!(dbsize(&target), 5_001);
+    let s: Json = serde_json::from_slice(&std::fs::read(&summary).unwrap()).unwrap();
+    let k = &s["keys"];
+    let rates: Json = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    let records = rates["records"].as_array().unwrap();
+    assert_eq!(records.len(), 1, "{rates}");
+    let r = &records[0];
+    for (field, from_summary) in [
+        ("keys", &k["written"]),
+        ("keys_restore", &k["written_restore"]),
+        ("keys_commands", &k["written_commands"]),
+        ("payload_bytes", &k["bytes_written"]),
+        ("dump_bytes", &k["bytes_read"]),
+        ("elapsed_s", &k["elapsed_s"]),
+    ] {
+        assert_eq!(&r[field], from_summary, "{field}: {r} / {k}");
+    }
+    assert_eq!(r["keys"], 5_001);
+    let (keys, payload, secs) = (
+        r["keys"].as_f64().unwrap(),
+        r["payload_bytes"].as_f64().unwrap(),
+        r["elapsed_s"].as_f64().unwrap(),
+    );
+    assert_eq!(r["keys_per_s"].as_f64().unwrap(), keys / secs);
+    assert_eq!(r["payload_bytes_per_s"].as_f64().unwrap(), payload / secs);
+    assert_eq!(
+        (r["target_kind"].as_str(), r["primaries"].as_u64()),
+        (Some("standalone"), Some(1))
+    );
+    assert_eq!(r["rdbkit"], env!("CARGO_PKG_VERSION"));
+    assert!(
+        r["server"].as_str().unwrap().starts_with("Redis 8.2"),
+        "{r}"
+    );
+
+    // the same import planned again into the emptied target: the arithmetic from that record
+    redis::cmd("FLUSHALL")
+        .query::<()>(&mut target.conn())
+        .unwrap();
+    redis::cmd("FUNCTION")
+        .arg("FLUSH")
+        .query::<()>(&mut target.conn())
+        .unwrap();
+    let j = plan_json();
+    let (pk, pb) = (
+        j["keys"]["written"].as_u64().unwrap(),
+        j["payload_bytes"].as_u64().unwrap(),
+    );
+    assert_eq!(pk, 5_001);
+    // the projected payload is the import's, less its batches' SELECTs
+    let written = k["bytes_written"].as_u64().unwrap();
+    assert!(
+        pb < written && (written - pb) as f64 / (written as f64) < 0.005,
+        "projected {pb} B, written {written} B"
+    );
+    let by_keys = pk as f64 / r["keys_per_s"].as_f64().unwrap();
+    let by_bytes = pb as f64 / r["payload_bytes_per_s"].as_f64().unwrap();
+    let want = by_keys.max(by_bytes);
+    assert_eq!(j["estimated_duration_s"].as_f64(), Some(want), "{j}");
+    let e = &j["estimate"];
+    assert_eq!(&e["record"], r);
+    assert_eq!(
+        e["bound_by"],
+        if by_bytes > by_keys { "bytes" } else { "keys" }
+    );
+    assert_eq!(e["file"], file.to_str().unwrap());
+    let t = plan_text();
+    let shown = if want < 1.0 {
+        format!("{want:.2} s")
+    } else {
+        format!("{want:.1} s")
+    };
+    assert!(
+        t.contains(&format!("estimated duration: {shown} (5,001 keys at ")),
+        "{shown}: {t}"
+    );
+}

@@ -1629,13 +1629,21 @@ pub fn assert_same_keys(
     assert!(diffs.is_empty(), "{what}:\n  {}", diffs.join("\n  "));
 }
 
-/// Runs the rdbkit binary under test with `args` (stdin empty) and returns its output.
+/// Runs the rdbkit binary under test with `args` (stdin empty) and returns its output. Its
+/// record of import rates goes under the build's temporary directory, not the user's state.
 pub fn rdbkit(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_rdbkit"))
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run rdbkit")
+    let state = Path::new(env!("CARGO_TARGET_TMPDIR")).join("state");
+    rdbkit_env(args, &[("RDBKIT_STATE_DIR", state.as_os_str())])
+}
+
+/// [`rdbkit`] with these environment variables set.
+pub fn rdbkit_env(args: &[&str], env: &[(&str, &std::ffi::OsStr)]) -> std::process::Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rdbkit"));
+    cmd.args(args).stdin(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("run rdbkit")
 }
 
 /// Stdout and stderr of a run, one after the other (for assertion messages).
