@@ -27,6 +27,7 @@
 
 pub mod cluster;
 pub mod commands;
+mod crc;
 pub mod decode;
 pub mod diff;
 pub mod dups;
@@ -42,7 +43,8 @@ pub mod text;
 pub mod transform;
 pub mod write;
 
-pub use decode::{crc64, crc64_combine, Decoder};
+pub use crc::{crc64, crc64_combine};
+pub use decode::Decoder;
 pub use error::{DecodeError, ErrorKind};
 pub use model::{
     Checksum, Consumer, ConsumerGroup, Dialect, Elem, Encoding, Entry, HashField, IdmpProducer,

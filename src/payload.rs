@@ -3,9 +3,10 @@
 //! Payloads are built from an entry's raw value bytes, never re-encoded, so every encoding (LZF,
 //! stream consumer groups, field TTLs, module data) reaches the target byte for byte.
 
+use crate::crc::crc64;
 use crate::decode::cursor::Cursor;
+use crate::decode::skip_key_meta;
 use crate::decode::value::decode_type;
-use crate::decode::{crc64, skip_key_meta};
 use crate::error::{DecodeError, ErrorKind, Result};
 use crate::model::Dialect;
 use crate::model::{Entry, Value};

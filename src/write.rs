@@ -6,7 +6,7 @@
 mod dump;
 pub use dump::{copy_record, DumpBuilder};
 
-use crate::decode::crc64;
+use crate::crc::crc64;
 use crate::model::Entry;
 
 /// Appends an RDB length (format §3.1), smallest form.

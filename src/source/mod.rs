@@ -7,7 +7,8 @@
 //! again. Consumed bytes are hashed for the CRC64 check and dropped, so memory stays at the window
 //! size plus the largest single record.
 
-use crate::decode::{check_trailer, crc64, Decoder};
+use crate::crc::crc64;
+use crate::decode::{check_trailer, Decoder};
 use crate::error::{DecodeError, Result};
 use crate::model::{Item, Producer};
 use std::fs::File;

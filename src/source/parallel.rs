@@ -2,7 +2,8 @@
 //! region finds its first record boundary), merged back in file order for any [`ChunkWorker`].
 
 use super::Input;
-use crate::decode::{check_trailer, crc64, crc64_combine, Decoder, State};
+use crate::crc::{crc64, crc64_combine};
+use crate::decode::{check_trailer, Decoder, State};
 use crate::error::{DecodeError, Result};
 use crate::model::{Checksum, Item, Producer};
 

@@ -1,7 +1,8 @@
 //! The streaming decoder: a dump read from any `Read` (stdin, gzip) with a bounded window.
 
+use crate::crc::crc64;
 use crate::decode::cursor::Cursor;
-use crate::decode::{check_trailer, crc64, parse_item, State};
+use crate::decode::{check_trailer, parse_item, State};
 use crate::error::{DecodeError, Result};
 use crate::model::{Item, Producer};
 use std::io::{self, Read};

@@ -35,7 +35,7 @@
 //! duplicate check keeps 8 bytes (about 16 with the set's overhead) per key of the database being
 //! scanned (see [`ScanStats::duplicates`]).
 
-use crate::decode::crc64;
+use crate::crc::crc64;
 use crate::payload;
 use crate::text::escape_bytes;
 use crate::write::{put_len, put_string};
