@@ -195,6 +195,13 @@ impl fmt::Display for DecodeError {
         if let Some(k) = &i.key {
             write!(f, " (key {})", crate::text::escape_bytes(k))?;
         }
+        if self.is_truncation() {
+            // the record runs past the end of the input: a download cut short, most often
+            write!(
+                f,
+                "; the input ends inside this record: truncated, or a length in it is corrupt"
+            )?;
+        }
         if let Some(p) = &i.producer {
             write!(f, " [dump written by {p}]")?;
         }

@@ -443,6 +443,20 @@ fn a_truncated_dump_is_named_with_its_offset_and_size_and_no_rerun_advice() {
     let target = Server::start(Version::V82);
     let size = bytes.len() * 2 / 3;
     let named = format!("{} is truncated at offset", cut.display());
+    // the offline commands say it too, with the file and the offset
+    for cmd in ["info", "export"] {
+        let out = common::rdbkit(&[cmd, cut.to_str().unwrap()]);
+        let t = text(&out);
+        assert_eq!(out.status.code(), Some(1), "{cmd}: {t}");
+        assert!(
+            t.contains(&format!("{}: offset 0x", cut.display())),
+            "{cmd}: {t}"
+        );
+        assert!(
+            t.contains("the input ends inside this record: truncated"),
+            "{cmd}: {t}"
+        );
+    }
     // several inputs: the message says which one is damaged, and what it holds
     let out = import(&[&good, &cut], &target.url(), &[]);
     let t = text(&out);
