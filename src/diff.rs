@@ -3,7 +3,7 @@
 //! Each side is something that can be opened as an [`Input`] as often as needed (a dump file, or a
 //! live server read again). Memory is bounded by an index of key hashes, not by the data:
 //!
-//! 1. **Index A.** One [`Slot`] of 32 bytes per key of A: a 64-bit hash of (db, key), a 64-bit
+//! 1. **Index A.** One `Slot` of 32 bytes per key of A: a 64-bit hash of (db, key), a 64-bit
 //!    digest of the value (independent of the encoding: a listpack and a hashtable with the same
 //!    fields have the same digest), a 32-bit digest of the hash field TTLs, the key's TTL and its
 //!    type. The vector is sorted by key hash. Keys of A whose hashes collide (rare: 64 bits) are

@@ -308,7 +308,7 @@ pub enum Decision {
 }
 
 /// The rules that decide, key by key, what an import does: skip, fail, `RESTORE` or commands.
-/// One place for the importer's [`Planner`] and the dry run (`rdbkit plan`), so that the plan
+/// One place for the importer's `Planner` and the dry run (`rdbkit plan`), so that the plan
 /// says what the import will do.
 #[derive(Debug, Clone, Copy)]
 pub struct KeyRules<'s> {

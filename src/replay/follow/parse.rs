@@ -270,7 +270,7 @@ fn replace_first_touched(o: &mut Op, ours: &mut crate::replay::keyset::Ours) -> 
 }
 
 /// The keys `reader`'s commands touch before offset `until`, in target databases, as `--replace`
-/// counts them (see [`replace_first_touched`]): what a resumed command stream has already made
+/// counts them (see `replace_first_touched`): what a resumed command stream has already made
 /// the import's own. Commands of databases left out by `--db`, and keys outside `--key`, are not
 /// applied and so not counted.
 pub fn touched_before<S: CommandSource>(
