@@ -169,6 +169,13 @@ fn text(f: &Forecast, names: &[String], estimate: Option<&Estimate>) -> String {
     if !f.libraries.is_empty() {
         let _ = writeln!(s, "function libraries: {}", f.libraries.join(", "));
     }
+    if !f.search_indexes.is_empty() {
+        let _ = writeln!(
+            s,
+            "search indexes (FT.CREATE after the keys): {}",
+            f.search_indexes.join(", ")
+        );
+    }
     for n in &f.notes {
         let _ = writeln!(s, "note: {n}");
     }
@@ -276,6 +283,7 @@ fn to_json(f: &Forecast, names: &[String], estimate: Option<&Estimate>) -> serde
         "payload_bytes": f.payload_bytes,
         "primaries": primaries,
         "function_libraries": f.libraries,
+        "search_indexes": f.search_indexes,
         "listed": f.listed.iter().map(|(kind, key, why)| json!({"kind": kind, "key": key, "why": why})).collect::<Vec<_>>(),
         "notes": f.notes,
         "estimated_duration_s": estimate.map(|e| e.seconds),

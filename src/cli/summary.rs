@@ -79,6 +79,24 @@ pub struct CodeReport {
     pub errors: Vec<String>,
 }
 
+/// The dump's search indexes on a target with the search module (recreated by `FT.CREATE`).
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct SearchIndexesReport {
+    /// Indexes created.
+    pub created: Vec<String>,
+    /// Indexes of the same name dropped (documents kept) and created anew.
+    pub replaced: Vec<String>,
+    /// Indexes (and `alias NAME`) of the same name kept as the target has them (`--skip-existing`).
+    pub kept: Vec<String>,
+    /// What the target cannot be given (`index: what`): an index `FT.CREATE` cannot express part
+    /// of (not created), an alias a cluster cannot hold beside its index (not added).
+    pub not_expressible: Vec<String>,
+    /// On a cluster, where each index went (`index on primary`: the primary of its name's slot).
+    pub placed: Vec<String>,
+    /// Commands the target refused.
+    pub errors: Vec<String>,
+}
+
 /// What became of the keys of the dumps (or of a live source's snapshot, or an AOF's base).
 #[derive(Debug, Clone, Serialize)]
 pub struct KeysReport {
@@ -114,6 +132,8 @@ pub struct KeysReport {
     pub functions: CodeReport,
     /// Module aux data not restored, one line per module.
     pub module_aux_unrestored: Vec<String>,
+    /// The dump's search indexes, recreated on a target with the search module.
+    pub search_indexes: SearchIndexesReport,
     /// Reconnects of the data connections.
     pub reconnects: u64,
     /// Notes (assumed limits, failovers, redirections…).
@@ -272,6 +292,14 @@ impl KeysReport {
                 errors: c.errors.clone(),
             },
             module_aux_unrestored: s.module_aux_unrestored.clone(),
+            search_indexes: SearchIndexesReport {
+                created: s.search.created.clone(),
+                replaced: s.search.replaced.clone(),
+                kept: s.search.kept.clone(),
+                not_expressible: s.search.not_expressible.clone(),
+                placed: s.search.placed.clone(),
+                errors: s.search.errors.clone(),
+            },
             reconnects: s.reconnects,
             notes: s.notes.clone(),
         }
@@ -323,6 +351,32 @@ impl KeysReport {
         }
         for m in &self.module_aux_unrestored {
             println!("module aux: {m}");
+        }
+        let x = &self.search_indexes;
+        let indexes = [
+            (&x.created, "created (FT.CREATE)"),
+            (
+                &x.replaced,
+                "dropped without their documents and created anew",
+            ),
+            (&x.kept, "kept the target's (--skip-existing)"),
+        ];
+        for (names, what) in indexes {
+            if !names.is_empty() {
+                println!("search indexes {what}: {}", names.join(", "));
+            }
+        }
+        for n in &x.not_expressible {
+            println!("search index {n}");
+        }
+        if !x.placed.is_empty() {
+            println!(
+                "search indexes on the cluster: {} (the primary that serves the name's hash slot; without the search coordinator each indexes and searches its own primary's documents only)",
+                x.placed.join(", ")
+            );
+        }
+        for e in &x.errors {
+            println!("search index not created: {e}");
         }
         if self.reconnects > 0 {
             println!("reconnects: {}", self.reconnects);

@@ -100,6 +100,9 @@ pub struct Forecast {
     pub losses: Losses,
     /// The dump's function libraries.
     pub libraries: Vec<String>,
+    /// The dump's search indexes that the import would create by `FT.CREATE` after the keys (a
+    /// target with the search module and without `RESTOREMODAUX`).
+    pub search_indexes: Vec<String>,
     /// Why the import would not succeed as configured (empty: it would).
     pub reasons: Vec<String>,
     /// What else the import would do or meet.
@@ -302,6 +305,7 @@ pub fn forecast(
         listed: Vec::new(),
         losses: Losses::default(),
         libraries: Vec::new(),
+        search_indexes: Vec::new(),
         reasons: Vec::new(),
         notes: Vec::new(),
     };
@@ -329,6 +333,7 @@ pub fn forecast(
     // EXISTS only where a database the dump reaches holds keys (found as the keys come)
     let mut queues: Vec<Option<ExistsQueue>> = (0..nodes.len()).map(|_| None).collect();
     let mut code = code::Code::default();
+    let mut indexes = Vec::new();
     let mut module_aux: BTreeMap<String, u64> = BTreeMap::new();
     let mut other_db_keys: BTreeMap<u64, u64> = BTreeMap::new();
     let now = std::time::SystemTime::now()
@@ -364,7 +369,10 @@ pub fn forecast(
                         code.add_script(&body);
                         return Ok(());
                     }
-                    Item::ModuleAux { id, .. } => {
+                    Item::ModuleAux { ref id, .. } => {
+                        if let Some(Ok(v)) = crate::decode::module::search::of_item(&item) {
+                            super::search::merge(&mut indexes, v);
+                        }
                         *module_aux.entry(id.name()).or_default() += 1;
                         return Ok(());
                     }
@@ -480,7 +488,49 @@ pub fn forecast(
         &module_aux,
         limit,
     )?;
+    let at = super::search::Primaries {
+        nodes: &nodes,
+        slots: slots.as_deref(),
+    };
+    judge_search(&mut f, cfg, &indexes, at, limit)?;
     Ok(f)
+}
+
+/// The search indexes a target with the search module would get, and the same conflicts the
+/// import refuses up front.
+fn judge_search(
+    f: &mut Forecast,
+    cfg: &ImportConfig,
+    indexes: &[crate::decode::module::search::Index],
+    nodes: super::search::Primaries<'_>,
+    limit: Duration,
+) -> Result<(), ReplayError> {
+    if indexes.is_empty() || !super::search::recreates(&f.info) {
+        return Ok(());
+    }
+    for i in indexes {
+        match i.create_args() {
+            Ok(_) => f.search_indexes.push(i.name.clone()),
+            Err(why) => f.notes.push(format!(
+                "search index {} would not be created, FT.CREATE cannot express: {}",
+                i.name,
+                why.join("; ")
+            )),
+        }
+    }
+    let creatable: Vec<_> = indexes
+        .iter()
+        .filter(|i| f.search_indexes.contains(&i.name))
+        .cloned()
+        .collect();
+    f.reasons.extend(
+        super::search::conflicts(&creatable, nodes, cfg, false, limit)?
+            .into_iter()
+            .map(|c| {
+                format!("{c}: use --replace to drop it (its documents stay) and create the dump's, or --skip-existing to keep it")
+            }),
+    );
+    Ok(())
 }
 
 /// The reasons and notes, from what was counted.

@@ -232,6 +232,7 @@ impl Ledger {
             elapsed,
             notes,
             skip_modules,
+            search: super::search::SearchReport::default(),
         }
     }
 }
@@ -307,6 +308,8 @@ pub struct ImportSummary {
     pub in_doubt: Vec<Vec<u8>>,
     /// How many keys were in doubt.
     pub in_doubt_total: u64,
+    /// The dump's search indexes recreated on a target with the search module.
+    pub search: super::search::SearchReport,
 }
 
 impl ImportSummary {
@@ -321,6 +324,7 @@ impl ImportSummary {
         let get = |s: Skip| self.skipped.get(s.name()).copied().unwrap_or(0);
         self.failed == 0
             && self.code.errors.is_empty()
+            && self.search.errors.is_empty()
             && self.in_doubt_total == 0
             && get(Skip::Unrepresentable) == 0
             && (self.skip_modules || get(Skip::ModuleMissing) == 0)

@@ -27,6 +27,7 @@ mod produce;
 mod redirect;
 pub mod reply;
 mod routes;
+pub mod search;
 mod shared;
 pub mod target;
 pub mod verify;
@@ -154,6 +155,8 @@ pub fn import(
     // A cluster has only db 0: the databases are needed to refuse the others up front.
     let mut dbs = BTreeSet::new();
     let mut dump_code = code::Code::default();
+    let recreates = search::recreates(&info);
+    let mut dump_indexes = Vec::new();
     for (i, s) in sources.iter().enumerate() {
         let data: &[u8] = match &s.input {
             Input::Mapped(m) => m,
@@ -162,6 +165,11 @@ pub fn import(
         };
         let leading = code::Code::leading(data).map_err(|e| in_dump(e.into(), &s.name, lens[i]))?;
         dump_code.merge(&leading);
+        if recreates {
+            let (indexes, _) =
+                search::leading(data).map_err(|e| in_dump(e.into(), &s.name, lens[i]))?;
+            search::merge(&mut dump_indexes, indexes);
+        }
         if !target_empty || cluster.is_some() {
             dbs.extend(prescan(data, &cfg).map_err(|e| in_dump(e, &s.name, lens[i]))?);
         }
@@ -177,6 +185,17 @@ pub fn import(
     };
     // everything that refuses the import is found before anything is written
     let mut refused = code::conflicts(&dump_code, &primaries, &cfg, limit)?;
+    let placement = search::Primaries {
+        nodes: &primaries,
+        slots: cluster.as_ref().map(|(s, _)| s.as_slice()),
+    };
+    refused.extend(search::conflicts(
+        &dump_indexes,
+        placement,
+        &cfg,
+        resuming,
+        limit,
+    )?);
     match &cluster {
         None => refused.extend(check_conflicts(&mut con, false, &dbs, &cfg, resuming)?),
         Some((_, nodes)) => {
@@ -231,6 +250,7 @@ pub fn import(
         resuming,
         rt: rt.handle().clone(),
         primaries: &primaries,
+        search_primaries: placement,
         code: &code_report,
     };
     let results = std::thread::scope(|scope| {
@@ -297,7 +317,8 @@ pub fn import(
     let mut cause = conns.into_iter().find_map(Result::err);
     let mut module_aux = Vec::new();
     let mut aux_kept: BTreeMap<String, u64> = BTreeMap::new();
-    let mut search_unrecreated: Vec<String> = Vec::new();
+    let mut indexes = Vec::new();
+    let mut search_unread: Vec<String> = Vec::new();
     for (i, p) in produced.into_iter().enumerate() {
         match p {
             Ok(p) => {
@@ -306,7 +327,8 @@ pub fn import(
                 for (m, n) in p.aux_unsupported {
                     *aux_kept.entry(m).or_default() += n;
                 }
-                search_unrecreated.extend(p.search_unrecreated);
+                search::merge(&mut indexes, p.search);
+                search_unread.extend(p.search_unread);
             }
             Err(e) => {
                 cause.get_or_insert(no_checkpoint(in_dump(e, &names[i], lens[i])));
@@ -314,17 +336,52 @@ pub fn import(
         }
     }
     for (m, n) in aux_kept {
+        // RediSearch's: said below (recreated by FT.CREATE, or named as not recreated)
+        if m == search::AUX_TYPE && recreates && search_unread.is_empty() {
+            continue;
+        }
         module_aux.push(format!(
             "{m}: {} of module-wide data (what the module saves beside its keys) not restored: only Redis Enterprise can load it (RESTOREMODAUX); the {m} keys are written like any other",
             crate::text::count(n, "aux record")
         ));
     }
-    if !search_unrecreated.is_empty() {
+    // the indexes, after the keys (each primary indexes its documents as it learns the index);
+    // before the final checkpoint, so that a run stopped here is resumed and creates them
+    let mut search_report = search::SearchReport::default();
+    if recreates && cause.is_none() && !indexes.is_empty() {
+        // the layout of now: a failover or a reshard may have moved primaries or slots
+        let now = shared.target.pinned().and_then(|p| match &cluster {
+            Some(_) => cluster_layout(&mut p.control(limit)?, &p).map(|(s, n)| (Some(s), n)),
+            None => Ok((None, vec![p])),
+        });
+        if let Err(e) = now.and_then(|(slots, nodes)| {
+            let at = search::Primaries {
+                nodes: &nodes,
+                slots: slots.as_deref(),
+            };
+            search::recreate(&indexes, at, &cfg, resuming, limit, &mut search_report)
+        }) {
+            search_report
+                .errors
+                .push(format!("recreating the indexes: {e}"));
+        }
+    }
+    let unrecreated: Vec<String> = indexes
+        .iter()
+        .filter(|_| !recreates)
+        .map(|i| i.name.clone())
+        .chain(
+            search_unread
+                .iter()
+                .map(|e| format!("(definitions not read: {e})")),
+        )
+        .collect();
+    if !unrecreated.is_empty() && !info.enterprise {
         module_aux.push(format!(
             "{}: search indexes not recreated on the target: {} (their definitions and FT.CREATE \
              arguments: rdbkit info --json, search_indexes)",
             crate::decode::module::search::AUX_TYPE,
-            search_unrecreated.join(", ")
+            unrecreated.join(", ")
         ));
     }
     if cause.is_none() {
@@ -385,7 +442,7 @@ pub fn import(
             "cluster redirections followed: {moved} MOVED, {asked} ASK"
         ));
     }
-    let summary = shared.ledger.summary(
+    let mut summary = shared.ledger.summary(
         info,
         code_report,
         module_aux,
@@ -393,6 +450,7 @@ pub fn import(
         cfg.skip_modules,
         primaries.len(),
     );
+    summary.search = search_report;
     match cause {
         None => Ok(summary),
         Some(cause) => Err(ReplayError::Interrupted {

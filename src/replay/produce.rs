@@ -40,8 +40,11 @@ pub(super) struct Produced {
     pub(super) module_aux: Vec<String>,
     /// Module aux records per module that the target has no command for.
     pub(super) aux_unsupported: BTreeMap<String, u64>,
-    /// RediSearch indexes defined in such records (names), or why their definitions were not read.
-    pub(super) search_unrecreated: Vec<String>,
+    /// RediSearch index definitions read from such records (recreated after the keys on a
+    /// target with the search module, named as not recreated on one without).
+    pub(super) search: Vec<crate::decode::module::search::Index>,
+    /// Why definitions of such records could not be read.
+    pub(super) search_unread: Vec<String>,
 }
 
 /// What the producer threads of one import share: its configuration, the target, the state
@@ -58,6 +61,8 @@ pub(super) struct ProduceContext<'r> {
     pub(super) rt: tokio::runtime::Handle,
     /// Where function libraries and scripts go: every primary.
     pub(super) primaries: &'r [Target],
+    /// Where search indexes go (a cluster's by the slot of their name).
+    pub(super) search_primaries: super::search::Primaries<'r>,
     /// What happened to the code of streamed inputs.
     pub(super) code: &'r Mutex<CodeReport>,
 }
@@ -236,10 +241,18 @@ pub(super) fn produce(
                     }
                 } else {
                     match search_defs {
-                        Some(Ok(v)) => out.search_unrecreated.extend(v.into_iter().map(|i| i.name)),
-                        Some(Err(e)) => out
-                            .search_unrecreated
-                            .push(format!("(definitions not read: {e})")),
+                        Some(Ok(v)) => {
+                            // a streamed input meets its indexes before its first key (mapped
+                            // ones were checked before any write): refused like its keys
+                            if !code_loaded && super::search::recreates(info) {
+                                let busy = super::search::conflicts(&v, ctx.search_primaries, cfg, ctx.resuming, cfg.conn.reply_timeout)?;
+                                if !busy.is_empty() {
+                                    return Err(conflict_error(&busy));
+                                }
+                            }
+                            super::search::merge(&mut out.search, v);
+                        }
+                        Some(Err(e)) => out.search_unread.push(e.to_string()),
                         None => {}
                     }
                     *out.aux_unsupported.entry(name).or_default() += 1;

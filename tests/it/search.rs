@@ -322,3 +322,400 @@ fn import_without_aux_support_names_the_indexes_not_recreated() {
     let r: redis::RedisResult<R> = redis::cmd("FT._LIST").query(&mut target.conn());
     assert!(r.is_err(), "the target has no search module: {r:?}");
 }
+
+/// `rdbkit import DUMP --target TARGET EXTRA… --summary-json …`: the output and the summary.
+fn import_into(dump: &Path, target: &str, extra: &[&str]) -> (std::process::Output, Value) {
+    let dir = tempfile::tempdir().unwrap();
+    let js = dir.path().join("summary.json");
+    let mut args = vec![
+        "import",
+        dump.to_str().unwrap(),
+        "--target",
+        target,
+        "--summary-json",
+        js.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let o = rdbkit(&args);
+    let summary = std::fs::read(&js)
+        .map(|b| serde_json::from_slice(&b).unwrap())
+        .unwrap_or(Value::Null);
+    (o, summary)
+}
+
+/// What `FT.INFO` says of an index's definition (no counters or timings).
+fn definition(s: &Server, index: &str) -> Value {
+    let i = ft_info(s, index);
+    let keep = [
+        "index_name",
+        "index_options",
+        "index_definition",
+        "attributes",
+        "stopwords_list",
+    ];
+    Value::Object(
+        i.into_iter()
+            .filter(|(k, _)| keep.contains(&k.as_str()))
+            .collect(),
+    )
+}
+
+/// Queries over both indexes (by name or alias), with a synonym, tags, ranges, geo and KNN.
+fn queries() -> Vec<Vec<Vec<u8>>> {
+    let q = |words: &[&str]| -> Vec<Vec<u8>> {
+        let mut v: Vec<Vec<u8>> = words.iter().map(|w| w.as_bytes().to_vec()).collect();
+        v.extend(["NOCONTENT", "LIMIT", "0", "1000"].map(|w| w.as_bytes().to_vec()));
+        v
+    };
+    let mut knn = q(&["idx", "*=>[KNN 7 @v $vec AS d]", "SORTBY", "d"]);
+    knn.extend([
+        b"PARAMS".to_vec(),
+        b"2".to_vec(),
+        b"vec".to_vec(),
+        vector(12),
+        b"DIALECT".to_vec(),
+        b"2".to_vec(),
+    ]);
+    vec![
+        q(&["idx", "@title:hello"]),
+        // "hi" only in the body: found through the synonym group {hello, hi}
+        q(&["idx", "@body:hello"]),
+        q(&["idx", "@n:[10 20]", "SORTBY", "n", "ASC"]),
+        q(&["idx", "@tags:{A}"]),
+        q(&["idx", "@tags:{a}"]),
+        q(&["idx", "@loc:[13.2 52.5 10 km]"]),
+        q(&["idx", "running"]),
+        // "foo" is a stop word of idx: left out of the query, not required
+        q(&["idx", "@title:(hello foo)"]),
+        knn,
+        q(&["jalias", "@name:user"]),
+        q(&["jidx", "@tags:{x}"]),
+        q(&["jalias", "@city:{Berlin}"]),
+        q(&["jidx", "@age:[10 20]", "SORTBY", "age", "DESC"]),
+    ]
+}
+
+/// `FT.SEARCH` of `q` on `s`: the total and the ids. A sorted query (`SORTBY`) is asked
+/// `WITHSORTKEYS`, and its ids come in runs of one sort key, in order, each run's ids sorted
+/// (each server breaks ties by its own insertion order); others' ids are sorted.
+fn search(s: &Server, q: &[Vec<u8>]) -> (i64, Vec<String>) {
+    let sorted = q.iter().any(|w| w == b"SORTBY");
+    let mut c = redis::cmd("FT.SEARCH");
+    for a in q {
+        c.arg(a);
+    }
+    if sorted {
+        c.arg("WITHSORTKEYS");
+    }
+    let r: R = c
+        .query(&mut s.conn())
+        .unwrap_or_else(|e| panic!("FT.SEARCH {:?}: {e}", String::from_utf8_lossy(&q[1])));
+    let Value::Array(a) = to_json(&r) else {
+        panic!("FT.SEARCH: {r:?}")
+    };
+    let total = a[0].as_i64().unwrap();
+    let word = |v: &Value| v.as_str().map_or_else(|| v.to_string(), str::to_string);
+    if !sorted {
+        let mut ids: Vec<String> = a[1..].iter().map(word).collect();
+        ids.sort();
+        return (total, ids);
+    }
+    let mut runs: Vec<(String, Vec<String>)> = Vec::new();
+    for p in a[1..].chunks(2) {
+        let (id, key) = (word(&p[0]), word(&p[1]));
+        match runs.last_mut() {
+            Some((k, ids)) if *k == key => ids.push(id),
+            _ => runs.push((key, vec![id])),
+        }
+    }
+    let ids = runs
+        .into_iter()
+        .flat_map(|(k, mut ids)| {
+            ids.sort();
+            ids.into_iter().map(move |i| format!("{k} {i}"))
+        })
+        .collect();
+    (total, ids)
+}
+
+/// The two servers' indexes have the same definitions and answer the same queries with the same
+/// documents, once each has indexed them all.
+fn assert_same_indexes(source: &Server, target: &Server, what: &str) {
+    wait_indexed(target, &["idx", "jidx"]);
+    for idx in ["idx", "jidx"] {
+        assert_eq!(
+            definition(target, idx),
+            definition(source, idx),
+            "{what}: {idx}"
+        );
+        assert_eq!(
+            ft_info(target, idx)["num_docs"],
+            ft_info(source, idx)["num_docs"],
+            "{what}: {idx}"
+        );
+    }
+    for q in queries() {
+        let (a, b) = (search(source, &q), search(target, &q));
+        let q1 = String::from_utf8_lossy(&q[1]);
+        assert!(a.0 > 0, "{what}: {q1:?} finds nothing");
+        assert_eq!(a.0 as usize, a.1.len(), "{what}: {q1:?}: not all returned");
+        assert_eq!(b, a, "{what}: {q1:?}");
+    }
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    let mut out: Vec<String> = v
+        .as_array()
+        .unwrap_or_else(|| panic!("not an array: {v}"))
+        .iter()
+        .map(|s| s.as_str().unwrap().to_string())
+        .collect();
+    out.sort();
+    out
+}
+
+/// Deletes every key of `s` (the indexes stay: a FLUSHDB would drop them too).
+fn delete_all_keys(s: &Server) {
+    let mut c = s.conn();
+    let keys: Vec<Vec<u8>> = redis::cmd("KEYS").arg("*").query(&mut c).unwrap();
+    for k in keys.chunks(500) {
+        redis::cmd("DEL").arg(k).query::<()>(&mut c).unwrap();
+    }
+}
+
+/// Replaces `jidx` on the target by another definition, and moves its alias to another index.
+fn alter_jidx(t: &Server) {
+    let list: Vec<String> = redis::cmd("FT._LIST").query(&mut t.conn()).unwrap();
+    if !list.iter().any(|n| n == "other") {
+        cmd(
+            t,
+            &[
+                "FT.CREATE",
+                "other",
+                "ON",
+                "HASH",
+                "PREFIX",
+                "1",
+                "zz:",
+                "SCHEMA",
+                "f",
+                "TEXT",
+            ],
+        );
+    }
+    cmd(t, &["FT.DROPINDEX", "jidx"]);
+    cmd(
+        t,
+        &[
+            "FT.CREATE",
+            "jidx",
+            "ON",
+            "JSON",
+            "PREFIX",
+            "1",
+            "j:",
+            "SCHEMA",
+            "$.name",
+            "AS",
+            "name",
+            "TAG",
+        ],
+    );
+    cmd(t, &["FT.ALIASUPDATE", "jalias", "other"]);
+}
+
+#[test]
+fn import_recreates_the_indexes_and_reruns_by_option() {
+    let tmp = tempfile::tempdir().unwrap();
+    let Some((s, dump)) = source(tmp.path()) else {
+        return;
+    };
+    let target = with_modules(&[Stack::Json, Stack::Search]);
+    let url = target.url();
+    let n_keys = |t: &Server| -> u64 { redis::cmd("DBSIZE").query(&mut t.conn()).unwrap() };
+    let want_keys = n_keys(&s);
+
+    // plan says what the import will create
+    let o = rdbkit(&[
+        "plan",
+        dump.to_str().unwrap(),
+        "--target",
+        &url,
+        "--format",
+        "json",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let plan: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(strings(&plan["search_indexes"]), ["idx", "jidx"], "{plan}");
+
+    let (o, sum) = import_into(&dump, &url, &[]);
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    assert!(t.contains("search indexes created (FT.CREATE): "), "{t}");
+    assert!(
+        !t.contains("not recreated") && !t.contains("ft_index0"),
+        "{t}"
+    );
+    let si = &sum["keys"]["search_indexes"];
+    assert_eq!(strings(&si["created"]), ["idx", "jidx"], "{sum}");
+    assert_eq!(si["errors"], json!([]), "{sum}");
+    assert_eq!(si["not_expressible"], json!([]), "{sum}");
+    assert_eq!(n_keys(&target), want_keys);
+    assert_same_indexes(&s, &target, "first import");
+
+    // a rerun meets the indexes: refused before any write, as keys are, even with no key there
+    let (key_refusal, _) = import_into(&dump, &url, &[]);
+    assert!(!key_refusal.status.success());
+    delete_all_keys(&target);
+    let o = rdbkit(&["plan", dump.to_str().unwrap(), "--target", &url]);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    assert!(
+        text(&o).contains("search index \"jidx\" exists"),
+        "{}",
+        text(&o)
+    );
+    let (o, _) = import_into(&dump, &url, &[]);
+    let t = text(&o);
+    assert_eq!(o.status.code(), key_refusal.status.code(), "{t}");
+    for what in [
+        "refusing to write into a non-empty target",
+        "search index \"idx\" exists on",
+        "search index \"jidx\" exists on",
+    ] {
+        assert!(t.contains(what), "{what:?} not in {t}");
+    }
+    assert_eq!(n_keys(&target), 0, "a refused import wrote keys");
+
+    // --replace: the target's other jidx (and the alias moved away) become the dump's again
+    alter_jidx(&target);
+    let (o, sum) = import_into(&dump, &url, &["--replace"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let si = &sum["keys"]["search_indexes"];
+    assert_eq!(strings(&si["replaced"]), ["idx", "jidx"], "{sum}");
+    assert_same_indexes(&s, &target, "--replace");
+    assert_eq!(n_keys(&target), want_keys);
+
+    // --skip-existing keeps the target's
+    alter_jidx(&target);
+    let (o, sum) = import_into(&dump, &url, &["--skip-existing"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let si = &sum["keys"]["search_indexes"];
+    // each index kept with its aliases and synonyms as the target has them
+    assert_eq!(strings(&si["kept"]), ["idx", "jidx"], "{sum}");
+    let attrs = ft_info(&target, "jidx")["attributes"].clone();
+    assert_eq!(
+        attrs.as_array().unwrap().len(),
+        1,
+        "jidx was not kept: {attrs}"
+    );
+    assert_eq!(
+        ft_info(&target, "jalias")["index_name"],
+        json!("other"),
+        "the alias was not kept"
+    );
+
+    // --flush-target: the result is the dump's indexes
+    let (o, sum) = import_into(&dump, &url, &["--flush-target"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(sum["keys"]["search_indexes"]["errors"], json!([]), "{sum}");
+    assert_same_indexes(&s, &target, "--flush-target");
+    assert_eq!(n_keys(&target), want_keys);
+
+    // a resume (a checkpoint of an interrupted run) meets the indexes that run created
+    alter_jidx(&target);
+    let cp = tmp.path().join("import.checkpoint");
+    let body = json!({
+        "inputs": [{
+            "name": dump.display().to_string(),
+            "dump_len": std::fs::metadata(&dump).unwrap().len(),
+            "offset": 1,
+        }],
+        "keys_written": 0,
+    });
+    std::fs::write(&cp, body.to_string()).unwrap();
+    let (o, sum) = import_into(&dump, &url, &["--checkpoint", cp.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(
+        strings(&sum["keys"]["search_indexes"]["replaced"]),
+        ["idx", "jidx"],
+        "{sum}"
+    );
+    assert_same_indexes(&s, &target, "resume");
+    assert_eq!(n_keys(&target), want_keys);
+}
+
+/// A 3-primary cluster: the index commands are routed like keys (the index name is their key),
+/// so each index is created on the primary that serves its name's slot, where it finds that
+/// primary's documents; an alias in another slot than its index is reported, not added.
+#[test]
+fn import_into_a_cluster_creates_each_index_on_the_primary_of_its_name() {
+    let tmp = tempfile::tempdir().unwrap();
+    let Some((s, dump)) = source(tmp.path()) else {
+        return;
+    };
+    let args = Stack::args(&[Stack::Json, Stack::Search]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let nodes = common::cluster_with(&args);
+    let (o, sum) = import_into(&dump, &nodes[0].url(), &[]);
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    let si = &sum["keys"]["search_indexes"];
+    assert_eq!(strings(&si["created"]), ["idx", "jidx"], "{sum}");
+    assert_eq!(si["errors"], json!([]), "{sum}");
+    // jalias and jidx hash to different slots (3279 and 12010 of 16384)
+    assert_eq!(
+        si["not_expressible"],
+        json!([
+            "jidx: alias jalias not added, a cluster holds an alias only in its index's hash slot"
+        ]),
+        "{sum}"
+    );
+    let slot_owner = |name: &str| -> usize {
+        let slot: u16 = redis::cmd("CLUSTER")
+            .arg("KEYSLOT")
+            .arg(name)
+            .query(&mut nodes[0].conn())
+            .unwrap();
+        (usize::from(slot) / 5462).min(2)
+    };
+    let mut placed = Vec::new();
+    for (i, n) in nodes.iter().enumerate() {
+        let list: Vec<String> = redis::cmd("FT._LIST").query(&mut n.conn()).unwrap();
+        let mut list = list;
+        list.sort();
+        let want: Vec<&str> = ["idx", "jidx"]
+            .into_iter()
+            .filter(|x| slot_owner(x) == i)
+            .collect();
+        assert_eq!(list, want, "FT._LIST on primary {i}");
+        let keys: Vec<String> = redis::cmd("KEYS").arg("*").query(&mut n.conn()).unwrap();
+        for idx in want {
+            placed.push(format!("{idx} on {}", n.url()));
+            wait_indexed(n, &[idx]);
+            assert_eq!(definition(n, idx), definition(&s, idx), "{idx} on {i}");
+            let prefixes: &[&str] = if idx == "idx" {
+                &["doc:", "item:"]
+            } else {
+                &["j:"]
+            };
+            let mut mine: Vec<String> = keys
+                .iter()
+                .filter(|k| prefixes.iter().any(|p| k.starts_with(p)))
+                .cloned()
+                .collect();
+            mine.sort();
+            assert!(!mine.is_empty(), "{idx} on {i}: {keys:?}");
+            let q: Vec<Vec<u8>> = [idx, "*", "NOCONTENT", "LIMIT", "0", "1000"]
+                .iter()
+                .map(|w| w.as_bytes().to_vec())
+                .collect();
+            let (total, ids) = search(n, &q);
+            assert_eq!(total as usize, ids.len());
+            assert_eq!(ids, mine, "{idx} on primary {i} finds its own documents");
+        }
+    }
+    placed.sort();
+    let mut said = strings(&si["placed"]);
+    said.sort();
+    assert_eq!(said, placed, "{sum}");
+}

@@ -847,7 +847,7 @@ impl Index {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// The aux body of a real RediSearch 2.10.5 dump (Redis 8.2.3): `idx` ON HASH PREFIX 2 doc:

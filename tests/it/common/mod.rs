@@ -1350,17 +1350,21 @@ fn show(v: &redis::Value) -> String {
 
 /// Three primaries on loopback with the slots split evenly.
 pub fn cluster() -> Vec<Server> {
+    cluster_with(&[])
+}
+
+/// [`cluster`], each node started with `extra` arguments too (`--loadmodule …`).
+pub fn cluster_with(extra: &[&str]) -> Vec<Server> {
     let nodes: Vec<Server> = (0..3)
         .map(|_| {
-            Server::start_opts(
-                Version::V82,
-                &[
-                    "--cluster-enabled",
-                    "yes",
-                    "--cluster-config-file",
-                    "nodes.conf",
-                ],
-            )
+            let mut args = vec![
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                "nodes.conf",
+            ];
+            args.extend_from_slice(extra);
+            Server::start_opts(Version::V82, &args)
         })
         .collect();
     for (i, n) in nodes.iter().enumerate() {
