@@ -330,6 +330,34 @@ mod tests {
     }
 
     #[test]
+    fn what_ft_create_cannot_express_is_reported_by_index_and_field_not_created() {
+        let mut i = index("multi");
+        // a field of two types (TEXT and TAG), as only the module's low-level API makes
+        i.fields[0].types = 1 | 8;
+        let mut report = SearchReport::default();
+        let nowhere = Primaries {
+            nodes: &[],
+            slots: None,
+        };
+        let cfg = ImportConfig::default();
+        // nothing to create: no primary is asked
+        recreate(
+            &[i],
+            nowhere,
+            &cfg,
+            false,
+            Duration::from_secs(1),
+            &mut report,
+        )
+        .unwrap();
+        assert_eq!(
+            report.not_expressible,
+            ["multi: not created, FT.CREATE cannot express field title: several types at once (TEXT+TAG)"]
+        );
+        assert!(report.created.is_empty() && report.errors.is_empty());
+    }
+
+    #[test]
     fn only_a_target_with_the_module_and_without_restoremodaux_recreates() {
         let mut info = TargetInfo::for_release("8.2").unwrap();
         info.modules = vec!["search".into()];

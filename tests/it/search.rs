@@ -719,3 +719,66 @@ fn import_into_a_cluster_creates_each_index_on_the_primary_of_its_name() {
     said.sort();
     assert_eq!(said, placed, "{sum}");
 }
+
+/// A `PHONETIC` field (the dump holds only the flag, not the matcher) is recreated as one: the
+/// target matches the same sound-alike names, which a field without it would not.
+#[test]
+fn a_phonetic_field_is_recreated_with_its_matching() {
+    if common::skip_if_no_modules(&[Stack::Search]) {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let s = with_modules(&[Stack::Search]);
+    for (i, name) in ["jon", "john", "smith", "smyth", "maria", "mary"]
+        .iter()
+        .enumerate()
+    {
+        cmd(
+            &s,
+            &["HSET", &format!("p:{i}"), "name", name, "plain", name],
+        );
+    }
+    cmd(
+        &s,
+        &[
+            "FT.CREATE",
+            "pidx",
+            "ON",
+            "HASH",
+            "PREFIX",
+            "1",
+            "p:",
+            "SCHEMA",
+            "name",
+            "TEXT",
+            "PHONETIC",
+            "dm:fr",
+            "plain",
+            "TEXT",
+        ],
+    );
+    wait_indexed(&s, &["pidx"]);
+    let dump = s.save_to(tmp.path().join("phonetic.rdb"));
+    let target = with_modules(&[Stack::Search]);
+    let (o, sum) = import_into(&dump, &target.url(), &[]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(
+        sum["keys"]["search_indexes"]["created"],
+        json!(["pidx"]),
+        "{sum}"
+    );
+    wait_indexed(&target, &["pidx"]);
+    assert_eq!(definition(&target, "pidx"), definition(&s, "pidx"));
+    let q = |w: &str| -> Vec<Vec<u8>> {
+        ["pidx", w, "NOCONTENT"]
+            .iter()
+            .map(|w| w.as_bytes().to_vec())
+            .collect()
+    };
+    for w in ["@name:jon", "@name:smith", "@plain:jon"] {
+        assert_eq!(search(&target, &q(w)), search(&s, &q(w)), "{w}");
+    }
+    // sound-alikes found through the name field only
+    assert_eq!(search(&target, &q("@name:smith")).0, 2);
+    assert_eq!(search(&target, &q("@plain:smith")).0, 1);
+}

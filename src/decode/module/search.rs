@@ -488,6 +488,9 @@ fn read_vector(
     })
 }
 
+/// The matcher `FT.CREATE` is given for a `PHONETIC` field (the dump holds only the flag).
+const PHONETIC_MATCHER: &str = "dm:en";
+
 /// Default `INITIAL_CAP` / `BLOCK_SIZE` of a vector field (not repeated in `FT.CREATE`).
 const VEC_DEFAULT_BLOCK: u64 = 1024;
 
@@ -549,11 +552,11 @@ impl Field {
                 if let Some(w) = self.weight.filter(|w| *w != 1.0) {
                     a.extend(["WEIGHT".into(), fmt_num(w)]);
                 }
+                // RediSearch keeps only the flag: every matcher it takes is Double Metaphone
+                // (`dm:en`, `dm:fr`, `dm:pt`, `dm:es`) and the language is not used, so any
+                // of them makes the same index
                 if self.options & F_PHONETIC != 0 {
-                    cannot.push(format!(
-                        "field {}: PHONETIC (the matcher is not in the dump)",
-                        self.attribute
-                    ));
+                    a.extend(["PHONETIC".into(), PHONETIC_MATCHER.into()]);
                 }
             }
             T_TAG => {
@@ -629,14 +632,14 @@ impl Field {
     }
 
     /// The options as words, for `info` (the schema arguments without the type; `PHONETIC` without
-    /// its matcher, which the dump does not hold).
+    /// a matcher, which the dump does not hold).
     pub fn option_words(&self) -> Vec<String> {
         let (mut a, _) = self.schema_parts();
         if !a.is_empty() {
             a.remove(0);
         }
-        if self.options & F_PHONETIC != 0 {
-            a.push("PHONETIC".into());
+        if let Some(at) = a.iter().position(|w| w == "PHONETIC") {
+            a.remove(at + 1);
         }
         a
     }
