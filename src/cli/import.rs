@@ -2,6 +2,7 @@
 
 use super::summary::{self, ImportReport, KeysReport, TargetReport, TransformReport};
 use super::{heading, FieldTtls, FilterArgs, Usage};
+use crate::cli::say;
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -224,6 +225,11 @@ pub struct ImportArgs {
     /// redirections, reconnects, failovers, commands applied and the follow's lag.
     #[arg(long, value_name = "ADDR", help_heading = heading::OUTPUT)]
     metrics: Option<String>,
+    /// At the end (success or failure), write the final values of those counters to PATH in the
+    /// Prometheus text format, whole (temporary file, then rename): for node_exporter's textfile
+    /// collector, as a Kubernetes Job may end before Prometheus scrapes it.
+    #[arg(long, value_name = "PATH", help_heading = heading::OUTPUT)]
+    metrics_file: Option<PathBuf>,
     /// The dry run's output (`plan`, `import --dry-run`): text or json.
     #[arg(long, value_enum, default_value = "text", help_heading = heading::OUTPUT)]
     pub format: super::DryRunFormat,
@@ -661,6 +667,9 @@ pub(super) fn check_slots(a: &ImportArgs) -> Result<()> {
 /// Runs `import`; with `--summary-json`, writes its summary there whatever the outcome.
 pub fn run(a: &ImportArgs) -> Result<()> {
     let started = Instant::now();
+    if a.summary_json.as_deref().is_some_and(summary::is_stdout) {
+        super::text_to_stderr();
+    }
     let mut report = ImportReport {
         sources: a
             .files
@@ -674,7 +683,15 @@ pub fn run(a: &ImportArgs) -> Result<()> {
             .collect(),
         ..ImportReport::default()
     };
-    let result = run_import(a, &mut report);
+    let mut result = run_import(a, &mut report);
+    if let Some(path) = &a.metrics_file {
+        if let Err(w) = super::metrics::write_file(path) {
+            match &result {
+                Ok(()) => result = Err(w),
+                Err(_) => eprintln!("rdbkit: {w:#}"),
+            }
+        }
+    }
     if let Some(path) = &a.summary_json {
         report.elapsed_s = started.elapsed().as_secs_f64();
         if let Err(e) = &result {
@@ -694,8 +711,8 @@ pub fn run(a: &ImportArgs) -> Result<()> {
 
 /// The import itself; what its summary says goes into `report` as it is printed.
 fn run_import(a: &ImportArgs, report: &mut ImportReport) -> Result<()> {
-    if let Some(addr) = &a.metrics {
-        super::metrics::serve(addr)?;
+    if a.metrics.is_some() || a.metrics_file.is_some() {
+        super::metrics::install(a.metrics.as_deref())?;
     }
     check_slots(a)?;
     if a.format != super::DryRunFormat::Text {
@@ -872,7 +889,7 @@ fn run_import(a: &ImportArgs, report: &mut ImportReport) -> Result<()> {
     }
     report.transforms = TransformReport::from_counts(&transformed);
     for line in &report.transforms.lines {
-        println!("transformed: {line}");
+        say!("transformed: {line}");
     }
     finish(result, &shown, a.checkpoint.as_deref(), report)?;
     if a.follow.follow {

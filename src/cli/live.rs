@@ -2,6 +2,7 @@
 //! a dump file would stand, and `rdbkit dump`, which saves a running server's snapshot.
 
 use super::Usage;
+use crate::cli::say;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use rdbkit::replay::Target;
@@ -87,13 +88,13 @@ pub fn read_marker(target: &Target) -> Result<Option<String>> {
 /// The target's errors (by code, with samples) and the commands in doubt of a follow.
 pub fn print_target_errors(s: &rdbkit::replay::follow::FollowSummary) {
     for (code, n) in &s.errors {
-        println!("  target errors {code}: {n}");
+        say!("  target errors {code}: {n}");
     }
     for e in &s.error_samples {
-        println!("    {e}");
+        say!("    {e}");
     }
     if s.in_doubt > 0 {
-        println!(
+        say!(
             "  {} commands were sent when a connection broke, without an answer: they may or may not be applied",
             s.in_doubt
         );
@@ -479,9 +480,13 @@ pub fn follow(
         };
         let caught_up = std::cell::Cell::new(Instant::now());
         let metrics = super::metrics::counters();
+        let source = progress.clone();
         Box::new(move |p| {
             if let Some(m) = metrics {
                 m.follow.update(p, &caught_up);
+                m.follow
+                    .source_reconnects
+                    .store(source.reconnects(), Relaxed);
             }
             if last.get().elapsed() >= Duration::from_secs(every) {
                 last.set(Instant::now());
@@ -509,11 +514,22 @@ pub fn follow(
         .join()
         .map_err(|_| anyhow::anyhow!("the signal watcher panicked"))?;
     let s = result.map_err(anyhow::Error::new)?;
-    *report = Some(super::summary::CommandsReport::from_follow(&s));
+    if let Some(m) = super::metrics::counters() {
+        // the last values, also those after the last progress report
+        let f = &m.follow;
+        f.commands.store(s.commands, Relaxed);
+        f.applied_offset.store(s.applied_offset, Relaxed);
+        f.reconnects.store(s.reconnects, Relaxed);
+        f.failovers.store(s.failovers, Relaxed);
+        f.source_reconnects.store(progress.reconnects(), Relaxed);
+    }
+    let mut commands = super::summary::CommandsReport::from_follow(&s);
+    commands.source_reconnects = progress.reconnects();
+    *report = Some(commands);
     if let Some(p) = checkpoint {
         save_checkpoint(p, &replid, s.applied_offset)?;
     }
-    println!(
+    say!(
         "followed: {} commands applied ({} in MULTI blocks: {}), {} left out by --db/--key, in {:.1} s",
         s.commands,
         s.blocks,
@@ -526,35 +542,35 @@ pub fn follow(
         s.elapsed.as_secs_f64()
     );
     print_target_errors(&s);
-    println!("source: {replid}:{} applied", s.applied_offset);
+    say!("source: {replid}:{} applied", s.applied_offset);
     if progress.peak_spilled() > 0 {
-        println!(
+        say!(
             "  the target was slower than the source for a while: up to {:.1} MB of the source's stream waited in a temporary file",
             progress.peak_spilled() as f64 / 1e6
         );
     }
     match progress.reconnects() {
         0 => {}
-        n => println!(
+        n => say!(
             "  the link to the source broke {n} time{} and was continued by partial resync",
             if n == 1 { "" } else { "s" }
         ),
     }
     for n in &s.notes {
-        println!("  note: {n}");
+        say!("  note: {n}");
     }
     watched?;
     let stop = *stop.lock().unwrap_or_else(|e| e.into_inner());
     match stop {
         Some((t0, offset, pause)) if s.applied_offset >= offset => {
             let window = target_final.duration_since(t0);
-            println!(
+            say!(
                 "cutover: the target had every write up to the source's offset {offset} {} ms after the stop signal",
                 window.as_millis()
             );
             if let Some(p) = pause {
                 let left = p.saturating_sub(t0.elapsed());
-                println!(
+                say!(
                     "the source's writers stay paused for {:.1} s more: switch the clients to the target now",
                     left.as_secs_f64()
                 );

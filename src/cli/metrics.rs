@@ -1,5 +1,6 @@
 //! `import --metrics ADDR`: the importer's live counters in the Prometheus text format at
-//! `GET /metrics`, for the whole run (keys, a follow's or an AOF's commands).
+//! `GET /metrics`, for the whole run (keys, a follow's or an AOF's commands); `--metrics-file
+//! PATH`: their final values, written at the end.
 //!
 //! The exposition format is `prometheus-client`'s (a [`Collector`] reads the counters the
 //! importer already keeps, atomics, at each scrape). The HTTP side is a blocking listener on a
@@ -31,6 +32,12 @@ pub struct FollowCounters {
     pub received_offset: AtomicU64,
     /// Milliseconds since the target last had everything received.
     pub lag_ms: AtomicU64,
+    /// Target connections made anew (Sentinel: after a failover or a broken link).
+    pub reconnects: AtomicU64,
+    /// New primaries named by the sentinels.
+    pub failovers: AtomicU64,
+    /// Times the link to the live source broke and was continued by partial resync.
+    pub source_reconnects: AtomicU64,
 }
 
 impl FollowCounters {
@@ -44,6 +51,8 @@ impl FollowCounters {
         self.commands.store(p.commands, Relaxed);
         self.applied_offset.store(p.applied_offset, Relaxed);
         self.received_offset.store(p.received_offset, Relaxed);
+        self.reconnects.store(p.reconnects, Relaxed);
+        self.failovers.store(p.failovers, Relaxed);
         if p.applied_offset >= p.received_offset {
             caught_up.set(Instant::now());
         }
@@ -68,123 +77,201 @@ pub fn counters() -> Option<&'static Arc<Counters>> {
     COUNTERS.get()
 }
 
-impl Collector for Counters {
-    fn encode(&self, mut enc: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+/// What a sample is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Only goes up (named `…_total`).
+    Counter,
+    /// Any value.
+    Gauge,
+}
+
+/// One value: name (without `rdbkit_` and `_total`), help, kind, value.
+pub type Sample = (&'static str, &'static str, Kind, f64);
+
+impl Counters {
+    /// Every value, read now (atomic loads; the same for a scrape and for `--metrics-file`).
+    pub fn samples(&self) -> Vec<Sample> {
+        use Kind::{Counter, Gauge};
         let s = &self.stats;
         let f = &self.follow;
-        let counters: [(&str, &str, u64); 13] = [
-            ("keys_written", "Keys the target acknowledged", s.written()),
-            (
-                "keys_written_restore",
-                "Keys written by RESTORE",
-                s.written_restore.load(Relaxed),
-            ),
-            (
-                "keys_written_commands",
-                "Keys written by commands",
-                s.written_commands.load(Relaxed),
-            ),
-            (
-                "bytes_written",
-                "RESP bytes of the batches the target acknowledged",
-                s.bytes_written.load(Relaxed),
-            ),
-            (
-                "dump_bytes_read",
-                "Dump bytes decoded",
-                s.bytes_read.load(Relaxed),
-            ),
-            (
-                "keys_skipped",
-                "Keys not written (filtered, expired, existing, …)",
-                s.skipped.load(Relaxed),
-            ),
-            (
-                "keys_failed",
-                "Keys the target refused",
-                s.failed.load(Relaxed),
-            ),
-            (
-                "keys_in_doubt",
-                "Keys sent and never acknowledged",
-                s.in_doubt.load(Relaxed),
-            ),
-            (
-                "redirections_moved",
-                "Keys a cluster node answered MOVED for",
-                s.moved.load(Relaxed),
-            ),
-            (
-                "redirections_ask",
-                "Keys a cluster node answered ASK for",
-                s.asked.load(Relaxed),
-            ),
-            (
-                "reconnects",
-                "Reconnects of the data connections",
-                s.reconnects.load(Relaxed),
-            ),
-            (
-                "failovers",
-                "Times the Sentinel primary moved",
-                s.failovers.load(Relaxed),
-            ),
-            (
-                "commands_applied",
-                "Commands applied after the snapshot (--follow) or an AOF's base",
-                f.commands.load(Relaxed),
-            ),
-        ];
-        for (name, help, v) in counters {
-            let c = ConstCounter::new(v);
-            c.encode(enc.encode_descriptor(
-                &format!("rdbkit_{name}"),
-                help,
-                None,
-                c.metric_type(),
-            )?)?;
-        }
+        let n = |a: &AtomicU64| a.load(Relaxed) as f64;
         let lag_bytes = f
             .received_offset
             .load(Relaxed)
             .saturating_sub(f.applied_offset.load(Relaxed));
-        let gauges: [(&str, &str, f64); 3] = [
+        vec![
+            (
+                "keys_written",
+                "Keys the target acknowledged",
+                Counter,
+                s.written() as f64,
+            ),
+            (
+                "keys_written_restore",
+                "Keys written by RESTORE",
+                Counter,
+                n(&s.written_restore),
+            ),
+            (
+                "keys_written_commands",
+                "Keys written by commands",
+                Counter,
+                n(&s.written_commands),
+            ),
+            (
+                "bytes_written",
+                "RESP bytes of the batches the target acknowledged",
+                Counter,
+                n(&s.bytes_written),
+            ),
+            (
+                "dump_bytes_read",
+                "Dump bytes decoded",
+                Counter,
+                n(&s.bytes_read),
+            ),
+            (
+                "keys_skipped",
+                "Keys not written (filtered, expired, existing, …)",
+                Counter,
+                n(&s.skipped),
+            ),
+            (
+                "keys_failed",
+                "Keys the target refused",
+                Counter,
+                n(&s.failed),
+            ),
+            (
+                "keys_in_doubt",
+                "Keys sent and never acknowledged",
+                Counter,
+                n(&s.in_doubt),
+            ),
+            (
+                "redirections_moved",
+                "Keys a cluster node answered MOVED for",
+                Counter,
+                n(&s.moved),
+            ),
+            (
+                "redirections_ask",
+                "Keys a cluster node answered ASK for",
+                Counter,
+                n(&s.asked),
+            ),
+            (
+                "reconnects",
+                "Target connections made anew (the keys' and a follow's)",
+                Counter,
+                n(&s.reconnects) + n(&f.reconnects),
+            ),
+            (
+                "failovers",
+                "Times the Sentinel primary moved (during the keys and a follow)",
+                Counter,
+                n(&s.failovers) + n(&f.failovers),
+            ),
+            (
+                "source_reconnects",
+                "Times the link to the live source broke and was continued by partial resync",
+                Counter,
+                n(&f.source_reconnects),
+            ),
+            (
+                "commands_applied",
+                "Commands applied after the snapshot (--follow) or an AOF's base",
+                Counter,
+                n(&f.commands),
+            ),
             (
                 "follow_lag_bytes",
                 "Source stream bytes received and not yet applied",
+                Gauge,
                 lag_bytes as f64,
             ),
             (
                 "follow_lag_seconds",
                 "Seconds since the target last had everything received",
-                f.lag_ms.load(Relaxed) as f64 / 1000.0,
+                Gauge,
+                n(&f.lag_ms) / 1000.0,
             ),
             (
                 "follow_applied_offset",
                 "Source replication (or AOF) offset applied",
-                f.applied_offset.load(Relaxed) as f64,
+                Gauge,
+                n(&f.applied_offset),
             ),
-        ];
-        for (name, help, v) in gauges {
-            let g = ConstGauge::new(v);
-            g.encode(enc.encode_descriptor(
-                &format!("rdbkit_{name}"),
-                help,
-                None,
-                g.metric_type(),
-            )?)?;
+        ]
+    }
+
+    /// The values in the Prometheus text format (0.0.4), as node_exporter's textfile collector
+    /// reads it: `# HELP`, `# TYPE`, then the sample (counters named `…_total`).
+    pub fn text(&self) -> String {
+        use std::fmt::Write as _;
+        let mut out = String::new();
+        for (name, help, kind, v) in self.samples() {
+            let (name, kind) = match kind {
+                Kind::Counter => (format!("rdbkit_{name}_total"), "counter"),
+                Kind::Gauge => (format!("rdbkit_{name}"), "gauge"),
+            };
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}"
+            );
+        }
+        out
+    }
+}
+
+impl Collector for Counters {
+    fn encode(&self, mut enc: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        for (name, help, kind, v) in self.samples() {
+            let name = format!("rdbkit_{name}");
+            match kind {
+                Kind::Counter => {
+                    let c = ConstCounter::new(v as u64);
+                    c.encode(enc.encode_descriptor(&name, help, None, c.metric_type())?)?;
+                }
+                Kind::Gauge => {
+                    let g = ConstGauge::new(v);
+                    g.encode(enc.encode_descriptor(&name, help, None, g.metric_type())?)?;
+                }
+            }
         }
         Ok(())
     }
 }
 
-/// Serves the counters at `http://ADDR/metrics` until the process ends; returns the counters
-/// the importer is to update.
-pub fn serve(addr: &str) -> Result<Arc<Counters>> {
+/// The counters the importer updates, kept for `--metrics` and `--metrics-file` (one import per
+/// process): served at `http://ADDR/metrics` when `addr` is given.
+pub fn install(addr: Option<&str>) -> Result<Arc<Counters>> {
+    if let Some(c) = COUNTERS.get() {
+        return Ok(c.clone());
+    }
+    let counters = Arc::new(Counters::default());
+    if let Some(addr) = addr {
+        serve(addr, counters.clone())?;
+    }
+    let _ = COUNTERS.set(counters.clone());
+    Ok(counters)
+}
+
+/// `--metrics-file PATH`: the final values, written whole (temporary file beside it, then
+/// rename), as node_exporter's textfile collector expects. Zeros when the import stopped before
+/// counting.
+pub fn write_file(path: &std::path::Path) -> Result<()> {
+    let body = counters()
+        .map(|c| c.text())
+        .unwrap_or_else(|| Counters::default().text());
+    super::summary::write_atomically(path, body.as_bytes(), "the metrics file")
+}
+
+/// Serves `counters` at `http://ADDR/metrics` until the process ends.
+fn serve(addr: &str, counters: Arc<Counters>) -> Result<()> {
     let listener = TcpListener::bind(addr)
         .with_context(|| format!("--metrics {addr}: cannot listen there"))?;
-    let counters = Arc::new(Counters::default());
-    let _ = COUNTERS.set(counters.clone());
     let mut registry = Registry::default();
     registry.register_collector(Box::new(counters.clone()));
     std::thread::Builder::new()
@@ -198,7 +285,7 @@ pub fn serve(addr: &str) -> Result<Arc<Counters>> {
         })
         .context("starting the metrics thread")?;
     eprintln!("metrics: http://{}/metrics", addr);
-    Ok(counters)
+    Ok(())
 }
 
 /// Reads one request (at most 8 KiB, 5 s) and answers it: the metrics for `GET /metrics`, 404

@@ -63,6 +63,32 @@ pub enum Command {
     Man,
 }
 
+/// Set when stdout carries the JSON summary (`--summary-json -`): the text summary then goes to
+/// stderr.
+static TEXT_TO_STDERR: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Sends the text summary to stderr from now on (`--summary-json -` has stdout).
+pub fn text_to_stderr() {
+    TEXT_TO_STDERR.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Prints one line of the text summary: on stdout, or on stderr under `--summary-json -`.
+pub fn say_line(line: std::fmt::Arguments<'_>) {
+    if TEXT_TO_STDERR.load(std::sync::atomic::Ordering::Relaxed) {
+        eprintln!("{line}");
+    } else {
+        println!("{line}");
+    }
+}
+
+/// `println!` for the text summary of `import` and `verify` ([`say_line`]).
+macro_rules! say {
+    ($($t:tt)*) => {
+        $crate::cli::say_line(format_args!($($t)*))
+    };
+}
+pub(crate) use say;
+
 /// Output of the dry run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum DryRunFormat {

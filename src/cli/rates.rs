@@ -133,7 +133,10 @@ pub fn record(s: &ImportSummary, target: &Target) {
         .parent()
         .map_or(Ok(()), std::fs::create_dir_all)
         .map_err(anyhow::Error::from)
-        .and_then(|()| super::summary::write_json(&path, &RatesFile { records }));
+        .and_then(|()| {
+            let body = serde_json::to_vec_pretty(&RatesFile { records })?;
+            super::summary::write_atomically(&path, &body, "the rates file")
+        });
     if let Err(e) = written {
         eprintln!(
             "rdbkit: warning: this import's rate is not recorded: {}: {e:#}",

@@ -3,6 +3,7 @@
 //! + `DUMP` (`rdbkit::source::scan`), for servers that refuse `SYNC`/`PSYNC`.
 
 use super::Usage;
+use crate::cli::say;
 use anyhow::{bail, Result};
 use clap::ValueEnum;
 use rdbkit::replay::Target;
@@ -134,5 +135,5 @@ pub fn print_stats(name: &str, stats: &ScanStatsHandle) {
     if s.reconnects > 0 {
         line.push_str(&format!(", {} reconnections", s.reconnects));
     }
-    println!("{line}");
+    say!("{line}");
 }

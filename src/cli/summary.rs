@@ -1,6 +1,7 @@
 //! The summary of `import` (and `verify`) as one value: the text summary is printed from it and
 //! `--summary-json FILE` writes it as JSON, so the two cannot say different things.
 
+use crate::cli::say;
 use anyhow::{Context, Result};
 use rdbkit::output::count;
 use rdbkit::replay::{ImportSummary, Target};
@@ -190,6 +191,12 @@ pub struct CommandsReport {
     pub applied_offset: u64,
     /// Seconds spent applying them.
     pub elapsed_s: f64,
+    /// Target connections made anew (Sentinel: after a failover or a broken link).
+    pub reconnects: u64,
+    /// Times the sentinels named a new primary.
+    pub failovers: u64,
+    /// Times the link to the live source broke and was continued by partial resync.
+    pub source_reconnects: u64,
     /// Notes.
     pub notes: Vec<String>,
 }
@@ -206,6 +213,9 @@ impl CommandsReport {
             in_doubt: s.in_doubt,
             applied_offset: s.applied_offset,
             elapsed_s: s.elapsed.as_secs_f64(),
+            reconnects: s.reconnects,
+            failovers: s.failovers,
+            source_reconnects: 0,
             notes: s.notes.clone(),
         }
     }
@@ -308,7 +318,7 @@ impl KeysReport {
     /// The text summary (stdout).
     pub fn print(&self, target: &TargetReport) {
         let secs = self.elapsed_s;
-        println!(
+        say!(
             "target: {} ({} {}, RDB {}{})",
             target.url,
             target.server,
@@ -320,7 +330,7 @@ impl KeysReport {
                 ""
             }
         );
-        println!(
+        say!(
             "written: {} ({} by RESTORE, {} by commands) in {secs:.2}s, {:.0} keys/s, {:.1} MB/s of dump",
             count(self.written, "key"),
             self.written_restore,
@@ -329,7 +339,7 @@ impl KeysReport {
             self.bytes_read as f64 / 1e6 / secs.max(1e-9)
         );
         for (why, n) in &self.skipped {
-            println!("skipped: {n} ({why})");
+            say!("skipped: {n} ({why})");
         }
         let c = &self.functions;
         let libraries = [
@@ -340,17 +350,17 @@ impl KeysReport {
         ];
         for (names, what) in libraries {
             if !names.is_empty() {
-                println!("function libraries {what}: {}", names.join(", "));
+                say!("function libraries {what}: {}", names.join(", "));
             }
         }
         if c.scripts > 0 {
-            println!("scripts loaded: {}", c.scripts);
+            say!("scripts loaded: {}", c.scripts);
         }
         for e in &c.errors {
-            println!("not loaded: {e}");
+            say!("not loaded: {e}");
         }
         for m in &self.module_aux_unrestored {
-            println!("module aux: {m}");
+            say!("module aux: {m}");
         }
         let x = &self.search_indexes;
         let indexes = [
@@ -379,10 +389,10 @@ impl KeysReport {
             println!("search index not created: {e}");
         }
         if self.reconnects > 0 {
-            println!("reconnects: {}", self.reconnects);
+            say!("reconnects: {}", self.reconnects);
         }
         for n in &self.notes {
-            println!("note: {n}");
+            say!("note: {n}");
         }
         let file = self
             .keys_file
@@ -392,15 +402,15 @@ impl KeysReport {
         let list = |total: u64, keys: &mut dyn Iterator<Item = String>| {
             let mut shown = 0u64;
             for k in keys.take(SHOWN) {
-                println!("  {k}");
+                say!("  {k}");
                 shown += 1;
             }
             if total > shown {
-                println!("  … and {} more{file}", total - shown);
+                say!("  … and {} more{file}", total - shown);
             }
         };
         if self.failed > 0 {
-            println!("failed: {}", count(self.failed, "key"));
+            say!("failed: {}", count(self.failed, "key"));
             list(
                 self.failed,
                 &mut self
@@ -410,7 +420,7 @@ impl KeysReport {
             );
         }
         if self.not_written > 0 {
-            println!("not written: {}", count(self.not_written, "key"));
+            say!("not written: {}", count(self.not_written, "key"));
             list(
                 self.not_written,
                 &mut self
@@ -420,7 +430,7 @@ impl KeysReport {
             );
         }
         if self.in_doubt > 0 {
-            println!(
+            say!(
                 "in doubt: {} sent but never acknowledged; they may or may not be on the target:",
                 count(self.in_doubt, "key")
             );
@@ -430,7 +440,7 @@ impl KeysReport {
             );
         }
         if let Some(p) = &self.keys_file {
-            println!(
+            say!(
                 "key lists: {} (one line per key: list, key, reason)",
                 p.display()
             );
@@ -451,20 +461,40 @@ impl TargetReport {
     }
 }
 
+/// `--summary-json -`: the document goes to stdout.
+pub fn is_stdout(path: &Path) -> bool {
+    path.as_os_str() == "-"
+}
+
 /// Writes `value` as JSON to `path` atomically: a temporary file beside it, then a rename, so a
-/// reader never sees half a document.
+/// reader never sees half a document. `-` is stdout (the text summary then went to stderr:
+/// [`super::text_to_stderr`]).
 pub fn write_json(path: &Path, value: &impl Serialize) -> Result<()> {
     let mut body = serde_json::to_vec_pretty(value).context("encoding the summary")?;
     body.push(b'\n');
+    if is_stdout(path) {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        return out
+            .write_all(&body)
+            .and_then(|()| out.flush())
+            .context("writing the summary to stdout");
+    }
+    write_atomically(path, &body, "the summary")
+}
+
+/// Writes `body` to `path` whole: a temporary file beside it, then a rename, so a reader never
+/// sees half of it; `what` names it in the error.
+pub fn write_atomically(path: &Path, body: &[u8], what: &str) -> Result<()> {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "summary".into());
+        .unwrap_or_else(|| "rdbkit".into());
     let tmp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
-    std::fs::write(&tmp, &body)
+    std::fs::write(&tmp, body)
         .and_then(|()| std::fs::rename(&tmp, path))
         .inspect_err(|_| {
             let _ = std::fs::remove_file(&tmp);
         })
-        .with_context(|| format!("writing the summary {}", path.display()))
+        .with_context(|| format!("writing {what} {}", path.display()))
 }

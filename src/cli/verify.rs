@@ -2,6 +2,7 @@
 
 use super::import::TargetArgs;
 use super::{heading, FilterArgs, InputArgs};
+use crate::cli::say;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use rdbkit::output::count;
@@ -224,6 +225,12 @@ pub fn run(a: &VerifyArgs) -> Result<()> {
         elapsed_s: 0.0,
         result: None,
     };
+    if a.summary_json
+        .as_deref()
+        .is_some_and(super::summary::is_stdout)
+    {
+        super::text_to_stderr();
+    }
     let result = run_verify(a, &mut out.target, &mut out.result);
     if let Some(path) = &a.summary_json {
         out.elapsed_s = started.elapsed().as_secs_f64();
@@ -301,7 +308,7 @@ fn run_verify(
         peak_window_bytes: r.peak_window_bytes,
     };
     if a.format == VerifyFormat::Json {
-        println!("{}", serde_json::to_string(&res)?);
+        say!("{}", serde_json::to_string(&res)?);
     } else {
         print_text(&res);
     }
@@ -321,18 +328,20 @@ fn run_verify(
 /// The text result: MISMATCH lines, then the summary.
 fn print_text(r: &VerifyResult) {
     if let Some(s) = &r.sample {
-        println!(
+        say!(
             "sample: {} of {} keys chosen at random (--seed {})",
-            s.keys, s.of, s.seed
+            s.keys,
+            s.of,
+            s.seed
         );
     }
     for m in &r.mismatches {
-        println!("MISMATCH {}: {}", m.key, m.why);
+        say!("MISMATCH {}: {}", m.key, m.why);
     }
     for m in &r.library_mismatches {
-        println!("MISMATCH {m}");
+        say!("MISMATCH {m}");
     }
-    println!(
+    say!(
         "read over {} connections: {} commands in {} batches, at most {} reply bytes in flight per connection{}",
         r.connections,
         r.commands,
@@ -344,19 +353,19 @@ fn print_text(r: &VerifyResult) {
             String::new()
         }
     );
-    println!(
+    say!(
         "compared by DUMP payload: {} equal, {} with another payload read again by elements",
         count(r.by_dump, "key"),
         r.read_again
     );
-    println!(
+    say!(
         "verified: {} equal, {} differ, {} not compared (filtered, expiring or empty)",
         count(r.matched, "key"),
         r.mismatched,
         r.skipped
     );
     if r.libraries > 0 {
-        println!(
+        say!(
             "function libraries: {} of the dump checked on {} primar{}, {} missing or different",
             r.libraries,
             r.primaries,

@@ -516,6 +516,7 @@ fn follow_into_a_sentinel_target_rides_a_failover() {
     fill(&src, 5_000);
     let writer = Writer::start(&src, false);
     let addrs: Vec<String> = sentinels.iter().map(|s| s.addr()).collect();
+    let prom = tmp.path().join("rdbkit.prom");
     let mut child = Running::start(
         &[
             "import",
@@ -526,6 +527,8 @@ fn follow_into_a_sentinel_target_rides_a_failover() {
             "mymaster",
             "--follow",
             "--quiet",
+            "--metrics-file",
+            prom.to_str().unwrap(),
         ],
         tmp.path(),
     );
@@ -551,6 +554,10 @@ fn follow_into_a_sentinel_target_rides_a_failover() {
     };
     common::assert_same_dataset(&src, now);
     assert!(out.contains("failover ("), "{out}");
+    // the follow's failover reaches the metrics: one new primary, at least one new connection
+    let m = crate::ops::textfile(&prom);
+    assert_eq!(m["rdbkit_failovers_total"], 1.0, "{m:?}");
+    assert!(m["rdbkit_reconnects_total"] >= 1.0, "{m:?}");
 }
 
 /// A Sentinel source read from its replica (`--from-replica`): the snapshot and the stream come
@@ -907,6 +914,8 @@ fn follow_continues_by_partial_resync_when_the_link_breaks() {
     let src = follow_source();
     let dst = Server::start(Version::V82);
     let writer = Writer::start(&src, false);
+    let prom = tmp.path().join("rdbkit.prom");
+    let json = tmp.path().join("summary.json");
     let mut child = Running::start(
         &[
             "import",
@@ -917,6 +926,10 @@ fn follow_continues_by_partial_resync_when_the_link_breaks() {
             "--pause-source-writes",
             "20s",
             "--quiet",
+            "--metrics-file",
+            prom.to_str().unwrap(),
+            "--summary-json",
+            json.to_str().unwrap(),
         ],
         tmp.path(),
     );
@@ -941,6 +954,26 @@ fn follow_continues_by_partial_resync_when_the_link_breaks() {
     assert!(
         out.contains("the link to the source broke 2 times and was continued by partial resync"),
         "{out}"
+    );
+    // the final metrics say the same as the summary
+    let m = crate::ops::textfile(&prom);
+    let j: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let c = &j["commands"];
+    assert_eq!(c["source_reconnects"], 2, "{j}");
+    assert_eq!(m["rdbkit_source_reconnects_total"], 2.0, "{m:?}");
+    assert_eq!(
+        Some(m["rdbkit_commands_applied_total"]),
+        c["applied"].as_f64(),
+        "{m:?} / {j}"
+    );
+    assert_eq!(
+        Some(m["rdbkit_follow_applied_offset"]),
+        c["applied_offset"].as_f64(),
+        "{m:?} / {j}"
+    );
+    assert_eq!(
+        (m["rdbkit_reconnects_total"], m["rdbkit_failovers_total"]),
+        (0.0, 0.0)
     );
     redis::cmd("CLIENT")
         .arg("UNPAUSE")

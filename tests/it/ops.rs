@@ -486,3 +486,180 @@ fn metrics_are_served_during_an_import() {
     assert!(last["rdbkit_dump_bytes_read_total"] <= j["keys"]["bytes_read"].as_f64().unwrap());
     assert_eq!(target.keyspace().values().sum::<u64>(), n);
 }
+
+/// `--summary-json -`: the document alone on stdout, the text summary on stderr (import and
+/// verify).
+#[test]
+fn summary_json_on_stdout_and_the_text_on_stderr() {
+    if skip_if_missing(Version::V82) {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dump = mixed_dump(tmp.path());
+    let target = Server::start(Version::V82);
+    let out = import(&dump, &target, &["--key", "a:*", "--summary-json", "-"]);
+    let (stdout, stderr) = (
+        String::from_utf8(out.stdout.clone()).unwrap(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let j: serde_json::Value =
+        serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"));
+    assert_eq!(
+        (j["command"].as_str(), j["status"].as_str()),
+        (Some("import"), Some("ok"))
+    );
+    assert_eq!(j["keys"]["written"], 3, "{j}");
+    assert!(stderr.contains("written: 3 keys"), "{stderr}");
+    assert!(!stdout.contains("written: "), "{stdout}");
+    let url = target.url();
+    let d = dump.to_str().unwrap();
+    let out = rdbkit(&[
+        "verify",
+        d,
+        "--target",
+        &url,
+        "--key",
+        "a:*",
+        "--summary-json",
+        "-",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8(out.stdout.clone()).unwrap();
+    let v: serde_json::Value =
+        serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"));
+    assert_eq!(
+        (v["command"].as_str(), v["matched"].as_u64()),
+        (Some("verify"), Some(3)),
+        "{v}"
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("verified: 3 keys equal, 0 differ"),
+        "{}",
+        text(&out)
+    );
+    assert!(!stdout.contains("verified: "), "{stdout}");
+}
+
+/// The samples of a Prometheus text file (node_exporter's textfile format): every sample has its
+/// `# HELP` and `# TYPE` (counters named `…_total`).
+pub(crate) fn textfile(p: &std::path::Path) -> std::collections::BTreeMap<String, f64> {
+    let body = std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+    let mut out = std::collections::BTreeMap::new();
+    let lines: Vec<&str> = body.lines().collect();
+    for (i, l) in lines.iter().enumerate() {
+        if l.starts_with('#') {
+            continue;
+        }
+        let (name, v) = l.split_once(' ').unwrap_or_else(|| panic!("{l}: {body}"));
+        let kind = if name.ends_with("_total") {
+            "counter"
+        } else {
+            "gauge"
+        };
+        assert!(i >= 2, "{body}");
+        assert!(
+            lines[i - 2].starts_with(&format!("# HELP {name} ")),
+            "{body}"
+        );
+        assert_eq!(lines[i - 1], format!("# TYPE {name} {kind}"), "{body}");
+        out.insert(name.to_string(), v.parse().unwrap());
+    }
+    out
+}
+
+/// `--metrics-file`: written at the end, also of a failed import, with the same numbers as the
+/// summary.
+#[test]
+fn metrics_file_holds_the_summarys_numbers() {
+    if skip_if_missing(Version::V82) {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dump = mixed_dump(tmp.path());
+    let target = Server::start_opts(Version::V82, &["--proto-max-bulk-len", "1mb"]);
+    redis::cmd("SET")
+        .arg("a:1")
+        .arg("theirs")
+        .query::<()>(&mut target.conn())
+        .unwrap();
+    let dir = tmp.path().join("textfile");
+    std::fs::create_dir(&dir).unwrap();
+    let prom = dir.join("rdbkit.prom");
+    let json = tmp.path().join("summary.json");
+    let out = import(
+        &dump,
+        &target,
+        &[
+            "--skip-existing",
+            "--key",
+            "a:*",
+            "--key",
+            "exp:*",
+            "--key",
+            "big*",
+            "--mode",
+            "commands",
+            "--summary-json",
+            json.to_str().unwrap(),
+            "--metrics-file",
+            prom.to_str().unwrap(),
+        ],
+    );
+    // big\xff is refused (proto-max-bulk-len): a failed import still writes the file
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let m = textfile(&prom);
+    let k = &read_json(&json)["keys"];
+    let skipped: u64 = k["skipped"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_u64().unwrap())
+        .sum();
+    for (name, want) in [
+        ("rdbkit_keys_written_total", k["written"].as_u64().unwrap()),
+        (
+            "rdbkit_keys_written_restore_total",
+            k["written_restore"].as_u64().unwrap(),
+        ),
+        (
+            "rdbkit_keys_written_commands_total",
+            k["written_commands"].as_u64().unwrap(),
+        ),
+        ("rdbkit_keys_skipped_total", skipped),
+        ("rdbkit_keys_failed_total", k["failed"].as_u64().unwrap()),
+        (
+            "rdbkit_keys_in_doubt_total",
+            k["in_doubt"].as_u64().unwrap(),
+        ),
+        (
+            "rdbkit_bytes_written_total",
+            k["bytes_written"].as_u64().unwrap(),
+        ),
+        (
+            "rdbkit_dump_bytes_read_total",
+            k["bytes_read"].as_u64().unwrap(),
+        ),
+    ] {
+        assert_eq!(
+            m.get(name).copied(),
+            Some(want as f64),
+            "{name}: {m:?} / {k}"
+        );
+    }
+    assert_eq!(
+        (
+            m["rdbkit_keys_written_total"],
+            skipped,
+            k["failed"].as_u64()
+        ),
+        (2.0, 5, Some(1))
+    );
+    assert!(m["rdbkit_bytes_written_total"] > 0.0);
+    // only the file is left in its directory (the temporary one was renamed)
+    let names: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, ["rdbkit.prom"]);
+}

@@ -2,6 +2,7 @@
 //! by the follow applier (`replay::follow`), from a finite stream of files instead of a replica.
 
 use super::{finish, follow_config, import_config, progress_callback, ImportArgs};
+use crate::cli::say;
 use crate::cli::Usage;
 use anyhow::{bail, Context, Result};
 use rdbkit::output::info::format_utc;
@@ -308,7 +309,7 @@ pub fn run(
         save_checkpoint(p, aof, from)?;
     }
     if from >= scan.end {
-        println!("commands: none to apply");
+        say!("commands: none to apply");
         return Ok(());
     }
     let mut cfg = follow_config(a, &target, &aof.id());
@@ -359,11 +360,20 @@ pub fn run(
         };
         anyhow::anyhow!("applying the AOF's commands stopped: {e}; {resume}")
     })?;
+    if let Some(m) = crate::cli::metrics::counters() {
+        // the last values, also those after the last progress report
+        m.follow
+            .commands
+            .store(s.commands, std::sync::atomic::Ordering::Relaxed);
+        m.follow
+            .applied_offset
+            .store(s.applied_offset, std::sync::atomic::Ordering::Relaxed);
+    }
     report.commands = Some(crate::cli::summary::CommandsReport::from_follow(&s));
     if let Some(p) = ckpt {
         save_checkpoint(p, aof, s.applied_offset)?;
     }
-    println!(
+    say!(
         "commands: {} applied ({} MULTI blocks applied whole), {} left out by --db/--key, in {:.1} s; applied up to {}",
         s.commands,
         s.blocks,
@@ -373,7 +383,7 @@ pub fn run(
     );
     crate::cli::live::print_target_errors(&s);
     for n in &s.notes {
-        println!("  note: {n}");
+        say!("  note: {n}");
     }
     if s.applied_offset < scan.end {
         bail!(

@@ -97,6 +97,10 @@ pub struct FollowSummary {
     pub elapsed: Duration,
     /// Notes for the summary.
     pub notes: Vec<String>,
+    /// Times a target connection was made anew (Sentinel: after a failover or a broken link).
+    pub reconnects: u64,
+    /// Times the sentinels named a new primary of the target.
+    pub failovers: u64,
 }
 
 impl FollowSummary {
@@ -115,6 +119,19 @@ pub struct FollowProgress {
     pub applied_offset: u64,
     /// Source offset received.
     pub received_offset: u64,
+    /// Times a target connection was made anew so far ([`FollowSummary::reconnects`]).
+    pub reconnects: u64,
+    /// Times the sentinels named a new primary of the target so far.
+    pub failovers: u64,
+}
+
+/// What the writers count of their links to the target, shared with the dispatcher.
+#[derive(Debug, Default)]
+struct Links {
+    /// Connections made anew.
+    reconnects: AtomicU64,
+    /// New primaries named by the sentinels (the highest epoch a writer saw).
+    failovers: AtomicU64,
 }
 
 /// One unit applied in order: a command, or a whole `MULTI`/`EXEC` block.
@@ -286,6 +303,7 @@ pub fn follow<S: CommandSource + 'static>(
         .map_err(|e| ReplayError::Internal(format!("starting the follow parser: {e}")))?;
     let applied = Arc::new(AtomicU64::new(start_offset));
     let commands = Arc::new(AtomicU64::new(0));
+    let links = Arc::new(Links::default());
     let (mut summary, result) = rt.block_on(dispatch(Dispatch {
         ops: ops_rx,
         nodes,
@@ -294,8 +312,11 @@ pub fn follow<S: CommandSource + 'static>(
         live: live.clone(),
         applied: applied.clone(),
         commands: commands.clone(),
+        links: links.clone(),
         on_progress,
     }));
+    summary.reconnects = links.reconnects.load(Relaxed);
+    summary.failovers = links.failovers.load(Relaxed);
     // a parser waiting for room ends now
     room.close();
     // the parser ends when the source's stream is closed (the caller stops the replica) or when
@@ -373,6 +394,7 @@ struct Dispatch {
     live: ReplicaProgress,
     applied: Arc<AtomicU64>,
     commands: Arc<AtomicU64>,
+    links: Arc<Links>,
     on_progress: Box<dyn Fn(&FollowProgress) + Send>,
 }
 
@@ -407,6 +429,7 @@ struct Writers {
     cluster: bool,
     cfg: FollowConfig,
     commands: Arc<AtomicU64>,
+    links: Arc<Links>,
 }
 
 impl Writers {
@@ -423,6 +446,7 @@ impl Writers {
             done.clone(),
             self.cfg.clone(),
             self.commands.clone(),
+            self.links.clone(),
         );
         self.tasks.push(tokio::spawn(async move {
             let (seen, r) = writer.await;
@@ -444,6 +468,7 @@ async fn dispatch(mut d: Dispatch) -> (FollowSummary, Result<(), ReplayError>) {
         cluster: d.routes.is_some(),
         cfg: d.cfg.clone(),
         commands: d.commands.clone(),
+        links: d.links.clone(),
     };
     for node in &d.nodes {
         w.start(node.clone());
@@ -573,6 +598,8 @@ async fn dispatch(mut d: Dispatch) -> (FollowSummary, Result<(), ReplayError>) {
                     commands: d.commands.load(Relaxed),
                     applied_offset: applied,
                     received_offset: d.live.received_offset(),
+                    reconnects: d.links.reconnects.load(Relaxed),
+                    failovers: d.links.failovers.load(Relaxed),
                 });
             }
         }

@@ -22,6 +22,7 @@ pub(super) async fn write_node(
     done: tokio::sync::mpsc::UnboundedSender<Done>,
     cfg: FollowConfig,
     commands: Arc<AtomicU64>,
+    links: Arc<super::Links>,
 ) -> (FollowSummary, Result<(), ReplayError>) {
     let mut w = NodeWriter {
         conn: match node.connect_raw().await {
@@ -37,6 +38,7 @@ pub(super) async fn write_node(
         marker: cfg.marker.clone().filter(|_| !cluster),
         cfg,
         seen: FollowSummary::default(),
+        links,
         buf: Vec::with_capacity(1 << 20),
         scratch: vec![0u8; 1 << 16],
     };
@@ -73,7 +75,8 @@ pub(super) async fn write_node(
         // the sentinels name a new primary: the old one may accept writes for seconds before it
         // is demoted, and those would be lost with it
         if let Some(e) = epoch.as_mut().filter(|e| e.has_changed().unwrap_or(false)) {
-            e.borrow_and_update();
+            let named = *e.borrow_and_update();
+            w.links.failovers.fetch_max(named, Relaxed);
             let r = w
                 .recover(
                     &node,
@@ -105,6 +108,10 @@ pub(super) async fn write_node(
         ) {
             return (w.seen, Err(e));
         }
+    }
+    // a primary named after the last round is a failover too
+    if let Some(e) = &epoch {
+        w.links.failovers.fetch_max(*e.borrow(), Relaxed);
     }
     (w.seen, Ok(()))
 }
@@ -239,6 +246,8 @@ struct NodeWriter {
     pruned_upto: u64,
     cfg: FollowConfig,
     seen: FollowSummary,
+    /// Reconnects and failovers, counted for the progress reports.
+    links: Arc<super::Links>,
     buf: Vec<u8>,
     scratch: Vec<u8>,
 }
@@ -302,6 +311,7 @@ impl NodeWriter {
                 continue;
             };
             self.conn = conn;
+            self.links.reconnects.fetch_add(1, Relaxed);
             self.db = None;
             self.buf.clear();
             crate::source::resp::write_resp(&[&b"ROLE"[..]], &mut self.buf);
