@@ -373,20 +373,20 @@ impl KeysReport {
         ];
         for (names, what) in indexes {
             if !names.is_empty() {
-                println!("search indexes {what}: {}", names.join(", "));
+                say!("search indexes {what}: {}", names.join(", "));
             }
         }
         for n in &x.not_expressible {
-            println!("search index {n}");
+            say!("search index {n}");
         }
         if !x.placed.is_empty() {
-            println!(
+            say!(
                 "search indexes on the cluster: {} (the primary that serves the name's hash slot; without the search coordinator each indexes and searches its own primary's documents only)",
                 x.placed.join(", ")
             );
         }
         for e in &x.errors {
-            println!("search index not created: {e}");
+            say!("search index not created: {e}");
         }
         if self.reconnects > 0 {
             say!("reconnects: {}", self.reconnects);
