@@ -94,6 +94,8 @@ pub struct SearchIndexesReport {
     pub not_expressible: Vec<String>,
     /// On a cluster, where each index went (`index on primary`: the primary of its name's slot).
     pub placed: Vec<String>,
+    /// What else differs from the dump's server (`SKIPINITIALSCAN` indexes).
+    pub notes: Vec<String>,
     /// Commands the target refused.
     pub errors: Vec<String>,
 }
@@ -308,6 +310,7 @@ impl KeysReport {
                 kept: s.search.kept.clone(),
                 not_expressible: s.search.not_expressible.clone(),
                 placed: s.search.placed.clone(),
+                notes: s.search.notes.clone(),
                 errors: s.search.errors.clone(),
             },
             reconnects: s.reconnects,
@@ -387,6 +390,9 @@ impl KeysReport {
         }
         for e in &x.errors {
             say!("search index not created: {e}");
+        }
+        for n in &x.notes {
+            println!("search index note: {n}");
         }
         if self.reconnects > 0 {
             say!("reconnects: {}", self.reconnects);

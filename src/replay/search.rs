@@ -52,6 +52,8 @@ pub struct SearchReport {
     pub not_expressible: Vec<String>,
     /// On a cluster: `index on primary` (each index on the primary of its name's slot).
     pub placed: Vec<String>,
+    /// What else differs from the dump's server (`SKIPINITIALSCAN` indexes).
+    pub notes: Vec<String>,
     /// Commands the target refused: `index on primary: command: error`.
     pub errors: Vec<String>,
 }
@@ -271,6 +273,15 @@ pub fn recreate(
             }
             if primaries.slots.is_some() {
                 report.placed.push(format!("{} on {}", i.name, p.display()));
+            }
+            if i.skips_initial_scan() {
+                SearchReport::add(
+                    &mut report.notes,
+                    &format!(
+                        "{}: SKIPINITIALSCAN, created after the keys: it indexes none of the imported documents, only later writes (the dump's server indexed those written after the index)",
+                        i.name
+                    ),
+                );
             }
             for c in i.follow_up() {
                 let mut cmd = redis::cmd(&c[0]);

@@ -721,9 +721,10 @@ fn import_into_a_cluster_creates_each_index_on_the_primary_of_its_name() {
 }
 
 /// A `PHONETIC` field (the dump holds only the flag, not the matcher) is recreated as one: the
-/// target matches the same sound-alike names, which a field without it would not.
+/// target matches the same sound-alike names, which a field without it would not. An index
+/// created `SKIPINITIALSCAN` is created so, after the keys: it indexes none, and the summary says so.
 #[test]
-fn a_phonetic_field_is_recreated_with_its_matching() {
+fn a_phonetic_field_is_recreated_with_its_matching_and_skipinitialscan_is_noted() {
     if common::skip_if_no_modules(&[Stack::Search]) {
         return;
     }
@@ -757,18 +758,41 @@ fn a_phonetic_field_is_recreated_with_its_matching() {
             "TEXT",
         ],
     );
-    wait_indexed(&s, &["pidx"]);
+    // SKIPINITIALSCAN: the documents there before are not indexed, one written after is
+    let sidx = "sidx ON HASH PREFIX 1 p: SKIPINITIALSCAN SCHEMA plain TEXT";
+    let mut a = vec!["FT.CREATE"];
+    a.extend(sidx.split(' '));
+    cmd(&s, &a);
+    cmd(&s, &["HSET", "p:9", "name", "later", "plain", "later"]);
+    wait_indexed(&s, &["pidx", "sidx"]);
+    assert_eq!(ft_info(&s, "sidx")["num_docs"], json!(1));
     let dump = s.save_to(tmp.path().join("phonetic.rdb"));
     let target = with_modules(&[Stack::Search]);
     let (o, sum) = import_into(&dump, &target.url(), &[]);
     assert!(o.status.success(), "{}", text(&o));
-    assert_eq!(
-        sum["keys"]["search_indexes"]["created"],
-        json!(["pidx"]),
+    let si = &sum["keys"]["search_indexes"];
+    assert_eq!(strings(&si["created"]), ["pidx", "sidx"], "{sum}");
+    assert_eq!(si["not_expressible"], json!([]), "{sum}");
+    wait_indexed(&target, &["pidx", "sidx"]);
+    for idx in ["pidx", "sidx"] {
+        assert_eq!(definition(&target, idx), definition(&s, idx), "{idx}");
+    }
+    // created after the keys, SKIPINITIALSCAN indexes none of them: said, not hidden
+    assert_eq!(ft_info(&target, "sidx")["num_docs"], json!(0));
+    let notes = si["notes"].as_array().unwrap();
+    assert!(
+        notes.len() == 1
+            && notes[0]
+                .as_str()
+                .unwrap()
+                .starts_with("sidx: SKIPINITIALSCAN"),
         "{sum}"
     );
-    wait_indexed(&target, &["pidx"]);
-    assert_eq!(definition(&target, "pidx"), definition(&s, "pidx"));
+    let t = text(&o);
+    assert!(
+        t.contains("search index note: sidx: SKIPINITIALSCAN"),
+        "{t}"
+    );
     let q = |w: &str| -> Vec<Vec<u8>> {
         ["pidx", w, "NOCONTENT"]
             .iter()

@@ -646,6 +646,11 @@ impl Field {
 }
 
 impl Index {
+    /// Created `SKIPINITIALSCAN`: it indexes only documents written after it was created.
+    pub fn skips_initial_scan(&self) -> bool {
+        self.flags & IDX_SKIP_INITIAL_SCAN != 0
+    }
+
     /// The index options of `FT.CREATE` (from `ON` to the stop words) and what of them the command
     /// cannot express.
     fn index_words(&self) -> (Vec<String>, Vec<String>) {
