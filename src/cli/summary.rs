@@ -392,7 +392,7 @@ impl KeysReport {
             say!("search index not created: {e}");
         }
         for n in &x.notes {
-            println!("search index note: {n}");
+            say!("search index note: {n}");
         }
         if self.reconnects > 0 {
             say!("reconnects: {}", self.reconnects);
