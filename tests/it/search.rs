@@ -723,6 +723,7 @@ fn import_into_a_cluster_creates_each_index_on_the_primary_of_its_name() {
 /// A `PHONETIC` field (the dump holds only the flag, not the matcher) is recreated as one: the
 /// target matches the same sound-alike names, which a field without it would not. An index
 /// created `SKIPINITIALSCAN` is created so, after the keys: it indexes none, and the summary says so.
+/// A dump read from stdin is refused on an index conflict before its first key, or replaces.
 #[test]
 fn a_phonetic_field_is_recreated_with_its_matching_and_skipinitialscan_is_noted() {
     if common::skip_if_no_modules(&[Stack::Search]) {
@@ -805,4 +806,36 @@ fn a_phonetic_field_is_recreated_with_its_matching_and_skipinitialscan_is_noted(
     // sound-alikes found through the name field only
     assert_eq!(search(&target, &q("@name:smith")).0, 2);
     assert_eq!(search(&target, &q("@plain:smith")).0, 1);
+
+    // a streamed dump (stdin) meets its indexes as it reads them, before its first key: refused
+    // there with nothing written, or replaced under --replace
+    delete_all_keys(&target);
+    let url = target.url();
+    let stdin_import = |extra: &[&str]| {
+        let mut args = vec!["import", "-", "--target", &url];
+        args.extend_from_slice(extra);
+        std::process::Command::new(env!("CARGO_BIN_EXE_rdbkit"))
+            .args(&args)
+            .env("RDBKIT_STATE_DIR", tmp.path())
+            .stdin(std::fs::File::open(&dump).unwrap())
+            .output()
+            .unwrap()
+    };
+    let o = stdin_import(&[]);
+    let t = text(&o);
+    assert!(!o.status.success(), "{t}");
+    assert!(t.contains("search index \"pidx\" exists on"), "{t}");
+    let n: u64 = redis::cmd("DBSIZE").query(&mut target.conn()).unwrap();
+    assert_eq!(n, 0, "a refused import wrote keys: {t}");
+    let o = stdin_import(&["--replace"]);
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    assert!(
+        t.contains("search indexes dropped without their documents and created anew: "),
+        "{t}"
+    );
+    let n: u64 = redis::cmd("DBSIZE").query(&mut target.conn()).unwrap();
+    assert_eq!(n, 7);
+    wait_indexed(&target, &["pidx"]);
+    assert_eq!(search(&target, &q("@name:smith")).0, 2);
 }
