@@ -4,7 +4,7 @@
 
 use super::live;
 use super::source_mode::SourceMode;
-use super::FilterArgs;
+use super::{heading, FilterArgs};
 use anyhow::{Context, Result};
 use clap::Args;
 use rdbkit::diff::{diff, DiffOptions, DiffSummary, Difference};
@@ -24,21 +24,21 @@ pub struct DiffArgs {
     pub a: PathBuf,
     /// The second dataset, as A.
     pub b: PathBuf,
-    /// Key TTLs and hash field TTLs that differ by at most this much are equal (e.g. 2s, 500ms).
-    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = live::parse_duration)]
-    pub ttl_tolerance: Duration,
     /// Do not verify the CRC64 trailers.
-    #[arg(long)]
+    #[arg(long, help_heading = heading::SOURCE)]
     pub no_checksum: bool,
     /// How a server side is read: sync (as a replica, a point-in-time snapshot; a source that
     /// refuses SYNC/PSYNC is read by scan instead) or scan (SCAN + DUMP, not point-in-time).
-    #[arg(long, value_enum, default_value = "sync")]
+    #[arg(long, value_enum, default_value = "sync", help_heading = heading::SOURCE)]
     pub source_mode: SourceMode,
-    /// Write the differences here instead of stdout.
-    #[arg(short, long)]
-    pub output: Option<PathBuf>,
     #[command(flatten)]
     pub filter: FilterArgs,
+    /// Key TTLs and hash field TTLs that differ by at most this much are equal (e.g. 2s, 500ms).
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = live::parse_duration, help_heading = heading::CHECKING)]
+    pub ttl_tolerance: Duration,
+    /// Write the differences here instead of stdout.
+    #[arg(short, long, help_heading = heading::OUTPUT)]
+    pub output: Option<PathBuf>,
 }
 
 /// One side: a file, or a server read again for each pass.

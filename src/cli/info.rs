@@ -17,20 +17,20 @@ mod shards;
 pub struct InfoArgs {
     #[command(flatten)]
     input: InputArgs,
-    /// Print JSON instead of text.
-    #[arg(long)]
-    json: bool,
     /// Continue past keys whose value is corrupt (where the record framing allows), report them,
     /// and summarise the readable keys; a framing error still stops, after printing what was read.
-    #[arg(long)]
+    #[arg(long, help_heading = super::heading::SOURCE)]
     salvage: bool,
     #[command(flatten)]
     threads: ThreadArgs,
     /// Check the dumps given as one sharded backup of a cluster: the slot ranges each owns, keys
     /// in slots their dump does not own (orphans of an interrupted reshard), keys in several
     /// dumps; exit 1 when the set is not consistent.
-    #[arg(long)]
+    #[arg(long, help_heading = super::heading::CHECKING)]
     cluster: bool,
+    /// Print JSON instead of text.
+    #[arg(long, help_heading = super::heading::OUTPUT)]
+    json: bool,
     /// More dumps of the sharded backup (with --cluster).
     #[arg(value_name = "MORE", requires = "cluster")]
     more: Vec<std::path::PathBuf>,

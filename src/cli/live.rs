@@ -107,16 +107,16 @@ pub struct DumpArgs {
     /// The server: redis://[user[:password]@]host:port, rediss://…, unix:///path,
     /// redis+sentinel://host:port,…/master (the password also from RDBKIT_SOURCE_AUTH).
     pub source: String,
-    /// Where to write the dump; `-` is stdout; a name ending in `.gz` is compressed.
-    #[arg(short, long)]
-    pub output: PathBuf,
-    /// No progress on stderr.
-    #[arg(short, long)]
-    pub quiet: bool,
     /// How the server is read: sync (as a replica; a source that refuses SYNC/PSYNC is read by
     /// scan instead, with a notice) or scan (SCAN + DUMP, not point-in-time).
-    #[arg(long, value_enum, default_value = "sync")]
+    #[arg(long, value_enum, default_value = "sync", help_heading = super::heading::SOURCE)]
     pub source_mode: super::source_mode::SourceMode,
+    /// Where to write the dump; `-` is stdout; a name ending in `.gz` is compressed.
+    #[arg(short, long, help_heading = super::heading::OUTPUT)]
+    pub output: PathBuf,
+    /// No progress on stderr.
+    #[arg(short, long, help_heading = super::heading::OUTPUT)]
+    pub quiet: bool,
 }
 
 /// Checks an RDB stream as it passes: the magic at the start, and the CRC64 trailer at the end.

@@ -39,27 +39,27 @@ pub struct SizeArgs {
 pub struct ReportArgs {
     #[command(flatten)]
     input: InputArgs,
-    /// Output format.
-    #[arg(long, value_enum, default_value = "text")]
-    format: Format,
-    /// Write here instead of stdout.
-    #[arg(short, long)]
-    output: Option<PathBuf>,
-    /// How many keys the biggest-keys lists hold.
-    #[arg(long, default_value_t = 10, value_name = "N")]
-    top: usize,
-    /// Separator of key segments for the prefix tree.
-    #[arg(long, default_value = ":", value_name = "SEP")]
-    separator: String,
-    /// Depth of the prefix tree, in segments.
-    #[arg(long, default_value_t = 3, value_name = "N")]
-    depth: usize,
     #[command(flatten)]
     filter: FilterArgs,
     #[command(flatten)]
     dups: super::DuplicateArgs,
     #[command(flatten)]
     size: SizeArgs,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "text", help_heading = super::heading::OUTPUT)]
+    format: Format,
+    /// Write here instead of stdout.
+    #[arg(short, long, help_heading = super::heading::OUTPUT)]
+    output: Option<PathBuf>,
+    /// How many keys the biggest-keys lists hold.
+    #[arg(long, default_value_t = 10, value_name = "N", help_heading = super::heading::OUTPUT)]
+    top: usize,
+    /// Separator of key segments for the prefix tree.
+    #[arg(long, default_value = ":", value_name = "SEP", help_heading = super::heading::OUTPUT)]
+    separator: String,
+    /// Depth of the prefix tree, in segments.
+    #[arg(long, default_value_t = 3, value_name = "N", help_heading = super::heading::OUTPUT)]
+    depth: usize,
 }
 
 /// Flush the output buffer beyond this size.

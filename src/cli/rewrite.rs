@@ -9,7 +9,7 @@
 //! The dump is [`rdbkit::write::DumpBuilder`]; this selects and routes the keys.
 
 use super::report::SizeArgs;
-use super::{FilterArgs, InputArgs};
+use super::{heading, FilterArgs, InputArgs};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use rdbkit::cluster::{equal_shards, key_hash_slot, parse_nodes, Shard, SlotMap};
@@ -27,15 +27,15 @@ use std::path::PathBuf;
 pub struct FilterCmdArgs {
     #[command(flatten)]
     input: InputArgs,
-    /// The dump to write.
-    #[arg(short, long, value_name = "OUT.rdb")]
-    output: PathBuf,
     #[command(flatten)]
     filter: FilterArgs,
     #[command(flatten)]
     dups: super::DuplicateArgs,
     #[command(flatten)]
     size: SizeArgs,
+    /// The dump to write.
+    #[arg(short, long, value_name = "OUT.rdb", help_heading = heading::OUTPUT)]
+    output: PathBuf,
 }
 
 /// Arguments of `rdbkit split`.
@@ -43,19 +43,19 @@ pub struct FilterCmdArgs {
 pub struct SplitArgs {
     #[command(flatten)]
     input: InputArgs,
-    /// `N` shards with equal contiguous slot ranges, or a `nodes.conf` / `CLUSTER NODES` file
-    /// (one shard per primary, with its slot ranges).
-    #[arg(long = "cluster-slots", value_name = "nodes.conf|N")]
-    cluster_slots: String,
-    /// Directory for the dumps (`shard-0.rdb`, `shard-1.rdb`, …); created if missing.
-    #[arg(short, long, value_name = "DIR")]
-    output: PathBuf,
     #[command(flatten)]
     filter: FilterArgs,
     #[command(flatten)]
     dups: super::DuplicateArgs,
     #[command(flatten)]
     size: SizeArgs,
+    /// `N` shards with equal contiguous slot ranges, or a `nodes.conf` / `CLUSTER NODES` file
+    /// (one shard per primary, with its slot ranges).
+    #[arg(long = "cluster-slots", value_name = "nodes.conf|N", help_heading = heading::OUTPUT)]
+    cluster_slots: String,
+    /// Directory for the dumps (`shard-0.rdb`, `shard-1.rdb`, …); created if missing.
+    #[arg(short, long, value_name = "DIR", help_heading = heading::OUTPUT)]
+    output: PathBuf,
 }
 
 /// Decodes `input`, sending each selected key to `route(entry)` (a dump index, or an error).

@@ -204,6 +204,85 @@ fn import_help_groups_options_by_concern() {
     );
 }
 
+/// Every subcommand's options are under the concern headings, in the one order import uses:
+/// none but `--help` and `--version` left under "Options".
+#[test]
+fn every_subcommands_help_groups_options_by_concern() {
+    let order = [
+        "Source",
+        "Target",
+        "Conflicts",
+        "Filters",
+        "Transforms",
+        "Writing",
+        "Resume",
+        "Follow",
+        "Checking",
+        "Output",
+    ];
+    let import = [&order[..8], &order[9..]].concat();
+    let want: &[(&str, &[&str])] = &[
+        ("info", &["Source", "Checking", "Output"]),
+        ("export", &["Source", "Filters", "Transforms", "Output"]),
+        ("import", &import),
+        ("plan", &import),
+        (
+            "verify",
+            &[
+                "Source",
+                "Target",
+                "Filters",
+                "Transforms",
+                "Checking",
+                "Output",
+            ],
+        ),
+        ("report", &["Source", "Filters", "Output"]),
+        ("filter", &["Source", "Filters", "Output"]),
+        ("split", &["Source", "Filters", "Output"]),
+        ("dump", &["Source", "Output"]),
+        ("diff", &["Source", "Filters", "Checking", "Output"]),
+        ("completions", &[]),
+        ("man", &[]),
+    ];
+    let subs = subcommands();
+    assert_eq!(
+        subs,
+        want.iter().map(|(c, _)| c.to_string()).collect::<Vec<_>>(),
+        "a subcommand without its expected headings here"
+    );
+    for (cmd, heads) in want {
+        let canonical: Vec<&str> = order
+            .iter()
+            .copied()
+            .filter(|h| heads.contains(h))
+            .collect();
+        assert_eq!(&canonical, heads, "{cmd}: not in the one order");
+        let o = rdbkit(&[cmd, "--help"]);
+        assert!(o.status.success(), "{}", text(&o));
+        let help = String::from_utf8(o.stdout).unwrap();
+        let found = headings(&help);
+        let options = found
+            .iter()
+            .find(|(h, _)| h == "Options")
+            .map(|(_, o)| o.clone())
+            .unwrap();
+        assert_eq!(options, ["--help", "--version"], "{cmd}: {help}");
+        let names: Vec<&str> = found
+            .iter()
+            .map(|(h, _)| h.as_str())
+            .filter(|h| !["Arguments", "Options"].contains(h))
+            .collect();
+        assert_eq!(&names, heads, "{cmd}: {help}");
+        for (h, opts) in &found {
+            assert!(
+                !opts.is_empty() || h == "Arguments",
+                "{cmd}: {h} is empty: {help}"
+            );
+        }
+    }
+}
+
 /// A dump of 3 `a:` keys, 2 `other:` keys, 2 keys already expired and one 2 MiB string under a
 /// name that is not UTF-8 (`big\xff`).
 fn mixed_dump(dir: &std::path::Path) -> std::path::PathBuf {
