@@ -63,43 +63,6 @@ pub struct TargetReport {
     pub enterprise: bool,
 }
 
-/// Function libraries and scripts.
-#[derive(Debug, Clone, Serialize, Default)]
-pub struct CodeReport {
-    /// Libraries loaded.
-    pub loaded: Vec<String>,
-    /// Libraries already on the target with the same code.
-    pub present: Vec<String>,
-    /// Libraries whose other version was replaced.
-    pub replaced: Vec<String>,
-    /// Libraries whose other version was kept (`--skip-existing`).
-    pub kept: Vec<String>,
-    /// Scripts loaded.
-    pub scripts: u64,
-    /// What could not be loaded, and why.
-    pub errors: Vec<String>,
-}
-
-/// The dump's search indexes on a target with the search module (recreated by `FT.CREATE`).
-#[derive(Debug, Clone, Serialize, Default)]
-pub struct SearchIndexesReport {
-    /// Indexes created.
-    pub created: Vec<String>,
-    /// Indexes of the same name dropped (documents kept) and created anew.
-    pub replaced: Vec<String>,
-    /// Indexes (and `alias NAME`) of the same name kept as the target has them (`--skip-existing`).
-    pub kept: Vec<String>,
-    /// What the target cannot be given (`index: what`): an index `FT.CREATE` cannot express part
-    /// of (not created), an alias a cluster cannot hold beside its index (not added).
-    pub not_expressible: Vec<String>,
-    /// On a cluster, where each index went (`index on primary`: the primary of its name's slot).
-    pub placed: Vec<String>,
-    /// What else differs from the dump's server (`SKIPINITIALSCAN` indexes).
-    pub notes: Vec<String>,
-    /// Commands the target refused.
-    pub errors: Vec<String>,
-}
-
 /// What became of the keys of the dumps (or of a live source's snapshot, or an AOF's base).
 #[derive(Debug, Clone, Serialize)]
 pub struct KeysReport {
@@ -132,11 +95,11 @@ pub struct KeysReport {
     /// Seconds the import of the keys took.
     pub elapsed_s: f64,
     /// Function libraries and scripts.
-    pub functions: CodeReport,
+    pub functions: rdbkit::replay::CodeReport,
     /// Module aux data not restored, one line per module.
     pub module_aux_unrestored: Vec<String>,
     /// The dump's search indexes, recreated on a target with the search module.
-    pub search_indexes: SearchIndexesReport,
+    pub search_indexes: rdbkit::replay::search::SearchReport,
     /// Reconnects of the data connections.
     pub reconnects: u64,
     /// Notes (assumed limits, failovers, redirections…).
@@ -295,24 +258,9 @@ impl KeysReport {
             bytes_read: s.bytes,
             bytes_written: s.bytes_written,
             elapsed_s: s.elapsed.as_secs_f64(),
-            functions: CodeReport {
-                loaded: c.loaded.clone(),
-                present: c.present.clone(),
-                replaced: c.replaced.clone(),
-                kept: c.kept.clone(),
-                scripts: c.scripts,
-                errors: c.errors.clone(),
-            },
+            functions: c.clone(),
             module_aux_unrestored: s.module_aux_unrestored.clone(),
-            search_indexes: SearchIndexesReport {
-                created: s.search.created.clone(),
-                replaced: s.search.replaced.clone(),
-                kept: s.search.kept.clone(),
-                not_expressible: s.search.not_expressible.clone(),
-                placed: s.search.placed.clone(),
-                notes: s.search.notes.clone(),
-                errors: s.search.errors.clone(),
-            },
+            search_indexes: s.search.clone(),
             reconnects: s.reconnects,
             notes: s.notes.clone(),
         }

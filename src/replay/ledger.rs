@@ -237,8 +237,10 @@ impl Ledger {
     }
 }
 
-/// What happened to the dump's code, for the summary (library names).
+/// What happened to the dump's code, for the summary (library names). `--summary-json` writes it
+/// as it is.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "cli", derive(serde::Serialize))]
 pub struct CodeReport {
     /// Libraries loaded (on at least one primary).
     pub loaded: Vec<String>,

@@ -36,8 +36,9 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 /// What became of the dump's search indexes on a target with the search module, for the summary
-/// (index names; each once, however many primaries).
+/// (index names; each once, however many primaries). `--summary-json` writes it as it is.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "cli", derive(serde::Serialize))]
 pub struct SearchReport {
     /// Indexes created by `FT.CREATE`.
     pub created: Vec<String>,
