@@ -232,7 +232,7 @@ impl Ledger {
             elapsed,
             notes,
             skip_modules,
-            search: super::search::SearchReport::default(),
+            search: SearchReport::default(),
         }
     }
 }
@@ -258,9 +258,50 @@ pub struct CodeReport {
 
 impl CodeReport {
     pub(super) fn add(list: &mut Vec<String>, name: &str) {
-        if !list.iter().any(|n| n == name) {
-            list.push(name.to_string());
-        }
+        add_once(list, name)
+    }
+}
+
+/// Appends `name` unless `list` holds it (a library or an index is named once, however many
+/// primaries it went to).
+fn add_once(list: &mut Vec<String>, name: &str) {
+    if !list.iter().any(|n| n == name) {
+        list.push(name.to_string());
+    }
+}
+
+/// What became of the dump's search indexes on a target with the search module, for the summary
+/// (index names; each once, however many primaries). `--summary-json` writes it as it is.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "cli", derive(serde::Serialize))]
+pub struct SearchReport {
+    /// Indexes created by `FT.CREATE`.
+    pub created: Vec<String>,
+    /// Indexes of the same name dropped (without their documents) and created anew (`--replace`,
+    /// `--flush-target`, a resumed import).
+    pub replaced: Vec<String>,
+    /// Indexes (and aliases, as `alias NAME`) of the same name kept as the target has them
+    /// (`--skip-existing`).
+    pub kept: Vec<String>,
+    /// What the target cannot be given, `index: what`: an index `FT.CREATE` cannot express
+    /// part of (not created), an alias a cluster cannot hold beside its index (not added).
+    pub not_expressible: Vec<String>,
+    /// On a cluster: `index on primary` (each index on the primary of its name's slot).
+    pub placed: Vec<String>,
+    /// What else differs from the dump's server (`SKIPINITIALSCAN` indexes).
+    pub notes: Vec<String>,
+    /// Commands the target refused: `index on primary: command: error`.
+    pub errors: Vec<String>,
+}
+
+impl SearchReport {
+    pub(super) fn add(list: &mut Vec<String>, name: &str) {
+        add_once(list, name)
+    }
+
+    /// Nothing to say.
+    pub fn is_empty(&self) -> bool {
+        *self == SearchReport::default()
     }
 }
 
@@ -311,7 +352,7 @@ pub struct ImportSummary {
     /// How many keys were in doubt.
     pub in_doubt_total: u64,
     /// The dump's search indexes recreated on a target with the search module.
-    pub search: super::search::SearchReport,
+    pub search: SearchReport,
 }
 
 impl ImportSummary {

@@ -28,49 +28,13 @@
 
 use super::config::ImportConfig;
 use super::error::{redis_err, ReplayError};
+pub use super::ledger::SearchReport;
 use super::target::{Target, TargetInfo};
 pub use crate::decode::module::search::AUX_TYPE;
 use crate::decode::module::search::{self, Index};
 use crate::model::Item;
 use std::collections::BTreeSet;
 use std::time::Duration;
-
-/// What became of the dump's search indexes on a target with the search module, for the summary
-/// (index names; each once, however many primaries). `--summary-json` writes it as it is.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-#[cfg_attr(feature = "cli", derive(serde::Serialize))]
-pub struct SearchReport {
-    /// Indexes created by `FT.CREATE`.
-    pub created: Vec<String>,
-    /// Indexes of the same name dropped (without their documents) and created anew (`--replace`,
-    /// `--flush-target`, a resumed import).
-    pub replaced: Vec<String>,
-    /// Indexes (and aliases, as `alias NAME`) of the same name kept as the target has them
-    /// (`--skip-existing`).
-    pub kept: Vec<String>,
-    /// What the target cannot be given, `index: what`: an index `FT.CREATE` cannot express
-    /// part of (not created), an alias a cluster cannot hold beside its index (not added).
-    pub not_expressible: Vec<String>,
-    /// On a cluster: `index on primary` (each index on the primary of its name's slot).
-    pub placed: Vec<String>,
-    /// What else differs from the dump's server (`SKIPINITIALSCAN` indexes).
-    pub notes: Vec<String>,
-    /// Commands the target refused: `index on primary: command: error`.
-    pub errors: Vec<String>,
-}
-
-impl SearchReport {
-    fn add(list: &mut Vec<String>, name: &str) {
-        if !list.iter().any(|n| n == name) {
-            list.push(name.to_string());
-        }
-    }
-
-    /// Nothing to say.
-    pub fn is_empty(&self) -> bool {
-        *self == SearchReport::default()
-    }
-}
 
 /// True when the target can hold search indexes but not load their aux data: it lists the search
 /// module (`search`, or `ft` as RediSearch 1.x named itself) and is not Redis Enterprise.
