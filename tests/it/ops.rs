@@ -303,6 +303,19 @@ fn mixed_dump(dir: &std::path::Path) -> std::path::PathBuf {
     dump
 }
 
+/// [`mixed_dump`] and an 8.2 target that holds its key `a:1` (so a plain import refuses it) and
+/// takes no value over 1 MB (so its `big\xff` fails).
+fn mixed_onto_a_held_key(dir: &std::path::Path) -> (std::path::PathBuf, Server) {
+    let dump = mixed_dump(dir);
+    let target = Server::start_opts(Version::V82, &["--proto-max-bulk-len", "1mb"]);
+    redis::cmd("SET")
+        .arg("a:1")
+        .arg("theirs")
+        .query::<()>(&mut target.conn())
+        .unwrap();
+    (dump, target)
+}
+
 fn read_json(p: &std::path::Path) -> serde_json::Value {
     let body = std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
     serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"))
@@ -315,13 +328,7 @@ fn summary_json_of_an_import_and_a_verify() {
     }
     use base64::Engine;
     let tmp = tempfile::tempdir().unwrap();
-    let dump = mixed_dump(tmp.path());
-    let target = Server::start_opts(Version::V82, &["--proto-max-bulk-len", "1mb"]);
-    redis::cmd("SET")
-        .arg("a:1")
-        .arg("theirs")
-        .query::<()>(&mut target.conn())
-        .unwrap();
+    let (dump, target) = mixed_onto_a_held_key(tmp.path());
     let json = tmp.path().join("out/summary.json");
     std::fs::create_dir(tmp.path().join("out")).unwrap();
     let out = import(
@@ -655,13 +662,7 @@ fn metrics_file_holds_the_summarys_numbers() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
-    let dump = mixed_dump(tmp.path());
-    let target = Server::start_opts(Version::V82, &["--proto-max-bulk-len", "1mb"]);
-    redis::cmd("SET")
-        .arg("a:1")
-        .arg("theirs")
-        .query::<()>(&mut target.conn())
-        .unwrap();
+    let (dump, target) = mixed_onto_a_held_key(tmp.path());
     let dir = tmp.path().join("textfile");
     std::fs::create_dir(&dir).unwrap();
     let prom = dir.join("rdbkit.prom");
