@@ -17,16 +17,49 @@ impl Target {
         }
         let pinned = self.pinned()?;
         let mut con = pinned.control(timeout)?;
+        pinned.cluster_primaries_over(&mut con)
+    }
+
+    /// Every primary this target writes to, with a control connection to each: a cluster's
+    /// primaries, else the one server the address (or Sentinel) resolves to.
+    pub fn primaries(
+        &self,
+        timeout: Duration,
+    ) -> Result<Vec<(Target, redis::Connection)>, ReplayError> {
+        let pinned = self.pinned()?;
+        let mut con = pinned.control(timeout)?;
+        let cluster = match self.sentinel {
+            Some(_) => None,
+            None => pinned.cluster_primaries_over(&mut con)?,
+        };
+        let Some(nodes) = cluster else {
+            // the one server: the connection that asked is the one returned
+            return Ok(vec![(pinned, con)]);
+        };
+        nodes
+            .into_iter()
+            .map(|t| {
+                let c = t.control(timeout)?;
+                Ok((t, c))
+            })
+            .collect()
+    }
+
+    /// [`Target::cluster_primaries`] of this (pinned) server, asked over `con`.
+    fn cluster_primaries_over(
+        &self,
+        con: &mut redis::Connection,
+    ) -> Result<Option<Vec<Target>>, ReplayError> {
         let info: String = redis::cmd("INFO")
             .arg("cluster")
-            .query(&mut con)
+            .query(con)
             .map_err(redis_err("INFO cluster"))?;
         if !info.contains("cluster_enabled:1") {
             return Ok(None);
         }
         let nodes: String = redis::cmd("CLUSTER")
             .arg("NODES")
-            .query(&mut con)
+            .query(con)
             .map_err(redis_err("CLUSTER NODES"))?;
         let shards = crate::cluster::parse_nodes(&nodes).map_err(|e| {
             ReplayError::Protocol(format!(
@@ -38,28 +71,9 @@ impl Target {
             shards
                 .iter()
                 .filter_map(crate::cluster::Shard::host_port)
-                .map(|(host, port)| pinned.at(host, port))
+                .map(|(host, port)| self.at(host, port))
                 .collect(),
         ))
-    }
-
-    /// Every primary this target writes to, with a control connection to each: a cluster's
-    /// primaries, else the one server the address (or Sentinel) resolves to.
-    pub fn primaries(
-        &self,
-        timeout: Duration,
-    ) -> Result<Vec<(Target, redis::Connection)>, ReplayError> {
-        let nodes = match self.cluster_primaries(timeout)? {
-            Some(p) => p,
-            None => vec![self.pinned()?],
-        };
-        nodes
-            .into_iter()
-            .map(|t| {
-                let c = t.control(timeout)?;
-                Ok((t, c))
-            })
-            .collect()
     }
 }
 
